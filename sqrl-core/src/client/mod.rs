@@ -1,0 +1,1 @@
+//! The client side of a SQRL transaction (SPEC 6).

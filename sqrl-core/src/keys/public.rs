@@ -1,0 +1,107 @@
+//! Ed25519 public keys and signatures as they travel on the wire.
+
+use ed25519_dalek::VerifyingKey;
+
+use super::KeyError;
+use crate::base64url;
+
+macro_rules! ed25519_public_key {
+    ($(#[$meta:meta])* $name:ident, $field:literal) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, PartialEq, Eq, Hash)]
+        pub struct $name(VerifyingKey);
+
+        impl $name {
+            /// Reads 32 bytes, rejecting values that are not a curve point.
+            pub fn from_bytes(bytes: &[u8; 32]) -> Result<Self, KeyError> {
+                VerifyingKey::from_bytes(bytes)
+                    .map(Self)
+                    .map_err(|_| KeyError::InvalidPublicKey($field))
+            }
+
+            /// Reads the base64url wire form.
+            pub fn from_base64url(text: &str) -> Result<Self, KeyError> {
+                let bytes = base64url::decode_array::<32>(text)
+                    .map_err(|source| KeyError::Encoding { field: $field, source })?;
+                Self::from_bytes(&bytes)
+            }
+
+            pub(crate) fn from_verifying_key(key: VerifyingKey) -> Self {
+                Self(key)
+            }
+
+            /// The 32 raw bytes.
+            pub fn to_bytes(&self) -> [u8; 32] {
+                self.0.to_bytes()
+            }
+
+            /// The base64url wire form.
+            pub fn to_base64url(&self) -> String {
+                base64url::encode(self.0.as_bytes())
+            }
+
+            /// Verifies a signature with RFC 8032's strict rules: rejects
+            /// small-order keys and non-canonical (malleable) signatures.
+            pub fn verify(&self, message: &[u8], signature: &Signature) -> Result<(), KeyError> {
+                self.0
+                    .verify_strict(message, &signature.0)
+                    .map_err(|_| KeyError::BadSignature)
+            }
+        }
+
+        impl core::fmt::Debug for $name {
+            fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+                write!(f, concat!(stringify!($name), "({})"), self.to_base64url())
+            }
+        }
+    };
+}
+
+ed25519_public_key! {
+    /// A per-site identity public key: `idk` (current) or `pidk` (previous).
+    IdentityKey, "idk"
+}
+
+ed25519_public_key! {
+    /// The Verify Unlock Key a server stores to check `urs` signatures.
+    VerifyUnlockKey, "vuk"
+}
+
+/// A 64-byte Ed25519 signature (`ids`, `pids`, `urs`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Signature(ed25519_dalek::Signature);
+
+impl Signature {
+    /// Wraps 64 raw bytes. Whether they form a valid signature is decided by
+    /// verification.
+    pub fn from_bytes(bytes: &[u8; 64]) -> Self {
+        Self(ed25519_dalek::Signature::from_bytes(bytes))
+    }
+
+    /// Reads the base64url wire form (86 characters).
+    pub fn from_base64url(text: &str, field: &'static str) -> Result<Self, KeyError> {
+        let bytes = base64url::decode_array::<64>(text)
+            .map_err(|source| KeyError::Encoding { field, source })?;
+        Ok(Self::from_bytes(&bytes))
+    }
+
+    pub(crate) fn from_dalek(signature: ed25519_dalek::Signature) -> Self {
+        Self(signature)
+    }
+
+    /// The 64 raw bytes.
+    pub fn to_bytes(&self) -> [u8; 64] {
+        self.0.to_bytes()
+    }
+
+    /// The base64url wire form.
+    pub fn to_base64url(&self) -> String {
+        base64url::encode(self.0.to_bytes())
+    }
+}
+
+impl core::fmt::Debug for Signature {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "Signature({})", self.to_base64url())
+    }
+}

@@ -4,6 +4,7 @@
 //! recognised from its header line; every row is checked and reported with its line
 //! number. Files that are not vectors (README, sources) are listed as skipped.
 
+pub mod exchange;
 mod formats;
 pub mod text;
 
@@ -69,14 +70,11 @@ pub fn run_file(path: &Path) -> FileReport {
             return report;
         }
     };
-    let Ok(text) = std::str::from_utf8(&bytes) else {
-        return report;
-    };
-    let Some(format) = Format::detect(text) else {
+    let Some(format) = Format::detect_bytes(&bytes) else {
         return report;
     };
     report.format = Some(format);
-    let rows = format.check_rows(text);
+    let rows = format.check(&bytes);
     if rows.is_empty() {
         report.failures.push((0, "no vector rows found".into()));
     }

@@ -46,7 +46,11 @@ pub fn encode(bytes: impl AsRef<[u8]>) -> String {
 /// Decodes base64url, with or without `=` padding.
 pub fn decode(text: impl AsRef<[u8]>) -> Result<Vec<u8>, Base64Error> {
     let text = text.as_ref();
-    let engine = if text.ends_with(b"=") { &PADDED } else { &UNPADDED };
+    let engine = if text.ends_with(b"=") {
+        &PADDED
+    } else {
+        &UNPADDED
+    };
     engine
         .decode(text)
         .map_err(|e| Base64Error::Invalid(e.to_string()))
@@ -56,9 +60,10 @@ pub fn decode(text: impl AsRef<[u8]>) -> Result<Vec<u8>, Base64Error> {
 pub fn decode_array<const N: usize>(text: impl AsRef<[u8]>) -> Result<[u8; N], Base64Error> {
     let bytes = decode(text)?;
     let actual = bytes.len();
-    bytes
-        .try_into()
-        .map_err(|_| Base64Error::WrongLength { expected: N, actual })
+    bytes.try_into().map_err(|_| Base64Error::WrongLength {
+        expected: N,
+        actual,
+    })
 }
 
 /// Decodes base64url and additionally accepts the standard alphabet's `+` and `/`.
@@ -96,7 +101,10 @@ mod tests {
         assert!(decode("Zg=").is_err());
         assert!(decode("Z g").is_err());
         assert!(decode("+/8").is_err());
-        assert!(decode("Zh").is_err(), "non-canonical trailing bits must be rejected");
+        assert!(
+            decode("Zh").is_err(),
+            "non-canonical trailing bits must be rejected"
+        );
     }
 
     #[test]
@@ -110,7 +118,10 @@ mod tests {
         assert!(decode_array::<2>("Zm8").is_ok());
         assert_eq!(
             decode_array::<3>("Zm8"),
-            Err(Base64Error::WrongLength { expected: 3, actual: 2 })
+            Err(Base64Error::WrongLength {
+                expected: 3,
+                actual: 2
+            })
         );
     }
 }

@@ -59,7 +59,8 @@ fn scrypt_params(log_n: u8) -> Result<scrypt::Params, EnScryptError> {
     if log_n == 0 || log_n > MAX_LOG_N {
         return Err(EnScryptError::InvalidLogN(log_n));
     }
-    scrypt::Params::new(log_n, SCRYPT_R, SCRYPT_P, 32).map_err(|_| EnScryptError::InvalidLogN(log_n))
+    scrypt::Params::new(log_n, SCRYPT_R, SCRYPT_P, 32)
+        .map_err(|_| EnScryptError::InvalidLogN(log_n))
 }
 
 /// One EnScrypt round state: the XOR accumulator and the salt for the next call.
@@ -168,7 +169,10 @@ mod tests {
         let key = enscrypt(
             b"",
             b"",
-            EnScryptParams { log_n: 9, iterations: 1 },
+            EnScryptParams {
+                log_n: 9,
+                iterations: 1,
+            },
             &mut |_| {},
         )
         .unwrap();
@@ -181,10 +185,8 @@ mod tests {
     #[test]
     fn timed_mode_is_reproducible_by_count() {
         let mut reports = 0;
-        let (key, params) = enscrypt_timed(b"pw", b"salt", 9, Duration::ZERO, &mut |_| {
-            reports += 1
-        })
-        .unwrap();
+        let (key, params) =
+            enscrypt_timed(b"pw", b"salt", 9, Duration::ZERO, &mut |_| reports += 1).unwrap();
         assert_eq!(params.iterations, 1);
         assert_eq!(reports, 1);
         let again = enscrypt(b"pw", b"salt", params, &mut |_| {}).unwrap();
@@ -197,7 +199,10 @@ mod tests {
         enscrypt(
             b"",
             b"",
-            EnScryptParams { log_n: 9, iterations: 3 },
+            EnScryptParams {
+                log_n: 9,
+                iterations: 3,
+            },
             &mut |p| seen.push(p.iterations_done),
         )
         .unwrap();

@@ -115,14 +115,21 @@ mod tests {
         let demo = Demo::from_bytes([0xAB; 4]);
         let printed = format!("{demo:?}");
         assert_eq!(printed, "Demo(<redacted>)");
+        assert_eq!(demo.as_bytes(), &[0xAB; 4]);
         let password = Password::from("hunter2");
         assert!(!format!("{password:?}").contains("hunter2"));
     }
 
     #[test]
     fn equality_is_by_value() {
-        assert_eq!(Demo::from_bytes([1, 2, 3, 4]), Demo::from_bytes([1, 2, 3, 4]));
-        assert_ne!(Demo::from_bytes([1, 2, 3, 4]), Demo::from_bytes([1, 2, 3, 5]));
+        assert_eq!(
+            Demo::from_bytes([1, 2, 3, 4]),
+            Demo::from_bytes([1, 2, 3, 4])
+        );
+        assert_ne!(
+            Demo::from_bytes([1, 2, 3, 4]),
+            Demo::from_bytes([1, 2, 3, 5])
+        );
         assert_eq!(Password::from("a"), Password::from("a"));
         assert_ne!(Password::from("a"), Password::from("ab"));
     }

@@ -242,7 +242,8 @@ impl SqrlUrl {
             .map(|can| {
                 let bytes = base64url::decode(can).map_err(|_| UrlError::InvalidCancelUrl)?;
                 let url = String::from_utf8(bytes).map_err(|_| UrlError::InvalidCancelUrl)?;
-                if url.starts_with("https://") || url.starts_with("http://") || url.starts_with('/') {
+                if url.starts_with("https://") || url.starts_with("http://") || url.starts_with('/')
+                {
                     Ok(url)
                 } else {
                     Err(UrlError::InvalidCancelUrl)
@@ -314,12 +315,19 @@ fn split_host_port(host_port: &str) -> Result<(&str, Option<u16>), UrlError> {
         let close = host_port.find(']').ok_or(UrlError::InvalidHost)?;
         let (host, rest) = host_port.split_at(close + 1);
         let inner = &host[1..host.len() - 1];
-        if inner.is_empty() || !inner.bytes().all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.') {
+        if inner.is_empty()
+            || !inner
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+        {
             return Err(UrlError::InvalidHost);
         }
         match rest {
             "" => (host, None),
-            _ => (host, Some(rest.strip_prefix(':').ok_or(UrlError::InvalidPort)?)),
+            _ => (
+                host,
+                Some(rest.strip_prefix(':').ok_or(UrlError::InvalidPort)?),
+            ),
         }
     } else {
         match host_port.split_once(':') {
@@ -337,16 +345,15 @@ fn split_host_port(host_port: &str) -> Result<(&str, Option<u16>), UrlError> {
 fn is_valid_hostname(host: &str) -> bool {
     !host.is_empty()
         && host.len() <= 253
-        && host
-            .split('.')
-            .enumerate()
-            .all(|(i, label)| {
-                // A single trailing dot (fully qualified name) is allowed.
-                (label.is_empty() && i > 0 && host.ends_with('.') && host.len() > 1)
-                    || (!label.is_empty()
-                        && label.len() <= 63
-                        && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
-            })
+        && host.split('.').enumerate().all(|(i, label)| {
+            // A single trailing dot (fully qualified name) is allowed.
+            (label.is_empty() && i > 0 && host.ends_with('.') && host.len() > 1)
+                || (!label.is_empty()
+                    && label.len() <= 63
+                    && label
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+        })
 }
 
 fn parse_port(text: &str) -> Result<u16, UrlError> {
@@ -389,7 +396,10 @@ impl<'a> QueryParams<'a> {
                     if params.x.is_some() {
                         return Err(UrlError::DuplicateParameter("x"));
                     }
-                    if value.is_empty() || value.len() > 5 || !value.bytes().all(|b| b.is_ascii_digit()) {
+                    if value.is_empty()
+                        || value.len() > 5
+                        || !value.bytes().all(|b| b.is_ascii_digit())
+                    {
                         return Err(UrlError::InvalidPathExtension);
                     }
                     params.x = Some(value.parse().map_err(|_| UrlError::InvalidPathExtension)?);
@@ -417,24 +427,47 @@ mod tests {
     use super::*;
 
     fn site(url: &str) -> String {
-        SqrlUrl::parse(url).unwrap().site_key_string().domain().to_owned()
+        SqrlUrl::parse(url)
+            .unwrap()
+            .site_key_string()
+            .domain()
+            .to_owned()
     }
 
     #[test]
     fn grc_site_key_examples() {
         assert_eq!(site("sqrl://ExAmPlE.cOm/?nut=a"), "example.com");
         assert_eq!(site("sqrl://example.com:44344/?nut=a"), "example.com");
-        assert_eq!(site("sqrl://Jonny:Secret@example.com/?nut=a"), "example.com");
-        assert_eq!(site("sqrl://example.com/jimbo/?x=6&nut=a"), "example.com/jimbo");
-        assert_eq!(site("sqrl://EXAMPLE.COM/JIMBO?x=16&nut=a"), "example.com/JIMBO");
-        assert_eq!(site("sqrl://example.com/joey?x=10&nut=a"), "example.com/joey");
-        assert_eq!(site("sqrl://sqrl.steve.com/cli.sqrl?x=1&nut=a"), "sqrl.steve.com/");
+        assert_eq!(
+            site("sqrl://Jonny:Secret@example.com/?nut=a"),
+            "example.com"
+        );
+        assert_eq!(
+            site("sqrl://example.com/jimbo/?x=6&nut=a"),
+            "example.com/jimbo"
+        );
+        assert_eq!(
+            site("sqrl://EXAMPLE.COM/JIMBO?x=16&nut=a"),
+            "example.com/JIMBO"
+        );
+        assert_eq!(
+            site("sqrl://example.com/joey?x=10&nut=a"),
+            "example.com/joey"
+        );
+        assert_eq!(
+            site("sqrl://sqrl.steve.com/cli.sqrl?x=1&nut=a"),
+            "sqrl.steve.com/"
+        );
     }
 
     #[test]
     fn post_url_keeps_port_and_drops_userinfo() {
-        let url = SqrlUrl::parse("sqrl://steve:pw@SQRL.grc.com:8080/demo/cli.sqrl?x=5&nut=oOB4").unwrap();
-        assert_eq!(url.post_url(), "https://SQRL.grc.com:8080/demo/cli.sqrl?x=5&nut=oOB4");
+        let url =
+            SqrlUrl::parse("sqrl://steve:pw@SQRL.grc.com:8080/demo/cli.sqrl?x=5&nut=oOB4").unwrap();
+        assert_eq!(
+            url.post_url(),
+            "https://SQRL.grc.com:8080/demo/cli.sqrl?x=5&nut=oOB4"
+        );
         assert_eq!(url.effective_port(), 8080);
         let url = SqrlUrl::parse("qrl://localhost:8080/cli.sqrl?nut=abc").unwrap();
         assert_eq!(url.post_url(), "http://localhost:8080/cli.sqrl?nut=abc");
@@ -455,16 +488,43 @@ mod tests {
 
     #[test]
     fn rejects_bad_urls() {
-        assert_eq!(SqrlUrl::parse("http://google.com"), Err(UrlError::UnsupportedScheme));
-        assert_eq!(SqrlUrl::parse("sqrl://example.com/"), Err(UrlError::MissingNut));
-        assert_eq!(SqrlUrl::parse("sqrl://example.com/?nut="), Err(UrlError::MissingNut));
+        assert_eq!(
+            SqrlUrl::parse("http://google.com"),
+            Err(UrlError::UnsupportedScheme)
+        );
+        assert_eq!(
+            SqrlUrl::parse("sqrl://example.com/"),
+            Err(UrlError::MissingNut)
+        );
+        assert_eq!(
+            SqrlUrl::parse("sqrl://example.com/?nut="),
+            Err(UrlError::MissingNut)
+        );
         assert_eq!(SqrlUrl::parse("sqrl:///?nut=a"), Err(UrlError::InvalidHost));
-        assert_eq!(SqrlUrl::parse("sqrl://a:0/?nut=a"), Err(UrlError::InvalidPort));
-        assert_eq!(SqrlUrl::parse("sqrl://a:99999/?nut=a"), Err(UrlError::InvalidPort));
-        assert_eq!(SqrlUrl::parse("sqrl://a/?x=+1&nut=a"), Err(UrlError::InvalidPathExtension));
-        assert_eq!(SqrlUrl::parse("sqrl://a/?nut=a&nut=b"), Err(UrlError::DuplicateParameter("nut")));
-        assert_eq!(SqrlUrl::parse("sqrl://a b/?nut=a"), Err(UrlError::InvalidCharacter));
-        assert_eq!(SqrlUrl::parse("sqrl://ä/?nut=a"), Err(UrlError::InvalidCharacter));
+        assert_eq!(
+            SqrlUrl::parse("sqrl://a:0/?nut=a"),
+            Err(UrlError::InvalidPort)
+        );
+        assert_eq!(
+            SqrlUrl::parse("sqrl://a:99999/?nut=a"),
+            Err(UrlError::InvalidPort)
+        );
+        assert_eq!(
+            SqrlUrl::parse("sqrl://a/?x=+1&nut=a"),
+            Err(UrlError::InvalidPathExtension)
+        );
+        assert_eq!(
+            SqrlUrl::parse("sqrl://a/?nut=a&nut=b"),
+            Err(UrlError::DuplicateParameter("nut"))
+        );
+        assert_eq!(
+            SqrlUrl::parse("sqrl://a b/?nut=a"),
+            Err(UrlError::InvalidCharacter)
+        );
+        assert_eq!(
+            SqrlUrl::parse("sqrl://ä/?nut=a"),
+            Err(UrlError::InvalidCharacter)
+        );
     }
 
     #[test]
@@ -480,6 +540,9 @@ mod tests {
             "sqrl://sqrl.grc.com/cli.sqrl?nut=fXkb4MBToCm7&can=aHR0cHM6Ly9zcXJsLmdyYy5jb20vZGVtbw",
         )
         .unwrap();
-        assert_eq!(url.cancel_url().unwrap().as_deref(), Some("https://sqrl.grc.com/demo"));
+        assert_eq!(
+            url.cancel_url().unwrap().as_deref(),
+            Some("https://sqrl.grc.com/demo")
+        );
     }
 }

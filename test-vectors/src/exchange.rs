@@ -11,7 +11,10 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use rand_core::{CryptoRng, RngCore};
 use sha2::{Digest, Sha256};
-use sqrl_core::client::{CommandStep, Commanding, Device, OutgoingRequest, QueryStatus, QueryStep, Queried, Querying, TransactionOptions};
+use sqrl_core::client::{
+    CommandStep, Commanding, Device, OutgoingRequest, Queried, QueryStatus, QueryStep, Querying,
+    TransactionOptions,
+};
 use sqrl_core::keys::{IdentityUnlockKey, SiteKey};
 use sqrl_core::server::memory::MemoryServer;
 use sqrl_core::server::{Endpoint, Policy};
@@ -29,7 +32,11 @@ pub struct SeededStream {
 impl SeededStream {
     /// A stream for `seed`.
     pub fn new(seed: [u8; 32]) -> Self {
-        Self { seed, counter: 0, buffer: Vec::new() }
+        Self {
+            seed,
+            counter: 0,
+            buffer: Vec::new(),
+        }
     }
 }
 
@@ -112,7 +119,8 @@ impl Recorder<'_> {
         let invitation = self.server.start_login(IP, None);
         let url = SqrlUrl::parse(&invitation.url).map_err(|e| e.to_string())?;
         let options = TransactionOptions::new(Device::CrossDevice);
-        let (mut state, mut request) = Querying::start(url, site, previous, options).map_err(|e| e.to_string())?;
+        let (mut state, mut request) =
+            Querying::start(url, site, previous, options).map_err(|e| e.to_string())?;
         loop {
             let reply = self.send(&request)?;
             match state.receive(&reply).map_err(|e| e.to_string())? {
@@ -141,21 +149,34 @@ pub fn run(scenario: &str, seed: [u8; 32]) -> Result<Vec<Step>, String> {
     rng.fill_bytes(&mut server_seed);
     let endpoint = Endpoint::from_origin(ORIGIN, "/cli.sqrl").map_err(|e| e.to_string())?;
     let mut server = MemoryServer::new(endpoint, Policy::new(), SeededStream::new(server_seed));
-    let mut recorder = Recorder { server: &mut server, steps: Vec::new() };
+    let mut recorder = Recorder {
+        server: &mut server,
+        steps: Vec::new(),
+    };
 
     let first = IdentityUnlockKey::generate(&mut rng);
-    let site_of = |iuk: &IdentityUnlockKey, url_site: &sqrl_core::url::SiteKeyString| iuk.master_key().site_key(url_site);
+    let site_of = |iuk: &IdentityUnlockKey, url_site: &sqrl_core::url::SiteKeyString| {
+        iuk.master_key().site_key(url_site)
+    };
     let site = sqrl_core::url::SiteKeyString::new("sqrl.example.com");
 
     // Every scenario starts with a first login that creates the association.
     let queried = recorder.query(site_of(&first, &site), Vec::new())?;
-    recorder.command(queried.ident(&first.lock_key(), &mut rng).map_err(|e| e.to_string())?)?;
+    recorder.command(
+        queried
+            .ident(&first.lock_key(), &mut rng)
+            .map_err(|e| e.to_string())?,
+    )?;
 
     match scenario {
         "new-user" => {}
         "returning-user" => {
             let queried = recorder.query(site_of(&first, &site), Vec::new())?;
-            recorder.command(queried.ident(&first.lock_key(), &mut rng).map_err(|e| e.to_string())?)?;
+            recorder.command(
+                queried
+                    .ident(&first.lock_key(), &mut rng)
+                    .map_err(|e| e.to_string())?,
+            )?;
         }
         "replace-previous" => {
             let second = IdentityUnlockKey::generate(&mut rng);

@@ -36,7 +36,11 @@ impl FileReport {
 impl fmt::Display for FileReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.format {
-            None => write!(f, "skip  {} (not a recognised vector file)", self.path.display()),
+            None => write!(
+                f,
+                "skip  {} (not a recognised vector file)",
+                self.path.display()
+            ),
             Some(format) => {
                 let status = if self.ok() { "ok  " } else { "FAIL" };
                 write!(

@@ -36,5 +36,9 @@ fn main() -> ExitCode {
         eprintln!("error: no vector file recognised");
         return ExitCode::from(2);
     }
-    if failed > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS }
+    if failed > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
 }

@@ -75,7 +75,11 @@ pub fn b64_array<const N: usize>(text: &str) -> Result<[u8; N], String> {
 }
 
 /// Compares and explains a mismatch.
-pub fn expect_eq<T: PartialEq + std::fmt::Debug>(what: &str, got: T, want: T) -> Result<(), String> {
+pub fn expect_eq<T: PartialEq + std::fmt::Debug>(
+    what: &str,
+    got: T,
+    want: T,
+) -> Result<(), String> {
     if got == want {
         Ok(())
     } else {

@@ -43,5 +43,9 @@ fn an_altered_row_fails_with_its_line_number() {
     assert_eq!(report.passed, 79);
     assert_eq!(report.failures.len(), 1);
     assert_eq!(report.failures[0].0, 5);
-    assert!(report.failures[0].1.starts_with("IDK"), "{:?}", report.failures[0]);
+    assert!(
+        report.failures[0].1.starts_with("IDK"),
+        "{:?}",
+        report.failures[0]
+    );
 }

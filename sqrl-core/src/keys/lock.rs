@@ -25,7 +25,10 @@ impl RandomLockKey {
 
     /// Makes the pair a server stores for a new association and consumes the RLK:
     /// `SUK = X25519(RLK, base)`, `VUK = Ed25519 public key of seed X25519(RLK, ILK)`.
-    pub fn lock(self, ilk: &IdentityLockKey) -> Result<(ServerUnlockKey, VerifyUnlockKey), KeyError> {
+    pub fn lock(
+        self,
+        ilk: &IdentityLockKey,
+    ) -> Result<(ServerUnlockKey, VerifyUnlockKey), KeyError> {
         let suk = ServerUnlockKey(x25519_dalek::x25519(
             *self.as_bytes(),
             x25519_dalek::X25519_BASEPOINT_BYTES,
@@ -57,7 +60,10 @@ impl ServerUnlockKey {
     pub fn from_base64url(text: &str) -> Result<Self, KeyError> {
         base64url::decode_array::<32>(text)
             .map(Self)
-            .map_err(|source| KeyError::Encoding { field: "suk", source })
+            .map_err(|source| KeyError::Encoding {
+                field: "suk",
+                source,
+            })
     }
 
     /// The raw bytes.

@@ -24,23 +24,34 @@ fn seed(label: &str) -> [u8; 32] {
 }
 
 fn main() {
-    let dir = PathBuf::from(std::env::args().nth(1).expect("usage: generate-project-vectors DIR"));
+    let dir = PathBuf::from(
+        std::env::args()
+            .nth(1)
+            .expect("usage: generate-project-vectors DIR"),
+    );
     std::fs::create_dir_all(&dir).unwrap();
     let mut rng = SeededStream::new(seed("sqrl-rs project vectors v1"));
 
     // urs: the rescue-path signature a server verifies with the VUK it stored.
-    let mut urs = format!("{SOURCE}\nIUK(hex),RLK(hex),SUK(hex),VUK(hex),Message(base64_url),URS(base64_url)\n");
+    let mut urs = format!(
+        "{SOURCE}\nIUK(hex),RLK(hex),SUK(hex),VUK(hex),Message(base64_url),URS(base64_url)\n"
+    );
     for i in 0..8 {
         let iuk = IdentityUnlockKey::generate(&mut rng);
         let mut rlk_bytes = [0u8; 32];
         rand_core::RngCore::fill_bytes(&mut rng, &mut rlk_bytes);
-        let (suk, vuk) = RandomLockKey::from_bytes(rlk_bytes).lock(&iuk.lock_key()).unwrap();
+        let (suk, vuk) = RandomLockKey::from_bytes(rlk_bytes)
+            .lock(&iuk.lock_key())
+            .unwrap();
         let message = format!(
             "{}{}",
             base64url::encode(format!("ver=1\r\ncmd=enable\r\nidk=vector{i}\r\n")),
             base64url::encode(format!("qrl://sqrl.example.com/cli.sqrl?nut=n{i}"))
         );
-        let signature = iuk.unlock_request_signing_key(&suk).unwrap().sign(message.as_bytes());
+        let signature = iuk
+            .unlock_request_signing_key(&suk)
+            .unwrap()
+            .sign(message.as_bytes());
         writeln!(
             urs,
             "\"{}\",\"{}\",\"{}\",\"{}\",\"{}\",\"{}\"",
@@ -56,7 +67,8 @@ fn main() {
     std::fs::write(dir.join("urs-vectors.txt"), urs).unwrap();
 
     // pins: indexed secrets of a previous identity.
-    let mut pins = format!("{SOURCE}\nPIUK(base64_url),Domain,SIN,PIDK(base64_url),PINS(base64_url)\n");
+    let mut pins =
+        format!("{SOURCE}\nPIUK(base64_url),Domain,SIN,PIDK(base64_url),PINS(base64_url)\n");
     for (i, (domain, sin)) in [
         ("example.com", "0"),
         ("example.com", "secret"),
@@ -67,7 +79,9 @@ fn main() {
     .enumerate()
     {
         let piuk = IdentityUnlockKey::generate(&mut rng);
-        let key = piuk.master_key().site_key(&sqrl_core::url::SiteKeyString::new(*domain));
+        let key = piuk
+            .master_key()
+            .site_key(&sqrl_core::url::SiteKeyString::new(*domain));
         writeln!(
             pins,
             "\"{}\",\"{domain}\",\"{sin}\",\"{}\",\"{}\"",
@@ -92,7 +106,13 @@ fn main() {
     for _ in 0..2 {
         retired.insert(0, s4.recover_unlock_key(&code, &mut |_, _| {}).unwrap());
         code = s4
-            .rekey(&mut rng, RekeyAuthority::RescueCode(&code), &password, &options, &mut |_, _| {})
+            .rekey(
+                &mut rng,
+                RekeyAuthority::RescueCode(&code),
+                &password,
+                &options,
+                &mut |_, _| {},
+            )
             .unwrap();
     }
     let iuk = s4.recover_unlock_key(&code, &mut |_, _| {}).unwrap();
@@ -101,7 +121,11 @@ fn main() {
         password.as_str(),
         code.as_digits(),
         to_hex(iuk.as_bytes()),
-        retired.iter().map(|k| to_hex(k.as_bytes())).collect::<Vec<_>>().join(","),
+        retired
+            .iter()
+            .map(|k| to_hex(k.as_bytes()))
+            .collect::<Vec<_>>()
+            .join(","),
         s4.to_base64url_text()
     );
     std::fs::write(dir.join("type3-identity.txt"), text).unwrap();
@@ -117,7 +141,12 @@ fn main() {
             exchange::ORIGIN
         );
         for step in steps {
-            writeln!(text, "\npost = {}\nbody = {}\nreply = {}\ntif = {}", step.post, step.body, step.reply, step.tif).unwrap();
+            writeln!(
+                text,
+                "\npost = {}\nbody = {}\nreply = {}\ntif = {}",
+                step.post, step.body, step.reply, step.tif
+            )
+            .unwrap();
         }
         std::fs::write(dir.join(format!("exchange-{scenario}.txt")), text).unwrap();
     }

@@ -14,13 +14,23 @@ fn fields<const N: usize>(row: &str) -> Result<[String; N], String> {
         .map_err(|_| format!("expected {N} fields, got {count}"))
 }
 
-fn enscrypt_hex(password: &[u8], salt: &[u8], iterations: &str, log_n: u8) -> Result<String, String> {
+fn enscrypt_hex(
+    password: &[u8],
+    salt: &[u8],
+    iterations: &str,
+    log_n: u8,
+) -> Result<String, String> {
     let iterations: u32 = iterations
         .trim()
         .parse()
         .map_err(|_| format!("bad iteration count {iterations:?}"))?;
-    let key = run_enscrypt(password, salt, EnScryptParams { log_n, iterations }, &mut |_| {})
-        .map_err(|e| e.to_string())?;
+    let key = run_enscrypt(
+        password,
+        salt,
+        EnScryptParams { log_n, iterations },
+        &mut |_| {},
+    )
+    .map_err(|e| e.to_string())?;
     Ok(to_hex(key.as_slice()))
 }
 
@@ -30,13 +40,20 @@ pub fn sqrldev_enscrypt(row: &str) -> Result<(), String> {
     let got = enscrypt_hex(password.as_bytes(), salt.as_bytes(), &iterations, 9)?;
     expect_eq("EnScrypt (hex column)", got.as_str(), result_hex.as_str())?;
     let b64 = sqrl_core::base64url::encode(hex(&got)?);
-    expect_eq("EnScrypt (base64url column)", b64.as_str(), result_b64.as_str())
+    expect_eq(
+        "EnScrypt (base64url column)",
+        b64.as_str(),
+        result_b64.as_str(),
+    )
 }
 
 /// `password,salt(hex),iterations,logN,result(hex)`.
 pub fn libsqrl_enscrypt(row: &str) -> Result<(), String> {
     let [password, salt, iterations, log_n, result] = fields(row)?;
-    let log_n: u8 = log_n.trim().parse().map_err(|_| format!("bad logN {log_n:?}"))?;
+    let log_n: u8 = log_n
+        .trim()
+        .parse()
+        .map_err(|_| format!("bad logN {log_n:?}"))?;
     let got = enscrypt_hex(password.as_bytes(), &hex(&salt)?, &iterations, log_n)?;
     expect_eq("EnScrypt", got.as_str(), result.trim())
 }
@@ -66,7 +83,11 @@ pub fn identity(row: &str) -> Result<(), String> {
     let master = iuk.master_key();
     expect_eq("IMK", master.as_bytes(), &b64_array::<32>(&imk)?)?;
     let site = site_key_string(&domain, &alt_id)?;
-    expect_eq("IDK", master.site_key(&site).public_key().to_base64url(), idk)
+    expect_eq(
+        "IDK",
+        master.site_key(&site).public_key().to_base64url(),
+        idk,
+    )
 }
 
 /// `IUK, ILK, RLK, SUK, DHKA, VUK` (hex). Checks both sides of the lock:
@@ -77,14 +98,24 @@ pub fn identity_lock(row: &str) -> Result<(), String> {
     let lock_key = iuk.lock_key();
     expect_eq("ILK", to_hex(lock_key.as_bytes()), ilk)?;
     let rlk = RandomLockKey::from_bytes(hex_array(&rlk)?);
-    expect_eq("DHKA = X25519(RLK, ILK)", to_hex(rlk.agreement(&lock_key).as_slice()), dhka.clone())?;
+    expect_eq(
+        "DHKA = X25519(RLK, ILK)",
+        to_hex(rlk.agreement(&lock_key).as_slice()),
+        dhka.clone(),
+    )?;
     let (made_suk, made_vuk) = rlk.lock(&lock_key).map_err(|e| e.to_string())?;
     expect_eq("SUK", to_hex(made_suk.as_bytes()), suk.clone())?;
     expect_eq("VUK", to_hex(&made_vuk.to_bytes()), vuk.clone())?;
     // The rescue path: X25519(IUK, SUK) must give the same DHKA, hence the same VUK.
     let suk = ServerUnlockKey::from_bytes(hex_array(&suk)?);
-    let ursk = iuk.unlock_request_signing_key(&suk).map_err(|e| e.to_string())?;
-    expect_eq("VUK via X25519(IUK, SUK)", to_hex(&ursk.verify_unlock_key().to_bytes()), vuk)
+    let ursk = iuk
+        .unlock_request_signing_key(&suk)
+        .map_err(|e| e.to_string())?;
+    expect_eq(
+        "VUK via X25519(IUK, SUK)",
+        to_hex(&ursk.verify_unlock_key().to_bytes()),
+        vuk,
+    )
 }
 
 /// `IMK, domain, SIN, INS`.

@@ -80,17 +80,29 @@ impl Format {
             ("IUK(hex),ILK(hex),RLV(hex)", Format::IdentityLock),
             ("IMK(base64_url),Domain,SIN,INS", Format::IndexedSecret),
             ("# input(hex),output", Format::Base64Url),
-            ("# sqrl_url | site_key_string | post_url", Format::LibsqrlUri),
+            (
+                "# sqrl_url | site_key_string | post_url",
+                Format::LibsqrlUri,
+            ),
             ("# sqrl_url | expected site key string", Format::GrcUrl),
             ("# bit | name", Format::Tif),
             ("Input(hex),LineNum,Output,CheckChar", Format::Base56Digits),
-            ("Input(base64_url),Input(hex),Base56EncodedOutput", Format::Base56Full),
+            (
+                "Input(base64_url),Input(hex),Base56EncodedOutput",
+                Format::Base56Full,
+            ),
             ("text = ", Format::Base56Identity),
             ("# label | hex", Format::S4RoundTrip),
             ("# WARNING: pre-v1 libsqrl format", Format::LegacyIdentity),
             ("IUK(hex),RLK(hex),SUK(hex),VUK(hex),Message", Format::Urs),
-            ("PIUK(base64_url),Domain,SIN,PIDK", Format::PreviousIndexedSecret),
-            ("# identity with previous keys (type 3)", Format::Type3Identity),
+            (
+                "PIUK(base64_url),Domain,SIN,PIDK",
+                Format::PreviousIndexedSecret,
+            ),
+            (
+                "# identity with previous keys (type 3)",
+                Format::Type3Identity,
+            ),
             ("# exchange:", Format::Exchange),
         ];
         SIGNATURES
@@ -129,9 +141,7 @@ impl Format {
             | Format::Base64Url
             | Format::LibsqrlUri
             | Format::GrcUrl
-            | Format::Tif => {
-                Layout::Rows
-            }
+            | Format::Tif => Layout::Rows,
         }
     }
 

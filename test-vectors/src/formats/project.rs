@@ -25,11 +25,15 @@ pub fn urs(row: &str) -> Result<(), String> {
     expect_eq("SUK", to_hex(made_suk.as_bytes()), suk.clone())?;
     expect_eq("VUK", to_hex(&made_vuk.to_bytes()), vuk.clone())?;
     let suk = ServerUnlockKey::from_bytes(hex_array(suk)?);
-    let ursk = iuk.unlock_request_signing_key(&suk).map_err(|e| e.to_string())?;
+    let ursk = iuk
+        .unlock_request_signing_key(&suk)
+        .map_err(|e| e.to_string())?;
     let message = sqrl_core::base64url::decode(message).map_err(|e| e.to_string())?;
     let signature = ursk.sign(&message);
     expect_eq("URS", signature.to_base64url(), urs.clone())?;
-    made_vuk.verify(&message, &signature).map_err(|e| format!("VUK rejects URS: {e}"))
+    made_vuk
+        .verify(&message, &signature)
+        .map_err(|e| format!("VUK rejects URS: {e}"))
 }
 
 /// `PIUK(b64u),Domain,SIN,PIDK(b64u),PINS(b64u)`.
@@ -59,17 +63,26 @@ pub fn type3_identity(text: &str) -> Result<(), String> {
     let password = Password::from(value(text, "password")?);
     let code = RescueCode::parse(value(text, "rescue_code")?).map_err(|e| e.to_string())?;
     let iuk = IdentityUnlockKey::from_bytes(hex_array(value(text, "iuk")?)?);
-    let unlocked = s4.unlock(&password, &mut |_, _| {}).map_err(|e| e.to_string())?;
+    let unlocked = s4
+        .unlock(&password, &mut |_, _| {})
+        .map_err(|e| e.to_string())?;
     expect_eq("IMK", unlocked.master_key(), &iuk.master_key())?;
     expect_eq("ILK", unlocked.lock_key(), iuk.lock_key())?;
-    let recovered = s4.recover_unlock_key(&code, &mut |_, _| {}).map_err(|e| e.to_string())?;
+    let recovered = s4
+        .recover_unlock_key(&code, &mut |_, _| {})
+        .map_err(|e| e.to_string())?;
     expect_eq("IUK", &recovered, &iuk)?;
     let previous = s4
         .previous_unlock_keys(unlocked.master_key())
         .map_err(|e| e.to_string())?;
-    let edition: u16 = value(text, "edition")?.parse().map_err(|_| "bad edition".to_owned())?;
+    let edition: u16 = value(text, "edition")?
+        .parse()
+        .map_err(|_| "bad edition".to_owned())?;
     expect_eq("edition", previous.edition, edition)?;
-    let expected: Vec<String> = value(text, "piuks")?.split(',').map(|s| s.trim().to_owned()).collect();
+    let expected: Vec<String> = value(text, "piuks")?
+        .split(',')
+        .map(|s| s.trim().to_owned())
+        .collect();
     let got: Vec<String> = previous.keys.iter().map(|k| to_hex(k.as_bytes())).collect();
     expect_eq("previous IUKs, newest first", got, expected)?;
     if s4.to_original_form() != value(text, "s4")?.as_bytes() {
@@ -105,7 +118,12 @@ fn step(fields: &[(&str, &str)]) -> Result<Step, String> {
             .map(|(_, v)| (*v).to_owned())
             .ok_or_else(|| format!("step without `{name}`"))
     };
-    Ok(Step { post: get("post")?, body: get("body")?, reply: get("reply")?, tif: get("tif")? })
+    Ok(Step {
+        post: get("post")?,
+        body: get("body")?,
+        reply: get("reply")?,
+        tif: get("tif")?,
+    })
 }
 
 /// A recorded exchange: replaying the scenario with the recorded seed must give

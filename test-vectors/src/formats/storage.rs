@@ -3,7 +3,9 @@
 use sqrl_core::base56;
 use sqrl_core::keys::IdentityUnlockKey;
 use sqrl_core::secret::Password;
-use sqrl_core::storage::{FormatError, PasswordBlock, RawBlock, RescueBlock, RescueCode, S4, StorageError};
+use sqrl_core::storage::{
+    FormatError, PasswordBlock, RawBlock, RescueBlock, RescueCode, S4, StorageError,
+};
 
 use crate::text::{csv_fields, expect_eq, hex, hex_array, pipe_cells, to_hex};
 
@@ -15,9 +17,19 @@ pub fn base56_digits(row: &str) -> Result<(), String> {
         return Err("expected 4 fields".into());
     };
     let bytes = hex(input)?;
-    expect_eq("digits", base56::encode_digits(&bytes).as_str(), digits.as_str())?;
-    let line: u8 = line.parse().map_err(|_| format!("bad line number {line:?}"))?;
-    expect_eq("check character", base56::check_char(digits, line).to_string(), check.clone())?;
+    expect_eq(
+        "digits",
+        base56::encode_digits(&bytes).as_str(),
+        digits.as_str(),
+    )?;
+    let line: u8 = line
+        .parse()
+        .map_err(|_| format!("bad line number {line:?}"))?;
+    expect_eq(
+        "check character",
+        base56::check_char(digits, line).to_string(),
+        check.clone(),
+    )?;
     expect_eq(
         "digits decoded",
         base56::decode_digits(digits).map_err(|e| e.to_string())?,
@@ -39,7 +51,11 @@ pub fn base56_full(row: &str) -> Result<(), String> {
     )?;
     let formatted = formatted.replace("\\n", "\n");
     expect_eq("encoded", base56::encode(&bytes), formatted.clone())?;
-    expect_eq("decoded", base56::decode(&formatted).map_err(|e| e.to_string())?, bytes)
+    expect_eq(
+        "decoded",
+        base56::decode(&formatted).map_err(|e| e.to_string())?,
+        bytes,
+    )
 }
 
 /// `label | hex`: an S4 file that must parse and be written back byte for byte.
@@ -69,7 +85,9 @@ pub fn s4_file(bytes: &[u8]) -> Result<(), String> {
             if message.contains("pre-v1") {
                 Ok(())
             } else {
-                Err(format!("legacy file rejected without saying why: {message}"))
+                Err(format!(
+                    "legacy file rejected without saying why: {message}"
+                ))
             }
         }
         Err(e) => Err(format!("rejected: {e}")),
@@ -99,7 +117,11 @@ pub fn base56_identity(text: &str) -> Result<(), String> {
         .map_err(|_| "bad decoded_length".to_owned())?;
     expect_eq("decoded length", decoded.len(), length)?;
     let prefix = hex(value(text, "decoded_prefix_hex")?)?;
-    expect_eq("decoded prefix", decoded.get(..prefix.len()), Some(prefix.as_slice()))
+    expect_eq(
+        "decoded prefix",
+        decoded.get(..prefix.len()),
+        Some(prefix.as_slice()),
+    )
 }
 
 /// First token of a `key = value  (comment)` value.
@@ -132,7 +154,11 @@ pub fn legacy_identity(text: &str) -> Result<(), String> {
         .map_err(|e| e.to_string())?
         .decrypt(&password, &mut |_, _| {})
         .map_err(|e| e.to_string())?;
-    expect_eq("IMK", to_hex(imk.as_bytes()), first_token(text, "IMK (\"MK\")")?.to_owned())?;
+    expect_eq(
+        "IMK",
+        to_hex(imk.as_bytes()),
+        first_token(text, "IMK (\"MK\")")?.to_owned(),
+    )?;
     expect_eq(
         "stored ILK (legacy derivation)",
         to_hex(ilk.as_bytes()),

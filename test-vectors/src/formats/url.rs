@@ -32,12 +32,19 @@ pub fn grc_url(row: &str) -> Result<(), String> {
     let url = url.replace("{domain}", "example.com");
     let site = site.replace("{domain}", "example.com");
     let parsed = SqrlUrl::parse(&url).map_err(|e| format!("{url}: {e}"))?;
-    expect_eq("site key string", parsed.site_key_string().domain(), site.as_str())?;
+    expect_eq(
+        "site key string",
+        parsed.site_key_string().domain(),
+        site.as_str(),
+    )?;
     if let Some(target) = rule.split("POST target ").nth(1) {
         let target = target.split_whitespace().next().unwrap_or_default();
         let prefix = target.trim_end_matches("...");
         if !parsed.post_url().starts_with(prefix) {
-            return Err(format!("POST URL {} does not start with {prefix}", parsed.post_url()));
+            return Err(format!(
+                "POST URL {} does not start with {prefix}",
+                parsed.post_url()
+            ));
         }
     }
     Ok(())

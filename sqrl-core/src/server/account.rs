@@ -1,0 +1,137 @@
+//! What a server stores per SQRL identity (SPEC 8.3), and the changes a decision
+//! asks it to make.
+
+use crate::keys::{IdentityKey, ServerUnlockKey, VerifyUnlockKey};
+use crate::msg::ClientOptions;
+
+/// The account flags a client sets with `opt=` (SPEC 2.2). The server keeps the
+/// state of the most recent successful non-query command (PITFALLS 28).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct AccountOptions {
+    /// `sqrlonly`: the user asks the site to refuse non-SQRL login.
+    pub sqrl_only: bool,
+    /// `hardlock`: the user asks the site to refuse non-SQRL account recovery.
+    pub hardlock: bool,
+}
+
+impl AccountOptions {
+    /// The flags a request's `opt=` sets (absence clears them).
+    pub fn from_request(options: ClientOptions) -> Self {
+        Self {
+            sqrl_only: options.contains(ClientOptions::SQRLONLY),
+            hardlock: options.contains(ClientOptions::HARDLOCK),
+        }
+    }
+}
+
+/// The SQRL association a server holds for one identity key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountRecord {
+    /// The Server Unlock Key, returned to the client when it needs to sign `urs`.
+    pub suk: ServerUnlockKey,
+    /// The Verify Unlock Key that checks `urs`.
+    pub vuk: VerifyUnlockKey,
+    /// SQRL login disabled for this account (only `enable` with `urs` clears it).
+    pub disabled: bool,
+    /// `sqrlonly` / `hardlock` as last set.
+    pub options: AccountOptions,
+}
+
+/// The stored facts a decision needs about the request's keys. The driver reads
+/// them for the keys [`super::Incoming::lookups`] names, ideally in the
+/// transaction that will apply the decision's [`Mutation`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Records {
+    /// The account associated with `idk`, if any.
+    pub current: Option<AccountRecord>,
+    /// Whether `idk` is on the durable list of superseded identities (SPEC 3.1
+    /// TIF 0x200, PITFALLS 25).
+    pub current_superseded: bool,
+    /// The account associated with `pidk`, if the request has a `pidk` and an
+    /// account exists for it.
+    pub previous: Option<AccountRecord>,
+}
+
+/// The keys whose records a decision needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lookups {
+    /// The request's `idk`: read its account and whether it is superseded.
+    pub idk: IdentityKey,
+    /// The request's `pidk`, if any: read its account.
+    pub pidk: Option<IdentityKey>,
+}
+
+/// The account change a decision requires. The driver applies it atomically
+/// (one transaction, together with storing the next conversation step) before
+/// it sends the reply; if it cannot, it answers with
+/// [`super::Decision::into_transient_failure`] instead.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Mutation {
+    /// Nothing changes (every `query`, every failure).
+    None,
+    /// A new identity: create the association `idk` → `suk`, `vuk` (new
+    /// account, or the account an operator hook chooses).
+    Create {
+        /// The new identity key (unique).
+        idk: IdentityKey,
+        /// Its Server Unlock Key.
+        suk: ServerUnlockKey,
+        /// Its Verify Unlock Key.
+        vuk: VerifyUnlockKey,
+        /// `sqrlonly` / `hardlock` from the request.
+        options: AccountOptions,
+    },
+    /// Identity replacement (SPEC 2.2 `ident` after TIF 0x02, 4.5): the account
+    /// of `previous` is re-keyed to `idk` with the new `suk`/`vuk`, and
+    /// `previous` goes on the superseded list (TIF 0x200 from then on).
+    Replace {
+        /// The identity key being retired (the request's `pidk`).
+        previous: IdentityKey,
+        /// The identity key the account now answers to (the request's `idk`).
+        idk: IdentityKey,
+        /// The new Server Unlock Key.
+        suk: ServerUnlockKey,
+        /// The new Verify Unlock Key.
+        vuk: VerifyUnlockKey,
+        /// `sqrlonly` / `hardlock` from the request.
+        options: AccountOptions,
+    },
+    /// A successful `ident` of a known identity: only the flags are stored.
+    SetOptions {
+        /// The account's identity key.
+        idk: IdentityKey,
+        /// `sqrlonly` / `hardlock` from the request.
+        options: AccountOptions,
+    },
+    /// `disable`: set the disabled flag (and the flags from `opt`).
+    Disable {
+        /// The account's identity key.
+        idk: IdentityKey,
+        /// `sqrlonly` / `hardlock` from the request.
+        options: AccountOptions,
+    },
+    /// `enable` with a valid `urs`: clear the disabled flag (and set the flags
+    /// from `opt`). `idk` is the key the account is stored under: the request's
+    /// `idk`, or its `pidk` when only the previous identity is known (so a
+    /// disabled account can be re-enabled before its identity is replaced).
+    Enable {
+        /// The account's identity key.
+        idk: IdentityKey,
+        /// `sqrlonly` / `hardlock` from the request.
+        options: AccountOptions,
+    },
+    /// `remove` with a valid `urs`: delete the SQRL association of `idk`
+    /// (the site account itself may stay, e.g. to associate a new identity).
+    Remove {
+        /// The identity key whose association goes.
+        idk: IdentityKey,
+    },
+}
+
+impl Mutation {
+    /// Whether the decision changes nothing.
+    pub fn is_none(&self) -> bool {
+        matches!(self, Mutation::None)
+    }
+}

@@ -1,0 +1,267 @@
+//! The outcome of one request: the TIF, the reply, the account change and what
+//! the waiting browser should see.
+
+use super::account::Mutation;
+use super::conversation::{Conversation, ServerValueDigest};
+use super::nut::{Nut, RequestTarget};
+use crate::keys::{IdentityKey, IndexedSecret, ServerUnlockKey};
+use crate::msg::{Ask, Button, Command, MessageError, ServerReply, Tif, VersionSet};
+
+/// What the login page waiting on this conversation should learn.
+///
+/// Nothing about the account reaches the browser before the user confirmed on
+/// the device (an `ident`); a `query` only says that some client picked the
+/// code up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BrowserOutcome {
+    /// Nothing changes for the page.
+    Unchanged,
+    /// A client sent a valid `query`: the page may say "confirm on your device".
+    Scanned,
+    /// `ident` succeeded without `cps`: log the waiting browser in to the account
+    /// now associated with `idk` (after applying the mutation).
+    LogIn {
+        /// The identity key the account answers to.
+        idk: IdentityKey,
+    },
+    /// `ident` succeeded with `cps` (SPEC 7): mint a single-use, short-lived
+    /// session URL for the account of `idk`, pass it to
+    /// [`Decision::finish`] (it goes out as `url=`), and abandon the browser
+    /// login of the page (the client's browser arrives at the URL instead).
+    ClientProvidedSession {
+        /// The identity key the account answers to.
+        idk: IdentityKey,
+    },
+    /// The login will not happen (identity disabled or superseded, SQRL
+    /// disabled or removed by the user): the page may say so.
+    Rejected,
+}
+
+/// Why a request failed: for logs and metrics (the client learns only the TIF).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Failure {
+    /// The body does not parse (TIF 0xC0, or 0x50 for an unknown command).
+    #[error("malformed request: {0}")]
+    Malformed(MessageError),
+    /// `ids`/`pids` missing or wrong, or `urs` wrong (TIF 0xC0).
+    #[error("signature check failed: {0}")]
+    Signature(MessageError),
+    /// `urs` is required (`enable`, `remove`, identity replacement) but absent
+    /// (TIF 0xC0).
+    #[error("urs is required for this command")]
+    MissingUrs,
+    /// `urs` was sent but the server holds no VUK to check it with (TIF 0xC0):
+    /// a signature that cannot be verified is not accepted.
+    #[error("urs sent but no stored VUK to verify it")]
+    UnverifiableUrs,
+    /// The previous reply carried `sin` and this request lacks `ins` (or
+    /// `pins` with a `pidk`) (TIF 0xC0).
+    #[error("{0}= required by the previous reply's sin")]
+    MissingIndexedSecret(&'static str),
+    /// A new association (`ident` of an unknown identity, or identity
+    /// replacement) without `suk`/`vuk` (TIF 0xC0).
+    #[error("ident of a new association lacks suk/vuk")]
+    MissingLock,
+    /// The nut names no conversation (TIF 0x60).
+    #[error("unknown or already used nut")]
+    UnknownNut,
+    /// The nut's conversation has expired (TIF 0x60).
+    #[error("expired nut")]
+    ExpiredNut,
+    /// `server=` is not what the server sent last (TIF 0x60).
+    #[error("server= value does not echo the last reply")]
+    ServerValueMismatch,
+    /// The client's IP differs from the browser's and `noiptest` is absent
+    /// (TIF exactly 0x40).
+    #[error("client IP differs from the browser's")]
+    IpMismatch,
+    /// No protocol version in common (TIF 0x50).
+    #[error("no protocol version in common")]
+    UnsupportedVersion,
+    /// The conversation is bound to another identity (TIF 0x1C0).
+    #[error("nut bound to another identity")]
+    BoundToOtherIdentity,
+    /// `idk` is on the superseded list and the command is not `query`
+    /// (TIF 0x240).
+    #[error("identity superseded")]
+    Superseded,
+    /// `ident` of a disabled account (TIF 0x48 plus state).
+    #[error("SQRL disabled for this account")]
+    Disabled,
+    /// `disable`, `enable` or `remove` of an identity the server does not know
+    /// (TIF 0x40 plus state).
+    #[error("identity unknown")]
+    UnknownIdentity,
+    /// The driver could not apply the mutation (e.g. a concurrent request
+    /// changed the account first) (TIF 0x60: retry).
+    #[error("account changed concurrently")]
+    Conflict,
+}
+
+/// The `ins`/`pins` a client sent in answer to the previous reply's `sin`
+/// (SPEC 4.6). A server may keep a digest of them to check later requests, or
+/// use them as keys for data it keeps for the user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexedSecrets {
+    /// The `sin` they answer.
+    pub sin: String,
+    /// `ins`: from the current identity.
+    pub ins: IndexedSecret,
+    /// `pins`: from the previous identity, when the request had a `pidk`.
+    pub pins: Option<IndexedSecret>,
+}
+
+/// The decision for one request (SPEC 3.2, 8). See [`super::Incoming::decide`]
+/// for the driver's steps.
+#[derive(Debug, Clone)]
+pub struct Decision {
+    pub(super) tif: Tif,
+    pub(super) failure: Option<Failure>,
+    pub(super) command: Option<Command>,
+    pub(super) idk: Option<IdentityKey>,
+    pub(super) mutation: Mutation,
+    pub(super) browser: BrowserOutcome,
+    pub(super) suk: Option<ServerUnlockKey>,
+    pub(super) sin: Option<String>,
+    pub(super) ask: Option<Ask>,
+    pub(super) button: Option<Button>,
+    pub(super) indexed_secrets: Option<IndexedSecrets>,
+    pub(super) version: VersionSet,
+    pub(super) target: RequestTarget,
+    pub(super) next: Conversation,
+    /// The IP-match bit, kept to rebuild a failure in
+    /// [`Decision::into_transient_failure`].
+    pub(super) ip_bit: Tif,
+}
+
+impl Decision {
+    /// The TIF the reply carries.
+    pub fn tif(&self) -> Tif {
+        self.tif
+    }
+
+    /// Whether the command succeeded (TIF 0x40 clear).
+    pub fn is_success(&self) -> bool {
+        !self.tif.is_failure()
+    }
+
+    /// Why the request failed, if it did.
+    pub fn failure(&self) -> Option<&Failure> {
+        self.failure.as_ref()
+    }
+
+    /// The command, when the body parsed.
+    pub fn command(&self) -> Option<Command> {
+        self.command
+    }
+
+    /// The request's `idk`, once `ids` verified.
+    pub fn idk(&self) -> Option<&IdentityKey> {
+        self.idk.as_ref()
+    }
+
+    /// The account change to apply atomically before replying.
+    pub fn mutation(&self) -> &Mutation {
+        &self.mutation
+    }
+
+    /// What the waiting page should learn.
+    pub fn browser(&self) -> &BrowserOutcome {
+        &self.browser
+    }
+
+    /// The `btn=` answer to the previous reply's `ask`, if one was asked.
+    pub fn button(&self) -> Option<Button> {
+        self.button
+    }
+
+    /// The `ins`/`pins` answering the previous reply's `sin`, once the request
+    /// passed every check up to command semantics.
+    pub fn indexed_secrets(&self) -> Option<&IndexedSecrets> {
+        self.indexed_secrets.as_ref()
+    }
+
+    /// The SUK the reply returns, if any (SPEC 3: `opt=suk`, TIF 0x02, or a
+    /// disabled account; PITFALLS 24).
+    pub fn suk(&self) -> Option<&ServerUnlockKey> {
+        self.suk.as_ref()
+    }
+
+    /// The same request answered as a transient failure (TIF 0x60 with the
+    /// state bits already known), nothing changed: for a driver that could
+    /// not apply [`Decision::mutation`] (a concurrent request won a race). The
+    /// client retries with the fresh nut and sees the new state.
+    pub fn into_transient_failure(self) -> Decision {
+        let state = self.tif & (Tif::CURRENT_ID_MATCH | Tif::SQRL_DISABLED) | self.ip_bit;
+        Decision {
+            tif: Tif::TRANSIENT_ERROR | Tif::COMMAND_FAILED | state,
+            failure: Some(Failure::Conflict),
+            mutation: Mutation::None,
+            browser: BrowserOutcome::Unchanged,
+            suk: None,
+            sin: None,
+            ask: None,
+            indexed_secrets: None,
+            ..self
+        }
+    }
+
+    /// Builds the reply with the next nut (fresh, unpredictable, see
+    /// [`Nut::generate`]) and returns it with the conversation record to store
+    /// under that nut.
+    ///
+    /// `cps_url` is the session URL minted for
+    /// [`BrowserOutcome::ClientProvidedSession`]; it is sent as `url=` only
+    /// then, and ignored otherwise. Errors come only from values the server
+    /// supplies (a `cps_url` that is not printable ASCII, a reply over
+    /// [`crate::msg::MAX_REPLY_LEN`]), never from the client's request.
+    pub fn finish(self, next_nut: Nut, cps_url: Option<&str>) -> Result<Issued, MessageError> {
+        let qry = self.target.qry(&next_nut);
+        let mut builder =
+            ServerReply::builder(next_nut.as_str(), self.tif, qry).version(self.version.clone());
+        if let (BrowserOutcome::ClientProvidedSession { .. }, Some(url)) = (&self.browser, cps_url)
+        {
+            builder = builder.url(url);
+        }
+        if let Some(sin) = &self.sin {
+            builder = builder.sin(sin.as_str());
+        }
+        if let Some(suk) = self.suk {
+            builder = builder.suk(suk);
+        }
+        if let Some(ask) = &self.ask {
+            builder = builder.ask(ask.clone());
+        }
+        let reply = builder.build()?;
+        let mut conversation = self.next;
+        conversation.expected_server = vec![ServerValueDigest::of(reply.as_str())];
+        conversation.sin = self.sin;
+        conversation.asked = self.ask.is_some();
+        Ok(Issued {
+            nut: next_nut,
+            reply,
+            conversation,
+        })
+    }
+}
+
+/// A reply ready to send, and the record the driver stores under its nut.
+#[derive(Debug, Clone)]
+#[must_use = "the conversation must be stored under the nut before the reply is sent"]
+pub struct Issued {
+    /// The nut the reply hands out: the key to store `conversation` under.
+    pub nut: Nut,
+    /// The reply. Its [`ServerReply::as_str`] is the HTTP body.
+    pub reply: ServerReply,
+    /// The record of the next conversation step.
+    pub conversation: Conversation,
+}
+
+impl Issued {
+    /// The HTTP response body (`text/plain`, base64url of the reply lines).
+    pub fn body(&self) -> &str {
+        self.reply.as_str()
+    }
+}

@@ -1,0 +1,482 @@
+//! One POST to the client endpoint, parsed, then decided in SPEC 3.2 order.
+
+use std::net::IpAddr;
+
+use super::account::{AccountOptions, AccountRecord, Lookups, Mutation, Records};
+use super::conversation::Conversation;
+use super::decision::{BrowserOutcome, Decision, Failure, IndexedSecrets};
+use super::nut::{Nut, RequestTarget};
+use super::policy::Policy;
+use crate::keys::ServerUnlockKey;
+use crate::msg::{ClientOptions, ClientRequest, Command, MessageError, RequestBody, Tif};
+
+/// A received `POST /cli.sqrl`: step 1 of the server's two steps.
+///
+/// ```text
+/// let incoming = Incoming::parse(path_and_query, body, client_ip);
+/// // In one transaction:
+/// let conversation = store.take(incoming.nut());   // delete-and-return: used once
+/// let records = incoming.lookups().map(|keys| store.records(keys)).unwrap_or_default();
+/// let decision = incoming.decide(&policy, conversation, records, now);
+/// store.apply(decision.mutation());
+/// let url = mint_if_cps(decision.browser());
+/// let issued = decision.finish(Nut::generate(rng), url)?;
+/// store.put(issued.nut, issued.conversation);
+/// // commit, then send issued.body()
+/// ```
+///
+/// The conversation is taken out of storage *before* the decision, whatever
+/// the request holds: a nut is single-use even when the request fails (SPEC
+/// 3.2 step 2, PITFALLS 27), and [`Incoming::decide`] consumes it by value.
+#[derive(Debug, Clone)]
+pub struct Incoming {
+    target: RequestTarget,
+    client_ip: IpAddr,
+    parsed: Result<Parsed, MessageError>,
+}
+
+#[derive(Debug, Clone)]
+struct Parsed {
+    body: RequestBody,
+    request: ClientRequest,
+}
+
+impl Incoming {
+    /// Parses a request. Never fails: a malformed body is remembered and
+    /// answered with TIF 0xC0 (0x50 for an unknown command) by
+    /// [`Incoming::decide`], because even a malformed request consumes its nut
+    /// and gets a reply with a fresh one.
+    ///
+    /// `path_and_query` is the request target (`/cli.sqrl?nut=...`);
+    /// `client_ip` is the peer address without port, after the driver's
+    /// trusted-proxy resolution (PITFALLS 26).
+    pub fn parse(path_and_query: &str, body: &str, client_ip: IpAddr) -> Self {
+        let parsed = RequestBody::parse(body).and_then(|body| {
+            let request = body.client_request()?;
+            Ok(Parsed { body, request })
+        });
+        Self {
+            target: RequestTarget::parse(path_and_query),
+            client_ip,
+            parsed,
+        }
+    }
+
+    /// The nut this request continues: the key of the conversation to take.
+    pub fn nut(&self) -> Option<&Nut> {
+        self.target.nut()
+    }
+
+    /// The keys whose records [`Incoming::decide`] needs; `None` when the body
+    /// is malformed (the decision then needs no records).
+    pub fn lookups(&self) -> Option<Lookups> {
+        self.parsed.as_ref().ok().map(|parsed| Lookups {
+            idk: *parsed.request.idk(),
+            pidk: parsed.request.pidk().copied(),
+        })
+    }
+
+    /// The command, when the body parsed.
+    pub fn command(&self) -> Option<Command> {
+        self.parsed
+            .as_ref()
+            .ok()
+            .map(|parsed| parsed.request.command())
+    }
+
+    /// Step 2: decides the request against the conversation taken for
+    /// [`Incoming::nut`] (`None` if there was none) and the records for
+    /// [`Incoming::lookups`], at `now` on the clock of
+    /// [`Conversation::expires_at`].
+    ///
+    /// Order (SPEC 3.2): the body parses (else 0xC0 / 0x50); `server=` echoes
+    /// what was sent and the nut is live (else 0x60, but 0xC0 if a signature
+    /// also fails); `ids`, `pids` and `urs` verify, and `ins`/`pins` answer a
+    /// pending `sin` (else 0xC0); the IP matches unless `noiptest` (else
+    /// exactly 0x40); then the version (0x50), the identity binding (0x1C0),
+    /// the superseded list (0x200 on `query`, 0x240 otherwise) and the command.
+    /// Failure replies report the state bits the server honestly knows: 0x04
+    /// when the IPs match, and 0x01/0x08 once `ids` verified.
+    pub fn decide(
+        self,
+        policy: &Policy,
+        conversation: Option<Conversation>,
+        records: Records,
+        now: u64,
+    ) -> Decision {
+        let Incoming {
+            target,
+            client_ip,
+            parsed,
+        } = self;
+
+        // Step 2 (nut): a live conversation continues; a request naming an
+        // unknown or expired nut still gets a fresh nut, in a conversation
+        // with no browser behind it, so the client can retry once.
+        let (live, stale) = match conversation {
+            Some(conversation) if !conversation.is_expired(now) => (Some(conversation), None),
+            Some(_) => (None, Some(Failure::ExpiredNut)),
+            None => (None, Some(Failure::UnknownNut)),
+        };
+        let ip_matched = live
+            .as_ref()
+            .is_some_and(|conversation| conversation.ip_matches(client_ip));
+        let ip_bit = if ip_matched {
+            Tif::IP_MATCHED
+        } else {
+            Tif::NONE
+        };
+        let next = match &live {
+            Some(conversation) => conversation.clone(),
+            None => Conversation::for_urls([], None, now.saturating_add(policy.retry_window())),
+        };
+        let mut decision = Decision {
+            tif: Tif::NONE,
+            failure: None,
+            command: None,
+            idk: None,
+            mutation: Mutation::None,
+            browser: BrowserOutcome::Unchanged,
+            suk: None,
+            sin: None,
+            ask: None,
+            button: None,
+            indexed_secrets: None,
+            version: policy.versions().clone(),
+            target,
+            next,
+            ip_bit,
+        };
+
+        let Parsed { body, request } = match parsed {
+            Ok(parsed) => parsed,
+            Err(error) => return fail(decision, error.tif() | ip_bit, Failure::Malformed(error)),
+        };
+        decision.command = Some(request.command());
+
+        // Step 3 for the identity keys. Checked before the transient verdict:
+        // 0x60 is only for requests whose signatures are fine (SPEC 3.2).
+        if let Err(error) = body.verify_identity_signatures(&request) {
+            return fail(
+                decision,
+                client_failure() | ip_bit,
+                Failure::Signature(error),
+            );
+        }
+        decision.idk = Some(*request.idk());
+        let current = records.current.as_ref();
+        // A previous identity counts only when the current one is unknown: a
+        // client replaces a previous identity only then (SPEC 4.5).
+        let previous = match (current, request.pidk()) {
+            (None, Some(_)) => records.previous.as_ref(),
+            _ => None,
+        };
+        let mut known = Tif::NONE;
+        if let Some(account) = current {
+            known |= Tif::CURRENT_ID_MATCH;
+            if account.disabled {
+                known |= Tif::SQRL_DISABLED;
+            }
+        }
+        let state = known | ip_bit;
+
+        // Step 3 for `urs`: verified whenever sent, with the VUK of the
+        // account the command acts on, and required where SPEC 2.2 says so.
+        let unlock_vuk = current.or(previous).map(|account| account.vuk);
+        let replaces =
+            request.command() == Command::Ident && current.is_none() && previous.is_some();
+        let urs_required = request.command().requires_urs() || replaces;
+        match (body.urs(), unlock_vuk) {
+            (Some(_), Some(vuk)) => {
+                if let Err(error) = body.verify_urs(&vuk) {
+                    return fail(
+                        decision,
+                        client_failure() | state,
+                        Failure::Signature(error),
+                    );
+                }
+            }
+            (Some(_), None) => {
+                return fail(decision, client_failure() | state, Failure::UnverifiableUrs);
+            }
+            (None, _) if urs_required => {
+                return fail(decision, client_failure() | state, Failure::MissingUrs);
+            }
+            (None, _) => {}
+        }
+
+        // Steps 1 and 2: `server=` and the nut. The signatures are fine, so
+        // this is the transient error the client may retry.
+        let live = match (live, stale) {
+            (Some(conversation), _) if conversation.echoes(body.server_value()) => conversation,
+            (Some(_), _) => {
+                return fail(decision, transient() | state, Failure::ServerValueMismatch);
+            }
+            (None, reason) => {
+                let reason = reason.unwrap_or(Failure::UnknownNut);
+                return fail(decision, transient() | state, reason);
+            }
+        };
+
+        // A pending `sin` must be answered (SPEC 3 `sin`).
+        let indexed_secrets = match &live.sin {
+            Some(sin) => {
+                let Some(ins) = request.ins() else {
+                    return fail(
+                        decision,
+                        client_failure() | state,
+                        Failure::MissingIndexedSecret("ins"),
+                    );
+                };
+                if request.pidk().is_some() && request.pins().is_none() {
+                    return fail(
+                        decision,
+                        client_failure() | state,
+                        Failure::MissingIndexedSecret("pins"),
+                    );
+                }
+                Some(IndexedSecrets {
+                    sin: sin.clone(),
+                    ins: ins.clone(),
+                    pins: request.pins().cloned(),
+                })
+            }
+            None => None,
+        };
+
+        // Step 4: the IP test. Without `noiptest` a mismatch is exactly 0x40,
+        // no other bit (SPEC 2.2, PITFALLS 26).
+        let options = request.options();
+        if !ip_matched && !options.contains(ClientOptions::NOIPTEST) {
+            return fail(decision, Tif::COMMAND_FAILED, Failure::IpMismatch);
+        }
+
+        // Step 5: command semantics.
+        if policy.versions().highest_common(request.version()).is_err() {
+            let tif = Tif::FUNCTION_NOT_SUPPORTED | Tif::COMMAND_FAILED | state;
+            return fail(decision, tif, Failure::UnsupportedVersion);
+        }
+        if live.idk.is_some_and(|bound| bound != *request.idk()) {
+            let tif = Tif::BAD_ID_ASSOCIATION | client_failure() | state;
+            return fail(decision, tif, Failure::BoundToOtherIdentity);
+        }
+        // From here the request speaks for this conversation's identity.
+        decision.next.idk = Some(*request.idk());
+        decision.indexed_secrets = indexed_secrets;
+        if live.asked {
+            decision.button = request.button();
+        }
+        let has_browser = live.browser.is_some();
+
+        if records.current_superseded {
+            // PITFALLS 25: a stale device must not create a second account.
+            return if request.command() == Command::Query {
+                decision.tif = Tif::IDENTITY_SUPERSEDED | ip_bit;
+                decision.browser = scanned(has_browser);
+                decision.sin = policy.sin().map(str::to_owned);
+                decision
+            } else {
+                decision.browser = rejected(has_browser);
+                let tif = Tif::IDENTITY_SUPERSEDED | Tif::COMMAND_FAILED | ip_bit;
+                fail(decision, tif, Failure::Superseded)
+            };
+        }
+
+        let flags = AccountOptions::from_request(options);
+        let wants_suk = options.contains(ClientOptions::SUK);
+        let idk = *request.idk();
+        match request.command() {
+            Command::Query => {
+                // PITFALLS 28: a query never changes anything.
+                let mut tif = state;
+                if let Some(account) = previous {
+                    tif |= Tif::PREVIOUS_ID_MATCH;
+                    if account.disabled {
+                        tif |= Tif::SQRL_DISABLED;
+                    }
+                }
+                decision.suk = returned_suk(current, previous, wants_suk);
+                decision.tif = tif;
+                decision.browser = scanned(has_browser);
+                decision.sin = policy.sin().map(str::to_owned);
+                if tif.contains(Tif::CURRENT_ID_MATCH) && !tif.contains(Tif::SQRL_DISABLED) {
+                    decision.ask = policy.ask().cloned();
+                }
+                decision
+            }
+            Command::Ident => {
+                let login = if options.contains(ClientOptions::CPS) {
+                    BrowserOutcome::ClientProvidedSession { idk }
+                } else if has_browser {
+                    BrowserOutcome::LogIn { idk }
+                } else {
+                    BrowserOutcome::Unchanged
+                };
+                if let Some(account) = current {
+                    if account.disabled {
+                        decision.suk = Some(account.suk);
+                        decision.browser = rejected(has_browser);
+                        return fail(decision, Tif::COMMAND_FAILED | state, Failure::Disabled);
+                    }
+                    decision.mutation = Mutation::SetOptions {
+                        idk,
+                        options: flags,
+                    };
+                    decision.suk = returned_suk(current, None, wants_suk);
+                    decision.tif = state;
+                    decision.browser = login;
+                    return decision;
+                }
+                let (Some(&suk), Some(&vuk)) = (request.suk(), request.vuk()) else {
+                    return fail(decision, client_failure() | state, Failure::MissingLock);
+                };
+                match (previous, request.pidk()) {
+                    (Some(account), Some(&pidk)) => {
+                        if account.disabled {
+                            decision.suk = Some(account.suk);
+                            decision.browser = rejected(has_browser);
+                            let tif = Tif::PREVIOUS_ID_MATCH
+                                | Tif::SQRL_DISABLED
+                                | Tif::COMMAND_FAILED
+                                | state;
+                            return fail(decision, tif, Failure::Disabled);
+                        }
+                        decision.mutation = Mutation::Replace {
+                            previous: pidk,
+                            idk,
+                            suk,
+                            vuk,
+                            options: flags,
+                        };
+                    }
+                    _ => {
+                        decision.mutation = Mutation::Create {
+                            idk,
+                            suk,
+                            vuk,
+                            options: flags,
+                        };
+                    }
+                }
+                // TIF is the state after processing: the identity is now
+                // known (PITFALLS 7).
+                decision.tif = Tif::CURRENT_ID_MATCH | state;
+                if wants_suk {
+                    decision.suk = Some(suk);
+                }
+                decision.browser = login;
+                decision
+            }
+            Command::Disable => {
+                let Some(account) = current else {
+                    return fail(
+                        decision,
+                        Tif::COMMAND_FAILED | state,
+                        Failure::UnknownIdentity,
+                    );
+                };
+                decision.mutation = Mutation::Disable {
+                    idk,
+                    options: flags,
+                };
+                // Disabled from now on, so the SUK is returned (SPEC 3 `suk`).
+                decision.tif = Tif::CURRENT_ID_MATCH | Tif::SQRL_DISABLED | ip_bit;
+                decision.suk = Some(account.suk);
+                decision.browser = rejected(has_browser);
+                decision
+            }
+            Command::Enable => {
+                // `urs` verified above with this account's VUK.
+                match (current, previous, request.pidk()) {
+                    (Some(_), _, _) => {
+                        decision.mutation = Mutation::Enable {
+                            idk,
+                            options: flags,
+                        };
+                        decision.tif = Tif::CURRENT_ID_MATCH | ip_bit;
+                        decision.suk = returned_suk(current, None, wants_suk);
+                    }
+                    (None, Some(account), Some(&pidk)) => {
+                        decision.mutation = Mutation::Enable {
+                            idk: pidk,
+                            options: flags,
+                        };
+                        decision.tif = Tif::PREVIOUS_ID_MATCH | ip_bit;
+                        decision.suk = Some(account.suk);
+                    }
+                    _ => {
+                        return fail(
+                            decision,
+                            Tif::COMMAND_FAILED | state,
+                            Failure::UnknownIdentity,
+                        );
+                    }
+                }
+                decision
+            }
+            Command::Remove => {
+                if current.is_none() {
+                    return fail(
+                        decision,
+                        Tif::COMMAND_FAILED | state,
+                        Failure::UnknownIdentity,
+                    );
+                }
+                decision.mutation = Mutation::Remove { idk };
+                // The identity is no longer known after processing.
+                decision.tif = ip_bit;
+                decision.browser = rejected(has_browser);
+                decision
+            }
+        }
+    }
+}
+
+/// TIF 0xC0.
+fn client_failure() -> Tif {
+    Tif::CLIENT_FAILURE | Tif::COMMAND_FAILED
+}
+
+/// TIF 0x60.
+fn transient() -> Tif {
+    Tif::TRANSIENT_ERROR | Tif::COMMAND_FAILED
+}
+
+fn fail(mut decision: Decision, tif: Tif, failure: Failure) -> Decision {
+    decision.tif = tif;
+    decision.failure = Some(failure);
+    decision.mutation = Mutation::None;
+    decision
+}
+
+fn scanned(has_browser: bool) -> BrowserOutcome {
+    if has_browser {
+        BrowserOutcome::Scanned
+    } else {
+        BrowserOutcome::Unchanged
+    }
+}
+
+fn rejected(has_browser: bool) -> BrowserOutcome {
+    if has_browser {
+        BrowserOutcome::Rejected
+    } else {
+        BrowserOutcome::Unchanged
+    }
+}
+
+/// The SUK a reply returns (SPEC 3 `suk`, PITFALLS 24): the current account's
+/// when asked for or disabled; the previous account's whenever it matched (the
+/// client needs it to sign `urs` for the replacement).
+fn returned_suk(
+    current: Option<&AccountRecord>,
+    previous: Option<&AccountRecord>,
+    wants_suk: bool,
+) -> Option<ServerUnlockKey> {
+    match (current, previous) {
+        (Some(account), _) if wants_suk || account.disabled => Some(account.suk),
+        (Some(_), _) => None,
+        (None, Some(account)) => Some(account.suk),
+        (None, None) => None,
+    }
+}

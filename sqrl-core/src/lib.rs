@@ -10,6 +10,8 @@ pub mod base64url;
 pub mod client;
 pub mod enhash;
 pub mod enscrypt;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod keys;
 pub mod msg;
 pub mod params;

@@ -1,0 +1,190 @@
+//! Asking the user for secrets and confirmations, with a file alternative for
+//! every question so that scripts never need a terminal.
+//!
+//! Secrets read here live in [`Zeroizing`] buffers and are never echoed.
+
+use std::fs;
+use std::io::{self, BufRead as _, IsTerminal as _, Read as _, Write as _};
+use std::path::{Path, PathBuf};
+
+use sqrl_core::secret::Password;
+use zeroize::Zeroizing;
+
+use crate::error::{Error, Result};
+
+/// Longest secret file read (a password or a rescue code is far shorter).
+const MAX_SECRET_FILE: u64 = 4096;
+
+/// Reads a one-line secret from a file (`-` = standard input): the first line,
+/// without its line ending.
+pub fn read_secret_file(path: &Path) -> Result<Zeroizing<String>> {
+    let mut raw = Zeroizing::new(Vec::new());
+    let read = if path == Path::new("-") {
+        io::stdin()
+            .lock()
+            .take(MAX_SECRET_FILE)
+            .read_to_end(&mut raw)
+    } else {
+        fs::File::open(path).and_then(|f| f.take(MAX_SECRET_FILE).read_to_end(&mut raw))
+    };
+    read.map_err(|source| Error::ReadFile {
+        path: path.to_owned(),
+        source,
+    })?;
+    let text = std::str::from_utf8(&raw)
+        .map_err(|_| Error::Invalid(format!("{} is not UTF-8 text", path.display())))?;
+    let first = text.split('\n').next().unwrap_or("");
+    let first = first.strip_suffix('\r').unwrap_or(first);
+    Ok(Zeroizing::new(first.to_owned()))
+}
+
+/// Whether questions can be asked on a terminal.
+pub fn interactive() -> bool {
+    io::stdin().is_terminal() && io::stderr().is_terminal()
+}
+
+fn prompt_hidden(prompt: &str, what: &'static str) -> Result<Zeroizing<String>> {
+    rpassword::prompt_password(prompt)
+        .map(Zeroizing::new)
+        .map_err(|source| Error::Prompt { what, source })
+}
+
+/// Where the answers to secret questions come from.
+#[derive(Debug, Clone, Default)]
+pub struct SecretSources {
+    /// `--password-file`: the current password (or the password of a new identity).
+    pub password_file: Option<PathBuf>,
+    /// `--new-password-file`: the new password when changing it.
+    pub new_password_file: Option<PathBuf>,
+    /// `--rescue-code-file`.
+    pub rescue_code_file: Option<PathBuf>,
+}
+
+impl SecretSources {
+    /// The password of an existing identity.
+    pub fn password(&self, identity: &str) -> Result<Password> {
+        let text = match &self.password_file {
+            Some(path) => read_secret_file(path)?,
+            None if interactive() => {
+                prompt_hidden(&format!("Password for identity {identity:?}: "), "password")?
+            }
+            None => {
+                return Err(Error::NoPrompt {
+                    what: "password",
+                    flag: "--password-file",
+                });
+            }
+        };
+        Ok(Password::new(text.to_string()))
+    }
+
+    /// A password for a new identity (`--password-file`), asked twice on a terminal.
+    pub fn new_identity_password(&self) -> Result<Password> {
+        self.ask_new_password(self.password_file.as_deref(), "--password-file")
+    }
+
+    /// A replacement password (`--new-password-file`), asked twice on a terminal.
+    pub fn changed_password(&self) -> Result<Password> {
+        self.ask_new_password(self.new_password_file.as_deref(), "--new-password-file")
+    }
+
+    fn ask_new_password(&self, file: Option<&Path>, flag: &'static str) -> Result<Password> {
+        let text = match file {
+            Some(path) => read_secret_file(path)?,
+            None if interactive() => {
+                let first = prompt_hidden("New password: ", "new password")?;
+                let second = prompt_hidden("Repeat the new password: ", "new password")?;
+                if *first != *second {
+                    return Err(Error::PasswordMismatch);
+                }
+                first
+            }
+            None => {
+                return Err(Error::NoPrompt {
+                    what: "new password",
+                    flag,
+                });
+            }
+        };
+        if text.is_empty() {
+            return Err(Error::EmptyPassword);
+        }
+        Ok(Password::new(text.to_string()))
+    }
+
+    /// The 24-digit rescue code, as typed (dashes and spaces are removed by the caller).
+    pub fn rescue_code(&self) -> Result<Zeroizing<String>> {
+        match &self.rescue_code_file {
+            Some(path) => read_secret_file(path),
+            None if interactive() => prompt_hidden("Rescue code (24 digits): ", "rescue code"),
+            None => Err(Error::NoPrompt {
+                what: "rescue code",
+                flag: "--rescue-code-file",
+            }),
+        }
+    }
+}
+
+/// Reads one visible line from the terminal.
+pub fn read_line(prompt: &str, what: &'static str) -> Result<Zeroizing<String>> {
+    let mut stderr = io::stderr();
+    let _ = write!(stderr, "{prompt}");
+    let _ = stderr.flush();
+    let mut line = Zeroizing::new(String::new());
+    io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(|source| Error::Prompt { what, source })?;
+    Ok(Zeroizing::new(line.trim().to_owned()))
+}
+
+/// Asks a yes/no question; `assume_yes` (from `--yes`) answers it. Without a
+/// terminal and without `--yes` the question cannot be asked, which is an error.
+pub fn confirm(question: &str, assume_yes: bool) -> Result<()> {
+    if assume_yes {
+        return Ok(());
+    }
+    if !interactive() {
+        return Err(Error::NoPrompt {
+            what: "confirmation",
+            flag: "--yes",
+        });
+    }
+    let answer = read_line(&format!("{question} [y/N] "), "confirmation")?;
+    if matches!(answer.to_ascii_lowercase().as_str(), "y" | "yes") {
+        Ok(())
+    } else {
+        Err(Error::Declined)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_file_takes_first_line_without_ending() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pw");
+        fs::write(&path, "correct horse\r\nsecond line\n").unwrap();
+        assert_eq!(read_secret_file(&path).unwrap().as_str(), "correct horse");
+        fs::write(&path, "ünïcödé").unwrap();
+        assert_eq!(read_secret_file(&path).unwrap().as_str(), "ünïcödé");
+    }
+
+    #[test]
+    fn empty_new_password_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pw");
+        fs::write(&path, "\n").unwrap();
+        let sources = SecretSources {
+            password_file: Some(path),
+            ..SecretSources::default()
+        };
+        assert!(matches!(
+            sources.new_identity_password(),
+            Err(Error::EmptyPassword)
+        ));
+    }
+}

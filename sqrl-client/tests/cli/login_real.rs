@@ -1,0 +1,378 @@
+//! The `sqrl` binary against the real `sqrl-server` over HTTP (and HTTPS).
+
+use sqrl_client::ExitCode;
+use sqrl_core::base64url;
+use sqrl_server::config::{AskConfig, TlsFiles};
+
+use crate::agent::{AgentProcess, browser_get, header, page_script_path};
+use crate::real_site::{RealSite, browser, get};
+use crate::support::{Env, Run};
+
+fn code(exit: ExitCode) -> i32 {
+    i32::from(exit.code())
+}
+
+fn site_command(env: &Env, command: &str, url: &str, extra: &[&str]) -> Run {
+    let mut args = vec![
+        command,
+        url,
+        "--yes",
+        "--password-file",
+        "password",
+        "--json",
+    ];
+    args.extend_from_slice(extra);
+    env.run(&args)
+}
+
+fn login(env: &Env, url: &str, extra: &[&str]) -> Run {
+    site_command(env, "login", url, extra)
+}
+
+/// `name=value` of the first `Set-Cookie` headers.
+fn cookies(reply: &crate::real_site::Reply) -> String {
+    reply
+        .headers
+        .iter()
+        .filter(|(n, _)| n == "set-cookie")
+        .filter_map(|(_, v)| v.split(';').next())
+        .filter(|pair| !pair.ends_with('='))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Follows a single-use login URL as the browser and checks the account page.
+fn browser_completes(site: &RealSite, agent: &ureq::Agent, url: &str) {
+    let url = if url.starts_with('/') {
+        format!("{}{url}", site.base())
+    } else {
+        url.to_owned()
+    };
+    let complete = get(agent, &url, &[]);
+    assert!(
+        matches!(complete.status, 302 | 303),
+        "{} {}",
+        complete.status,
+        complete.text()
+    );
+    assert_eq!(complete.header("location"), Some("/account"));
+    let cookie = cookies(&complete);
+    assert!(!cookie.is_empty());
+    let account = get(
+        agent,
+        &format!("{}/account", site.base()),
+        &[("Cookie", &cookie)],
+    );
+    assert_eq!(account.status, 200);
+    assert!(
+        account.text().contains("Your account"),
+        "{}",
+        account.text()
+    );
+}
+
+#[test]
+fn new_user_returning_user_and_the_waiting_page() {
+    let site = RealSite::start();
+    let web = browser();
+    let env = Env::new();
+    env.create("me");
+
+    let page = site.open_page(&web);
+    assert_eq!(site.poll(&web, &page).0, "pending");
+    let first = login(&env, &page.url, &[]).success().json();
+    assert_eq!(first["known"], "unknown");
+    assert!(
+        first["message"]
+            .as_str()
+            .unwrap()
+            .contains("new association")
+    );
+    // The page (polling, cross-device) learns the login and gets its link.
+    let (state, url) = site.poll(&web, &page);
+    assert_eq!(state, "confirmed");
+    browser_completes(&site, &web, &url);
+
+    let page = site.open_page(&web);
+    let second = login(&env, &page.url, &[]).success().json();
+    assert_eq!(second["known"], "current");
+    assert_eq!(second["tif"], "5");
+    let (state, url) = site.poll(&web, &page);
+    assert_eq!(state, "confirmed");
+    browser_completes(&site, &web, &url);
+}
+
+#[test]
+fn disable_enable_remove_over_http() {
+    let site = RealSite::start();
+    let web = browser();
+    let env = Env::new();
+    let rescue = env.create("me");
+    env.write("rescue", &rescue);
+    login(&env, &site.open_page(&web).url, &[]).success();
+
+    site_command(&env, "disable", &site.open_page(&web).url, &[]).success();
+    let run = login(&env, &site.open_page(&web).url, &[]).fails_with(code(ExitCode::Refused));
+    assert!(
+        run.error_line().contains("disabled"),
+        "{}",
+        run.error_line()
+    );
+    // Disabling twice is reported, not sent.
+    let again = site_command(&env, "disable", &site.open_page(&web).url, &[])
+        .success()
+        .json();
+    assert_eq!(again["changed"], false);
+
+    site_command(
+        &env,
+        "enable",
+        &site.open_page(&web).url,
+        &["--rescue-code-file", "rescue"],
+    )
+    .success();
+    assert_eq!(
+        login(&env, &site.open_page(&web).url, &[]).success().json()["known"],
+        "current"
+    );
+
+    site_command(
+        &env,
+        "remove",
+        &site.open_page(&web).url,
+        &["--rescue-code-file", "rescue"],
+    )
+    .success();
+    // The site no longer knows the identity: the next login is a new association.
+    assert_eq!(
+        login(&env, &site.open_page(&web).url, &[]).success().json()["known"],
+        "unknown"
+    );
+}
+
+#[test]
+fn rekey_then_login_replaces_the_identity_over_http() {
+    let site = RealSite::start();
+    let web = browser();
+    let env = Env::new();
+    let rescue = env.create("me");
+    env.write("rescue", &rescue);
+    login(&env, &site.open_page(&web).url, &[]).success();
+    env.run(&["identity", "export", "-f", "s4", "-o", "old.sqrl"])
+        .success();
+    env.run(&[
+        "identity",
+        "rekey",
+        "--rescue-code-file",
+        "rescue",
+        "--password-file",
+        "password",
+        "--rescue-code-out",
+        "new-rescue",
+    ])
+    .success();
+
+    let page = site.open_page(&web);
+    let replaced = login(&env, &page.url, &[]).success().json();
+    assert_eq!(replaced["known"], "previous", "{replaced}");
+    let (state, url) = site.poll(&web, &page);
+    assert_eq!(state, "confirmed");
+    browser_completes(&site, &web, &url);
+    assert_eq!(
+        login(&env, &site.open_page(&web).url, &[]).success().json()["known"],
+        "current"
+    );
+
+    // The old identity, still on another device, is superseded (TIF 0x200).
+    env.run(&["identity", "import", "old.sqrl", "--name", "stale"])
+        .success();
+    let run = login(&env, &site.open_page(&web).url, &["-i", "stale"])
+        .fails_with(code(ExitCode::Refused));
+    assert!(
+        run.error_line().contains("replaced by a newer one"),
+        "{}",
+        run.error_line()
+    );
+
+    // The new rescue code re-enables after a disable; the old one cannot.
+    site_command(&env, "disable", &site.open_page(&web).url, &[]).success();
+    site_command(
+        &env,
+        "enable",
+        &site.open_page(&web).url,
+        &["--rescue-code-file", "rescue"],
+    )
+    .fails_with(code(ExitCode::WrongSecret));
+    site_command(
+        &env,
+        "enable",
+        &site.open_page(&web).url,
+        &["--rescue-code-file", "new-rescue"],
+    )
+    .success();
+}
+
+#[test]
+fn ask_over_http() {
+    let site = RealSite::start_with(|config, _| {
+        config.ask = Some(AskConfig {
+            message: "Link this identity to your existing account?".into(),
+            buttons: vec!["Yes".into(), "No".into()],
+        });
+    });
+    let web = browser();
+    let env = Env::new();
+    env.create("me");
+    login(&env, &site.open_page(&web).url, &[]).success();
+    let run = login(&env, &site.open_page(&web).url, &["--button", "1"]).success();
+    assert_eq!(run.json()["button"], "1");
+    assert!(
+        run.stderr().contains("The site asks: Link this identity"),
+        "{}",
+        run.stderr()
+    );
+    assert!(run.stderr().contains("[2] No"), "{}", run.stderr());
+}
+
+#[test]
+fn cps_through_the_agent_with_the_real_server() {
+    let site = RealSite::start();
+    let web = browser();
+    let env = Env::new();
+    env.create("me");
+    let agent = AgentProcess::start(&env, &["--max-logins", "1"]);
+    let page = site.open_page(&web);
+    assert!(page.link.contains("can="), "{}", page.link);
+
+    let (status, _, _) = browser_get(agent.port, &format!("/{}.gif", page.nut), &[]);
+    assert_eq!(status, 200);
+    let (status, headers, _) = browser_get(agent.port, &page_script_path(&page.link), &[]);
+    assert_eq!(status, 302);
+    let location = header(&headers, "location").unwrap().to_owned();
+    assert!(location.starts_with(&site.base()), "{location}");
+    browser_completes(&site, &web, &location);
+    // The page's own login was abandoned in favour of the client's.
+    assert_ne!(site.poll(&web, &page).0, "confirmed");
+    agent.finish();
+}
+
+#[test]
+fn agent_cancel_goes_back_to_the_login_page() {
+    let site = RealSite::start();
+    let web = browser();
+    let env = Env::new();
+    env.create("me");
+    login(&env, &site.open_page(&web).url, &[]).success();
+    site_command(&env, "disable", &site.open_page(&web).url, &[]).success();
+    let agent = AgentProcess::start(&env, &["--max-logins", "1"]);
+    let page = site.open_page(&web);
+    let (status, headers, _) = browser_get(
+        agent.port,
+        &format!("/{}", base64url::encode(&page.link)),
+        &[],
+    );
+    assert_eq!(status, 302);
+    assert_eq!(
+        header(&headers, "location"),
+        Some(format!("{}/", site.base()).as_str())
+    );
+    agent.finish();
+}
+
+#[test]
+fn png_sqrl_decodes_to_the_exact_url() {
+    let site = RealSite::start();
+    let web = browser();
+    let page = site.open_page(&web);
+    let png = get(
+        &web,
+        &format!("{}/png.sqrl?nut={}", site.base(), page.nut),
+        &[],
+    );
+    assert_eq!(png.status, 200);
+    assert_eq!(png.header("content-type"), Some("image/png"));
+    assert_eq!(
+        sqrl_client::qr::decode_sqrl_url(&png.body).unwrap(),
+        page.url
+    );
+
+    // Without a nut the server mints one and names it in a header.
+    let minted = get(&web, &format!("{}/png.sqrl", site.base()), &[]);
+    let nut = minted.header("sqrl-nut").unwrap().to_owned();
+    let url = sqrl_client::qr::decode_sqrl_url(&minted.body).unwrap();
+    assert!(url.ends_with(&format!("nut={nut}")), "{url}");
+
+    // And the CLI logs in from the saved image.
+    let env = Env::new();
+    env.create("me");
+    let path = env.write("code.png", &png.body);
+    login(&env, path.to_str().unwrap(), &[]).success();
+    assert_eq!(site.poll(&web, &page).0, "confirmed");
+}
+
+#[test]
+fn https_verifies_certificates_and_accepts_a_private_ca() {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let leaf_key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
+        .unwrap()
+        .signed_by(&leaf_key, &ca, &ca_key)
+        .unwrap();
+
+    let site = RealSite::start_with(|config, dir| {
+        let cert = dir.join("cert.pem");
+        let key = dir.join("key.pem");
+        std::fs::write(&cert, leaf.pem()).unwrap();
+        std::fs::write(&key, leaf_key.serialize_pem()).unwrap();
+        config.tls = Some(TlsFiles { cert, key });
+    });
+    assert!(
+        site.base().starts_with("https://127.0.0.1:"),
+        "{}",
+        site.base()
+    );
+    let env = Env::new();
+    env.create("me");
+    env.write("ca.pem", ca.pem());
+
+    // The browser side (no verification needed for the test's own page fetch).
+    let page_url = {
+        let port = site.base().rsplit(':').next().unwrap().to_owned();
+        // Mint the attempt through the server's own state: same as a page load.
+        let web = ureq::Agent::config_builder()
+            .tls_config(
+                ureq::tls::TlsConfig::builder()
+                    .root_certs(ureq::tls::RootCerts::new_with_certs(&[
+                        ureq::tls::Certificate::from_pem(ca.pem().as_bytes()).unwrap(),
+                    ]))
+                    .build(),
+            )
+            .http_status_as_error(false)
+            .build()
+            .new_agent();
+        let page = site.open_page(&web);
+        assert!(
+            page.url.starts_with(&format!("sqrl://127.0.0.1:{port}/")),
+            "{}",
+            page.url
+        );
+        page.url
+    };
+
+    // Public roots only: the private certificate is refused.
+    let run = login(&env, &page_url, &[]).fails_with(code(ExitCode::Network));
+    assert!(
+        run.error_line().contains("https://127.0.0.1"),
+        "{}",
+        run.error_line()
+    );
+    // With --ca-cert the same login works over HTTPS, on the explicit port.
+    let outcome = login(&env, &page_url, &["--ca-cert", "ca.pem"])
+        .success()
+        .json();
+    assert_eq!(outcome["known"], "unknown");
+}

@@ -1,0 +1,12 @@
+//! Integration tests: the built `sqrl` binary, run as a separate process with a
+//! temporary configuration directory, against real HTTP servers on loopback.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod agent;
+mod identity;
+mod login_memory;
+mod login_real;
+mod memory_site;
+mod real_site;
+mod support;
+mod vectors;

@@ -1,0 +1,121 @@
+//! sqrl-core's in-memory reference server behind a minimal HTTP/1.1 listener on
+//! loopback, so the real binary can log into it over `qrl://`.
+
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::net::{IpAddr, Ipv4Addr, TcpListener, TcpStream};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread;
+
+use sqrl_core::rand_core::OsRng;
+use sqrl_core::server::memory::{Handled, MemoryServer};
+use sqrl_core::server::{Endpoint, Policy};
+use sqrl_core::url::Scheme;
+
+pub const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+
+pub struct MemorySite {
+    pub port: u16,
+    server: Arc<Mutex<MemoryServer<OsRng>>>,
+    handled: Arc<Mutex<Vec<Handled>>>,
+}
+
+impl MemorySite {
+    pub fn start() -> Self {
+        Self::start_at("/cli.sqrl", None)
+    }
+
+    /// A site whose endpoint is `path`, with `x=` covering its first `extension`
+    /// characters when given (SPEC 1.2 rule 5).
+    pub fn start_at(path: &str, extension: Option<usize>) -> Self {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let mut endpoint = Endpoint::new(Scheme::Qrl, &format!("127.0.0.1:{port}"), path).unwrap();
+        if let Some(chars) = extension {
+            endpoint = endpoint.with_path_extension(chars);
+        }
+        let server = Arc::new(Mutex::new(MemoryServer::new(
+            endpoint,
+            Policy::new(),
+            OsRng,
+        )));
+        let handled = Arc::new(Mutex::new(Vec::new()));
+        let (server_for_thread, handled_for_thread) = (Arc::clone(&server), Arc::clone(&handled));
+        // Detached: it ends with the test process.
+        thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { continue };
+                serve(stream, &server_for_thread, &handled_for_thread);
+            }
+        });
+        Self {
+            port,
+            server,
+            handled,
+        }
+    }
+
+    pub fn server(&self) -> MutexGuard<'_, MemoryServer<OsRng>> {
+        self.server.lock().unwrap()
+    }
+
+    /// Every request answered so far.
+    pub fn handled(&self) -> Vec<Handled> {
+        self.handled.lock().unwrap().clone()
+    }
+
+    /// A login page opened by a browser at `browser_ip`: `(QR URL, same-device link, attempt)`.
+    pub fn open_page(
+        &self,
+        browser_ip: IpAddr,
+        cancel_url: Option<&str>,
+    ) -> (String, String, String) {
+        let invitation = self.server().start_login(browser_ip, cancel_url);
+        let attempt = invitation.nut.as_str().to_owned();
+        (invitation.url, invitation.link, attempt)
+    }
+
+    pub fn set_policy(&self, policy: Policy) {
+        self.server().set_policy(policy);
+    }
+}
+
+fn serve(stream: TcpStream, server: &Mutex<MemoryServer<OsRng>>, handled: &Mutex<Vec<Handled>>) {
+    let peer = stream.peer_addr().map(|a| a.ip()).unwrap_or(LOOPBACK);
+    let mut reader = BufReader::new(stream);
+    let mut request_line = String::new();
+    if reader.read_line(&mut request_line).is_err() {
+        return;
+    }
+    let target = request_line.split(' ').nth(1).unwrap_or("/").to_owned();
+    let mut length = 0usize;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':') {
+            if name.eq_ignore_ascii_case("content-length") {
+                length = value.trim().parse().unwrap_or(0);
+            }
+        }
+    }
+    let mut body = vec![0u8; length.min(1 << 16)];
+    if reader.read_exact(&mut body).is_err() {
+        return;
+    }
+    let body = String::from_utf8_lossy(&body).into_owned();
+    let result = server.lock().unwrap().handle(&target, &body, peer);
+    let reply = result.body.clone();
+    handled.lock().unwrap().push(result);
+    let mut stream = reader.into_inner();
+    let _ = write!(
+        stream,
+        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{reply}",
+        reply.len()
+    );
+    let _ = stream.flush();
+}

@@ -1,0 +1,159 @@
+//! The real `sqrl-server`, started in-process on 127.0.0.1:0 with a temporary
+//! SQLite database, and a browser made of plain HTTP requests.
+
+use std::path::Path;
+use std::time::Duration;
+
+use sqrl_core::server::Nut;
+use sqrl_server::RunningServer;
+use sqrl_server::config::Config;
+use tempfile::TempDir;
+
+pub struct RealSite {
+    runtime: tokio::runtime::Runtime,
+    server: Option<RunningServer>,
+    /// Holds the database until the site drops.
+    _dir: TempDir,
+}
+
+/// A login page as a browser sees it.
+#[derive(Debug, Clone)]
+pub struct Page {
+    pub nut: String,
+    pub pag: String,
+    /// The SQRL URL of the QR code.
+    pub url: String,
+    /// The same-device link (with `can=`).
+    pub link: String,
+}
+
+/// A response: status, headers (lower-case names), body.
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// A browser: no redirects followed, cookies passed by hand.
+pub fn browser() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .max_redirects(0)
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(30)))
+        .build()
+        .new_agent()
+}
+
+pub fn get(agent: &ureq::Agent, url: &str, headers: &[(&str, &str)]) -> Reply {
+    let mut request = agent.get(url);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let mut response = request.call().unwrap();
+    let status = response.status().as_u16();
+    let headers = response
+        .headers()
+        .iter()
+        .map(|(n, v)| {
+            (
+                n.as_str().to_ascii_lowercase(),
+                v.to_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+    let body = response.body_mut().read_to_vec().unwrap();
+    Reply {
+        status,
+        headers,
+        body,
+    }
+}
+
+impl RealSite {
+    pub fn start() -> Self {
+        Self::start_with(|_, _| {})
+    }
+
+    pub fn start_with(configure: impl FnOnce(&mut Config, &Path)) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config::for_tests(dir.path().join("sqrl.db"));
+        // Every test client comes from 127.0.0.1.
+        config.rate_limit = None;
+        configure(&mut config, dir.path());
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let server = runtime.block_on(sqrl_server::start(config)).unwrap();
+        Self {
+            runtime,
+            server: Some(server),
+            _dir: dir,
+        }
+    }
+
+    fn server(&self) -> &RunningServer {
+        self.server.as_ref().unwrap()
+    }
+
+    pub fn base(&self) -> String {
+        self.server().base_url()
+    }
+
+    /// Opens a login page through the SSP API, as a browser at 127.0.0.1.
+    pub fn open_page(&self, agent: &ureq::Agent) -> Page {
+        let reply = get(
+            agent,
+            &format!("{}/nut.sqrl", self.base()),
+            &[("Accept", "application/json")],
+        );
+        assert_eq!(reply.status, 200, "{}", reply.text());
+        let value: serde_json::Value = serde_json::from_slice(&reply.body).unwrap();
+        let nut = value["nut"].as_str().unwrap().to_owned();
+        let pag = value["pag"].as_str().unwrap().to_owned();
+        let endpoint = &self.server().state().endpoint;
+        let parsed = Nut::parse(&nut).unwrap();
+        Page {
+            url: endpoint.url(&parsed),
+            link: endpoint.link(&parsed, &format!("{}/", self.base())),
+            nut,
+            pag,
+        }
+    }
+
+    /// What the waiting page learns: `(state, url)` from `/pag.sqrl`.
+    pub fn poll(&self, agent: &ureq::Agent, page: &Page) -> (String, String) {
+        let reply = get(
+            agent,
+            &format!("{}/pag.sqrl?nut={}&pag={}", self.base(), page.nut, page.pag),
+            &[("Accept", "application/json")],
+        );
+        let value: serde_json::Value = serde_json::from_slice(&reply.body).unwrap();
+        (
+            value["state"].as_str().unwrap_or_default().to_owned(),
+            value["url"].as_str().unwrap_or_default().to_owned(),
+        )
+    }
+}
+
+impl Drop for RealSite {
+    fn drop(&mut self) {
+        if let Some(server) = self.server.take() {
+            self.runtime.block_on(server.shutdown());
+        }
+    }
+}

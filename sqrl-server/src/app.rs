@@ -1,0 +1,257 @@
+//! The shared state, the router and its layers.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use sqrl_core::msg::{Ask, AskButton};
+use sqrl_core::server::{Endpoint, Policy};
+use tokio::sync::watch;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::TimeoutLayer;
+
+use crate::clock::Clock;
+use crate::config::{Config, PublicOrigin};
+use crate::metrics::Metrics;
+use crate::net;
+use crate::notify::Notifier;
+use crate::ratelimit::RateLimiter;
+use crate::routes;
+use crate::store::Store;
+
+/// The path clients POST to (SPEC 9: `/cli.sqrl`).
+pub const CLIENT_PATH: &str = "/cli.sqrl";
+
+/// Why the application state could not be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StateError {
+    /// The origin does not make a valid SQRL endpoint.
+    #[error("public origin: {0}")]
+    Origin(#[from] sqrl_core::url::UrlError),
+    /// The `ask`/`sin` settings are not valid protocol values.
+    #[error("ask/sin: {0}")]
+    Policy(#[from] sqrl_core::msg::MessageError),
+}
+
+/// Everything a handler may need. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Shared>,
+}
+
+/// The fields of [`AppState`].
+pub struct Shared {
+    /// The configuration.
+    pub config: Config,
+    /// The public origin.
+    pub origin: PublicOrigin,
+    /// The SQRL client endpoint (`sqrl://host/cli.sqrl` or `qrl://...`).
+    pub endpoint: Endpoint,
+    /// The protocol settings handed to `sqrl_core::server`.
+    pub policy: Policy,
+    /// Durable state.
+    pub store: Arc<dyn Store>,
+    /// Live updates to waiting pages.
+    pub notifier: Arc<dyn Notifier>,
+    /// Metrics.
+    pub metrics: Metrics,
+    /// Per-address rate limit.
+    pub limiter: Option<RateLimiter>,
+    /// The clock.
+    pub clock: Clock,
+    /// Flips to `true` when the server shuts down (ends live streams).
+    pub shutdown: watch::Receiver<bool>,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.inner
+    }
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.inner.fmt(f)
+    }
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The config holds the operator token: print only what is public.
+        f.debug_struct("Shared")
+            .field("origin", &self.origin)
+            .field("endpoint", &self.endpoint)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    /// Builds the state.
+    pub fn new(
+        config: Config,
+        origin: PublicOrigin,
+        store: Arc<dyn Store>,
+        notifier: Arc<dyn Notifier>,
+        clock: Clock,
+        shutdown: watch::Receiver<bool>,
+    ) -> Result<Self, StateError> {
+        let endpoint = Endpoint::from_origin(&origin.http_origin(), CLIENT_PATH)?;
+        let mut policy = Policy::new();
+        if let Some(sin) = &config.sin {
+            policy = policy.with_sin(sin.clone())?;
+        }
+        if let Some(ask) = &config.ask {
+            let mut question = Ask::new(ask.message.clone());
+            for label in &ask.buttons {
+                question = question.with_button(AskButton::new(label.clone(), None)?)?;
+            }
+            policy = policy.with_ask(question);
+        }
+        let limiter = config.rate_limit.map(RateLimiter::new);
+        Ok(Self {
+            inner: Arc::new(Shared {
+                config,
+                origin,
+                endpoint,
+                policy,
+                store,
+                notifier,
+                metrics: Metrics::default(),
+                limiter,
+                clock,
+                shutdown,
+            }),
+        })
+    }
+
+    /// An absolute URL on this service for a root-anchored `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.origin.http_origin())
+    }
+}
+
+/// The client's address after trusted-proxy resolution (PITFALLS 26).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientIp(pub IpAddr);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(parts
+            .extensions
+            .get::<ClientIp>()
+            .copied()
+            .unwrap_or(ClientIp(IpAddr::V4(Ipv4Addr::UNSPECIFIED))))
+    }
+}
+
+/// The router with every route and layer.
+pub fn router(state: AppState) -> Router {
+    let timeout = state.config.request_timeout;
+    let body_limit = state.config.max_body_bytes;
+
+    // Everything but the live event stream gets a request timeout.
+    let timed = Router::new()
+        .route("/", get(routes::login::page))
+        .route("/static/login.js", get(routes::login::script))
+        .route("/static/style.css", get(routes::login::style))
+        .route("/login/rotate", post(routes::login::rotate))
+        .route("/login/collect", get(routes::login::collect))
+        .route("/login/complete", get(routes::login::complete))
+        .route(CLIENT_PATH, post(routes::client::client))
+        .route("/nut.sqrl", get(routes::ssp::nut))
+        .route("/png.sqrl", get(routes::ssp::png))
+        .route("/pag.sqrl", get(routes::ssp::pag))
+        .route("/account", get(routes::account::page))
+        .route(
+            "/account/sessions/{id}/revoke",
+            post(routes::account::revoke),
+        )
+        .route("/logout", post(routes::account::logout))
+        .route("/favicon.ico", get(routes::ops::favicon))
+        .route("/healthz", get(routes::ops::healthz))
+        .route("/metrics", get(routes::ops::metrics))
+        .nest("/api", routes::operator::router())
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            timeout,
+        ));
+
+    Router::new()
+        .route("/login/events", get(routes::login::events))
+        .merge(timed)
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(RequestBodyLimitLayer::new(body_limit))
+        .layer(middleware::from_fn_with_state(state.clone(), front_door))
+        .with_state(state)
+}
+
+async fn not_found() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        "not found\n",
+    )
+        .into_response()
+}
+
+/// Resolves the client IP, applies the rate limit, counts the response and
+/// adds headers every response carries.
+async fn front_door(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip())
+        .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    let ip = net::client_ip(peer, request.headers(), &state.config.trusted_proxies);
+    request.extensions_mut().insert(ClientIp(ip));
+
+    let exempt = matches!(request.uri().path(), "/healthz" | "/metrics");
+    if let Some(limiter) = &state.limiter {
+        if !exempt && !limiter.check(net::rate_limit_key(ip), Instant::now()) {
+            state.metrics.rate_limited();
+            let mut response = (
+                StatusCode::TOO_MANY_REQUESTS,
+                [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+                "too many requests from this address, slow down\n",
+            )
+                .into_response();
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            return response;
+        }
+    }
+
+    let mut response = next.run(request).await;
+    state
+        .metrics
+        .http_response(response.status().as_u16(), started.elapsed());
+    let headers = response.headers_mut();
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    // Login links carry single-use tokens in their query: never leak them.
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers
+        .entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
+    response
+}

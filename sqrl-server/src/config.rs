@@ -1,0 +1,665 @@
+//! Configuration: command-line flags, `SQRL_*` environment variables and an
+//! optional TOML file, merged in that order of precedence into one validated
+//! [`Config`].
+//!
+//! ```text
+//! flag  >  environment variable  >  TOML file  >  built-in default
+//! ```
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::{Parser, ValueHint};
+use serde::Deserialize;
+
+use crate::net::IpNet;
+
+/// Why a configuration could not be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The TOML file could not be read.
+    #[error("reading config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O failure.
+        source: std::io::Error,
+    },
+    /// The TOML file is not valid.
+    #[error("parsing config file {path}: {source}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The TOML failure.
+        source: Box<toml::de::Error>,
+    },
+    /// A value is out of range or inconsistent with another.
+    #[error("invalid setting {name}: {reason}")]
+    Invalid {
+        /// The setting.
+        name: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+fn invalid(name: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        name,
+        reason: reason.into(),
+    }
+}
+
+/// Command-line flags. Every flag can also come from an `SQRL_*` environment
+/// variable and from the TOML file named by `--config` (same names, `_` for `-`).
+#[derive(Debug, Default, Parser)]
+#[command(name = "sqrl-server", version, about = "The SQRL login service")]
+pub struct Cli {
+    /// TOML configuration file (flags and environment variables override it).
+    #[arg(long, env = "SQRL_CONFIG", value_hint = ValueHint::FilePath)]
+    pub config: Option<PathBuf>,
+
+    /// Address and port to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "SQRL_BIND")]
+    pub bind: Option<SocketAddr>,
+
+    /// SQLite database file, created if missing [default: ./sqrl.db].
+    #[arg(long, env = "SQRL_DB", value_hint = ValueHint::FilePath)]
+    pub db: Option<PathBuf>,
+
+    /// The origin visitors use, e.g. `https://login.example.com`. `http://`
+    /// makes the service hand out `qrl://` links, `https://` `sqrl://` links.
+    /// [default: http://<bind>, or https://<bind> with --tls-cert]
+    #[arg(long, env = "SQRL_PUBLIC_ORIGIN")]
+    pub public_origin: Option<String>,
+
+    /// PEM certificate chain for built-in TLS (needs --tls-key).
+    #[arg(long, env = "SQRL_TLS_CERT", value_hint = ValueHint::FilePath)]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key for built-in TLS (needs --tls-cert).
+    #[arg(long, env = "SQRL_TLS_KEY", value_hint = ValueHint::FilePath)]
+    pub tls_key: Option<PathBuf>,
+
+    /// Reverse proxies (IPs or CIDR blocks, comma-separated) whose
+    /// `X-Forwarded-For` is believed. Nobody else's is.
+    #[arg(long, env = "SQRL_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Option<Vec<String>>,
+
+    /// Sustained requests per second allowed from one client address (IPv6: one /64).
+    #[arg(long, env = "SQRL_RATE_LIMIT_PER_SECOND")]
+    pub rate_limit_per_second: Option<f64>,
+
+    /// Burst of requests one client address may send at once. Keep it generous:
+    /// an office behind one NAT address is many people.
+    #[arg(long, env = "SQRL_RATE_LIMIT_BURST")]
+    pub rate_limit_burst: Option<u32>,
+
+    /// Seconds a nut shown on a login page stays valid (the page rotates it sooner).
+    #[arg(long, env = "SQRL_NUT_LIFETIME")]
+    pub nut_lifetime: Option<u64>,
+
+    /// Seconds a whole login attempt may take, from page load to collected session.
+    #[arg(long, env = "SQRL_ATTEMPT_LIFETIME")]
+    pub attempt_lifetime: Option<u64>,
+
+    /// Seconds a browser session lasts.
+    #[arg(long, env = "SQRL_SESSION_LIFETIME")]
+    pub session_lifetime: Option<u64>,
+
+    /// Bearer token of the operator API (`/api/...`); the API is off without it.
+    #[arg(long, env = "SQRL_OPERATOR_TOKEN", hide_env_values = true)]
+    pub operator_token: Option<OperatorToken>,
+
+    /// A question shown by the identity client on every login (`ask`), in plain text.
+    #[arg(long, env = "SQRL_ASK")]
+    pub ask: Option<String>,
+
+    /// Button labels for --ask (up to two, comma-separated).
+    #[arg(long, env = "SQRL_ASK_BUTTONS", value_delimiter = ',')]
+    pub ask_buttons: Option<Vec<String>>,
+
+    /// A `sin` (secret index) to request with every login.
+    #[arg(long, env = "SQRL_SIN")]
+    pub sin: Option<String>,
+
+    /// Largest request body accepted, in bytes.
+    #[arg(long, env = "SQRL_MAX_BODY_BYTES")]
+    pub max_body_bytes: Option<usize>,
+
+    /// Seconds before a request (other than the live event stream) times out.
+    #[arg(long, env = "SQRL_REQUEST_TIMEOUT")]
+    pub request_timeout: Option<u64>,
+
+    /// Number of SQLite connections.
+    #[arg(long, env = "SQRL_DB_CONNECTIONS")]
+    pub db_connections: Option<usize>,
+}
+
+/// The TOML file: the same settings as [`Cli`], all optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// See [`Cli::bind`].
+    pub bind: Option<SocketAddr>,
+    /// See [`Cli::db`].
+    pub db: Option<PathBuf>,
+    /// See [`Cli::public_origin`].
+    pub public_origin: Option<String>,
+    /// See [`Cli::tls_cert`].
+    pub tls_cert: Option<PathBuf>,
+    /// See [`Cli::tls_key`].
+    pub tls_key: Option<PathBuf>,
+    /// See [`Cli::trusted_proxies`].
+    pub trusted_proxies: Option<Vec<String>>,
+    /// See [`Cli::rate_limit_per_second`].
+    pub rate_limit_per_second: Option<f64>,
+    /// See [`Cli::rate_limit_burst`].
+    pub rate_limit_burst: Option<u32>,
+    /// See [`Cli::nut_lifetime`].
+    pub nut_lifetime: Option<u64>,
+    /// See [`Cli::attempt_lifetime`].
+    pub attempt_lifetime: Option<u64>,
+    /// See [`Cli::session_lifetime`].
+    pub session_lifetime: Option<u64>,
+    /// See [`Cli::operator_token`].
+    pub operator_token: Option<OperatorToken>,
+    /// See [`Cli::ask`].
+    pub ask: Option<String>,
+    /// See [`Cli::ask_buttons`].
+    pub ask_buttons: Option<Vec<String>>,
+    /// See [`Cli::sin`].
+    pub sin: Option<String>,
+    /// See [`Cli::max_body_bytes`].
+    pub max_body_bytes: Option<usize>,
+    /// See [`Cli::request_timeout`].
+    pub request_timeout: Option<u64>,
+    /// See [`Cli::db_connections`].
+    pub db_connections: Option<usize>,
+}
+
+impl FileConfig {
+    /// Reads and parses a TOML file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.to_owned(),
+            source: Box::new(source),
+        })
+    }
+}
+
+/// The operator API's bearer token: never printed.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct OperatorToken(String);
+
+impl OperatorToken {
+    /// Wraps a token.
+    pub fn new(token: impl Into<String>) -> Self {
+        Self(token.into())
+    }
+
+    /// The token text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::str::FromStr for OperatorToken {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self(s.to_owned()))
+    }
+}
+
+impl std::fmt::Debug for OperatorToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OperatorToken(<redacted>)")
+    }
+}
+
+/// Whether SQRL links use `sqrl://` (HTTPS) or `qrl://` (plain HTTP) (SPEC 1.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PublicScheme {
+    /// `http://` origin, `qrl://` links.
+    Http,
+    /// `https://` origin, `sqrl://` links.
+    Https,
+}
+
+/// The origin visitors and identity clients reach the service at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicOrigin {
+    scheme: PublicScheme,
+    /// `host[:port]`, lower-cased, as it appears after `scheme://`.
+    authority: String,
+}
+
+impl PublicOrigin {
+    /// Parses `http[s]://host[:port]` (a trailing `/` is tolerated; no path,
+    /// query, userinfo or fragment).
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
+        let text = text.trim_end_matches('/');
+        let (scheme, authority) = if let Some(rest) = text.strip_prefix("https://") {
+            (PublicScheme::Https, rest)
+        } else if let Some(rest) = text.strip_prefix("http://") {
+            (PublicScheme::Http, rest)
+        } else {
+            return Err(invalid(
+                "public-origin",
+                "must start with http:// or https://",
+            ));
+        };
+        let valid = !authority.is_empty()
+            && authority
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b));
+        if !valid {
+            return Err(invalid(
+                "public-origin",
+                "must be scheme://host[:port] with no path, query or userinfo",
+            ));
+        }
+        Ok(Self {
+            scheme,
+            authority: authority.to_ascii_lowercase(),
+        })
+    }
+
+    /// The origin for a listener address when none is configured.
+    pub fn for_addr(addr: SocketAddr, scheme: PublicScheme) -> Self {
+        Self {
+            scheme,
+            authority: addr.to_string(),
+        }
+    }
+
+    /// HTTP or HTTPS.
+    pub fn scheme(&self) -> PublicScheme {
+        self.scheme
+    }
+
+    /// `http://host[:port]` or `https://host[:port]`.
+    pub fn http_origin(&self) -> String {
+        match self.scheme {
+            PublicScheme::Http => format!("http://{}", self.authority),
+            PublicScheme::Https => format!("https://{}", self.authority),
+        }
+    }
+
+    /// `qrl://host[:port]` or `sqrl://host[:port]`.
+    pub fn sqrl_origin(&self) -> String {
+        match self.scheme {
+            PublicScheme::Http => format!("qrl://{}", self.authority),
+            PublicScheme::Https => format!("sqrl://{}", self.authority),
+        }
+    }
+
+    /// Whether cookies get the `Secure` attribute.
+    pub fn is_secure(&self) -> bool {
+        self.scheme == PublicScheme::Https
+    }
+}
+
+/// The `ask` shown by the identity client (SPEC 3, `ask=`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AskConfig {
+    /// The question, plain text.
+    pub message: String,
+    /// Up to two button labels.
+    pub buttons: Vec<String>,
+}
+
+/// Per-client-address rate limit (token bucket).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RateLimit {
+    /// Tokens added per second.
+    pub per_second: f64,
+    /// Bucket size.
+    pub burst: u32,
+}
+
+/// Built-in TLS key material.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// PEM certificate chain.
+    pub cert: PathBuf,
+    /// PEM private key.
+    pub key: PathBuf,
+}
+
+/// A validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Listener address.
+    pub bind: SocketAddr,
+    /// SQLite file.
+    pub db: PathBuf,
+    /// The public origin; `None` derives it from the bound address (useful with
+    /// port 0 in tests).
+    pub public_origin: Option<PublicOrigin>,
+    /// Built-in TLS.
+    pub tls: Option<TlsFiles>,
+    /// Proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<IpNet>,
+    /// Rate limit per client address; `None` disables it.
+    pub rate_limit: Option<RateLimit>,
+    /// Lifetime of a nut on a waiting page, and of each reply nut.
+    pub nut_lifetime: Duration,
+    /// Lifetime of a whole login attempt (at most 10 minutes).
+    pub attempt_lifetime: Duration,
+    /// How often an open login page gets a fresh nut (at most every 60 s).
+    pub nut_rotation: Duration,
+    /// Lifetime of a browser session.
+    pub session_lifetime: Duration,
+    /// Lifetime of a single-use login URL (CPS `url=`, collect link).
+    pub login_token_lifetime: Duration,
+    /// Operator API bearer token; `None` turns the API off.
+    pub operator_token: Option<OperatorToken>,
+    /// `ask` sent with every login.
+    pub ask: Option<AskConfig>,
+    /// `sin` requested with every login.
+    pub sin: Option<String>,
+    /// Largest request body.
+    pub max_body_bytes: usize,
+    /// Request timeout (not applied to the event stream).
+    pub request_timeout: Duration,
+    /// SQLite connections.
+    pub db_connections: usize,
+}
+
+/// Longest a login attempt may live (issue 3: an attempt expires within 10 minutes).
+pub const MAX_ATTEMPT_LIFETIME: Duration = Duration::from_secs(600);
+
+/// Longest a page may show the same nut (issue 3: rotate at least every 60 s).
+pub const MAX_NUT_ROTATION: Duration = Duration::from_secs(60);
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            db: PathBuf::from("sqrl.db"),
+            public_origin: None,
+            tls: None,
+            trusted_proxies: Vec::new(),
+            rate_limit: Some(RateLimit {
+                per_second: 20.0,
+                burst: 300,
+            }),
+            nut_lifetime: Duration::from_secs(120),
+            attempt_lifetime: MAX_ATTEMPT_LIFETIME,
+            nut_rotation: Duration::from_secs(50),
+            session_lifetime: Duration::from_secs(30 * 24 * 3600),
+            login_token_lifetime: Duration::from_secs(60),
+            operator_token: None,
+            ask: None,
+            sin: None,
+            max_body_bytes: 16 * 1024,
+            request_timeout: Duration::from_secs(15),
+            db_connections: 4,
+        }
+    }
+}
+
+impl Config {
+    /// A configuration for an in-process server on `127.0.0.1:0` with the given
+    /// database file (tests, benches).
+    pub fn for_tests(db: impl Into<PathBuf>) -> Self {
+        Self {
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            db: db.into(),
+            ..Self::default()
+        }
+    }
+
+    /// Merges flags/environment with the TOML file (if any) and validates.
+    pub fn from_cli(cli: Cli) -> Result<Self, ConfigError> {
+        let file = match &cli.config {
+            Some(path) => FileConfig::load(path)?,
+            None => FileConfig::default(),
+        };
+        Self::merge(cli, file)
+    }
+
+    /// Merges flags (already holding environment values) over a file.
+    pub fn merge(cli: Cli, file: FileConfig) -> Result<Self, ConfigError> {
+        let defaults = Self::default();
+        let tls = match (cli.tls_cert.or(file.tls_cert), cli.tls_key.or(file.tls_key)) {
+            (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+            (None, None) => None,
+            _ => return Err(invalid("tls-cert/tls-key", "give both or neither")),
+        };
+        let public_origin = cli
+            .public_origin
+            .or(file.public_origin)
+            .map(|text| PublicOrigin::parse(&text))
+            .transpose()?;
+        if let (Some(origin), Some(_)) = (&public_origin, &tls) {
+            if origin.scheme() == PublicScheme::Http {
+                return Err(invalid(
+                    "public-origin",
+                    "built-in TLS is on, so the origin must be https://",
+                ));
+            }
+        }
+        let trusted_proxies = cli
+            .trusted_proxies
+            .or(file.trusted_proxies)
+            .unwrap_or_default()
+            .iter()
+            .map(|text| text.trim())
+            .filter(|text| !text.is_empty())
+            .map(|text| {
+                IpNet::parse(text).ok_or_else(|| {
+                    invalid(
+                        "trusted-proxies",
+                        format!("{text:?} is not an IP or CIDR block"),
+                    )
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+
+        let per_second = cli
+            .rate_limit_per_second
+            .or(file.rate_limit_per_second)
+            .unwrap_or(20.0);
+        let burst = cli
+            .rate_limit_burst
+            .or(file.rate_limit_burst)
+            .unwrap_or(300);
+        if !per_second.is_finite() || per_second < 0.0 {
+            return Err(invalid(
+                "rate-limit-per-second",
+                "must be 0 (off) or positive",
+            ));
+        }
+        let rate_limit = (per_second > 0.0).then_some(RateLimit { per_second, burst });
+        if rate_limit.is_some() && burst == 0 {
+            return Err(invalid("rate-limit-burst", "must be at least 1"));
+        }
+
+        let attempt_lifetime = secs(cli.attempt_lifetime.or(file.attempt_lifetime))
+            .unwrap_or(defaults.attempt_lifetime);
+        if attempt_lifetime > MAX_ATTEMPT_LIFETIME || attempt_lifetime < Duration::from_secs(30) {
+            return Err(invalid("attempt-lifetime", "must be 30 to 600 seconds"));
+        }
+        let nut_lifetime =
+            secs(cli.nut_lifetime.or(file.nut_lifetime)).unwrap_or(defaults.nut_lifetime);
+        if nut_lifetime < Duration::from_secs(1) || nut_lifetime > attempt_lifetime {
+            return Err(invalid(
+                "nut-lifetime",
+                "must be at least 1 second and at most the attempt lifetime",
+            ));
+        }
+        let session_lifetime = secs(cli.session_lifetime.or(file.session_lifetime))
+            .unwrap_or(defaults.session_lifetime);
+        if session_lifetime < Duration::from_secs(60) {
+            return Err(invalid("session-lifetime", "must be at least 60 seconds"));
+        }
+
+        let operator_token = cli.operator_token.or(file.operator_token);
+        if let Some(token) = &operator_token {
+            if token.as_str().len() < 16 {
+                return Err(invalid("operator-token", "must be at least 16 characters"));
+            }
+        }
+        let ask = match cli.ask.or(file.ask) {
+            Some(message) if !message.trim().is_empty() => {
+                let buttons = cli.ask_buttons.or(file.ask_buttons).unwrap_or_default();
+                if buttons.len() > 2 {
+                    return Err(invalid("ask-buttons", "at most two buttons"));
+                }
+                Some(AskConfig { message, buttons })
+            }
+            _ => None,
+        };
+        let sin = cli.sin.or(file.sin).filter(|sin| !sin.is_empty());
+        if let Some(sin) = &sin {
+            if sin.chars().any(char::is_control) || sin.len() > 64 {
+                return Err(invalid(
+                    "sin",
+                    "at most 64 characters, no control characters",
+                ));
+            }
+        }
+        let max_body_bytes = cli
+            .max_body_bytes
+            .or(file.max_body_bytes)
+            .unwrap_or(defaults.max_body_bytes);
+        if max_body_bytes < sqrl_core::msg::MAX_BODY_LEN {
+            return Err(invalid(
+                "max-body-bytes",
+                format!(
+                    "must be at least {} (the largest valid client request)",
+                    sqrl_core::msg::MAX_BODY_LEN
+                ),
+            ));
+        }
+        let request_timeout =
+            secs(cli.request_timeout.or(file.request_timeout)).unwrap_or(defaults.request_timeout);
+        let db_connections = cli
+            .db_connections
+            .or(file.db_connections)
+            .unwrap_or(defaults.db_connections);
+        if !(1..=64).contains(&db_connections) {
+            return Err(invalid("db-connections", "must be 1 to 64"));
+        }
+
+        Ok(Self {
+            bind: cli.bind.or(file.bind).unwrap_or(defaults.bind),
+            db: cli.db.or(file.db).unwrap_or(defaults.db),
+            public_origin,
+            tls,
+            trusted_proxies,
+            rate_limit,
+            nut_lifetime,
+            attempt_lifetime,
+            nut_rotation: defaults
+                .nut_rotation
+                .min(nut_lifetime)
+                .min(MAX_NUT_ROTATION),
+            session_lifetime,
+            login_token_lifetime: defaults.login_token_lifetime,
+            operator_token,
+            ask,
+            sin,
+            max_body_bytes,
+            request_timeout,
+            db_connections,
+        })
+    }
+
+    /// The origin to advertise once the listener is bound.
+    pub fn origin_for(&self, bound: SocketAddr) -> PublicOrigin {
+        self.public_origin.clone().unwrap_or_else(|| {
+            let scheme = if self.tls.is_some() {
+                PublicScheme::Https
+            } else {
+                PublicScheme::Http
+            };
+            // A wildcard listener is not an address a browser can use.
+            let addr = if bound.ip().is_unspecified() {
+                SocketAddr::new(IpAddr::from([127, 0, 0, 1]), bound.port())
+            } else {
+                bound
+            };
+            PublicOrigin::for_addr(addr, scheme)
+        })
+    }
+}
+
+fn secs(value: Option<u64>) -> Option<Duration> {
+    value.map(Duration::from_secs)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origin_scheme_picks_link_scheme() {
+        let http = PublicOrigin::parse("http://Example.COM:8080/").unwrap();
+        assert_eq!(http.sqrl_origin(), "qrl://example.com:8080");
+        assert_eq!(http.http_origin(), "http://example.com:8080");
+        assert!(!http.is_secure());
+        let https = PublicOrigin::parse("https://login.example.com").unwrap();
+        assert_eq!(https.sqrl_origin(), "sqrl://login.example.com");
+        assert!(https.is_secure());
+        assert!(PublicOrigin::parse("ftp://x").is_err());
+        assert!(PublicOrigin::parse("https://a/b").is_err());
+        assert!(PublicOrigin::parse("https://u:p@a").is_err());
+    }
+
+    #[test]
+    fn flags_override_file() {
+        let cli = Cli::try_parse_from(["sqrl-server", "--db", "flag.db"]).unwrap();
+        let file: FileConfig = toml::from_str(
+            "db = \"file.db\"\nbind = \"0.0.0.0:9000\"\ntrusted_proxies = [\"10.0.0.0/8\"]",
+        )
+        .unwrap();
+        let config = Config::merge(cli, file).unwrap();
+        assert_eq!(config.db, PathBuf::from("flag.db"));
+        assert_eq!(config.bind, "0.0.0.0:9000".parse().unwrap());
+        assert_eq!(config.trusted_proxies.len(), 1);
+        assert_eq!(
+            config.origin_for(config.bind).http_origin(),
+            "http://127.0.0.1:9000"
+        );
+    }
+
+    #[test]
+    fn example_file_is_valid() {
+        let file: FileConfig = toml::from_str(include_str!("../sqrl-server.example.toml")).unwrap();
+        let config = Config::merge(Cli::default(), file).unwrap();
+        assert_eq!(
+            config.origin_for(config.bind).sqrl_origin(),
+            "sqrl://login.example.com"
+        );
+        assert_eq!(config.trusted_proxies.len(), 2);
+    }
+
+    #[test]
+    fn rejects_bad_settings() {
+        let merge = |args: &[&str]| {
+            let mut all = vec!["sqrl-server"];
+            all.extend_from_slice(args);
+            Config::merge(Cli::try_parse_from(all).unwrap(), FileConfig::default())
+        };
+        assert!(merge(&["--tls-cert", "c.pem"]).is_err());
+        assert!(merge(&["--attempt-lifetime", "3600"]).is_err());
+        assert!(merge(&["--trusted-proxies", "not-an-ip"]).is_err());
+        assert!(merge(&["--operator-token", "short"]).is_err());
+        assert!(merge(&["--ask-buttons", "a,b,c", "--ask", "q"]).is_err());
+        assert!(merge(&["--max-body-bytes", "10"]).is_err());
+        assert!(toml::from_str::<FileConfig>("unknown = 1").is_err());
+        let ok = merge(&["--rate-limit-per-second", "0"]).unwrap();
+        assert!(ok.rate_limit.is_none());
+    }
+}

@@ -1,0 +1,67 @@
+//! Handler errors and how they answer.
+//!
+//! Bad input answers 4xx with a plain message and is not logged as a failure;
+//! a storage failure answers 503 with a generic body and is logged with its
+//! context (STYLE 18). Nothing a client sends can produce a 500.
+
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use crate::store::StoreError;
+
+/// An error a handler returns.
+#[derive(Debug)]
+pub enum AppError {
+    /// The request is wrong: the status and a message for the caller.
+    Client(StatusCode, &'static str),
+    /// Storage failed.
+    Store(StoreError),
+    /// Something the server itself produced is invalid (a bug): logged, 503.
+    Internal(String),
+}
+
+impl AppError {
+    /// 400 with a message.
+    pub fn bad_request(message: &'static str) -> Self {
+        AppError::Client(StatusCode::BAD_REQUEST, message)
+    }
+
+    /// 404 with a message.
+    pub fn not_found(message: &'static str) -> Self {
+        AppError::Client(StatusCode::NOT_FOUND, message)
+    }
+}
+
+impl From<StoreError> for AppError {
+    fn from(error: StoreError) -> Self {
+        AppError::Store(error)
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let (status, message) = match self {
+            AppError::Client(status, message) => (status, message),
+            AppError::Store(error) => {
+                tracing::error!(%error, "storage failure");
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "storage unavailable, try again",
+                )
+            }
+            AppError::Internal(error) => {
+                tracing::error!(%error, "internal failure");
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "temporarily unavailable, try again",
+                )
+            }
+        };
+        (
+            status,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            format!("{message}\n"),
+        )
+            .into_response()
+    }
+}

@@ -1,0 +1,227 @@
+//! The SQRL login service a site operator runs.
+//!
+//! A visitor opens the login page, sees a QR code (and a "sign in with SQRL"
+//! link for the same device), confirms in a SQRL app, and the page logs in by
+//! itself. Every protocol decision is made by [`sqrl_core::server`]; this crate
+//! supplies HTTP ([`axum`]), durable state ([`store::Store`], SQLite by default),
+//! live page updates ([`notify::Notifier`]) and the web pages.
+//!
+//! Start one in-process (tests, benches) on an ephemeral port:
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), sqrl_server::StartError> {
+//! let config = sqrl_server::config::Config::for_tests("/tmp/sqrl-example.db");
+//! let server = sqrl_server::start(config).await?;
+//! println!("login page at {}/", server.base_url());
+//! server.shutdown().await;
+//! # Ok(()) }
+//! ```
+#![deny(missing_docs)]
+
+pub mod app;
+pub mod clock;
+pub mod config;
+pub mod error;
+pub mod html;
+pub mod metrics;
+pub mod net;
+pub mod notify;
+pub mod qr;
+pub mod ratelimit;
+pub mod routes;
+pub mod store;
+pub mod token;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::app::AppState;
+use crate::clock::Clock;
+use crate::config::{Config, PublicOrigin};
+use crate::notify::{InProcessNotifier, Notifier};
+use crate::store::Store;
+use crate::store::sqlite::SqliteStore;
+
+/// How often expired rows are deleted.
+const PRUNE_INTERVAL: Duration = Duration::from_secs(60);
+
+/// How long shutdown waits for requests in flight.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// The database could not be opened or migrated.
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    /// The listener could not be bound, or TLS files not read.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being attempted.
+        context: String,
+        /// The failure.
+        source: std::io::Error,
+    },
+    /// The configuration does not make a valid service.
+    #[error(transparent)]
+    State(#[from] app::StateError),
+}
+
+fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> StartError {
+    let context = context.into();
+    move |source| StartError::Io { context, source }
+}
+
+/// A running service.
+#[derive(Debug)]
+pub struct RunningServer {
+    addr: SocketAddr,
+    state: AppState,
+    handle: axum_server::Handle,
+    stop: watch::Sender<bool>,
+    server: JoinHandle<std::io::Result<()>>,
+    pruner: JoinHandle<()>,
+}
+
+impl RunningServer {
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The public origin (`http://127.0.0.1:PORT` for a test server).
+    pub fn base_url(&self) -> String {
+        self.state.origin.http_origin()
+    }
+
+    /// The public origin.
+    pub fn origin(&self) -> &PublicOrigin {
+        &self.state.origin
+    }
+
+    /// The service's clock (tests move it forward to expire nuts).
+    pub fn clock(&self) -> &Clock {
+        &self.state.clock
+    }
+
+    /// The shared state (tests and benches read metrics from it).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Stops accepting connections, ends live event streams, waits for
+    /// requests in flight (up to a grace period) and returns.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        self.handle.graceful_shutdown(Some(SHUTDOWN_GRACE));
+        self.pruner.abort();
+        match self.server.await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::warn!(%error, "server ended with an error"),
+            Err(error) => tracing::warn!(%error, "server task failed"),
+        }
+    }
+}
+
+/// Opens the SQLite database of `config` and starts the service.
+pub async fn start(config: Config) -> Result<RunningServer, StartError> {
+    let path = config.db.clone();
+    let connections = config.db_connections;
+    let store = tokio::task::spawn_blocking(move || SqliteStore::open(&path, connections))
+        .await
+        .map_err(|e| StartError::Store(store::StoreError::Task(e.to_string())))??;
+    start_with(config, Arc::new(store), Arc::new(InProcessNotifier::new())).await
+}
+
+/// Starts the service on the given storage and notifier.
+pub async fn start_with(
+    config: Config,
+    store: Arc<dyn Store>,
+    notifier: Arc<dyn Notifier>,
+) -> Result<RunningServer, StartError> {
+    let listener =
+        std::net::TcpListener::bind(config.bind).map_err(io(format!("binding {}", config.bind)))?;
+    listener
+        .set_nonblocking(true)
+        .map_err(io("configuring the listener"))?;
+    let addr = listener
+        .local_addr()
+        .map_err(io("reading the bound address"))?;
+    let origin = config.origin_for(addr);
+    let tls = config.tls.clone();
+    let (stop, stopped) = watch::channel(false);
+    let state = AppState::new(config, origin, store, notifier, Clock::new(), stopped)?;
+    let service = app::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let handle = axum_server::Handle::new();
+
+    let server = match tls {
+        Some(files) => {
+            // One process-wide provider; a second install (several servers in
+            // one test binary) is harmless.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            let tls_config =
+                axum_server::tls_rustls::RustlsConfig::from_pem_file(&files.cert, &files.key)
+                    .await
+                    .map_err(io(format!(
+                        "reading TLS certificate {} and key {}",
+                        files.cert.display(),
+                        files.key.display()
+                    )))?;
+            let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(tls_config)
+                .acceptor(axum_server::accept::NoDelayAcceptor::new());
+            let server = axum_server::from_tcp(listener)
+                .acceptor(acceptor)
+                .handle(handle.clone());
+            tokio::spawn(async move { server.serve(service).await })
+        }
+        None => {
+            // TCP_NODELAY: an event-stream frame is a few bytes written after
+            // earlier ones; with Nagle's algorithm it would wait for the
+            // browser's delayed ACK (tens of milliseconds).
+            let server = axum_server::from_tcp(listener)
+                .acceptor(axum_server::accept::NoDelayAcceptor::new())
+                .handle(handle.clone());
+            tokio::spawn(async move { server.serve(service).await })
+        }
+    };
+
+    let pruner = {
+        let state = state.clone();
+        tokio::spawn(async move {
+            let mut interval = tokio::time::interval(PRUNE_INTERVAL);
+            loop {
+                interval.tick().await;
+                match state.store.prune(state.clock.now()).await {
+                    Ok(0) => {}
+                    Ok(rows) => tracing::debug!(rows, "pruned expired rows"),
+                    Err(error) => tracing::warn!(%error, "pruning failed"),
+                }
+            }
+        })
+    };
+
+    tracing::info!(%addr, origin = %state.origin.http_origin(), links = %state.origin.sqrl_origin(), "listening");
+    Ok(RunningServer {
+        addr,
+        state,
+        handle,
+        stop,
+        server,
+        pruner,
+    })
+}
+
+/// Starts the service and runs it until `shutdown` completes.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), StartError> {
+    let server = start(config).await?;
+    shutdown.await;
+    tracing::info!("shutting down");
+    server.shutdown().await;
+    Ok(())
+}

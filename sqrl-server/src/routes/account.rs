@@ -1,0 +1,248 @@
+//! The logged-in side: the account page (identity fingerprint, sessions with
+//! revoke, login history) and logout.
+
+use std::fmt::Write as _;
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use sha2::{Digest as _, Sha256};
+use sqrl_core::keys::IdentityKey;
+
+use crate::app::AppState;
+use crate::error::AppError;
+use crate::html;
+use crate::routes::login::{read_cookie, set_cookie};
+use crate::store::{LoginMethod, SessionInfo};
+use crate::token::Token;
+
+/// The session cookie's name.
+pub const SESSION_COOKIE: &str = "sqrl_session";
+
+/// How many logins the account page lists.
+const HISTORY_LIMIT: u32 = 50;
+
+/// The session the request's cookie names, if live.
+pub async fn current_session(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<Option<SessionInfo>, AppError> {
+    let Some(token) = read_cookie(headers, SESSION_COOKIE)
+        .as_deref()
+        .and_then(Token::parse)
+    else {
+        return Ok(None);
+    };
+    Ok(state.store.session(token.hash(), state.clock.now()).await?)
+}
+
+/// A human-comparable fingerprint of a per-site identity key: the first 16
+/// bytes of its SHA-256, in groups of four hex digits.
+pub fn fingerprint(idk: &IdentityKey) -> String {
+    let digest = Sha256::digest(idk.to_bytes());
+    let mut out = String::new();
+    for (index, pair) in digest[..16].chunks(2).enumerate() {
+        if index > 0 {
+            out.push(' ');
+        }
+        for byte in pair {
+            let _ = write!(out, "{byte:02x}");
+        }
+    }
+    out
+}
+
+/// Rejects cross-site form posts (belt and braces on top of `SameSite=Lax`).
+fn same_origin(state: &AppState, headers: &HeaderMap) -> bool {
+    let site_ok = headers
+        .get("sec-fetch-site")
+        .and_then(|v| v.to_str().ok())
+        .is_none_or(|site| site == "same-origin" || site == "none");
+    let origin_ok = headers
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+        .is_none_or(|origin| origin == state.origin.http_origin());
+    site_ok && origin_ok
+}
+
+fn method_label(method: LoginMethod) -> &'static str {
+    match method {
+        LoginMethod::CrossDevice => "cross-device (code scanned, confirmed on a device)",
+        LoginMethod::SameDevice => "same-device (SQRL app on this computer)",
+    }
+}
+
+/// `GET /account`.
+pub async fn page(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, AppError> {
+    let Some(session) = current_session(&state, &headers).await? else {
+        return Ok(Redirect::to("/").into_response());
+    };
+    let now = state.clock.now();
+    let account = state.store.account(session.account_id).await?;
+    let sessions = state.store.sessions(session.account_id, now).await?;
+    let history = state
+        .store
+        .login_history(session.account_id, HISTORY_LIMIT)
+        .await?;
+
+    let mut body = String::new();
+    let _ = write!(body, "<h1>Your account</h1>");
+    match account.as_ref().and_then(|a| a.identity.as_ref()) {
+        Some(identity) => {
+            let mut flags = Vec::new();
+            if identity.disabled {
+                flags.push("SQRL login disabled");
+            }
+            if identity.sqrl_only {
+                flags.push("SQRL only");
+            }
+            if identity.hardlock {
+                flags.push("hardlock");
+            }
+            let _ = write!(
+                body,
+                "<section><h2>SQRL identity</h2>\
+                 <p>Fingerprint of your identity for this site:</p>\
+                 <p class=\"fingerprint\" id=\"fingerprint\">{}</p>\
+                 <p>Associated {}{}.</p></section>",
+                fingerprint(&identity.idk),
+                html::timestamp(identity.created_at),
+                if flags.is_empty() {
+                    String::new()
+                } else {
+                    format!("; {}", flags.join(", "))
+                }
+            );
+        }
+        None => {
+            let _ = write!(
+                body,
+                "<section><h2>SQRL identity</h2><p>No SQRL identity is associated with \
+                 this account any more.</p></section>"
+            );
+        }
+    }
+    if let Some(account) = &account {
+        if !account.superseded.is_empty() {
+            let _ = write!(
+                body,
+                "<p>{} earlier identit{} of this account {} retired.</p>",
+                account.superseded.len(),
+                if account.superseded.len() == 1 {
+                    "y"
+                } else {
+                    "ies"
+                },
+                if account.superseded.len() == 1 {
+                    "was"
+                } else {
+                    "were"
+                },
+            );
+        }
+    }
+
+    let _ = write!(
+        body,
+        "<section><h2>Active sessions</h2><table><thead><tr><th>Signed in</th>\
+         <th>Last seen</th><th>Address</th><th>Browser</th><th></th></tr></thead><tbody>"
+    );
+    for other in &sessions {
+        let action = if other.id == session.id {
+            "<em>this browser</em>".to_owned()
+        } else {
+            format!(
+                "<form method=\"post\" action=\"/account/sessions/{}/revoke\">\
+                 <button type=\"submit\">Revoke</button></form>",
+                other.id
+            )
+        };
+        let _ = write!(
+            body,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{action}</td></tr>",
+            html::timestamp(other.created_at),
+            html::timestamp(other.last_seen_at),
+            html::escape(&other.ip),
+            html::escape(&other.user_agent),
+        );
+    }
+    let _ = write!(body, "</tbody></table></section>");
+
+    let _ = write!(
+        body,
+        "<section><h2>Recent logins</h2><table><thead><tr><th>Time</th><th>Address</th>\
+         <th>Browser</th><th>How</th></tr></thead><tbody>"
+    );
+    for event in &history {
+        let _ = write!(
+            body,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            html::timestamp(event.at),
+            html::escape(&event.ip),
+            html::escape(&event.user_agent),
+            method_label(event.method),
+        );
+    }
+    let _ = write!(
+        body,
+        "</tbody></table></section>\
+         <form method=\"post\" action=\"/logout\"><button type=\"submit\">Log out</button></form>"
+    );
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'none'; style-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+            ),
+        ],
+        html::page("Your account", &body),
+    )
+        .into_response())
+}
+
+/// `POST /account/sessions/{id}/revoke`.
+pub async fn revoke(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    if !same_origin(&state, &headers) {
+        return Err(AppError::Client(
+            StatusCode::FORBIDDEN,
+            "cross-site request refused",
+        ));
+    }
+    let Some(session) = current_session(&state, &headers).await? else {
+        return Err(AppError::Client(StatusCode::UNAUTHORIZED, "not logged in"));
+    };
+    if !state.store.revoke_session(session.account_id, id).await? {
+        return Err(AppError::not_found("no such session"));
+    }
+    Ok(Redirect::to("/account").into_response())
+}
+
+/// `POST /logout`: ends this browser's session.
+pub async fn logout(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    if !same_origin(&state, &headers) {
+        return Err(AppError::Client(
+            StatusCode::FORBIDDEN,
+            "cross-site request refused",
+        ));
+    }
+    if let Some(session) = current_session(&state, &headers).await? {
+        state
+            .store
+            .revoke_session(session.account_id, session.id)
+            .await?;
+    }
+    let mut response = Redirect::to("/").into_response();
+    response.headers_mut().append(
+        header::SET_COOKIE,
+        set_cookie(&state, SESSION_COOKIE, "", 0, "Lax"),
+    );
+    Ok(response)
+}

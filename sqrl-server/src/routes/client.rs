@@ -1,0 +1,187 @@
+//! `POST /cli.sqrl`: the SQRL client endpoint (SPEC 2–3, 8).
+//!
+//! Every protocol decision is `sqrl_core::server`'s; this driver only moves
+//! state in and out of storage around it:
+//!
+//! 1. take (read and delete) the conversation under the request's nut: a nut
+//!    is single use even when the request fails (SPEC 3.2 step 2);
+//! 2. read the account records the request names;
+//! 3. `Incoming::decide`;
+//! 4. commit the mutation, the page update and the next conversation in one
+//!    transaction, provided the records are unchanged (otherwise the reply
+//!    becomes a transient failure, TIF 0x60, and nothing changes);
+//! 5. wake the waiting page, send the reply.
+
+use std::time::Instant;
+
+use axum::body::Bytes;
+use axum::extract::{OriginalUri, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use rand_core::OsRng;
+use sqrl_core::server::{BrowserOutcome, Decision, Incoming, Issued, Nut, Records};
+
+use crate::app::{AppState, ClientIp};
+use crate::error::AppError;
+use crate::store::{AttemptUpdate, Step, StepOutcome};
+use crate::token::Token;
+
+/// Handles one client request. Always a SQRL reply (HTTP 200) unless storage
+/// is down (503).
+pub async fn client(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    OriginalUri(uri): OriginalUri,
+    body: Bytes,
+) -> Result<Response, AppError> {
+    let started = Instant::now();
+    let target = uri
+        .path_and_query()
+        .map_or(crate::app::CLIENT_PATH, |pq| pq.as_str());
+    // Non-UTF-8 bytes cannot be base64url; lossy decoding keeps the request
+    // malformed (TIF 0xC0) rather than unanswered.
+    let body = String::from_utf8_lossy(&body);
+    let incoming = Incoming::parse(target, &body, ip);
+    let now = state.clock.now();
+
+    let conversation = match incoming.nut() {
+        Some(nut) => state.store.take_conversation(nut).await?,
+        None => None,
+    };
+    let attempt = conversation
+        .as_ref()
+        .and_then(|c| c.browser.as_ref())
+        .map(|browser| browser.attempt.clone());
+    let lookups = incoming.lookups();
+    let records = match &lookups {
+        Some(lookups) => state.store.records(lookups).await?,
+        None => Records::default(),
+    };
+    let decision = incoming.decide(&state.policy, conversation, records.clone(), now);
+
+    let (update, cps_url) = page_update(&state, decision.browser(), attempt.as_ref(), now);
+    let issued = finish(&state, decision.clone(), cps_url.as_deref(), now)?;
+    // Records matter to the commit only when something is written on their
+    // strength (a mutation or a login).
+    let guarded = !decision.mutation().is_none()
+        || matches!(
+            update,
+            AttemptUpdate::LogIn { .. } | AttemptUpdate::ClientSession { .. }
+        );
+    let step = Step {
+        now,
+        lookups: if guarded { lookups } else { None },
+        seen: records,
+        mutation: decision.mutation().clone(),
+        next_nut: issued.nut.clone(),
+        next: issued.conversation.clone(),
+        attempt: update.clone(),
+    };
+    let (decision, issued, update) = match state.store.commit_step(step).await? {
+        StepOutcome::Committed => (decision, issued, update),
+        StepOutcome::Conflict => {
+            // A concurrent request changed the account first: nothing was
+            // written; the client retries with the fresh nut.
+            let decision = decision.into_transient_failure();
+            let issued = finish(&state, decision.clone(), None, now)?;
+            state
+                .store
+                .put_conversation(issued.nut.clone(), issued.conversation.clone())
+                .await?;
+            (decision, issued, AttemptUpdate::None)
+        }
+    };
+
+    if let Some(attempt) = &attempt {
+        if !matches!(update, AttemptUpdate::None) {
+            state.notifier.notify(attempt).await;
+        }
+    }
+
+    let command = decision.command().map_or("malformed", |c| c.as_str());
+    let tif = decision.tif().to_hex();
+    state
+        .metrics
+        .client_request(command, &tif, started.elapsed());
+    match decision.failure() {
+        // The failure's Display names the check, never a key or secret.
+        Some(failure) => tracing::info!(%ip, command, tif, %failure, "client request failed"),
+        None => {
+            // The answer to an `ask` (SPEC 3): recorded, no policy attached.
+            let button = decision.button().map(|b| b.as_str());
+            tracing::info!(%ip, command, tif, button, "client request");
+        }
+    }
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        issued.body().to_owned(),
+    )
+        .into_response())
+}
+
+/// Builds the reply with a fresh nut. A conversation with a waiting browser
+/// lives for one nut lifetime from now (the store caps it at the attempt's
+/// expiry); one without keeps the core's retry window.
+fn finish(
+    state: &AppState,
+    decision: Decision,
+    cps_url: Option<&str>,
+    now: u64,
+) -> Result<Issued, AppError> {
+    let mut issued = decision
+        .finish(Nut::generate(&mut OsRng), cps_url)
+        .map_err(|error| AppError::Internal(format!("building reply: {error}")))?;
+    if issued.conversation.browser.is_some() {
+        issued.conversation.expires_at = now.saturating_add(state.config.nut_lifetime.as_secs());
+    }
+    Ok(issued)
+}
+
+/// What the decision means for the waiting page, and the CPS URL to send.
+fn page_update(
+    state: &AppState,
+    outcome: &BrowserOutcome,
+    attempt: Option<&String>,
+    now: u64,
+) -> (AttemptUpdate, Option<String>) {
+    match (outcome, attempt) {
+        (BrowserOutcome::Scanned, Some(attempt)) => (
+            AttemptUpdate::Scanned {
+                attempt: attempt.clone(),
+            },
+            None,
+        ),
+        (BrowserOutcome::LogIn { idk }, Some(attempt)) => (
+            AttemptUpdate::LogIn {
+                attempt: attempt.clone(),
+                idk: *idk,
+            },
+            None,
+        ),
+        (BrowserOutcome::ClientProvidedSession { idk }, attempt) => {
+            // SPEC 7, 8.2: a single-use, short-lived link that becomes a
+            // session when the client's browser arrives.
+            let token = Token::generate(&mut OsRng);
+            let url = state.url(&format!("/login/complete?token={}", token.encode()));
+            (
+                AttemptUpdate::ClientSession {
+                    attempt: attempt.cloned(),
+                    idk: *idk,
+                    token_hash: token.hash(),
+                    expires_at: now.saturating_add(state.config.login_token_lifetime.as_secs()),
+                },
+                Some(url),
+            )
+        }
+        (BrowserOutcome::Rejected, Some(attempt)) => (
+            AttemptUpdate::Rejected {
+                attempt: attempt.clone(),
+            },
+            None,
+        ),
+        _ => (AttemptUpdate::None, None),
+    }
+}

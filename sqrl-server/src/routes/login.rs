@@ -1,0 +1,554 @@
+//! The login page and the waiting browser's side of a login (SPEC 7, 8).
+//!
+//! A page load starts a login attempt: a nut, and a secret (`pag`) that only
+//! this browser holds, in an `HttpOnly` cookie. The page learns of progress by
+//! Server-Sent Events (`/login/events`), or by polling `/pag.sqrl` where
+//! those fail. Once the user confirms on the device, the holder of the secret,
+//! and nobody else, collects the login once at `/login/collect`, as a new
+//! session of its own. Someone who only sees the QR code never can. A
+//! same-device (CPS) login instead hands the client a single-use link
+//! (`/login/complete?token=`) for the browser it redirects.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Redirect, Response};
+use futures_util::Stream;
+use rand_core::OsRng;
+use serde::Deserialize;
+use sqrl_core::server::{Invitation, Nut, WaitingBrowser};
+
+use crate::app::{AppState, ClientIp};
+use crate::error::AppError;
+use crate::html;
+use crate::notify::Subscription;
+use crate::qr;
+use crate::routes::account;
+use crate::store::{Attempt, AttemptState, NewAttempt, NewSession, Redeemed};
+use crate::token::Token;
+
+const LOGIN_JS: &str = include_str!("../assets/login.js");
+const STYLE_CSS: &str = include_str!("../assets/style.css");
+
+/// Longest wait between two looks at an attempt in the event stream, so an
+/// expiry is reported even if no notification comes.
+const EVENT_RECHECK: Duration = Duration::from_secs(15);
+
+/// The content security policy of HTML pages: own scripts only; images may
+/// come from the local SQRL client's CPS probe (SPEC 7).
+const PAGE_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
+    img-src 'self' data: http://localhost:25519 http://127.0.0.1:25519; connect-src 'self'; \
+    form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// A started login attempt.
+#[derive(Debug)]
+pub struct Started {
+    /// The first nut, which is also the attempt's id.
+    pub nut: Nut,
+    /// The browser's secret.
+    pub pag: Token,
+    /// The SQRL URL for the QR code.
+    pub url: String,
+    /// The same-device link (with `can=`).
+    pub link: String,
+}
+
+fn invitation(
+    state: &AppState,
+    nut: Nut,
+    attempt: &str,
+    ip: std::net::IpAddr,
+    now: u64,
+) -> Invitation {
+    let expires_at = now.saturating_add(state.config.nut_lifetime.as_secs());
+    let browser = WaitingBrowser {
+        ip,
+        attempt: attempt.to_owned(),
+    };
+    // SPEC 1.1: `can=` only in the same-device link, where the client's
+    // localhost server sends the browser back on cancel (PITFALLS 30).
+    state
+        .endpoint
+        .invite(nut, Some(&state.url("/")), browser, expires_at)
+}
+
+/// Starts a login attempt for a browser at `ip`.
+pub async fn start_attempt(
+    state: &AppState,
+    ip: std::net::IpAddr,
+    user_agent: &str,
+) -> Result<Started, AppError> {
+    let now = state.clock.now();
+    let nut = Nut::generate(&mut OsRng);
+    let pag = Token::generate(&mut OsRng);
+    let id = nut.as_str().to_owned();
+    let invitation = invitation(state, nut.clone(), &id, ip, now);
+    let attempt = NewAttempt {
+        id,
+        pag_hash: pag.hash(),
+        browser_ip: ip,
+        user_agent: clip(user_agent, 256),
+        created_at: now,
+        expires_at: now.saturating_add(state.config.attempt_lifetime.as_secs()),
+    };
+    let url = invitation.url.clone();
+    let link = invitation.link.clone();
+    state
+        .store
+        .create_attempt(attempt, invitation.nut, invitation.conversation)
+        .await?;
+    Ok(Started {
+        nut,
+        pag,
+        url,
+        link,
+    })
+}
+
+/// Truncates text from a header to `max` bytes on a character boundary.
+pub fn clip(text: &str, max: usize) -> String {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_owned()
+}
+
+/// The `User-Agent` header, if readable.
+pub fn user_agent(headers: &HeaderMap) -> String {
+    headers
+        .get(header::USER_AGENT)
+        .and_then(|value| value.to_str().ok())
+        .map(|ua| clip(ua, 256))
+        .unwrap_or_default()
+}
+
+/// The name of the cookie holding an attempt's secret. One per attempt, so
+/// two tabs each keep their own.
+pub fn pag_cookie_name(attempt: &str) -> String {
+    format!("sqrl_pag_{attempt}")
+}
+
+/// A `Set-Cookie` value.
+pub fn set_cookie(
+    state: &AppState,
+    name: &str,
+    value: &str,
+    max_age: u64,
+    same_site: &str,
+) -> HeaderValue {
+    let secure = if state.origin.is_secure() {
+        "; Secure"
+    } else {
+        ""
+    };
+    let text = format!(
+        "{name}={value}; Path=/; Max-Age={max_age}; HttpOnly; SameSite={same_site}{secure}"
+    );
+    // Names and values here are base64url and fixed words: always valid.
+    HeaderValue::from_str(&text).unwrap_or(HeaderValue::from_static("invalid=; Max-Age=0"))
+}
+
+/// The value of cookie `name` in the request, if present.
+pub fn read_cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value.to_owned())
+}
+
+/// The attempt `nut` names, if the request holds its secret: `pag` from the
+/// query, or the attempt's cookie. Unknown attempt and wrong secret answer
+/// the same 404, so the answer reveals nothing about other people's attempts.
+pub async fn waiting_attempt(
+    state: &AppState,
+    nut: &str,
+    pag: Option<&str>,
+    headers: &HeaderMap,
+) -> Result<Attempt, AppError> {
+    const NOT_FOUND: AppError = AppError::Client(
+        StatusCode::NOT_FOUND,
+        "no such login attempt (expired, or not yours)",
+    );
+    let nut = Nut::parse(nut).map_err(|_| AppError::bad_request("nut= is not a valid nut"))?;
+    let secret = match pag {
+        Some(pag) if !pag.is_empty() => Some(pag.to_owned()),
+        _ => read_cookie(headers, &pag_cookie_name(nut.as_str())),
+    };
+    let Some(secret) = secret.as_deref().and_then(Token::parse) else {
+        return Err(NOT_FOUND);
+    };
+    let Some(attempt) = state.store.attempt(nut.as_str()).await? else {
+        return Err(NOT_FOUND);
+    };
+    // Constant-time comparison of the hashes (issue 3: the right to collect
+    // the login is bound to this secret).
+    if !attempt.pag_hash.matches(&secret) {
+        return Err(NOT_FOUND);
+    }
+    Ok(attempt)
+}
+
+/// The state name the page shows for an attempt at `now`.
+pub fn state_name(attempt: &Attempt, now: u64) -> &'static str {
+    if attempt.expires_at <= now {
+        "expired"
+    } else {
+        attempt.state.as_str()
+    }
+}
+
+/// What the page shows for an attempt: its state name, and once confirmed the
+/// URL where the holder of the attempt's secret collects the session. With
+/// `pag` (a caller of the SSP API that holds no cookie) the URL carries the
+/// secret and is absolute; otherwise the page's cookie does the work.
+pub fn page_state(
+    state: &AppState,
+    attempt: &Attempt,
+    pag: Option<&str>,
+) -> (&'static str, Option<String>) {
+    let name = state_name(attempt, state.clock.now());
+    if name != AttemptState::Confirmed.as_str() {
+        return (name, None);
+    }
+    let url = match pag {
+        Some(pag) => state.url(&format!("/login/collect?nut={}&pag={pag}", attempt.id)),
+        None => format!("/login/collect?nut={}", attempt.id),
+    };
+    (name, Some(url))
+}
+
+fn html_response(body: String) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CONTENT_SECURITY_POLICY, PAGE_CSP),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// The inline SVG of a QR code (without the XML declaration).
+fn inline_svg(url: &str) -> Result<String, AppError> {
+    let svg = qr::svg(url).map_err(|e| AppError::Internal(format!("QR code: {e}")))?;
+    Ok(match svg.find("<svg") {
+        Some(start) => svg[start..].to_owned(),
+        None => svg,
+    })
+}
+
+/// `GET /`: the login page.
+pub async fn page(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    if account::current_session(&state, &headers).await?.is_some() {
+        return Ok(Redirect::to("/account").into_response());
+    }
+    let started = start_attempt(&state, ip, &user_agent(&headers)).await?;
+    let svg = inline_svg(&started.url)?;
+    let nut = html::escape(started.nut.as_str());
+    let body = format!(
+        "<h1>Sign in with SQRL</h1>\
+         <p>Scan the code with your SQRL app, then confirm on your device.</p>\
+         <div id=\"qr\" class=\"qr\" aria-label=\"SQRL code\">{svg}</div>\
+         <p><a id=\"link\" class=\"button\" href=\"{link}\">Sign in with SQRL on this device</a></p>\
+         <p class=\"url\"><code id=\"url\">{url}</code></p>\
+         <p id=\"status\" role=\"status\" aria-live=\"polite\">Waiting for your SQRL app&hellip;</p>\
+         <noscript><p>Without JavaScript this page cannot follow the login; \
+         use the link above with a SQRL app on this device.</p></noscript>\
+         <script id=\"sqrl\" src=\"/static/login.js\" data-nut=\"{nut}\" data-link=\"{link}\" \
+         data-rotate=\"{rotate}\"></script>",
+        link = html::escape(&started.link),
+        url = html::escape(&started.url),
+        rotate = state.config.nut_rotation.as_secs(),
+    );
+    let mut response = html_response(html::page("Sign in", &body));
+    response.headers_mut().append(
+        header::SET_COOKIE,
+        set_cookie(
+            &state,
+            &pag_cookie_name(started.nut.as_str()),
+            &started.pag.encode(),
+            state.config.attempt_lifetime.as_secs(),
+            "Strict",
+        ),
+    );
+    Ok(response)
+}
+
+/// `GET /static/login.js`.
+pub async fn script() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=300"),
+        ],
+        LOGIN_JS,
+    )
+        .into_response()
+}
+
+/// `GET /static/style.css`.
+pub async fn style() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=300"),
+        ],
+        STYLE_CSS,
+    )
+        .into_response()
+}
+
+/// Query of the waiting page's requests.
+#[derive(Debug, Deserialize)]
+pub struct AttemptQuery {
+    /// The attempt (the page's first nut).
+    pub nut: String,
+    /// The secret, when not sent as a cookie.
+    pub pag: Option<String>,
+}
+
+/// `POST /login/rotate?nut=`: a fresh nut for a still-pending page (issue 3:
+/// the code on an open page changes at least every 60 seconds).
+pub async fn rotate(
+    State(state): State<AppState>,
+    Query(query): Query<AttemptQuery>,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    let attempt = waiting_attempt(&state, &query.nut, query.pag.as_deref(), &headers).await?;
+    let now = state.clock.now();
+    // The IP compared with the client's stays the one that loaded the page.
+    let nut = Nut::generate(&mut OsRng);
+    let invitation = invitation(&state, nut, &attempt.id, attempt.browser_ip, now);
+    let url = invitation.url.clone();
+    let link = invitation.link.clone();
+    if !state
+        .store
+        .rotate_nut(&attempt.id, now, invitation.nut, invitation.conversation)
+        .await?
+    {
+        return Ok((
+            StatusCode::CONFLICT,
+            Json(serde_json::json!({ "state": attempt.state.as_str() })),
+        )
+            .into_response());
+    }
+    Ok(Json(serde_json::json!({
+        "url": url,
+        "link": link,
+        "svg": inline_svg(&url)?,
+    }))
+    .into_response())
+}
+
+struct EventLoop {
+    state: AppState,
+    attempt: String,
+    subscription: Subscription,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+    last: Option<String>,
+    /// Woken by a notification since the last event (for the latency metric).
+    notified: bool,
+    done: bool,
+}
+
+impl EventLoop {
+    /// The next state change to report, waiting for one if needed.
+    async fn next(&mut self) -> Option<Event> {
+        if self.done {
+            return None;
+        }
+        loop {
+            let attempt = match self.state.store.attempt(&self.attempt).await {
+                Ok(attempt) => attempt,
+                Err(error) => {
+                    tracing::warn!(%error, "event stream: storage failure, closing");
+                    return None;
+                }
+            };
+            let now = self.state.clock.now();
+            let (name, wait) = match &attempt {
+                None => ("expired", EVENT_RECHECK),
+                Some(attempt) => {
+                    let left = Duration::from_secs(attempt.expires_at.saturating_sub(now).max(1));
+                    (state_name(attempt, now), left.min(EVENT_RECHECK))
+                }
+            };
+            if self.last.as_deref() != Some(name) {
+                let (name, url) = match &attempt {
+                    Some(attempt) => page_state(&self.state, attempt, None),
+                    None => (name, None),
+                };
+                self.done = matches!(
+                    name,
+                    "expired" | "rejected" | "logged-in" | "client-session"
+                );
+                self.last = Some(name.to_owned());
+                if std::mem::take(&mut self.notified) {
+                    if let Some(at) = self.subscription.last_notified() {
+                        self.state.metrics.page_notified(at.elapsed());
+                    }
+                }
+                let data = serde_json::json!({ "state": name, "url": url });
+                return Some(Event::default().data(data.to_string()));
+            }
+            tokio::select! {
+                alive = self.subscription.changed() => {
+                    if !alive {
+                        return None;
+                    }
+                    self.notified = true;
+                }
+                _ = tokio::time::sleep(wait) => {}
+                _ = self.shutdown.changed() => return None,
+            }
+        }
+    }
+}
+
+/// `GET /login/events?nut=`: the page's live state as Server-Sent Events,
+/// one JSON `{"state", "url"}` per change: `pending`, `scanned`,
+/// `confirmed` (with the single-use `url`), `logged-in`, `client-session`,
+/// `rejected`, `expired`.
+pub async fn events(
+    State(state): State<AppState>,
+    Query(query): Query<AttemptQuery>,
+    headers: HeaderMap,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, AppError> {
+    let attempt = waiting_attempt(&state, &query.nut, query.pag.as_deref(), &headers).await?;
+    // Subscribe before the first read: no change can fall in between.
+    let subscription = state.notifier.subscribe(&attempt.id);
+    let event_loop = EventLoop {
+        shutdown: state.shutdown.clone(),
+        state,
+        attempt: attempt.id,
+        subscription,
+        last: None,
+        notified: false,
+        done: false,
+    };
+    let stream = futures_util::stream::unfold(event_loop, |mut event_loop| async move {
+        let event = event_loop.next().await?;
+        Some((Ok(event), event_loop))
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+/// `GET /login/collect?nut=[&pag=]`: the browser holding a confirmed
+/// attempt's secret (cookie, or `pag`) gets a new session of its own.
+pub async fn collect(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    Query(query): Query<AttemptQuery>,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    let attempt = waiting_attempt(&state, &query.nut, query.pag.as_deref(), &headers).await?;
+    let now = state.clock.now();
+    let session_token = Token::generate(&mut OsRng);
+    let session = new_session(&state, &session_token, ip, &headers, now);
+    match state
+        .store
+        .collect_attempt(&attempt.id, now, session)
+        .await?
+    {
+        Some(redeemed) => Ok(logged_in(&state, ip, &session_token, &redeemed).await),
+        None => Ok(link_gone()),
+    }
+}
+
+fn new_session(
+    state: &AppState,
+    token: &Token,
+    ip: std::net::IpAddr,
+    headers: &HeaderMap,
+    now: u64,
+) -> NewSession {
+    NewSession {
+        token_hash: token.hash(),
+        ip,
+        user_agent: user_agent(headers),
+        created_at: now,
+        expires_at: now.saturating_add(state.config.session_lifetime.as_secs()),
+    }
+}
+
+fn link_gone() -> Response {
+    let body = html::page(
+        "Sign-in link expired",
+        "<h1>This sign-in link has expired or was already used</h1>\
+         <p><a href=\"/\">Start again</a></p>",
+    );
+    let mut response = html_response(body);
+    *response.status_mut() = StatusCode::GONE;
+    response
+}
+
+/// The response that hands the browser its session cookie.
+async fn logged_in(
+    state: &AppState,
+    ip: std::net::IpAddr,
+    token: &Token,
+    redeemed: &Redeemed,
+) -> Response {
+    state.metrics.login(redeemed.method.as_str());
+    tracing::info!(%ip, account = redeemed.account_id, method = redeemed.method.as_str(), "browser logged in");
+    let mut response = Redirect::to("/account").into_response();
+    let cookies = response.headers_mut();
+    cookies.append(
+        header::SET_COOKIE,
+        set_cookie(
+            state,
+            account::SESSION_COOKIE,
+            &token.encode(),
+            state.config.session_lifetime.as_secs(),
+            "Lax",
+        ),
+    );
+    if let Some(attempt) = &redeemed.attempt {
+        cookies.append(
+            header::SET_COOKIE,
+            set_cookie(state, &pag_cookie_name(attempt), "", 0, "Strict"),
+        );
+        state.notifier.notify(attempt).await;
+    }
+    response
+}
+
+/// Query of `/login/complete`.
+#[derive(Debug, Deserialize)]
+pub struct CompleteQuery {
+    /// The single-use token.
+    pub token: String,
+}
+
+/// `GET /login/complete?token=`: turns a single-use CPS link (`url=`, SPEC 7)
+/// into a new session of this browser's own.
+pub async fn complete(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    Query(query): Query<CompleteQuery>,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    let Some(link) = Token::parse(&query.token) else {
+        return Ok(link_gone());
+    };
+    let now = state.clock.now();
+    let session_token = Token::generate(&mut OsRng);
+    let session = new_session(&state, &session_token, ip, &headers, now);
+    match state.store.redeem_link(link.hash(), now, session).await? {
+        Some(redeemed) => Ok(logged_in(&state, ip, &session_token, &redeemed).await),
+        None => Ok(link_gone()),
+    }
+}

@@ -1,0 +1,99 @@
+//! The SQLite schema, as an ordered list of migrations applied at start-up.
+//!
+//! Each migration runs once, in its own transaction, and is recorded in
+//! `schema_migrations`. Append new migrations; never edit an applied one.
+
+/// `(version, name, SQL)`, in order.
+pub const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "initial schema", INITIAL)];
+
+const INITIAL: &str = r#"
+CREATE TABLE accounts (
+    id          INTEGER PRIMARY KEY,
+    created_at  INTEGER NOT NULL
+) STRICT;
+
+-- SPEC 8.3: one SQRL association per account; the IDK is unique.
+CREATE TABLE sqrl_identities (
+    idk         BLOB PRIMARY KEY CHECK (length(idk) = 32),
+    account_id  INTEGER NOT NULL UNIQUE REFERENCES accounts(id) ON DELETE CASCADE,
+    suk         BLOB NOT NULL CHECK (length(suk) = 32),
+    vuk         BLOB NOT NULL CHECK (length(vuk) = 32),
+    disabled    INTEGER NOT NULL DEFAULT 0 CHECK (disabled IN (0, 1)),
+    sqrl_only   INTEGER NOT NULL DEFAULT 0 CHECK (sqrl_only IN (0, 1)),
+    hardlock    INTEGER NOT NULL DEFAULT 0 CHECK (hardlock IN (0, 1)),
+    created_at  INTEGER NOT NULL,
+    updated_at  INTEGER NOT NULL
+) STRICT;
+
+-- PITFALLS 25: the durable list of retired identity keys (TIF 0x200/0x240).
+CREATE TABLE superseded_identities (
+    idk           BLOB PRIMARY KEY CHECK (length(idk) = 32),
+    account_id    INTEGER REFERENCES accounts(id) ON DELETE SET NULL,
+    superseded_at INTEGER NOT NULL
+) STRICT;
+
+-- SPEC 8.1: a waiting browser. `id` is the page's first nut; `pag_hash` the
+-- SHA-256 of the secret only that browser holds.
+CREATE TABLE login_attempts (
+    id          TEXT PRIMARY KEY,
+    pag_hash    BLOB NOT NULL CHECK (length(pag_hash) = 32),
+    browser_ip  TEXT NOT NULL,
+    user_agent  TEXT NOT NULL,
+    state       TEXT NOT NULL,
+    account_id  INTEGER REFERENCES accounts(id) ON DELETE CASCADE,
+    created_at  INTEGER NOT NULL,
+    updated_at  INTEGER NOT NULL,
+    expires_at  INTEGER NOT NULL
+) STRICT;
+CREATE INDEX login_attempts_expiry ON login_attempts(expires_at);
+
+-- One conversation step per live nut (sqrl_core::server::Conversation).
+-- `expected_server` is the concatenation of 32-byte SHA-256 digests.
+CREATE TABLE conversations (
+    nut             TEXT PRIMARY KEY,
+    attempt_id      TEXT REFERENCES login_attempts(id) ON DELETE CASCADE,
+    browser_ip      TEXT,
+    expected_server BLOB NOT NULL CHECK (length(expected_server) % 32 = 0),
+    idk             BLOB CHECK (idk IS NULL OR length(idk) = 32),
+    sin             TEXT,
+    asked           INTEGER NOT NULL CHECK (asked IN (0, 1)),
+    expires_at      INTEGER NOT NULL,
+    CHECK ((attempt_id IS NULL) = (browser_ip IS NULL))
+) STRICT;
+CREATE INDEX conversations_expiry ON conversations(expires_at);
+CREATE INDEX conversations_attempt ON conversations(attempt_id);
+
+-- Single-use, short-lived links that turn into a session (CPS url=, and the
+-- link a confirmed page navigates to).
+CREATE TABLE login_links (
+    token_hash  BLOB PRIMARY KEY CHECK (length(token_hash) = 32),
+    account_id  INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+    attempt_id  TEXT REFERENCES login_attempts(id) ON DELETE SET NULL,
+    method      TEXT NOT NULL,
+    created_at  INTEGER NOT NULL,
+    expires_at  INTEGER NOT NULL
+) STRICT;
+CREATE INDEX login_links_attempt ON login_links(attempt_id);
+
+CREATE TABLE sessions (
+    id           INTEGER PRIMARY KEY,
+    token_hash   BLOB NOT NULL UNIQUE CHECK (length(token_hash) = 32),
+    account_id   INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+    created_at   INTEGER NOT NULL,
+    last_seen_at INTEGER NOT NULL,
+    expires_at   INTEGER NOT NULL,
+    ip           TEXT NOT NULL,
+    user_agent   TEXT NOT NULL
+) STRICT;
+CREATE INDEX sessions_account ON sessions(account_id);
+
+CREATE TABLE login_history (
+    id          INTEGER PRIMARY KEY,
+    account_id  INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+    at          INTEGER NOT NULL,
+    ip          TEXT NOT NULL,
+    user_agent  TEXT NOT NULL,
+    method      TEXT NOT NULL
+) STRICT;
+CREATE INDEX login_history_account ON login_history(account_id, at);
+"#;

@@ -1,0 +1,443 @@
+//! All durable state behind one interface: conversations (nuts), login
+//! attempts, accounts with their SQRL associations and superseded identities,
+//! single-use login links (CPS), sessions and login history.
+//!
+//! [`sqlite::SqliteStore`] is the first implementation. Nothing about a login
+//! lives only in process memory, so a second implementation (PostgreSQL) with
+//! a cross-instance [`crate::notify::Notifier`] can serve the same handlers.
+
+pub mod migrations;
+pub mod sqlite;
+
+use std::net::IpAddr;
+
+use async_trait::async_trait;
+use sqrl_core::keys::{IdentityKey, ServerUnlockKey, VerifyUnlockKey};
+use sqrl_core::server::{Conversation, Lookups, Mutation, Nut, Records};
+
+use crate::token::TokenHash;
+
+/// Why a storage operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The database reported an error.
+    #[error("database: {0}")]
+    Database(#[from] rusqlite::Error),
+    /// A stored value does not decode (corruption or a foreign writer).
+    #[error("corrupt row in {table}: {reason}")]
+    Corrupt {
+        /// The table.
+        table: &'static str,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// A blocking database task could not run to completion.
+    #[error("database task failed: {0}")]
+    Task(String),
+    /// The database file could not be prepared.
+    #[error("opening database: {0}")]
+    Open(String),
+}
+
+/// A request that contradicts stored state (operator API).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Conflict {
+    /// The identity key is already associated with an account.
+    #[error("identity already associated")]
+    IdentityTaken,
+    /// The identity key was superseded and may not be associated again.
+    #[error("identity was superseded")]
+    IdentitySuperseded,
+    /// The account already has a SQRL identity.
+    #[error("account already has a SQRL identity")]
+    AccountHasIdentity,
+    /// The account does not exist.
+    #[error("no such account")]
+    NoAccount,
+}
+
+/// Where a login attempt stands, as the waiting page sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptState {
+    /// The page shows the code; no client has answered yet.
+    Pending,
+    /// A client sent a valid `query`: waiting for the user to confirm.
+    Scanned,
+    /// The user confirmed (`ident`); the browser may collect its session.
+    Confirmed,
+    /// The browser collected its session.
+    Collected,
+    /// The client took the login to the browser itself (CPS): this page is done.
+    ClientSession,
+    /// The login will not happen (disabled, superseded, removed).
+    Rejected,
+}
+
+impl AttemptState {
+    /// The stored and displayed name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AttemptState::Pending => "pending",
+            AttemptState::Scanned => "scanned",
+            AttemptState::Confirmed => "confirmed",
+            AttemptState::Collected => "logged-in",
+            AttemptState::ClientSession => "client-session",
+            AttemptState::Rejected => "rejected",
+        }
+    }
+
+    /// Reads a stored name.
+    pub fn parse(text: &str) -> Option<Self> {
+        Some(match text {
+            "pending" => AttemptState::Pending,
+            "scanned" => AttemptState::Scanned,
+            "confirmed" => AttemptState::Confirmed,
+            "logged-in" => AttemptState::Collected,
+            "client-session" => AttemptState::ClientSession,
+            "rejected" => AttemptState::Rejected,
+            _ => return None,
+        })
+    }
+}
+
+/// How a browser got its session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginMethod {
+    /// The page collected the login after the user confirmed on a device
+    /// (typically a phone scanning the QR code).
+    CrossDevice,
+    /// The identity client on this device handed the browser a single-use
+    /// link (CPS, SPEC 7).
+    SameDevice,
+}
+
+impl LoginMethod {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LoginMethod::CrossDevice => "cross-device",
+            LoginMethod::SameDevice => "same-device",
+        }
+    }
+
+    /// Reads a stored name.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "cross-device" => Some(LoginMethod::CrossDevice),
+            "same-device" => Some(LoginMethod::SameDevice),
+            _ => None,
+        }
+    }
+}
+
+/// A new login attempt (a page load or `/nut.sqrl`).
+#[derive(Debug, Clone)]
+pub struct NewAttempt {
+    /// The attempt's id: the first nut the page got (what `/pag.sqrl?nut=` names).
+    pub id: String,
+    /// Hash of the secret only the waiting browser holds (`pag`, cookie).
+    pub pag_hash: TokenHash,
+    /// The browser's address (the one clients' IPs are compared with).
+    pub browser_ip: IpAddr,
+    /// The browser's `User-Agent`, for the login history.
+    pub user_agent: String,
+    /// Creation time (seconds).
+    pub created_at: u64,
+    /// When the whole attempt expires (at most 10 minutes later).
+    pub expires_at: u64,
+}
+
+/// A stored login attempt.
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    /// See [`NewAttempt::id`].
+    pub id: String,
+    /// See [`NewAttempt::pag_hash`].
+    pub pag_hash: TokenHash,
+    /// See [`NewAttempt::browser_ip`].
+    pub browser_ip: IpAddr,
+    /// Where it stands.
+    pub state: AttemptState,
+    /// Creation time.
+    pub created_at: u64,
+    /// Expiry time.
+    pub expires_at: u64,
+}
+
+/// What a committed request step does to the waiting page's attempt.
+#[derive(Debug, Clone)]
+pub enum AttemptUpdate {
+    /// Nothing.
+    None,
+    /// `pending` → `scanned`.
+    Scanned {
+        /// The attempt.
+        attempt: String,
+    },
+    /// → `confirmed` for the account of `idk` (after the mutation).
+    LogIn {
+        /// The attempt.
+        attempt: String,
+        /// The identity whose account logs in.
+        idk: IdentityKey,
+    },
+    /// Store a single-use CPS link for the account of `idk`, and mark the
+    /// attempt (if any) as handled by the client.
+    ClientSession {
+        /// The attempt, if a page is waiting.
+        attempt: Option<String>,
+        /// The identity whose account logs in.
+        idk: IdentityKey,
+        /// Hash of the link's token.
+        token_hash: TokenHash,
+        /// When the link stops working.
+        expires_at: u64,
+    },
+    /// → `rejected`.
+    Rejected {
+        /// The attempt.
+        attempt: String,
+    },
+}
+
+/// One `/cli.sqrl` request's effects, committed atomically.
+#[derive(Debug, Clone)]
+pub struct Step {
+    /// Now (seconds).
+    pub now: u64,
+    /// The keys whose records the decision read, if any.
+    pub lookups: Option<Lookups>,
+    /// The records the decision saw. If they changed since, nothing is
+    /// written and [`StepOutcome::Conflict`] is returned.
+    pub seen: Records,
+    /// The account change.
+    pub mutation: Mutation,
+    /// The nut of the reply.
+    pub next_nut: Nut,
+    /// The conversation to store under it.
+    pub next: Conversation,
+    /// The waiting page's update.
+    pub attempt: AttemptUpdate,
+}
+
+/// Whether a [`Step`] was committed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepOutcome {
+    /// Everything was written.
+    Committed,
+    /// The account records changed since the decision read them; nothing was
+    /// written.
+    Conflict,
+}
+
+/// A session handed to a browser.
+#[derive(Debug, Clone)]
+pub struct NewSession {
+    /// Hash of the cookie token.
+    pub token_hash: TokenHash,
+    /// The browser's address.
+    pub ip: IpAddr,
+    /// The browser's `User-Agent`.
+    pub user_agent: String,
+    /// Now.
+    pub created_at: u64,
+    /// Expiry.
+    pub expires_at: u64,
+}
+
+/// A redeemed single-use login link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Redeemed {
+    /// The account now logged in.
+    pub account_id: i64,
+    /// How.
+    pub method: LoginMethod,
+    /// The attempt it came from, if any.
+    pub attempt: Option<String>,
+}
+
+/// A stored session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionInfo {
+    /// Row id (shown, and used to revoke).
+    pub id: i64,
+    /// The account.
+    pub account_id: i64,
+    /// Creation time.
+    pub created_at: u64,
+    /// Last use.
+    pub last_seen_at: u64,
+    /// Expiry.
+    pub expires_at: u64,
+    /// Address at login.
+    pub ip: String,
+    /// `User-Agent` at login.
+    pub user_agent: String,
+}
+
+/// One login in an account's history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginEvent {
+    /// When.
+    pub at: u64,
+    /// The browser's address.
+    pub ip: String,
+    /// The browser's `User-Agent`.
+    pub user_agent: String,
+    /// How.
+    pub method: LoginMethod,
+}
+
+/// An account's SQRL association.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentityView {
+    /// The per-site identity key.
+    pub idk: IdentityKey,
+    /// SQRL login disabled by the user.
+    pub disabled: bool,
+    /// `sqrlonly` as last set.
+    pub sqrl_only: bool,
+    /// `hardlock` as last set.
+    pub hardlock: bool,
+    /// When the association was made.
+    pub created_at: u64,
+}
+
+/// An account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountView {
+    /// Row id.
+    pub id: i64,
+    /// Creation time.
+    pub created_at: u64,
+    /// Its SQRL association, if it has one.
+    pub identity: Option<IdentityView>,
+    /// Identity keys this account answered to before (superseded).
+    pub superseded: Vec<IdentityKey>,
+}
+
+/// The storage interface. Every method is one transaction.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    // --- login attempts and conversations -------------------------------------
+
+    /// Stores a new attempt and the conversation of its first nut.
+    async fn create_attempt(
+        &self,
+        attempt: NewAttempt,
+        nut: Nut,
+        conversation: Conversation,
+    ) -> Result<(), StoreError>;
+
+    /// Adds a fresh nut to a still-pending attempt (the page rotates its QR
+    /// code). Returns `false` (nothing stored) when the attempt is gone,
+    /// expired or already past `pending`.
+    async fn rotate_nut(
+        &self,
+        attempt: &str,
+        now: u64,
+        nut: Nut,
+        conversation: Conversation,
+    ) -> Result<bool, StoreError>;
+
+    /// Reads an attempt.
+    async fn attempt(&self, id: &str) -> Result<Option<Attempt>, StoreError>;
+
+    /// Reads and deletes the conversation stored under `nut`, whatever its
+    /// state: a nut is used once (SPEC 3.2 step 2).
+    async fn take_conversation(&self, nut: &Nut) -> Result<Option<Conversation>, StoreError>;
+
+    /// Stores a conversation under `nut` (the reply to a step that could not
+    /// be committed).
+    async fn put_conversation(
+        &self,
+        nut: Nut,
+        conversation: Conversation,
+    ) -> Result<(), StoreError>;
+
+    /// Reads the records a decision needs.
+    async fn records(&self, lookups: &Lookups) -> Result<Records, StoreError>;
+
+    /// Commits one request step atomically (see [`Step`]).
+    async fn commit_step(&self, step: Step) -> Result<StepOutcome, StoreError>;
+
+    // --- single-use login links and sessions ----------------------------------
+
+    /// The browser holding a `confirmed` attempt's secret takes its session:
+    /// marks the attempt logged in, creates the session and records the
+    /// login, in one transaction. `None` unless the attempt is confirmed and
+    /// unexpired (so it is collected once).
+    async fn collect_attempt(
+        &self,
+        attempt: &str,
+        now: u64,
+        session: NewSession,
+    ) -> Result<Option<Redeemed>, StoreError>;
+
+    /// Redeems a single-use link: deletes it, creates the session and records
+    /// the login, in one transaction. `None` when the link is unknown, used
+    /// or expired.
+    async fn redeem_link(
+        &self,
+        token_hash: TokenHash,
+        now: u64,
+        session: NewSession,
+    ) -> Result<Option<Redeemed>, StoreError>;
+
+    /// The live session for a cookie token, if any (refreshing its last use).
+    async fn session(
+        &self,
+        token_hash: TokenHash,
+        now: u64,
+    ) -> Result<Option<SessionInfo>, StoreError>;
+
+    /// An account's live sessions, newest first.
+    async fn sessions(&self, account_id: i64, now: u64) -> Result<Vec<SessionInfo>, StoreError>;
+
+    /// Ends one of an account's sessions. `false` if it was not the account's.
+    async fn revoke_session(&self, account_id: i64, session_id: i64) -> Result<bool, StoreError>;
+
+    /// An account's most recent logins, newest first.
+    async fn login_history(
+        &self,
+        account_id: i64,
+        limit: u32,
+    ) -> Result<Vec<LoginEvent>, StoreError>;
+
+    // --- accounts (account page, operator API) --------------------------------
+
+    /// An account and its association.
+    async fn account(&self, account_id: i64) -> Result<Option<AccountView>, StoreError>;
+
+    /// The account an identity key is associated with.
+    async fn account_by_identity(
+        &self,
+        idk: &IdentityKey,
+    ) -> Result<Option<AccountView>, StoreError>;
+
+    /// Associates an identity with an account (a new one when `account_id`
+    /// is `None`). Returns the account id.
+    async fn associate(
+        &self,
+        account_id: Option<i64>,
+        idk: IdentityKey,
+        suk: ServerUnlockKey,
+        vuk: VerifyUnlockKey,
+        now: u64,
+    ) -> Result<Result<i64, Conflict>, StoreError>;
+
+    /// Deletes an identity's association (the account stays). `false` if
+    /// there was none.
+    async fn remove_identity(&self, idk: &IdentityKey) -> Result<bool, StoreError>;
+
+    // --- housekeeping ----------------------------------------------------------
+
+    /// Deletes expired conversations, attempts, links and sessions. Returns
+    /// the number of rows deleted.
+    async fn prune(&self, now: u64) -> Result<u64, StoreError>;
+
+    /// Checks that the database answers.
+    async fn health(&self) -> Result<(), StoreError>;
+}

@@ -1,0 +1,1085 @@
+//! The SQLite [`Store`]: WAL journal, `synchronous=FULL` (a commit is on disk
+//! before the reply that acknowledges it, so `kill -9` loses nothing
+//! acknowledged), foreign keys on, schema migrations at open.
+//!
+//! rusqlite is blocking, so every operation runs on the blocking thread pool
+//! with a connection from a small pool. Writes take SQLite's write lock at the
+//! start of the transaction (`BEGIN IMMEDIATE`), so a read-then-write
+//! transaction can never fail half-way on a lock upgrade.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rusqlite::{
+    Connection, OpenFlags, OptionalExtension as _, Transaction, TransactionBehavior, params,
+};
+use sqrl_core::keys::{IdentityKey, ServerUnlockKey, VerifyUnlockKey};
+use sqrl_core::server::{
+    AccountOptions, AccountRecord, Conversation, Lookups, Mutation, Nut, Records,
+    ServerValueDigest, WaitingBrowser,
+};
+use tokio::sync::Semaphore;
+
+use super::migrations::MIGRATIONS;
+use super::{
+    AccountView, Attempt, AttemptState, AttemptUpdate, Conflict, IdentityView, LoginEvent,
+    LoginMethod, NewAttempt, NewSession, Redeemed, SessionInfo, Step, StepOutcome, Store,
+    StoreError,
+};
+use crate::token::TokenHash;
+
+/// How long a connection waits for another writer before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Sessions refresh `last_seen_at` at most this often (seconds), so reading a
+/// session is not a write on every request.
+const LAST_SEEN_GRANULARITY: u64 = 60;
+
+/// The SQLite store.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: Arc<Pool>,
+}
+
+/// One writer connection and a few readers. SQLite admits one writer at a
+/// time anyway; queueing writers here (an async semaphore) instead of in
+/// SQLite's busy handler, which sleeps in growing steps, keeps write latency
+/// flat under contention. WAL readers never wait for the writer.
+#[derive(Debug)]
+struct Pool {
+    path: PathBuf,
+    readers: Mutex<Vec<Connection>>,
+    read_permits: Semaphore,
+    writer: Mutex<Option<Connection>>,
+    write_permit: Semaphore,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path`, applies pending
+    /// migrations, and keeps `connections` connections (one writer, the rest
+    /// readers; at least one of each).
+    pub fn open(path: &Path, connections: usize) -> Result<Self, StoreError> {
+        let readers_wanted = connections.max(2) - 1;
+        let mut writer = open_connection(path)?;
+        migrate(&mut writer)?;
+        let mut readers = Vec::with_capacity(readers_wanted);
+        for _ in 0..readers_wanted {
+            readers.push(open_connection(path)?);
+        }
+        Ok(Self {
+            pool: Arc::new(Pool {
+                path: path.to_owned(),
+                readers: Mutex::new(readers),
+                read_permits: Semaphore::new(readers_wanted),
+                writer: Mutex::new(Some(writer)),
+                write_permit: Semaphore::new(1),
+            }),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.pool.path
+    }
+
+    /// Runs `f` with a reader connection on the blocking thread pool.
+    async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let _permit = self
+            .pool
+            .read_permits
+            .acquire()
+            .await
+            .map_err(|e| StoreError::Task(e.to_string()))?;
+        let pool = Arc::clone(&self.pool);
+        tokio::task::spawn_blocking(move || {
+            let taken = lock(&pool.readers).pop();
+            let mut conn = match taken {
+                Some(conn) => conn,
+                // A connection was lost to a panic; replace it.
+                None => open_connection(&pool.path)?,
+            };
+            let result = f(&mut conn);
+            lock(&pool.readers).push(conn);
+            result
+        })
+        .await
+        .map_err(|e| StoreError::Task(e.to_string()))?
+    }
+
+    /// Runs `f` with the writer connection on the blocking thread pool.
+    async fn with_writer<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let _permit = self
+            .pool
+            .write_permit
+            .acquire()
+            .await
+            .map_err(|e| StoreError::Task(e.to_string()))?;
+        let pool = Arc::clone(&self.pool);
+        tokio::task::spawn_blocking(move || {
+            let taken = lock(&pool.writer).take();
+            let mut conn = match taken {
+                Some(conn) => conn,
+                None => open_connection(&pool.path)?,
+            };
+            let result = f(&mut conn);
+            *lock(&pool.writer) = Some(conn);
+            result
+        })
+        .await
+        .map_err(|e| StoreError::Task(e.to_string()))?
+    }
+
+    /// Runs `f` in a write transaction (`BEGIN IMMEDIATE`), committing when it
+    /// returns `Ok`.
+    async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.with_writer(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let value = f(&tx)?;
+            tx.commit()?;
+            Ok(value)
+        })
+        .await
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    match mutex.lock() {
+        Ok(guard) => guard,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}
+
+fn open_connection(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::Open(format!(
+            "{}: journal mode is {mode}, WAL unavailable",
+            path.display()
+        )));
+    }
+    // FULL: the WAL is synced at every commit, so an acknowledged association
+    // survives power loss and kill -9 (NORMAL could lose the last commits).
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(conn)
+}
+
+/// Applies every migration newer than the database's version.
+pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+            version    INTEGER PRIMARY KEY,
+            name       TEXT NOT NULL,
+            applied_at INTEGER NOT NULL
+        ) STRICT",
+    )?;
+    for (version, name, sql) in MIGRATIONS {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let applied: bool = tx
+            .query_row(
+                "SELECT 1 FROM schema_migrations WHERE version = ?1",
+                [version],
+                |_| Ok(true),
+            )
+            .optional()?
+            .unwrap_or(false);
+        if !applied {
+            tx.execute_batch(sql)?;
+            tx.execute(
+                "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?1, ?2, ?3)",
+                params![version, name, sql_time(crate::clock::unix_now())],
+            )?;
+            tracing::info!(version, name, "applied database migration");
+        }
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+// --- value conversions ---------------------------------------------------------
+
+/// Seconds as SQLite stores them (i64; our clock never exceeds it).
+fn sql_time(seconds: u64) -> i64 {
+    i64::try_from(seconds).unwrap_or(i64::MAX)
+}
+
+fn from_sql_time(value: i64) -> u64 {
+    u64::try_from(value).unwrap_or(0)
+}
+
+fn corrupt(table: &'static str, reason: &'static str) -> StoreError {
+    StoreError::Corrupt { table, reason }
+}
+
+fn key32(bytes: &[u8], table: &'static str) -> Result<[u8; 32], StoreError> {
+    bytes
+        .try_into()
+        .map_err(|_| corrupt(table, "key is not 32 bytes"))
+}
+
+fn identity_key(bytes: &[u8], table: &'static str) -> Result<IdentityKey, StoreError> {
+    IdentityKey::from_bytes(&key32(bytes, table)?).map_err(|_| corrupt(table, "invalid idk"))
+}
+
+fn parse_ip(text: &str, table: &'static str) -> Result<IpAddr, StoreError> {
+    text.parse()
+        .map_err(|_| corrupt(table, "invalid IP address"))
+}
+
+fn account_record(
+    conn: &Connection,
+    idk: &IdentityKey,
+) -> Result<Option<AccountRecord>, StoreError> {
+    let row = conn
+        .query_row(
+            "SELECT suk, vuk, disabled, sqrl_only, hardlock FROM sqrl_identities WHERE idk = ?1",
+            [idk.to_bytes()],
+            |row| {
+                Ok((
+                    row.get::<_, Vec<u8>>(0)?,
+                    row.get::<_, Vec<u8>>(1)?,
+                    row.get::<_, bool>(2)?,
+                    row.get::<_, bool>(3)?,
+                    row.get::<_, bool>(4)?,
+                ))
+            },
+        )
+        .optional()?;
+    let Some((suk, vuk, disabled, sqrl_only, hardlock)) = row else {
+        return Ok(None);
+    };
+    const T: &str = "sqrl_identities";
+    Ok(Some(AccountRecord {
+        suk: ServerUnlockKey::from_bytes(key32(&suk, T)?),
+        vuk: VerifyUnlockKey::from_bytes(&key32(&vuk, T)?)
+            .map_err(|_| corrupt(T, "invalid vuk"))?,
+        disabled,
+        options: AccountOptions {
+            sqrl_only,
+            hardlock,
+        },
+    }))
+}
+
+fn read_records(conn: &Connection, lookups: &Lookups) -> Result<Records, StoreError> {
+    let current_superseded = conn
+        .query_row(
+            "SELECT 1 FROM superseded_identities WHERE idk = ?1",
+            [lookups.idk.to_bytes()],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some();
+    Ok(Records {
+        current: account_record(conn, &lookups.idk)?,
+        current_superseded,
+        previous: match &lookups.pidk {
+            Some(pidk) => account_record(conn, pidk)?,
+            None => None,
+        },
+    })
+}
+
+fn insert_conversation(
+    conn: &Connection,
+    nut: &Nut,
+    conversation: &Conversation,
+) -> Result<(), StoreError> {
+    // A conversation outlives neither its attempt nor the attempt's deletion:
+    // if the attempt is gone, the conversation continues without a browser
+    // (no login for a page that is no longer waiting).
+    let mut expires_at = conversation.expires_at;
+    let browser = match &conversation.browser {
+        Some(browser) => {
+            let attempt_expiry: Option<i64> = conn
+                .query_row(
+                    "SELECT expires_at FROM login_attempts WHERE id = ?1",
+                    [&browser.attempt],
+                    |row| row.get(0),
+                )
+                .optional()?;
+            // No step of a conversation outlives its attempt.
+            attempt_expiry.map(|attempt_expiry| {
+                expires_at = expires_at.min(from_sql_time(attempt_expiry));
+                browser
+            })
+        }
+        None => None,
+    };
+    let expected: Vec<u8> = conversation
+        .expected_server
+        .iter()
+        .flat_map(|digest| digest.to_bytes())
+        .collect();
+    conn.execute(
+        "INSERT INTO conversations
+            (nut, attempt_id, browser_ip, expected_server, idk, sin, asked, expires_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![
+            nut.as_str(),
+            browser.map(|b| b.attempt.as_str()),
+            browser.map(|b| b.ip.to_canonical().to_string()),
+            expected,
+            conversation.idk.map(|idk| idk.to_bytes()),
+            conversation.sin.as_deref(),
+            conversation.asked,
+            sql_time(expires_at),
+        ],
+    )?;
+    Ok(())
+}
+
+type ConversationRow = (
+    Option<String>,
+    Option<String>,
+    Vec<u8>,
+    Option<Vec<u8>>,
+    Option<String>,
+    bool,
+    i64,
+);
+
+fn conversation_from_row(row: ConversationRow) -> Result<Conversation, StoreError> {
+    const T: &str = "conversations";
+    let (attempt, browser_ip, expected, idk, sin, asked, expires_at) = row;
+    let browser = match (attempt, browser_ip) {
+        (Some(attempt), Some(ip)) => Some(WaitingBrowser {
+            ip: parse_ip(&ip, T)?,
+            attempt,
+        }),
+        _ => None,
+    };
+    let expected_server = expected
+        .chunks(32)
+        .map(|chunk| key32(chunk, T).map(ServerValueDigest::from_bytes))
+        .collect::<Result<Vec<_>, _>>()?;
+    let idk = idk.map(|bytes| identity_key(&bytes, T)).transpose()?;
+    Ok(Conversation {
+        expected_server,
+        browser,
+        idk,
+        sin,
+        asked,
+        expires_at: from_sql_time(expires_at),
+    })
+}
+
+fn account_of(conn: &Connection, idk: &IdentityKey) -> Result<Option<i64>, StoreError> {
+    Ok(conn
+        .query_row(
+            "SELECT account_id FROM sqrl_identities WHERE idk = ?1",
+            [idk.to_bytes()],
+            |row| row.get(0),
+        )
+        .optional()?)
+}
+
+/// Applies a decision's mutation. `Ok(false)` means the stored state no
+/// longer allows it (the caller rolls back and reports a conflict).
+fn apply_mutation(tx: &Transaction<'_>, mutation: &Mutation, now: u64) -> Result<bool, StoreError> {
+    let now = sql_time(now);
+    let changed = match mutation {
+        Mutation::None => return Ok(true),
+        Mutation::Create {
+            idk,
+            suk,
+            vuk,
+            options,
+        } => {
+            tx.execute("INSERT INTO accounts (created_at) VALUES (?1)", [now])?;
+            let account = tx.last_insert_rowid();
+            tx.execute(
+                "INSERT INTO sqrl_identities
+                    (idk, account_id, suk, vuk, disabled, sqrl_only, hardlock, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, 0, ?5, ?6, ?7, ?7)
+                 ON CONFLICT DO NOTHING",
+                params![
+                    idk.to_bytes(),
+                    account,
+                    suk.as_bytes(),
+                    vuk.to_bytes(),
+                    options.sqrl_only,
+                    options.hardlock,
+                    now
+                ],
+            )?
+        }
+        Mutation::Replace {
+            previous,
+            idk,
+            suk,
+            vuk,
+            options,
+        } => {
+            let Some(account) = account_of(tx, previous)? else {
+                return Ok(false);
+            };
+            let updated = tx.execute(
+                "UPDATE sqrl_identities
+                    SET idk = ?1, suk = ?2, vuk = ?3, sqrl_only = ?4, hardlock = ?5, updated_at = ?6
+                  WHERE idk = ?7",
+                params![
+                    idk.to_bytes(),
+                    suk.as_bytes(),
+                    vuk.to_bytes(),
+                    options.sqrl_only,
+                    options.hardlock,
+                    now,
+                    previous.to_bytes()
+                ],
+            )?;
+            // PITFALLS 25: the old key answers 0x200/0x240 from now on.
+            tx.execute(
+                "INSERT INTO superseded_identities (idk, account_id, superseded_at)
+                 VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
+                params![previous.to_bytes(), account, now],
+            )?;
+            updated
+        }
+        Mutation::SetOptions { idk, options } => tx.execute(
+            "UPDATE sqrl_identities SET sqrl_only = ?1, hardlock = ?2, updated_at = ?3 WHERE idk = ?4",
+            params![options.sqrl_only, options.hardlock, now, idk.to_bytes()],
+        )?,
+        Mutation::Disable { idk, options } => tx.execute(
+            "UPDATE sqrl_identities SET disabled = 1, sqrl_only = ?1, hardlock = ?2, updated_at = ?3
+              WHERE idk = ?4",
+            params![options.sqrl_only, options.hardlock, now, idk.to_bytes()],
+        )?,
+        Mutation::Enable { idk, options } => tx.execute(
+            "UPDATE sqrl_identities SET disabled = 0, sqrl_only = ?1, hardlock = ?2, updated_at = ?3
+              WHERE idk = ?4",
+            params![options.sqrl_only, options.hardlock, now, idk.to_bytes()],
+        )?,
+        Mutation::Remove { idk } => tx.execute(
+            "DELETE FROM sqrl_identities WHERE idk = ?1",
+            [idk.to_bytes()],
+        )?,
+        // A mutation this driver does not know must not be acknowledged.
+        _ => return Ok(false),
+    };
+    Ok(changed == 1)
+}
+
+/// Applies the page update. `Ok(false)` means a login's account vanished.
+fn apply_attempt_update(
+    tx: &Transaction<'_>,
+    update: &AttemptUpdate,
+    now: u64,
+) -> Result<bool, StoreError> {
+    let now_sql = sql_time(now);
+    match update {
+        AttemptUpdate::None => {}
+        AttemptUpdate::Scanned { attempt } => {
+            tx.execute(
+                "UPDATE login_attempts SET state = 'scanned', updated_at = ?1
+                  WHERE id = ?2 AND state = 'pending' AND expires_at > ?1",
+                params![now_sql, attempt],
+            )?;
+        }
+        AttemptUpdate::LogIn { attempt, idk } => {
+            let Some(account) = account_of(tx, idk)? else {
+                return Ok(false);
+            };
+            tx.execute(
+                "UPDATE login_attempts SET state = 'confirmed', account_id = ?1, updated_at = ?2
+                  WHERE id = ?3 AND state IN ('pending', 'scanned') AND expires_at > ?2",
+                params![account, now_sql, attempt],
+            )?;
+        }
+        AttemptUpdate::ClientSession {
+            attempt,
+            idk,
+            token_hash,
+            expires_at,
+        } => {
+            let Some(account) = account_of(tx, idk)? else {
+                return Ok(false);
+            };
+            let attempt = match attempt {
+                Some(id) => {
+                    let updated = tx.execute(
+                        "UPDATE login_attempts SET state = 'client-session', updated_at = ?1
+                          WHERE id = ?2 AND state IN ('pending', 'scanned') AND expires_at > ?1",
+                        params![now_sql, id],
+                    )?;
+                    (updated == 1).then_some(id.as_str())
+                }
+                None => None,
+            };
+            tx.execute(
+                "INSERT INTO login_links (token_hash, account_id, attempt_id, method, created_at, expires_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    token_hash.as_bytes(),
+                    account,
+                    attempt,
+                    LoginMethod::SameDevice.as_str(),
+                    now_sql,
+                    sql_time(*expires_at)
+                ],
+            )?;
+        }
+        AttemptUpdate::Rejected { attempt } => {
+            tx.execute(
+                "UPDATE login_attempts SET state = 'rejected', updated_at = ?1
+                  WHERE id = ?2 AND state IN ('pending', 'scanned')",
+                params![now_sql, attempt],
+            )?;
+        }
+    }
+    Ok(true)
+}
+
+fn load_account(conn: &Connection, account_id: i64) -> Result<Option<AccountView>, StoreError> {
+    const T: &str = "sqrl_identities";
+    let Some(created_at) = conn
+        .query_row(
+            "SELECT created_at FROM accounts WHERE id = ?1",
+            [account_id],
+            |row| row.get::<_, i64>(0),
+        )
+        .optional()?
+    else {
+        return Ok(None);
+    };
+    let identity = conn
+        .query_row(
+            "SELECT idk, disabled, sqrl_only, hardlock, created_at
+               FROM sqrl_identities WHERE account_id = ?1",
+            [account_id],
+            |row| {
+                Ok((
+                    row.get::<_, Vec<u8>>(0)?,
+                    row.get::<_, bool>(1)?,
+                    row.get::<_, bool>(2)?,
+                    row.get::<_, bool>(3)?,
+                    row.get::<_, i64>(4)?,
+                ))
+            },
+        )
+        .optional()?
+        .map(|(idk, disabled, sqrl_only, hardlock, created)| {
+            Ok::<_, StoreError>(IdentityView {
+                idk: identity_key(&idk, T)?,
+                disabled,
+                sqrl_only,
+                hardlock,
+                created_at: from_sql_time(created),
+            })
+        })
+        .transpose()?;
+    let mut statement = conn.prepare(
+        "SELECT idk FROM superseded_identities WHERE account_id = ?1 ORDER BY superseded_at",
+    )?;
+    let superseded = statement
+        .query_map([account_id], |row| row.get::<_, Vec<u8>>(0))?
+        .map(|bytes| identity_key(&bytes?, "superseded_identities"))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Some(AccountView {
+        id: account_id,
+        created_at: from_sql_time(created_at),
+        identity,
+        superseded,
+    }))
+}
+
+/// Inserts a session and its login-history row.
+fn start_session(
+    tx: &Transaction<'_>,
+    account_id: i64,
+    method: LoginMethod,
+    session: &NewSession,
+    now: u64,
+) -> Result<(), StoreError> {
+    let ip = session.ip.to_canonical().to_string();
+    tx.execute(
+        "INSERT INTO sessions
+            (token_hash, account_id, created_at, last_seen_at, expires_at, ip, user_agent)
+         VALUES (?1, ?2, ?3, ?3, ?4, ?5, ?6)",
+        params![
+            session.token_hash.as_bytes(),
+            account_id,
+            sql_time(session.created_at),
+            sql_time(session.expires_at),
+            ip,
+            session.user_agent
+        ],
+    )?;
+    tx.execute(
+        "INSERT INTO login_history (account_id, at, ip, user_agent, method)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![
+            account_id,
+            sql_time(now),
+            ip,
+            session.user_agent,
+            method.as_str()
+        ],
+    )?;
+    Ok(())
+}
+
+fn session_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<SessionInfo> {
+    Ok(SessionInfo {
+        id: row.get(0)?,
+        account_id: row.get(1)?,
+        created_at: from_sql_time(row.get(2)?),
+        last_seen_at: from_sql_time(row.get(3)?),
+        expires_at: from_sql_time(row.get(4)?),
+        ip: row.get(5)?,
+        user_agent: row.get(6)?,
+    })
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn create_attempt(
+        &self,
+        attempt: NewAttempt,
+        nut: Nut,
+        conversation: Conversation,
+    ) -> Result<(), StoreError> {
+        self.write(move |tx| {
+            tx.execute(
+                "INSERT INTO login_attempts
+                    (id, pag_hash, browser_ip, user_agent, state, created_at, updated_at, expires_at)
+                 VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?5, ?6)",
+                params![
+                    attempt.id,
+                    attempt.pag_hash.as_bytes(),
+                    attempt.browser_ip.to_canonical().to_string(),
+                    attempt.user_agent,
+                    sql_time(attempt.created_at),
+                    sql_time(attempt.expires_at)
+                ],
+            )?;
+            insert_conversation(tx, &nut, &conversation)
+        })
+        .await
+    }
+
+    async fn rotate_nut(
+        &self,
+        attempt: &str,
+        now: u64,
+        nut: Nut,
+        conversation: Conversation,
+    ) -> Result<bool, StoreError> {
+        let attempt = attempt.to_owned();
+        self.write(move |tx| {
+            let pending = tx
+                .query_row(
+                    "SELECT 1 FROM login_attempts WHERE id = ?1 AND state = 'pending' AND expires_at > ?2",
+                    params![attempt, sql_time(now)],
+                    |_| Ok(()),
+                )
+                .optional()?
+                .is_some();
+            if pending {
+                insert_conversation(tx, &nut, &conversation)?;
+            }
+            Ok(pending)
+        })
+        .await
+    }
+
+    async fn attempt(&self, id: &str) -> Result<Option<Attempt>, StoreError> {
+        let id = id.to_owned();
+        self.read(move |conn| {
+            const T: &str = "login_attempts";
+            let row = conn
+                .query_row(
+                    "SELECT pag_hash, browser_ip, state, created_at, expires_at
+                       FROM login_attempts WHERE id = ?1",
+                    [&id],
+                    |row| {
+                        Ok((
+                            row.get::<_, Vec<u8>>(0)?,
+                            row.get::<_, String>(1)?,
+                            row.get::<_, String>(2)?,
+                            row.get::<_, i64>(3)?,
+                            row.get::<_, i64>(4)?,
+                        ))
+                    },
+                )
+                .optional()?;
+            let Some((pag_hash, ip, state, created_at, expires_at)) = row else {
+                return Ok(None);
+            };
+            Ok(Some(Attempt {
+                id,
+                pag_hash: TokenHash::from_slice(&pag_hash).ok_or(corrupt(T, "pag_hash"))?,
+                browser_ip: parse_ip(&ip, T)?,
+                state: AttemptState::parse(&state).ok_or(corrupt(T, "state"))?,
+                created_at: from_sql_time(created_at),
+                expires_at: from_sql_time(expires_at),
+            }))
+        })
+        .await
+    }
+
+    async fn take_conversation(&self, nut: &Nut) -> Result<Option<Conversation>, StoreError> {
+        let nut = nut.clone();
+        self.with_writer(move |conn| {
+            // One statement: two concurrent requests with the same nut cannot
+            // both get the conversation.
+            let row: Option<ConversationRow> = conn
+                .query_row(
+                    "DELETE FROM conversations WHERE nut = ?1
+                     RETURNING attempt_id, browser_ip, expected_server, idk, sin, asked, expires_at",
+                    [nut.as_str()],
+                    |row| {
+                        Ok((
+                            row.get(0)?,
+                            row.get(1)?,
+                            row.get(2)?,
+                            row.get(3)?,
+                            row.get(4)?,
+                            row.get(5)?,
+                            row.get(6)?,
+                        ))
+                    },
+                )
+                .optional()?;
+            row.map(conversation_from_row).transpose()
+        })
+        .await
+    }
+
+    async fn put_conversation(
+        &self,
+        nut: Nut,
+        conversation: Conversation,
+    ) -> Result<(), StoreError> {
+        self.write(move |tx| insert_conversation(tx, &nut, &conversation))
+            .await
+    }
+
+    async fn records(&self, lookups: &Lookups) -> Result<Records, StoreError> {
+        let lookups = *lookups;
+        self.read(move |conn| read_records(conn, &lookups)).await
+    }
+
+    async fn commit_step(&self, step: Step) -> Result<StepOutcome, StoreError> {
+        self.with_writer(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            // Optimistic concurrency: the decision was made on `seen`; if a
+            // concurrent request changed those rows, this one must not apply.
+            if let Some(lookups) = &step.lookups {
+                if read_records(&tx, lookups)? != step.seen {
+                    return Ok(StepOutcome::Conflict);
+                }
+            }
+            if !apply_mutation(&tx, &step.mutation, step.now)?
+                || !apply_attempt_update(&tx, &step.attempt, step.now)?
+            {
+                // Dropping `tx` rolls back.
+                return Ok(StepOutcome::Conflict);
+            }
+            insert_conversation(&tx, &step.next_nut, &step.next)?;
+            tx.commit()?;
+            Ok(StepOutcome::Committed)
+        })
+        .await
+    }
+
+    async fn collect_attempt(
+        &self,
+        attempt: &str,
+        now: u64,
+        session: NewSession,
+    ) -> Result<Option<Redeemed>, StoreError> {
+        let attempt = attempt.to_owned();
+        self.write(move |tx| {
+            let account: Option<i64> = tx
+                .query_row(
+                    "UPDATE login_attempts SET state = 'logged-in', updated_at = ?1
+                      WHERE id = ?2 AND state = 'confirmed' AND expires_at > ?1
+                      RETURNING account_id",
+                    params![sql_time(now), attempt],
+                    |row| row.get(0),
+                )
+                .optional()?
+                .flatten();
+            let Some(account_id) = account else {
+                return Ok(None);
+            };
+            start_session(tx, account_id, LoginMethod::CrossDevice, &session, now)?;
+            Ok(Some(Redeemed {
+                account_id,
+                method: LoginMethod::CrossDevice,
+                attempt: Some(attempt),
+            }))
+        })
+        .await
+    }
+
+    async fn redeem_link(
+        &self,
+        token_hash: TokenHash,
+        now: u64,
+        session: NewSession,
+    ) -> Result<Option<Redeemed>, StoreError> {
+        self.write(move |tx| {
+            let row = tx
+                .query_row(
+                    "DELETE FROM login_links WHERE token_hash = ?1
+                     RETURNING account_id, attempt_id, method, expires_at",
+                    [token_hash.as_bytes()],
+                    |row| {
+                        Ok((
+                            row.get::<_, i64>(0)?,
+                            row.get::<_, Option<String>>(1)?,
+                            row.get::<_, String>(2)?,
+                            row.get::<_, i64>(3)?,
+                        ))
+                    },
+                )
+                .optional()?;
+            let Some((account_id, attempt, method, expires_at)) = row else {
+                return Ok(None);
+            };
+            if from_sql_time(expires_at) <= now {
+                return Ok(None);
+            }
+            let method = LoginMethod::parse(&method).ok_or(corrupt("login_links", "method"))?;
+            start_session(tx, account_id, method, &session, now)?;
+            if let Some(attempt) = &attempt {
+                tx.execute(
+                    "UPDATE login_attempts SET state = 'logged-in', updated_at = ?1 WHERE id = ?2",
+                    params![sql_time(now), attempt],
+                )?;
+            }
+            Ok(Some(Redeemed {
+                account_id,
+                method,
+                attempt,
+            }))
+        })
+        .await
+    }
+
+    async fn session(
+        &self,
+        token_hash: TokenHash,
+        now: u64,
+    ) -> Result<Option<SessionInfo>, StoreError> {
+        let session = self
+            .read(move |conn| {
+                Ok(conn
+                    .query_row(
+                        "SELECT id, account_id, created_at, last_seen_at, expires_at, ip, user_agent
+                           FROM sessions WHERE token_hash = ?1 AND expires_at > ?2",
+                        params![token_hash.as_bytes(), sql_time(now)],
+                        session_from_row,
+                    )
+                    .optional()?)
+            })
+            .await?;
+        if let Some(session) = &session {
+            if session.last_seen_at + LAST_SEEN_GRANULARITY <= now {
+                let id = session.id;
+                self.write(move |tx| {
+                    tx.execute(
+                        "UPDATE sessions SET last_seen_at = ?1 WHERE id = ?2",
+                        params![sql_time(now), id],
+                    )?;
+                    Ok(())
+                })
+                .await?;
+            }
+        }
+        Ok(session)
+    }
+
+    async fn sessions(&self, account_id: i64, now: u64) -> Result<Vec<SessionInfo>, StoreError> {
+        self.read(move |conn| {
+            let mut statement = conn.prepare(
+                "SELECT id, account_id, created_at, last_seen_at, expires_at, ip, user_agent
+                   FROM sessions WHERE account_id = ?1 AND expires_at > ?2
+                  ORDER BY created_at DESC, id DESC",
+            )?;
+            let rows = statement
+                .query_map(params![account_id, sql_time(now)], session_from_row)?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn revoke_session(&self, account_id: i64, session_id: i64) -> Result<bool, StoreError> {
+        self.write(move |tx| {
+            Ok(tx.execute(
+                "DELETE FROM sessions WHERE id = ?1 AND account_id = ?2",
+                params![session_id, account_id],
+            )? == 1)
+        })
+        .await
+    }
+
+    async fn login_history(
+        &self,
+        account_id: i64,
+        limit: u32,
+    ) -> Result<Vec<LoginEvent>, StoreError> {
+        self.read(move |conn| {
+            let mut statement = conn.prepare(
+                "SELECT at, ip, user_agent, method FROM login_history
+                  WHERE account_id = ?1 ORDER BY at DESC, id DESC LIMIT ?2",
+            )?;
+            let rows = statement
+                .query_map(params![account_id, limit], |row| {
+                    Ok((
+                        row.get::<_, i64>(0)?,
+                        row.get::<_, String>(1)?,
+                        row.get::<_, String>(2)?,
+                        row.get::<_, String>(3)?,
+                    ))
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            rows.into_iter()
+                .map(|(at, ip, user_agent, method)| {
+                    Ok(LoginEvent {
+                        at: from_sql_time(at),
+                        ip,
+                        user_agent,
+                        method: LoginMethod::parse(&method)
+                            .ok_or(corrupt("login_history", "method"))?,
+                    })
+                })
+                .collect()
+        })
+        .await
+    }
+
+    async fn account(&self, account_id: i64) -> Result<Option<AccountView>, StoreError> {
+        self.read(move |conn| load_account(conn, account_id)).await
+    }
+
+    async fn account_by_identity(
+        &self,
+        idk: &IdentityKey,
+    ) -> Result<Option<AccountView>, StoreError> {
+        let idk = *idk;
+        self.read(move |conn| match account_of(conn, &idk)? {
+            Some(account) => load_account(conn, account),
+            None => Ok(None),
+        })
+        .await
+    }
+
+    async fn associate(
+        &self,
+        account_id: Option<i64>,
+        idk: IdentityKey,
+        suk: ServerUnlockKey,
+        vuk: VerifyUnlockKey,
+        now: u64,
+    ) -> Result<Result<i64, Conflict>, StoreError> {
+        self.write(move |tx| {
+            if account_of(tx, &idk)?.is_some() {
+                return Ok(Err(Conflict::IdentityTaken));
+            }
+            let superseded = tx
+                .query_row(
+                    "SELECT 1 FROM superseded_identities WHERE idk = ?1",
+                    [idk.to_bytes()],
+                    |_| Ok(()),
+                )
+                .optional()?
+                .is_some();
+            if superseded {
+                return Ok(Err(Conflict::IdentitySuperseded));
+            }
+            let account = match account_id {
+                Some(id) => {
+                    if load_account(tx, id)?.is_none() {
+                        return Ok(Err(Conflict::NoAccount));
+                    }
+                    let has_identity = tx
+                        .query_row(
+                            "SELECT 1 FROM sqrl_identities WHERE account_id = ?1",
+                            [id],
+                            |_| Ok(()),
+                        )
+                        .optional()?
+                        .is_some();
+                    if has_identity {
+                        return Ok(Err(Conflict::AccountHasIdentity));
+                    }
+                    id
+                }
+                None => {
+                    tx.execute("INSERT INTO accounts (created_at) VALUES (?1)", [sql_time(now)])?;
+                    tx.last_insert_rowid()
+                }
+            };
+            tx.execute(
+                "INSERT INTO sqrl_identities
+                    (idk, account_id, suk, vuk, disabled, sqrl_only, hardlock, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, 0, 0, 0, ?5, ?5)",
+                params![idk.to_bytes(), account, suk.as_bytes(), vuk.to_bytes(), sql_time(now)],
+            )?;
+            Ok(Ok(account))
+        })
+        .await
+    }
+
+    async fn remove_identity(&self, idk: &IdentityKey) -> Result<bool, StoreError> {
+        let idk = *idk;
+        self.write(move |tx| {
+            Ok(tx.execute(
+                "DELETE FROM sqrl_identities WHERE idk = ?1",
+                [idk.to_bytes()],
+            )? == 1)
+        })
+        .await
+    }
+
+    async fn prune(&self, now: u64) -> Result<u64, StoreError> {
+        self.write(move |tx| {
+            let now = sql_time(now);
+            let mut deleted = 0;
+            for sql in [
+                "DELETE FROM conversations WHERE expires_at <= ?1",
+                "DELETE FROM login_links WHERE expires_at <= ?1",
+                "DELETE FROM login_attempts WHERE expires_at <= ?1",
+                "DELETE FROM sessions WHERE expires_at <= ?1",
+            ] {
+                deleted += tx.execute(sql, [now])?;
+            }
+            Ok(deleted as u64)
+        })
+        .await
+    }
+
+    async fn health(&self) -> Result<(), StoreError> {
+        self.read(|conn| {
+            conn.query_row("SELECT 1", [], |_| Ok(()))?;
+            Ok(())
+        })
+        .await
+    }
+}

@@ -34,10 +34,17 @@ pub fn url(data: &[u8]) {
     };
     if let Ok(url) = SqrlUrl::parse(text) {
         let again = SqrlUrl::parse(url.as_str());
-        assert_eq!(again.as_ref(), Ok(&url), "a parsed URL must parse again identically");
+        assert_eq!(
+            again.as_ref(),
+            Ok(&url),
+            "a parsed URL must parse again identically"
+        );
         let domain = url.site_key_string().domain();
         let host_end = domain.find('/').unwrap_or(domain.len());
-        assert!(!domain[..host_end].bytes().any(|b| b.is_ascii_uppercase()), "host must be lower-cased");
+        assert!(
+            !domain[..host_end].bytes().any(|b| b.is_ascii_uppercase()),
+            "host must be lower-cased"
+        );
         let _ = url.cancel_url();
         let _ = url.post_url_for_query(text);
     }
@@ -49,10 +56,17 @@ pub fn params(data: &[u8]) {
         return;
     };
     if let Ok(list) = ParamList::parse(text) {
-        assert_eq!(ParamList::parse(&list.to_text()).as_ref(), Ok(&list), "canonical text must reparse");
+        assert_eq!(
+            ParamList::parse(&list.to_text()).as_ref(),
+            Ok(&list),
+            "canonical text must reparse"
+        );
     }
     if let Ok(list) = ParamList::from_base64url(text) {
-        assert_eq!(ParamList::from_base64url(&list.to_base64url()).as_ref(), Ok(&list));
+        assert_eq!(
+            ParamList::from_base64url(&list.to_base64url()).as_ref(),
+            Ok(&list)
+        );
     }
 }
 
@@ -62,7 +76,11 @@ pub fn client_request(data: &[u8]) {
         return;
     };
     if let Ok(request) = ClientRequest::parse(text) {
-        assert_eq!(request.as_str(), text, "the received string is kept verbatim");
+        assert_eq!(
+            request.as_str(),
+            text,
+            "the received string is kept verbatim"
+        );
     }
     if let Ok(body) = RequestBody::parse(text) {
         let _ = body.client_request();
@@ -76,7 +94,11 @@ pub fn server_reply(data: &[u8]) {
         return;
     };
     if let Ok(reply) = ServerReply::parse(text) {
-        assert_eq!(reply.as_str(), text, "the body is kept verbatim for the next server= value");
+        assert_eq!(
+            reply.as_str(),
+            text,
+            "the body is kept verbatim for the next server= value"
+        );
         let _ = reply.tif().check_defined();
     }
 }
@@ -85,13 +107,18 @@ pub fn server_reply(data: &[u8]) {
 /// always a TIF.
 pub fn server_request(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
-    let (target, body) = text.split_once('\n').unwrap_or(("/cli.sqrl?nut=AAAAAAAAAAAAAAAAAAAAAA", &text));
+    let (target, body) = text
+        .split_once('\n')
+        .unwrap_or(("/cli.sqrl?nut=AAAAAAAAAAAAAAAAAAAAAA", &text));
     let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
     let incoming = Incoming::parse(target, body, ip);
     let conversation = incoming.nut().map(|_| {
         Conversation::for_urls(
             ["qrl://localhost/cli.sqrl?nut=AAAAAAAAAAAAAAAAAAAAAA"],
-            Some(WaitingBrowser { ip, attempt: "fuzz".into() }),
+            Some(WaitingBrowser {
+                ip,
+                attempt: "fuzz".into(),
+            }),
             u64::MAX,
         )
     });
@@ -104,7 +131,11 @@ pub fn s4(data: &[u8]) {
     if let Ok(s4) = S4::parse(data) {
         let written = s4.to_original_form();
         let again = S4::parse(&written).map(|s| s.to_original_form());
-        assert_eq!(again.as_ref(), Ok(&written), "written identity must reparse identically");
+        assert_eq!(
+            again.as_ref(),
+            Ok(&written),
+            "written identity must reparse identically"
+        );
     }
     let _ = S4::import(data);
 }
@@ -119,6 +150,10 @@ pub fn base56(data: &[u8]) {
     }
     if data.len() <= crate::base56::MAX_DECODED_LEN {
         let encoded = crate::base56::encode(data);
-        assert_eq!(crate::base56::decode(&encoded).as_deref(), Ok(data), "encode then decode");
+        assert_eq!(
+            crate::base56::decode(&encoded).as_deref(),
+            Ok(data),
+            "encode then decode"
+        );
     }
 }

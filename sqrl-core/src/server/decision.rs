@@ -70,6 +70,10 @@ pub enum Failure {
     /// The nut's conversation has expired (TIF 0x60).
     #[error("expired nut")]
     ExpiredNut,
+    /// A non-CPS `ident` in a conversation continued from an unknown or expired
+    /// nut: no page waits for it, so confirming would log no one in (TIF 0x60).
+    #[error("no login page is waiting for this conversation")]
+    NoWaitingPage,
     /// `server=` is not what the server sent last (TIF 0x60).
     #[error("server= value does not echo the last reply")]
     ServerValueMismatch,

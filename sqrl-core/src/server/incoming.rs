@@ -305,6 +305,16 @@ impl Incoming {
                 decision
             }
             Command::Ident => {
+                if !has_browser && !options.contains(ClientOptions::CPS) {
+                    // The conversation was continued from an unknown or expired
+                    // nut, so no page waits for it: confirming would tell the user
+                    // they are logged in while no browser is. Answer transient
+                    // again; the client's second identical transient error tells
+                    // the user the page expired (SPEC 3.1 notes). A CPS ident is
+                    // fine: the client itself carries the session to the browser.
+                    let tif = Tif::TRANSIENT_ERROR | Tif::COMMAND_FAILED | state;
+                    return fail(decision, tif, Failure::NoWaitingPage);
+                }
                 let login = if options.contains(ClientOptions::CPS) {
                     BrowserOutcome::ClientProvidedSession { idk }
                 } else if has_browser {

@@ -403,7 +403,7 @@ fn replayed_nut_is_a_transient_error_with_a_fresh_nut() {
 }
 
 #[test]
-fn expired_nut_is_a_transient_error_and_the_retry_logs_no_browser_in() {
+fn expired_nut_is_a_transient_error_and_the_retry_cannot_confirm_a_login() {
     let mut server = server();
     let (mut phone, attempt) = page(&mut server, 7);
     server.advance(super::memory::DEFAULT_ATTEMPT_LIFETIME);
@@ -414,13 +414,24 @@ fn expired_nut_is_a_transient_error_and_the_retry_logs_no_browser_in() {
     let noiptest = ClientOptions::NOIPTEST;
     let handled = phone.send(&mut server, Req::new(Command::Query).options(noiptest));
     assert_eq!(handled.tif, tif(0x00));
+    // No page waits behind the retried conversation: an ident would log no
+    // one in, so it stays transient and nothing is created.
     let handled = phone.send(
         &mut server,
         Req::new(Command::Ident).options(noiptest).lock(),
     );
-    assert_eq!(handled.tif, tif(0x01));
-    assert_eq!(handled.browser, BrowserOutcome::Unchanged);
+    assert_eq!(handled.tif, tif(0x60));
+    assert_eq!(handled.failure, Some(Failure::NoWaitingPage));
+    assert_eq!(handled.mutation, Mutation::None);
+    assert!(server.account(&phone.idk()).is_none());
     assert_eq!(server.attempt(&attempt), Some(&AttemptState::Pending));
+
+    // Same-device (CPS) still works: the client carries the session itself.
+    let cps = ClientOptions::NOIPTEST | ClientOptions::CPS;
+    phone.send(&mut server, Req::new(Command::Query).options(cps));
+    let handled = phone.send(&mut server, Req::new(Command::Ident).options(cps).lock());
+    assert_eq!(handled.tif, tif(0x01));
+    assert!(handled.cps_url.is_some());
 }
 
 #[test]

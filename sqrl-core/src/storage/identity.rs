@@ -136,7 +136,9 @@ impl S4 {
     /// under a new random rescue code.
     ///
     /// The returned [`RescueCode`] exists nowhere else: show it to the user once
-    /// (and have them confirm it), then drop it.
+    /// (and have them confirm it), then drop it. A client that shows the code
+    /// before asking for the password generates it itself and calls
+    /// [`S4::create_with_rescue_code`].
     pub fn create(
         rng: &mut impl CryptoRngCore,
         password: &Password,
@@ -146,8 +148,31 @@ impl S4 {
         if password.is_empty() {
             return Err(StorageError::EmptyPassword);
         }
-        let iuk = IdentityUnlockKey::generate(rng);
         let code = RescueCode::generate(rng);
+        let s4 = Self::create_with_rescue_code(rng, &code, password, options, progress)?;
+        Ok((s4, code))
+    }
+
+    /// Creates a new identity whose rescue block is encrypted under `code`, a code
+    /// the caller generated with [`RescueCode::generate`] and has already shown to
+    /// the user and had confirmed (GRC's order: rescue code first, then the
+    /// password, then the two EnScrypt runs). The IUK is random, as in
+    /// [`S4::create`].
+    ///
+    /// `code` must come from [`RescueCode::generate`]: a code the user picked
+    /// would not carry the 79 bits of entropy the rescue block relies on
+    /// (SPEC 5.4).
+    pub fn create_with_rescue_code(
+        rng: &mut impl CryptoRngCore,
+        code: &RescueCode,
+        password: &Password,
+        options: &CreateOptions,
+        progress: &mut ProgressFn<'_>,
+    ) -> Result<Self, StorageError> {
+        if password.is_empty() {
+            return Err(StorageError::EmptyPassword);
+        }
+        let iuk = IdentityUnlockKey::generate(rng);
         let password_block = PasswordBlock::encrypt(
             rng,
             password,
@@ -157,12 +182,11 @@ impl S4 {
             options.password_cost,
             progress,
         )?;
-        let rescue_block = RescueBlock::encrypt(rng, &code, &iuk, options.rescue_cost, progress)?;
-        let s4 = Self {
+        let rescue_block = RescueBlock::encrypt(rng, code, &iuk, options.rescue_cost, progress)?;
+        Ok(Self {
             blocks: vec![Block::Password(password_block), Block::Rescue(rescue_block)],
             form: S4Form::Binary,
-        };
-        Ok((s4, code))
+        })
     }
 
     /// Unlocks the password block. A wrong password is
@@ -415,6 +439,48 @@ mod tests {
         let previous = parsed.previous_unlock_keys(unlocked.master_key()).unwrap();
         assert_eq!((previous.edition, previous.keys.len()), (0, 0));
         assert!(!format!("{unlocked:?}").contains(&format!("{:?}", iuk.as_bytes())));
+    }
+
+    #[test]
+    fn create_with_a_caller_generated_rescue_code() {
+        let password = Password::from("pw");
+        let code = RescueCode::generate(&mut OsRng);
+        // The code as the user typed it back (spaces instead of dashes, PITFALLS 17).
+        let typed = RescueCode::parse(&code.to_grouped_string().replace('-', " ")).unwrap();
+        let mut stages = Vec::new();
+        let s4 = S4::create_with_rescue_code(&mut OsRng, &code, &password, &fast(), &mut |s, _| {
+            stages.push(s)
+        })
+        .unwrap();
+        assert_eq!(
+            stages,
+            [KdfStage::EncryptPassword, KdfStage::EncryptRescueCode]
+        );
+        let parsed = S4::parse(&s4.to_bytes()).unwrap();
+        let unlocked = parsed.verify(&password, &typed, &mut none()).unwrap();
+        let iuk = parsed.recover_unlock_key(&code, &mut none()).unwrap();
+        assert_eq!(unlocked.master_key(), &iuk.master_key());
+        let other = RescueCode::generate(&mut OsRng);
+        assert_eq!(
+            parsed.recover_unlock_key(&other, &mut none()).unwrap_err(),
+            StorageError::WrongRescueCode
+        );
+        // Same code, fresh identity: the IUK is random, not derived from the code.
+        let again = S4::create_with_rescue_code(&mut OsRng, &code, &password, &fast(), &mut none())
+            .unwrap();
+        let again_iuk = again.recover_unlock_key(&code, &mut none()).unwrap();
+        assert_ne!(again_iuk, iuk);
+        assert_eq!(
+            S4::create_with_rescue_code(
+                &mut OsRng,
+                &code,
+                &Password::from(""),
+                &fast(),
+                &mut none()
+            )
+            .unwrap_err(),
+            StorageError::EmptyPassword
+        );
     }
 
     #[test]

@@ -313,11 +313,13 @@ mod tests {
     use super::*;
     use crate::base64url;
 
-    const VECTORS: &str = include_str!("../../../shared/vectors/sqrldev/base56-vectors.txt");
+    const VECTORS: &str =
+        include_str!("../../test-vectors/vectors/published/sqrldev/base56-vectors.txt");
     const FULL_VECTORS: &str =
-        include_str!("../../../shared/vectors/sqrldev/base56-full-format-vectors.txt");
-    const LIBSQRL_VECTOR: &str =
-        include_str!("../../../shared/vectors/libsqrl/base56check-identity-vector.txt");
+        include_str!("../../test-vectors/vectors/published/sqrldev/base56-full-format-vectors.txt");
+    const LIBSQRL_VECTOR: &str = include_str!(
+        "../../test-vectors/vectors/published/libsqrl/base56check-identity-vector.txt"
+    );
 
     fn hex(text: &str) -> Vec<u8> {
         (0..text.len())

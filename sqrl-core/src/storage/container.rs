@@ -342,10 +342,13 @@ pub(super) fn split_blocks(data: &[u8]) -> Result<Vec<RawBlock>, FormatError> {
 pub(super) mod tests {
     use super::*;
 
-    const ROUND_TRIPS: &str =
-        include_str!("../../../../shared/vectors/sqrldotnetclient/identity-roundtrip-vectors.txt");
-    const TEST1: &[u8] = include_bytes!("../../../../shared/vectors/libsqrl/test1.sqrl");
-    const TEST2: &[u8] = include_bytes!("../../../../shared/vectors/libsqrl/test2.sqrl");
+    const ROUND_TRIPS: &str = include_str!(
+        "../../../test-vectors/vectors/published/sqrldotnetclient/identity-roundtrip-vectors.txt"
+    );
+    const TEST1: &[u8] =
+        include_bytes!("../../../test-vectors/vectors/published/libsqrl/test1.sqrl");
+    const TEST2: &[u8] =
+        include_bytes!("../../../test-vectors/vectors/published/libsqrl/test2.sqrl");
 
     fn hex(text: &str) -> Vec<u8> {
         (0..text.len())

@@ -91,8 +91,9 @@ mod tests {
     use crate::base64url;
     use crate::storage::container::tests::round_trip_rows;
 
-    const LIBSQRL_TEXT: &str =
-        include_str!("../../../../shared/vectors/libsqrl/base56check-identity-vector.txt");
+    const LIBSQRL_TEXT: &str = include_str!(
+        "../../../test-vectors/vectors/published/libsqrl/base56check-identity-vector.txt"
+    );
 
     #[test]
     fn textual_identity_of_the_rescue_block_round_trips() {

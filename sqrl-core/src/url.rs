@@ -480,9 +480,38 @@ mod tests {
     }
 
     #[test]
+    fn sfn_is_accepted_and_ignored() {
+        // PITFALLS 8: old libsqrl required sfn=; GRC v1 dropped it. Neither
+        // requiring nor rejecting it.
+        let with = SqrlUrl::parse("sqrl://sqrlid.com/login?nut=blah&sfn=U1FSTGlk").unwrap();
+        let without = SqrlUrl::parse("sqrl://sqrlid.com/login?nut=blah").unwrap();
+        assert_eq!(with.site_key_string(), without.site_key_string());
+        assert!(
+            with.post_url().ends_with("&sfn=U1FSTGlk"),
+            "carried along unchanged"
+        );
+    }
+
+    #[test]
+    fn only_the_host_is_lower_cased() {
+        // PITFALLS 10: host case folds, path-extension case does not.
+        assert_eq!(
+            site("sqrl://DomainsAreLowercase.net/?nut=a"),
+            "domainsarelowercase.net"
+        );
+        assert_eq!(
+            site("sqrl://example.com/CaseSensitive?x=14&nut=a"),
+            "example.com/CaseSensitive"
+        );
+    }
+
+    #[test]
     fn alt_id_is_joined_by_a_zero_byte() {
+        // PITFALLS 11: one 0x00 byte, the Alt-ID's bytes kept as typed.
         let s = SiteKeyString::new("example.com").with_alt_id("Personal");
         assert_eq!(s.to_bytes(), b"example.com\0Personal");
+        let s = SiteKeyString::new("example.com").with_alt_id("work-2 ü");
+        assert_eq!(s.to_bytes(), "example.com\0work-2 ü".as_bytes());
         assert_eq!(SiteKeyString::new("a").with_alt_id("").to_bytes(), b"a");
     }
 

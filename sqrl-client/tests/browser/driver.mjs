@@ -1,0 +1,211 @@
+// Drives a real headless Chromium for the end-to-end login test (main.rs).
+//
+//   node driver.mjs <base-url> <artifact-dir> <sse|poll|held|rotate>
+//
+// The Rust test talks to this script in lines: each line this script prints
+// on standard output is one JSON object; each line it reads on standard input
+// is one command.
+//
+//   prints  {"event":"ready", "url", "link", "status", "screenshot"}
+//           once the login page shows its code (screenshot: a PNG of the
+//           page as a person sees it, the image the `sqrl` CLI then scans);
+//   reads   "expect-account <unix-ms>"  (the CLI finished at that time)
+//   prints  {"event":"account", "fingerprint", "text", "latencyMs", ...}
+//           once the page has signed itself in, or {"event":"error", ...};
+//   reads   "quit" (or end of input): closes the browser and exits.
+//
+// Nothing here navigates the page after the first load: if the page reaches
+// the account page, it got there on its own.
+//
+// In "poll" mode the page's Server-Sent Events request is refused at the
+// network layer (as by a proxy that does not pass event streams), so the
+// page has to fall back to polling /pag.sqrl. In "held" mode the stream is
+// accepted but nothing ever comes through (as behind a proxy that buffers
+// responses until they end). In "rotate" mode the page is photographed only
+// once it has replaced its first code with a fresh one.
+
+import { createInterface } from "node:readline";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { chromium } from "playwright-core";
+
+const [base, out, mode] = process.argv.slice(2);
+if (!base || !out || !["sse", "poll", "held", "rotate"].includes(mode)) {
+  console.error("usage: node driver.mjs <base-url> <artifact-dir> <sse|poll|held|rotate>");
+  process.exit(2);
+}
+
+// Everything the Rust test needs arrives as one JSON object per line.
+function send(event) {
+  process.stdout.write(JSON.stringify(event) + "\n");
+}
+
+// A hard stop, so that a stuck browser never outlives the test.
+const watchdog = setTimeout(() => {
+  send({ event: "error", message: "driver watchdog: 50 s passed" });
+  process.exit(3);
+}, 50_000);
+
+const lines = createInterface({ input: process.stdin });
+const commands = lines[Symbol.asyncIterator]();
+async function command() {
+  const next = await commands.next();
+  return next.done ? "quit" : next.value.trim();
+}
+
+const browser = await chromium.launch({
+  executablePath: process.env.SQRL_CHROMIUM || "/usr/bin/chromium",
+  headless: true,
+  // Chromium otherwise reaches for the (absent) network at start-up.
+  args: [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+  ],
+});
+
+// What the browser did, for the assertions and for a failure's diagnosis.
+const requests = [];
+const entries = new Map();
+const navigations = [];
+const consoleMessages = [];
+const pageErrors = [];
+
+const context = await browser.newContext({ viewport: { width: 900, height: 900 } });
+const page = await context.newPage();
+// Each request with its response status, and how it failed if it did (an
+// event stream the page closes ends as "net::ERR_ABORTED" after its 200).
+page.on("request", (request) => {
+  const entry = {
+    method: request.method(),
+    url: request.url(),
+    type: request.resourceType(),
+    navigation: request.isNavigationRequest(),
+  };
+  entries.set(request, entry);
+  requests.push(entry);
+});
+page.on("response", (response) => {
+  const entry = entries.get(response.request());
+  if (entry) {
+    entry.status = response.status();
+  }
+});
+page.on("requestfailed", (request) => {
+  const entry = entries.get(request);
+  if (entry) {
+    entry.failed = request.failure()?.errorText ?? "failed";
+  }
+});
+page.on("framenavigated", (frame) => {
+  if (frame === page.mainFrame()) {
+    navigations.push({ url: frame.url(), at: Date.now() });
+  }
+});
+page.on("console", (message) => {
+  consoleMessages.push({ type: message.type(), text: message.text() });
+});
+page.on("pageerror", (error) => pageErrors.push(String(error)));
+
+if (mode === "poll") {
+  await context.route(/\/login\/events(\?|$)/, (route) => route.abort("connectionrefused"));
+} else if (mode === "held") {
+  await context.route(/\/login\/events(\?|$)/, () => {});
+}
+
+// Waits until `test()` holds, checking every 20 ms.
+async function until(test, timeoutMs, what) {
+  const deadline = Date.now() + timeoutMs;
+  while (!test()) {
+    if (Date.now() > deadline) {
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+const png = (name) => join(out, name);
+
+// Saves what the page shows now (screenshot, text, HTML) under `name`.
+async function keep(name) {
+  const saved = { screenshot: png(`${name}.png`) };
+  try {
+    await page.screenshot({ path: saved.screenshot });
+    writeFileSync(join(out, `${name}.txt`), await page.innerText("body"));
+    writeFileSync(join(out, `${name}.html`), await page.content());
+  } catch (error) {
+    saved.error = String(error);
+  }
+  return saved;
+}
+
+function record() {
+  return {
+    pageUrl: page.url(),
+    requests,
+    navigations,
+    console: consoleMessages,
+    pageErrors,
+  };
+}
+
+async function fail(message) {
+  const saved = await keep("failure");
+  send({ event: "error", message, saved, ...record() });
+}
+
+try {
+  await page.goto(`${base}/`, { waitUntil: "load" });
+  // The code is drawn and the page script has started following the login.
+  await page.locator("#qr svg").waitFor({ state: "visible", timeout: 10_000 });
+  const live = mode === "poll" ? /\/pag\.sqrl\?/ : /\/login\/events\?/;
+  await until(() => requests.some((r) => live.test(r.url)), 10_000, `a request matching ${live}`);
+  const firstUrl = (await page.locator("#url").textContent())?.trim() ?? "";
+  if (mode === "rotate") {
+    // The open page swaps in a fresh code by itself (code and text at once).
+    await page.waitForFunction(
+      (first) => document.getElementById("url").textContent.trim() !== first,
+      firstUrl,
+      { timeout: 20_000, polling: 50 },
+    );
+  }
+  const url = (await page.locator("#url").textContent())?.trim() ?? "";
+  const link = (await page.locator("#link").getAttribute("href")) ?? "";
+  const status = (await page.locator("#status").textContent())?.trim() ?? "";
+  // The camera's view: the visible page, not the DOM.
+  const shot = await keep("login");
+  send({ event: "ready", firstUrl, url, link, status, screenshot: shot.screenshot, pageUrl: page.url() });
+
+  let line = await command();
+  if (line.startsWith("expect-account")) {
+    const cliDoneAt = Number(line.split(/\s+/)[1]);
+    try {
+      await page.waitForURL((u) => u.pathname === "/account", { timeout: 15_000 });
+      await page.locator("#fingerprint").waitFor({ state: "visible", timeout: 5_000 });
+      const arrived = navigations.findLast((n) => new URL(n.url).pathname === "/account");
+      const saved = await keep("account");
+      send({
+        event: "account",
+        fingerprint: (await page.locator("#fingerprint").textContent())?.trim() ?? "",
+        text: await page.innerText("body"),
+        latencyMs: arrived ? arrived.at - cliDoneAt : null,
+        saved,
+        ...record(),
+      });
+    } catch (error) {
+      await fail(`the page did not sign itself in: ${error.message}`);
+    }
+    line = await command();
+  }
+} catch (error) {
+  await fail(String(error.message ?? error));
+  await command();
+} finally {
+  clearTimeout(watchdog);
+  lines.close();
+  await browser.close();
+}

@@ -1,0 +1,399 @@
+//! The pieces of the browser test: finding the tools, the real `sqrl-server`
+//! in-process, the real `sqrl` binary, and the Chromium driver process
+//! (`driver.mjs`, run by node with `playwright-core`).
+
+use std::fmt::Display;
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use sqrl_server::RunningServer;
+use sqrl_server::config::Config;
+use tempfile::TempDir;
+
+/// The password of the test identity.
+const PASSWORD: &str = "correct horse battery staple";
+
+/// Set to `1` (CI does) to turn a missing browser, node or npm package into a
+/// failure instead of a skip.
+const REQUIRE_ENV: &str = "SQRL_REQUIRE_BROWSER";
+
+/// This directory: the driver script and its `node_modules`.
+fn driver_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser")
+}
+
+/// Where a run keeps its screenshots, page text and request log:
+/// `target/tmp/browser/NAME-PID`, so that two runs at once do not mix. Those
+/// of earlier runs go once they are ten minutes old.
+pub fn artifact_dir(name: &str) -> PathBuf {
+    let parent = Path::new(env!("CARGO_TARGET_TMPDIR")).join("browser");
+    if let Ok(entries) = std::fs::read_dir(&parent) {
+        for entry in entries.flatten() {
+            let old = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|at| at.elapsed().is_ok_and(|age| age > Duration::from_secs(600)));
+            if old
+                && entry
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with(&format!("{name}-"))
+            {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    }
+    let dir = parent.join(format!("{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Unix time in milliseconds (the browser's `Date.now()` clock).
+pub fn unix_ms() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
+}
+
+/// The programs the test drives.
+#[derive(Debug, Clone)]
+pub struct Tools {
+    node: PathBuf,
+    chromium: PathBuf,
+}
+
+impl Tools {
+    /// The tools, or `None` after saying on the terminal what is missing.
+    /// With `SQRL_REQUIRE_BROWSER=1` a missing tool fails the test.
+    pub fn find() -> Option<Self> {
+        match Self::locate() {
+            Ok(tools) => Some(tools),
+            Err(missing) => {
+                let required = std::env::var(REQUIRE_ENV).is_ok_and(|v| v == "1");
+                assert!(
+                    !required,
+                    "{REQUIRE_ENV}=1 but {missing}; run .ci/install-browser"
+                );
+                // Straight to the terminal: the test harness hides what
+                // `eprintln!` prints from a passing test.
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "browser test skipped: {missing}, run .ci/install-browser \
+                     (set {REQUIRE_ENV}=1 to make this a failure)"
+                );
+                None
+            }
+        }
+    }
+
+    fn locate() -> Result<Self, String> {
+        let chromium = match std::env::var_os("SQRL_CHROMIUM") {
+            Some(path) => PathBuf::from(path),
+            None => ["chromium", "chromium-browser"]
+                .iter()
+                .find_map(|name| on_path(name))
+                .ok_or("Chromium is not installed (no `chromium` on PATH)")?,
+        };
+        if !chromium.is_file() {
+            return Err(format!("Chromium is not at {}", chromium.display()));
+        }
+        let node = std::env::var_os("SQRL_NODE")
+            .map(PathBuf::from)
+            .or_else(|| on_path("node"))
+            .ok_or("node is not installed")?;
+        let version = Command::new(&node)
+            .arg("--version")
+            .output()
+            .map_err(|e| format!("node ({}) does not run: {e}", node.display()))?;
+        let version = String::from_utf8_lossy(&version.stdout).trim().to_owned();
+        let major: u32 = version
+            .trim_start_matches('v')
+            .split('.')
+            .next()
+            .and_then(|m| m.parse().ok())
+            .unwrap_or(0);
+        if major < 20 {
+            return Err(format!(
+                "node {version} is too old (playwright-core needs 20+)"
+            ));
+        }
+        let package = driver_dir().join("node_modules/playwright-core/package.json");
+        if !package.is_file() {
+            return Err(format!(
+                "the npm package playwright-core is not installed in {}",
+                driver_dir().display()
+            ));
+        }
+        Ok(Self { node, chromium })
+    }
+}
+
+fn on_path(name: &str) -> Option<PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|dir| dir.join(name))
+        .find(|path| path.is_file())
+}
+
+/// The real login service on `127.0.0.1:0` with a temporary SQLite database.
+pub struct Site {
+    runtime: tokio::runtime::Runtime,
+    server: Option<RunningServer>,
+    _dir: TempDir,
+}
+
+impl Site {
+    pub fn start(configure: impl FnOnce(&mut Config)) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config::for_tests(dir.path().join("sqrl.db"));
+        configure(&mut config);
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let server = runtime.block_on(sqrl_server::start(config)).unwrap();
+        Self {
+            runtime,
+            server: Some(server),
+            _dir: dir,
+        }
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn base(&self) -> String {
+        self.server.as_ref().unwrap().base_url()
+    }
+}
+
+impl Drop for Site {
+    fn drop(&mut self) {
+        if let Some(server) = self.server.take() {
+            self.runtime.block_on(server.shutdown());
+        }
+    }
+}
+
+/// The `sqrl` binary with its own configuration directory holding one
+/// identity, created with a one-millisecond EnScrypt budget.
+pub struct Cli {
+    dir: TempDir,
+}
+
+impl Cli {
+    pub fn with_identity() -> Self {
+        let cli = Self {
+            dir: tempfile::tempdir().unwrap(),
+        };
+        std::fs::write(cli.dir.path().join("password"), format!("{PASSWORD}\n")).unwrap();
+        let rescue = cli.dir.path().join("rescue");
+        let rescue = rescue.to_str().unwrap();
+        cli.run(&["identity", "create", "me", "--rescue-code-out", rescue]);
+        cli
+    }
+
+    /// Runs `sqrl ARGS --json` and returns its JSON output; panics on failure.
+    pub fn run(&self, args: &[&str]) -> serde_json::Value {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_sqrl"));
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("SQRL_") {
+                command.env_remove(&key);
+            }
+        }
+        let home = self.dir.path().join("home");
+        let password = self.dir.path().join("password");
+        let output = command
+            .env("SQRL_ENSCRYPT_MS", "1")
+            .arg("--config-dir")
+            .arg(&home)
+            .arg("--password-file")
+            .arg(&password)
+            .arg("--json")
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "sqrl {args:?} failed ({:?})\nstdout: {stdout}\nstderr: {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout:?}"))
+    }
+}
+
+/// How the page's live channel is treated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// As served: Server-Sent Events.
+    Sse,
+    /// The event stream refused at the network layer: `/pag.sqrl` polling.
+    Poll,
+    /// The event stream accepted but silent, as behind a proxy that buffers
+    /// whole responses: only polling can sign the page in.
+    Held,
+    /// As served, but the screenshot is taken only after the open page has
+    /// replaced its first code with a fresh one.
+    Rotate,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sse => "sse",
+            Self::Poll => "poll",
+            Self::Held => "held",
+            Self::Rotate => "rotate",
+        }
+    }
+}
+
+/// `driver.mjs` running a headless Chromium: one JSON event per line out,
+/// one command per line in.
+pub struct Browser {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    events: Receiver<String>,
+    stderr: Arc<Mutex<String>>,
+    /// Screenshots, page text and request logs.
+    pub artifacts: PathBuf,
+}
+
+impl Browser {
+    pub fn open(tools: &Tools, base: &str, mode: Mode, artifacts: PathBuf) -> Self {
+        let mut child = Command::new(&tools.node)
+            .arg(driver_dir().join("driver.mjs"))
+            .arg(base)
+            .arg(&artifacts)
+            .arg(mode.as_str())
+            .env("SQRL_CHROMIUM", &tools.chromium)
+            .current_dir(driver_dir())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (send, events) = mpsc::channel();
+        let stdout = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if send.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let mut pipe = child.stderr.take().unwrap();
+        let sink = Arc::clone(&stderr);
+        std::thread::spawn(move || {
+            let mut buffer = [0u8; 4096];
+            while let Ok(read @ 1..) = pipe.read(&mut buffer) {
+                sink.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buffer[..read]));
+            }
+        });
+        Self {
+            stdin: child.stdin.take(),
+            child,
+            events,
+            stderr,
+            artifacts,
+        }
+    }
+
+    /// The next event, which must be `expected`.
+    pub fn expect(&self, expected: &str, timeout: Duration) -> serde_json::Value {
+        let line = match self.events.recv_timeout(timeout) {
+            Ok(line) => line,
+            Err(RecvTimeoutError::Timeout) => self.fail(format!(
+                "no `{expected}` event from the browser in {timeout:?}"
+            )),
+            Err(RecvTimeoutError::Disconnected) => {
+                self.fail(format!("the browser driver ended before `{expected}`"))
+            }
+        };
+        let event: serde_json::Value = serde_json::from_str(&line)
+            .unwrap_or_else(|e| self.fail(format!("driver printed {line:?}: {e}")));
+        std::fs::write(
+            self.artifacts.join(format!(
+                "event-{}.json",
+                event["event"].as_str().unwrap_or("unknown")
+            )),
+            serde_json::to_string_pretty(&event).unwrap(),
+        )
+        .unwrap();
+        if event["event"] != expected {
+            // The request log stays in the file; the rest says what went wrong.
+            self.fail(format!(
+                "expected `{expected}` from the browser, got `{}`: {}\n\
+                 page at {}; script errors: {}; console: {}",
+                event["event"].as_str().unwrap_or("?"),
+                event["message"].as_str().unwrap_or(""),
+                event["pageUrl"],
+                event["pageErrors"],
+                event["console"],
+            ));
+        }
+        event
+    }
+
+    pub fn send(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().unwrap();
+        writeln!(stdin, "{line}").unwrap();
+        stdin.flush().unwrap();
+    }
+
+    /// Panics with `message`, the driver's error output and where the
+    /// screenshots and page text are.
+    pub fn fail(&self, message: impl Display) -> ! {
+        panic!(
+            "{message}\n-- driver stderr:\n{}\n-- screenshots, page text and request log in {}",
+            self.stderr.lock().unwrap(),
+            self.artifacts.display()
+        )
+    }
+
+    /// Asserts `condition`, failing like [`Browser::fail`].
+    pub fn check(&self, condition: bool, message: impl Display) {
+        if !condition {
+            self.fail(message);
+        }
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        // End of input tells the driver to close Chromium and exit; kill it
+        // only if it does not.
+        drop(self.stdin.take());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // SIGTERM lets Playwright close Chromium on its way out; SIGKILL
+        // would leave the browser running.
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -105,7 +105,9 @@ pub enum Command {
 /// `sqrl identity ...`
 #[derive(Debug, Subcommand)]
 pub enum IdentityCommand {
-    /// Create a new identity: asks for its password, then shows its rescue code once.
+    /// Create a new identity: shows its rescue code once and has it typed back,
+    /// then asks for its password twice.
+    #[command(after_help = CREATE_AFTER_HELP)]
     Create(CreateArgs),
     /// Import an identity: an S4 file (binary or SQRLDATA text), a rescue-only .sqrc
     /// file, a textual (base56) identity, or a PNG/JPEG of an exported QR code.
@@ -117,6 +119,7 @@ pub enum IdentityCommand {
     /// Change the identity's password.
     Password,
     /// Replace the identity's keys, keeping the old ones so sites can be moved over.
+    #[command(after_help = CREATE_AFTER_HELP)]
     Rekey(RekeyArgs),
     /// List stored identities.
     List,
@@ -127,13 +130,22 @@ pub enum IdentityCommand {
     },
 }
 
+/// How `identity create` and `identity rekey` deliver the new rescue code
+/// without a terminal (see `commands::rescue_code`).
+const CREATE_AFTER_HELP: &str = "\
+The rescue code is typed back from paper before anything is saved. Scripts, which \
+have no terminal, skip that check by saying where the code goes: \
+--rescue-code-out FILE (a new 0600 file), --json (in the result) or --yes (printed, \
+unconfirmed). The password then comes from --password-file.";
+
 /// `sqrl identity create`
 #[derive(Debug, Args)]
 pub struct CreateArgs {
     /// Name of the new identity.
     #[arg(default_value = "default")]
     pub name: String,
-    /// Write the new rescue code to this new file (mode 0600) instead of printing it.
+    /// Write the new rescue code to this new file (mode 0600) instead of showing it;
+    /// no confirmation is asked.
     #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath)]
     pub rescue_code_out: Option<PathBuf>,
     /// Make the new identity the default.
@@ -201,7 +213,8 @@ pub struct ShowArgs {
 /// `sqrl identity rekey`
 #[derive(Debug, Args)]
 pub struct RekeyArgs {
-    /// Write the new rescue code to this new file (mode 0600) instead of printing it.
+    /// Write the new rescue code to this new file (mode 0600) instead of showing it;
+    /// no confirmation is asked.
     #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath)]
     pub rescue_code_out: Option<PathBuf>,
 }

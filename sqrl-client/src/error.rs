@@ -110,7 +110,7 @@ pub enum Error {
     #[error("the password must not be empty")]
     EmptyPassword,
     /// The rescue code typed back does not match the one shown.
-    #[error("the rescue code typed does not match; the identity was not saved")]
+    #[error("the rescue code typed back does not match the one shown; nothing was saved")]
     RescueCodeMismatch,
     /// The password did not decrypt the identity.
     #[error("wrong password for identity {0:?} (nothing was changed)")]

@@ -42,6 +42,17 @@ impl Costs {
         }
     }
 
+    /// `" (EnScrypt, about N seconds)"` for a progress note when the costs are
+    /// timed and add up to a second or more; empty otherwise.
+    pub fn duration_note(self) -> String {
+        match (self.password, self.rescue) {
+            (KdfCost::Timed(a), KdfCost::Timed(b)) if (a + b).as_secs() >= 1 => {
+                format!(" (EnScrypt, about {} seconds)", (a + b).as_secs())
+            }
+            _ => String::new(),
+        }
+    }
+
     /// Options for `S4::create` / `S4::rekey`.
     pub fn create_options(self) -> CreateOptions {
         CreateOptions {

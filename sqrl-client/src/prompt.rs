@@ -88,17 +88,21 @@ impl SecretSources {
         self.ask_new_password(self.new_password_file.as_deref(), "--new-password-file")
     }
 
+    /// The password for a new identity if no question is needed for it
+    /// (`--password-file`, read now); `None` if it will be asked on the terminal
+    /// later; an error if it can be neither, so a command fails before it shows
+    /// or computes anything.
+    pub fn preread_new_identity_password(&self) -> Result<Option<Password>> {
+        if self.password_file.is_none() && interactive() {
+            return Ok(None);
+        }
+        self.new_identity_password().map(Some)
+    }
+
     fn ask_new_password(&self, file: Option<&Path>, flag: &'static str) -> Result<Password> {
         let text = match file {
             Some(path) => read_secret_file(path)?,
-            None if interactive() => {
-                let first = prompt_hidden("New password: ", "new password")?;
-                let second = prompt_hidden("Repeat the new password: ", "new password")?;
-                if *first != *second {
-                    return Err(Error::PasswordMismatch);
-                }
-                first
-            }
+            None if interactive() => ask_new_password_twice()?,
             None => {
                 return Err(Error::NoPrompt {
                     what: "new password",
@@ -122,6 +126,50 @@ impl SecretSources {
                 flag: "--rescue-code-file",
             }),
         }
+    }
+}
+
+/// How many times a new password may be entered before giving up.
+const NEW_PASSWORD_ATTEMPTS: u32 = 3;
+
+/// Asks for a new password and its repetition on the terminal, again after an
+/// empty entry or a mismatch.
+fn ask_new_password_twice() -> Result<Zeroizing<String>> {
+    let mut last = Error::PasswordMismatch;
+    for attempt in 1..=NEW_PASSWORD_ATTEMPTS {
+        let first = prompt_hidden("New password: ", "new password")?;
+        if first.is_empty() {
+            last = Error::EmptyPassword;
+        } else {
+            let second = prompt_hidden("Repeat the new password: ", "new password")?;
+            if *first == *second {
+                return Ok(first);
+            }
+            last = Error::PasswordMismatch;
+        }
+        if attempt < NEW_PASSWORD_ATTEMPTS {
+            say(match last {
+                Error::EmptyPassword => "The password must not be empty; try again.",
+                _ => "The passwords do not match; try again.",
+            });
+        }
+    }
+    Err(last)
+}
+
+/// A line for the person at the terminal, on stderr.
+pub fn say(text: &str) {
+    let _ = writeln!(io::stderr(), "{text}");
+}
+
+/// Clears the terminal and its scrollback, so a secret shown on it (a new
+/// rescue code) does not stay readable. Does nothing unless stderr is a terminal.
+pub fn clear_screen() {
+    let mut stderr = io::stderr();
+    if stderr.is_terminal() {
+        // Erase the display and the scrollback, then home the cursor.
+        let _ = write!(stderr, "\x1b[2J\x1b[3J\x1b[H");
+        let _ = stderr.flush();
     }
 }
 

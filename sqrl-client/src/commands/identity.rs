@@ -8,15 +8,14 @@ use rand_core::OsRng;
 use serde_json::json;
 use sqrl_core::storage::{Block, OptionFlags, RekeyAuthority, RescueCode, S4, S4Form};
 use sqrl_core::url::{SiteKeyString, SqrlUrl};
-use zeroize::Zeroizing;
 
 use super::Context;
+use super::rescue_code::Delivery;
 use crate::cli::{
     CreateArgs, ExportArgs, ExportFormat, IdentityCommand, ImportArgs, RekeyArgs, ShowArgs,
 };
 use crate::error::{Error, Result};
 use crate::identity::{KdfProgress, StoredIdentity, format_error, read_rescue_code, storage_error};
-use crate::prompt;
 use crate::qr;
 use crate::store;
 
@@ -42,25 +41,36 @@ fn progress(context: &Context) -> KdfProgress {
     KdfProgress::new(context.out.show_progress())
 }
 
+/// `identity create`, in GRC's order: the rescue code is shown and typed back
+/// first, then the password is asked twice, then both blocks are encrypted
+/// (EnScrypt, time-based) and only then is anything written.
 fn create(context: &Context, args: &CreateArgs) -> Result<()> {
     let name = &args.name;
     // Refuse before asking anything.
     if context.store.exists(name)? {
         return Err(Error::IdentityExists(name.clone()));
     }
-    refuse_existing(args.rescue_code_out.as_deref())?;
-    let password = context.secrets.new_identity_password()?;
-    context
-        .out
-        .note("Creating the identity (this takes a few seconds)...");
-    let (s4, code) = S4::create(
+    let delivery = Delivery::choose(context, args.rescue_code_out.as_deref())?;
+    let preread = context.secrets.preread_new_identity_password()?;
+    let code = RescueCode::generate(&mut OsRng);
+    delivery.show(&code)?;
+    let password = match preread {
+        Some(password) => password,
+        None => context.secrets.new_identity_password()?,
+    };
+    context.out.note(&format!(
+        "Encrypting the identity{}...",
+        context.costs.duration_note()
+    ));
+    let s4 = S4::create_with_rescue_code(
         &mut OsRng,
+        &code,
         &password,
         &context.costs.create_options(),
         &mut progress(context).callback(),
     )
     .map_err(|e| storage_error(name, e))?;
-    let shown = deliver_rescue_code(context, &code, args.rescue_code_out.as_deref())?;
+    let shown = delivery.hand_over(context, &code)?;
     let path = context.store.create(name, &s4.to_bytes())?;
     if args.default {
         context.store.set_default(name)?;
@@ -81,61 +91,6 @@ fn create(context: &Context, args: &CreateArgs) -> Result<()> {
         &value,
         &format!("Created identity {name:?} at {}.", path.display()),
     )
-}
-
-/// Fails if a file we are about to create exists (checked early, before any prompt).
-fn refuse_existing(path: Option<&Path>) -> Result<()> {
-    match path {
-        Some(path) if path.exists() => Err(Error::FileExists {
-            path: path.to_owned(),
-        }),
-        _ => Ok(()),
-    }
-}
-
-/// Hands a new rescue code to the user: into a new 0600 file, or on the terminal
-/// followed by a check that it was written down. Returns the grouped code when it
-/// must appear in JSON output (the only place it then goes).
-fn deliver_rescue_code(
-    context: &Context,
-    code: &RescueCode,
-    file: Option<&Path>,
-) -> Result<Option<Zeroizing<String>>> {
-    let grouped = code.to_grouped_string();
-    if let Some(path) = file {
-        let mut line = Zeroizing::new(grouped.to_string());
-        line.push('\n');
-        store::write_new_file(path, line.as_bytes())?;
-        context.out.note(&format!(
-            "The rescue code was written to {}. Copy it to paper, keep it safe, and delete the file.",
-            path.display()
-        ));
-        return Ok(None);
-    }
-    if context.out.is_json() {
-        return Ok(Some(grouped));
-    }
-    {
-        let mut stdout = io::stdout().lock();
-        writeln!(
-            stdout,
-            "\nRESCUE CODE: {}\n\nWrite it down now and keep it offline. It is shown only this once; it is the\nonly way to recover the identity or to re-enable and remove site associations.\n",
-            grouped.as_str()
-        )
-        .and_then(|()| stdout.flush())
-        .map_err(Error::Output)?;
-    }
-    if prompt::interactive() && !context.yes {
-        let typed = prompt::read_line(
-            "Type the rescue code to confirm you wrote it down: ",
-            "rescue code",
-        )?;
-        match RescueCode::parse(&typed) {
-            Ok(typed) if typed == *code => {}
-            _ => return Err(Error::RescueCodeMismatch),
-        }
-    }
-    Ok(None)
 }
 
 fn read_source(source: &Path) -> Result<(Vec<u8>, String)> {
@@ -506,7 +461,7 @@ fn change_password(context: &Context) -> Result<()> {
 
 fn rekey(context: &Context, args: &RekeyArgs) -> Result<()> {
     let name = context.identity_name()?;
-    refuse_existing(args.rescue_code_out.as_deref())?;
+    let delivery = Delivery::choose(context, args.rescue_code_out.as_deref())?;
     let mut stored = StoredIdentity::load(&context.store, &name)?;
     context.out.note(
         "Rekeying replaces this identity's keys. Sites move over when you next log in; the old rescue code stops working.",
@@ -523,7 +478,10 @@ fn rekey(context: &Context, args: &RekeyArgs) -> Result<()> {
             &mut progress(context).callback(),
         )
         .map_err(|e| storage_error(&name, e))?;
-    let shown = deliver_rescue_code(context, &new_code, args.rescue_code_out.as_deref())?;
+    // The new code is shown (and typed back) before the rekeyed file replaces
+    // the old one: a mismatch leaves the identity as it was.
+    delivery.show(&new_code)?;
+    let shown = delivery.hand_over(context, &new_code)?;
     let path = context.store.replace(&name, &stored.s4.to_bytes())?;
     let previous = stored.s4.previous_keys_block().map_or(0, |b| b.key_count());
     let mut value = json!({

@@ -1,6 +1,7 @@
 //! The commands, each a function of the validated [`Context`] and its arguments.
 
 pub mod identity;
+pub mod rescue_code;
 pub mod site;
 
 use std::io::Write as _;

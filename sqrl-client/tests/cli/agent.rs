@@ -20,17 +20,13 @@ pub struct AgentProcess {
 
 impl AgentProcess {
     pub fn start(env: &Env, extra: &[&str]) -> Self {
-        let mut args = vec![
-            "agent",
-            "--port",
-            "0",
-            "--yes",
-            "--password-file",
-            "password",
-            "--json",
-        ];
-        args.extend_from_slice(extra);
-        let mut child = env.spawn(&args);
+        let mut child = env
+            .sqrl(&["agent", "--port", "0"])
+            .yes()
+            .password()
+            .json()
+            .args(extra)
+            .spawn();
         let mut line = String::new();
         BufReader::new(child.stdout.as_mut().unwrap())
             .read_line(&mut line)
@@ -129,8 +125,7 @@ pub fn page_script_path(link: &str) -> String {
 #[test]
 fn cps_login_through_the_agent() {
     let site = MemorySite::start();
-    let env = Env::new();
-    env.create("me");
+    let env = Env::with_identity("me");
     let agent = AgentProcess::start(&env, &["--max-logins", "1"]);
     let cancel = format!("http://127.0.0.1:{}/cancelled", site.port);
     let (_, link, attempt) = site.open_page(LOOPBACK, Some(&cancel));
@@ -169,8 +164,7 @@ fn cps_login_through_the_agent() {
 #[test]
 fn failed_login_goes_to_can_or_to_a_back_page() {
     let site = MemorySite::start();
-    let env = Env::new();
-    env.create("me");
+    let env = Env::with_identity("me");
     let agent = AgentProcess::start(&env, &["--max-logins", "2"]);
     // The page was fetched from another address: same-device mode fails the IP test.
     let elsewhere = "192.0.2.9".parse().unwrap();
@@ -201,8 +195,7 @@ fn failed_login_goes_to_can_or_to_a_back_page() {
 #[test]
 fn unlocked_identity_is_kept_until_the_idle_timeout() {
     let site = MemorySite::start();
-    let env = Env::new();
-    env.create("me");
+    let env = Env::with_identity("me");
 
     // Kept: after the agent unlocked at start, the password file no longer matters.
     let agent = AgentProcess::start(&env, &["--max-logins", "1", "--idle-timeout", "600"]);
@@ -228,8 +221,7 @@ fn unlocked_identity_is_kept_until_the_idle_timeout() {
 
 #[test]
 fn agent_binds_loopback_and_ignores_other_paths() {
-    let env = Env::new();
-    env.create("me");
+    let env = Env::with_identity("me");
     let agent = AgentProcess::start(&env, &[]);
     let (status, _, _) = browser_get(agent.port, "/favicon.ico", &[]);
     assert_eq!(status, 404);

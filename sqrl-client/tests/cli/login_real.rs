@@ -2,32 +2,11 @@
 
 use sqrl_client::ExitCode;
 use sqrl_core::base64url;
-use sqrl_server::config::{AskConfig, TlsFiles};
+use sqrl_server::config::{AskButtonConfig, AskConfig, TlsFiles};
 
 use crate::agent::{AgentProcess, browser_get, header, page_script_path};
 use crate::real_site::{RealSite, browser, get};
-use crate::support::{Env, Run};
-
-fn code(exit: ExitCode) -> i32 {
-    i32::from(exit.code())
-}
-
-fn site_command(env: &Env, command: &str, url: &str, extra: &[&str]) -> Run {
-    let mut args = vec![
-        command,
-        url,
-        "--yes",
-        "--password-file",
-        "password",
-        "--json",
-    ];
-    args.extend_from_slice(extra);
-    env.run(&args)
-}
-
-fn login(env: &Env, url: &str, extra: &[&str]) -> Run {
-    site_command(env, "login", url, extra)
-}
+use crate::support::Env;
 
 /// `name=value` of the first `Set-Cookie` headers.
 fn cookies(reply: &crate::real_site::Reply) -> String {
@@ -75,12 +54,11 @@ fn browser_completes(site: &RealSite, agent: &ureq::Agent, url: &str) {
 fn new_user_returning_user_and_the_waiting_page() {
     let site = RealSite::start();
     let web = browser();
-    let env = Env::new();
-    env.create("me");
+    let env = Env::with_identity("me");
 
     let page = site.open_page(&web);
     assert_eq!(site.poll(&web, &page).0, "pending");
-    let first = login(&env, &page.url, &[]).success().json();
+    let first = env.login(&page.url).run().success().json();
     assert_eq!(first["known"], "unknown");
     assert!(
         first["message"]
@@ -94,7 +72,7 @@ fn new_user_returning_user_and_the_waiting_page() {
     browser_completes(&site, &web, &url);
 
     let page = site.open_page(&web);
-    let second = login(&env, &page.url, &[]).success().json();
+    let second = env.login(&page.url).run().success().json();
     assert_eq!(second["known"], "current");
     assert_eq!(second["tif"], "5");
     let (state, url) = site.poll(&web, &page);
@@ -106,110 +84,71 @@ fn new_user_returning_user_and_the_waiting_page() {
 fn disable_enable_remove_over_http() {
     let site = RealSite::start();
     let web = browser();
-    let env = Env::new();
-    let rescue = env.create("me");
-    env.write("rescue", &rescue);
-    login(&env, &site.open_page(&web).url, &[]).success();
+    let env = Env::with_identity("me");
+    let command = |name| env.site_command(name, &site.url(&web));
+    let known = || command("login").run().success().json()["known"].clone();
+    command("login").run().success();
 
-    site_command(&env, "disable", &site.open_page(&web).url, &[]).success();
-    let run = login(&env, &site.open_page(&web).url, &[]).fails_with(code(ExitCode::Refused));
-    assert!(
-        run.error_line().contains("disabled"),
-        "{}",
-        run.error_line()
-    );
+    command("disable").run().success();
+    command("login")
+        .run()
+        .fails_saying(ExitCode::Refused, "disabled");
     // Disabling twice is reported, not sent.
-    let again = site_command(&env, "disable", &site.open_page(&web).url, &[])
-        .success()
-        .json();
+    let again = command("disable").run().success().json();
     assert_eq!(again["changed"], false);
 
-    site_command(
-        &env,
-        "enable",
-        &site.open_page(&web).url,
-        &["--rescue-code-file", "rescue"],
-    )
-    .success();
-    assert_eq!(
-        login(&env, &site.open_page(&web).url, &[]).success().json()["known"],
-        "current"
-    );
+    command("enable")
+        .rescue_code_file("me.rescue")
+        .run()
+        .success();
+    assert_eq!(known(), "current");
 
-    site_command(
-        &env,
-        "remove",
-        &site.open_page(&web).url,
-        &["--rescue-code-file", "rescue"],
-    )
-    .success();
+    command("remove")
+        .rescue_code_file("me.rescue")
+        .run()
+        .success();
     // The site no longer knows the identity: the next login is a new association.
-    assert_eq!(
-        login(&env, &site.open_page(&web).url, &[]).success().json()["known"],
-        "unknown"
-    );
+    assert_eq!(known(), "unknown");
 }
 
 #[test]
 fn rekey_then_login_replaces_the_identity_over_http() {
     let site = RealSite::start();
     let web = browser();
-    let env = Env::new();
-    let rescue = env.create("me");
-    env.write("rescue", &rescue);
-    login(&env, &site.open_page(&web).url, &[]).success();
-    env.run(&["identity", "export", "-f", "s4", "-o", "old.sqrl"])
+    let env = Env::with_identity("me");
+    let command = |name| env.site_command(name, &site.url(&web));
+    command("login").run().success();
+    env.export("s4", "old.sqrl");
+    env.rekey("me.rescue")
+        .args(&["--rescue-code-out", "new-rescue"])
+        .run()
         .success();
-    env.run(&[
-        "identity",
-        "rekey",
-        "--rescue-code-file",
-        "rescue",
-        "--password-file",
-        "password",
-        "--rescue-code-out",
-        "new-rescue",
-    ])
-    .success();
 
     let page = site.open_page(&web);
-    let replaced = login(&env, &page.url, &[]).success().json();
+    let replaced = env.login(&page.url).run().success().json();
     assert_eq!(replaced["known"], "previous", "{replaced}");
     let (state, url) = site.poll(&web, &page);
     assert_eq!(state, "confirmed");
     browser_completes(&site, &web, &url);
-    assert_eq!(
-        login(&env, &site.open_page(&web).url, &[]).success().json()["known"],
-        "current"
-    );
+    assert_eq!(command("login").run().success().json()["known"], "current");
 
     // The old identity, still on another device, is superseded (TIF 0x200).
-    env.run(&["identity", "import", "old.sqrl", "--name", "stale"])
-        .success();
-    let run = login(&env, &site.open_page(&web).url, &["-i", "stale"])
-        .fails_with(code(ExitCode::Refused));
-    assert!(
-        run.error_line().contains("replaced by a newer one"),
-        "{}",
-        run.error_line()
-    );
+    env.import("old.sqrl", "stale").run().success();
+    command("login")
+        .identity("stale")
+        .run()
+        .fails_saying(ExitCode::Refused, "replaced by a newer one");
 
     // The new rescue code re-enables after a disable; the old one cannot.
-    site_command(&env, "disable", &site.open_page(&web).url, &[]).success();
-    site_command(
-        &env,
-        "enable",
-        &site.open_page(&web).url,
-        &["--rescue-code-file", "rescue"],
-    )
-    .fails_with(code(ExitCode::WrongSecret));
-    site_command(
-        &env,
-        "enable",
-        &site.open_page(&web).url,
-        &["--rescue-code-file", "new-rescue"],
-    )
-    .success();
+    command("disable").run().success();
+    command("enable")
+        .rescue_code_file("me.rescue")
+        .run()
+        .fails_with(ExitCode::WrongSecret);
+    command("enable")
+        .rescue_code_file("new-rescue")
+        .run()
+        .success();
 }
 
 #[test]
@@ -217,29 +156,27 @@ fn ask_over_http() {
     let site = RealSite::start_with(|config, _| {
         config.ask = Some(AskConfig {
             message: "Link this identity to your existing account?".into(),
-            buttons: vec!["Yes".into(), "No".into()],
+            buttons: vec![AskButtonConfig::label("Yes"), AskButtonConfig::label("No")],
         });
     });
     let web = browser();
-    let env = Env::new();
-    env.create("me");
-    login(&env, &site.open_page(&web).url, &[]).success();
-    let run = login(&env, &site.open_page(&web).url, &["--button", "1"]).success();
+    let env = Env::with_identity("me");
+    env.login(&site.url(&web)).run().success();
+    let run = env
+        .login(&site.url(&web))
+        .args(&["--button", "1"])
+        .run()
+        .success()
+        .says("The site asks: Link this identity")
+        .says("[2] No");
     assert_eq!(run.json()["button"], "1");
-    assert!(
-        run.stderr().contains("The site asks: Link this identity"),
-        "{}",
-        run.stderr()
-    );
-    assert!(run.stderr().contains("[2] No"), "{}", run.stderr());
 }
 
 #[test]
 fn cps_through_the_agent_with_the_real_server() {
     let site = RealSite::start();
     let web = browser();
-    let env = Env::new();
-    env.create("me");
+    let env = Env::with_identity("me");
     let agent = AgentProcess::start(&env, &["--max-logins", "1"]);
     let page = site.open_page(&web);
     assert!(page.link.contains("can="), "{}", page.link);
@@ -260,10 +197,9 @@ fn cps_through_the_agent_with_the_real_server() {
 fn agent_cancel_goes_back_to_the_login_page() {
     let site = RealSite::start();
     let web = browser();
-    let env = Env::new();
-    env.create("me");
-    login(&env, &site.open_page(&web).url, &[]).success();
-    site_command(&env, "disable", &site.open_page(&web).url, &[]).success();
+    let env = Env::with_identity("me");
+    env.login(&site.url(&web)).run().success();
+    env.site_command("disable", &site.url(&web)).run().success();
     let agent = AgentProcess::start(&env, &["--max-logins", "1"]);
     let page = site.open_page(&web);
     let (status, headers, _) = browser_get(
@@ -303,10 +239,9 @@ fn png_sqrl_decodes_to_the_exact_url() {
     assert!(url.ends_with(&format!("nut={nut}")), "{url}");
 
     // And the CLI logs in from the saved image.
-    let env = Env::new();
-    env.create("me");
+    let env = Env::with_identity("me");
     let path = env.write("code.png", &png.body);
-    login(&env, path.to_str().unwrap(), &[]).success();
+    env.login(path.to_str().unwrap()).run().success();
     assert_eq!(site.poll(&web, &page).0, "confirmed");
 }
 
@@ -335,8 +270,7 @@ fn https_verifies_certificates_and_accepts_a_private_ca() {
         "{}",
         site.base()
     );
-    let env = Env::new();
-    env.create("me");
+    let env = Env::with_identity("me");
     env.write("ca.pem", ca.pem());
 
     // The browser side (no verification needed for the test's own page fetch).
@@ -364,14 +298,14 @@ fn https_verifies_certificates_and_accepts_a_private_ca() {
     };
 
     // Public roots only: the private certificate is refused.
-    let run = login(&env, &page_url, &[]).fails_with(code(ExitCode::Network));
-    assert!(
-        run.error_line().contains("https://127.0.0.1"),
-        "{}",
-        run.error_line()
-    );
+    env.login(&page_url)
+        .run()
+        .fails_saying(ExitCode::Network, "https://127.0.0.1");
     // With --ca-cert the same login works over HTTPS, on the explicit port.
-    let outcome = login(&env, &page_url, &["--ca-cert", "ca.pem"])
+    let outcome = env
+        .login(&page_url)
+        .args(&["--ca-cert", "ca.pem"])
+        .run()
         .success()
         .json();
     assert_eq!(outcome["known"], "unknown");

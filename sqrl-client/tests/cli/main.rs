@@ -8,5 +8,9 @@ mod login_memory;
 mod login_real;
 mod memory_site;
 mod real_site;
+#[cfg(unix)]
+mod snapshots;
 mod support;
+#[cfg(unix)]
+mod terminal;
 mod vectors;

@@ -74,6 +74,11 @@ impl MemorySite {
         (invitation.url, invitation.link, attempt)
     }
 
+    /// The QR code URL of a new login page opened from this machine.
+    pub fn url(&self) -> String {
+        self.open_page(LOOPBACK, None).0
+    }
+
     pub fn set_policy(&self, policy: Policy) {
         self.server().set_policy(policy);
     }

@@ -135,6 +135,11 @@ impl RealSite {
         }
     }
 
+    /// The QR code URL of a new login page.
+    pub fn url(&self, agent: &ureq::Agent) -> String {
+        self.open_page(agent).url
+    }
+
     /// What the waiting page learns: `(state, url)` from `/pag.sqrl`.
     pub fn poll(&self, agent: &ureq::Agent, page: &Page) -> (String, String) {
         let reply = get(

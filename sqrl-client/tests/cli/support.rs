@@ -1,17 +1,22 @@
 //! Running the built `sqrl` binary against a temporary configuration directory.
+//!
+//! [`Env`] is one user's machine (a `SQRL_HOME` plus scratch files); [`Sqrl`]
+//! builds one command line on it, with the flags scripts pass spelled as
+//! methods; [`Run`] is the finished process and its assertions.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
+use sqrl_client::ExitCode;
 use tempfile::TempDir;
 
-/// The password every test identity uses.
+/// The password every test identity uses, kept in the file `password`.
 pub const PASSWORD: &str = "correct horse battery staple";
 
-/// Published vectors, shared with the rest of the project.
+/// Published vectors, as the repository keeps them (unchanged copies).
 pub fn vectors_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/vectors")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../test-vectors/vectors/published")
 }
 
 /// A temporary `SQRL_HOME` plus scratch files.
@@ -20,11 +25,20 @@ pub struct Env {
 }
 
 impl Env {
+    /// An empty home, and the file `password` holding [`PASSWORD`].
     pub fn new() -> Self {
         let env = Self {
             dir: tempfile::tempdir().unwrap(),
         };
         env.write("password", format!("{PASSWORD}\n"));
+        env
+    }
+
+    /// A home holding one identity, `name`, the default (its rescue code is in
+    /// the file `{name}.rescue`).
+    pub fn with_identity(name: &str) -> Self {
+        let env = Self::new();
+        env.create(name);
         env
     }
 
@@ -46,15 +60,24 @@ impl Env {
         std::fs::read(self.path(name)).unwrap()
     }
 
-    /// The stored bytes of a named identity.
-    pub fn identity_bytes(&self, name: &str) -> Vec<u8> {
-        std::fs::read(self.home().join("identities").join(format!("{name}.sqrl"))).unwrap()
+    /// Where a named identity is stored.
+    pub fn identity_path(&self, name: &str) -> PathBuf {
+        self.home().join("identities").join(format!("{name}.sqrl"))
     }
 
-    /// A `sqrl` command with this home, a 1 ms EnScrypt budget (one iteration) and
-    /// no inherited `SQRL_*` settings.
-    pub fn command(&self) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_sqrl"));
+    /// Whether a named identity is stored.
+    pub fn has_identity(&self, name: &str) -> bool {
+        self.identity_path(name).exists()
+    }
+
+    /// The stored bytes of a named identity.
+    pub fn identity_bytes(&self, name: &str) -> Vec<u8> {
+        std::fs::read(self.identity_path(name)).unwrap()
+    }
+
+    /// Sets this home, a 1 ms EnScrypt budget (one iteration) and the working
+    /// directory on `command`, and removes inherited `SQRL_*` settings.
+    pub fn configure(&self, command: &mut Command) {
         for (key, _) in std::env::vars_os() {
             if key.to_string_lossy().starts_with("SQRL_") {
                 command.env_remove(&key);
@@ -63,55 +86,164 @@ impl Env {
         command
             .env("SQRL_HOME", self.home())
             .env("SQRL_ENSCRYPT_MS", "1")
-            .current_dir(self.dir.path())
-            .stdin(Stdio::null());
-        command
+            .current_dir(self.dir.path());
     }
 
+    /// `sqrl args...`, to be completed and run.
+    pub fn sqrl(&self, args: &[&str]) -> Sqrl<'_> {
+        Sqrl {
+            env: self,
+            args: args.iter().map(|a| (*a).to_owned()).collect(),
+            password_file: None,
+            input: None,
+        }
+    }
+
+    /// Runs `sqrl args...` as it is.
     pub fn run(&self, args: &[&str]) -> Run {
-        Run(self.command().args(args).output().unwrap())
+        self.sqrl(args).run()
     }
 
-    /// Runs with `input` on standard input.
-    pub fn run_with_input(&self, args: &[&str], input: &[u8]) -> Run {
-        let mut child = self
-            .command()
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child.stdin.take().unwrap().write_all(input).unwrap();
-        Run(child.wait_with_output().unwrap())
-    }
-
-    pub fn spawn(&self, args: &[&str]) -> Child {
-        self.command()
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap()
-    }
-
-    /// Creates an identity; returns its rescue code as written to a file.
+    /// Creates an identity; returns its rescue code, as written to `{name}.rescue`.
     pub fn create(&self, name: &str) -> String {
         let code_file = format!("{name}.rescue");
-        self.run(&[
-            "identity",
-            "create",
-            name,
-            "--password-file",
-            "password",
-            "--rescue-code-out",
-            &code_file,
-        ])
-        .success();
+        self.sqrl(&["identity", "create", name])
+            .password()
+            .args(&["--rescue-code-out", &code_file])
+            .run()
+            .success();
         String::from_utf8(self.read(&code_file))
             .unwrap()
             .trim()
             .to_owned()
+    }
+
+    /// `sqrl login URL`, confirmed, with the password file and JSON output.
+    pub fn login(&self, url: &str) -> Sqrl<'_> {
+        self.site_command("login", url)
+    }
+
+    /// `sqrl COMMAND URL` (login, disable, enable, remove), confirmed, with the
+    /// password file and JSON output.
+    pub fn site_command(&self, command: &str, url: &str) -> Sqrl<'_> {
+        self.sqrl(&[command, url]).yes().password().json()
+    }
+
+    /// `sqrl identity show -i IDENTITY --site SITE --password-file FILE --json`.
+    pub fn show_site(&self, identity: &str, site: &str, password_file: &str) -> serde_json::Value {
+        self.sqrl(&["identity", "show", "-i", identity, "--site", site])
+            .password_file(password_file)
+            .json()
+            .run()
+            .success()
+            .json()
+    }
+
+    /// The public key (`idk`, base64url) of an identity at a site.
+    pub fn idk(&self, identity: &str, site: &str, password_file: &str) -> String {
+        self.show_site(identity, site, password_file)["idk"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// `sqrl identity rekey`, authorised by the code in `rescue_file`, with the
+    /// password file; the new code is shown unconfirmed unless the caller adds
+    /// `--rescue-code-out`.
+    pub fn rekey(&self, rescue_file: &str) -> Sqrl<'_> {
+        self.sqrl(&["identity", "rekey"])
+            .yes()
+            .rescue_code_file(rescue_file)
+            .password()
+    }
+
+    /// `sqrl identity import SOURCE --name NAME`.
+    pub fn import(&self, source: &str, name: &str) -> Sqrl<'_> {
+        self.sqrl(&["identity", "import", source, "--name", name])
+    }
+
+    /// `sqrl identity export -f FORMAT -o OUTPUT` of the default identity.
+    pub fn export(&self, format: &str, output: &str) -> Run {
+        self.run(&["identity", "export", "-f", format, "-o", output])
+            .success()
+    }
+}
+
+/// One `sqrl` command line, built up and then run.
+#[must_use]
+pub struct Sqrl<'e> {
+    env: &'e Env,
+    args: Vec<String>,
+    password_file: Option<String>,
+    input: Option<Vec<u8>>,
+}
+
+impl Sqrl<'_> {
+    pub fn args(mut self, args: &[&str]) -> Self {
+        self.args.extend(args.iter().map(|a| (*a).to_owned()));
+        self
+    }
+
+    /// `--password-file password` (the file holding [`PASSWORD`]).
+    pub fn password(self) -> Self {
+        self.password_file("password")
+    }
+
+    /// `--password-file FILE`, replacing any file chosen before.
+    pub fn password_file(mut self, file: &str) -> Self {
+        self.password_file = Some(file.to_owned());
+        self
+    }
+
+    pub fn rescue_code_file(self, file: &str) -> Self {
+        self.args(&["--rescue-code-file", file])
+    }
+
+    pub fn yes(self) -> Self {
+        self.args(&["--yes"])
+    }
+
+    pub fn json(self) -> Self {
+        self.args(&["--json"])
+    }
+
+    /// `-i NAME`.
+    pub fn identity(self, name: &str) -> Self {
+        self.args(&["-i", name])
+    }
+
+    /// Feeds `input` on standard input (otherwise it is empty).
+    pub fn input(mut self, input: impl Into<Vec<u8>>) -> Self {
+        self.input = Some(input.into());
+        self
+    }
+
+    fn command(&self) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_sqrl"));
+        self.env.configure(&mut command);
+        command.args(&self.args);
+        if let Some(file) = &self.password_file {
+            command.args(["--password-file", file]);
+        }
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        command
+    }
+
+    pub fn run(self) -> Run {
+        let Some(input) = &self.input else {
+            return Run(self.command().output().unwrap());
+        };
+        let mut child = self.command().stdin(Stdio::piped()).spawn().unwrap();
+        child.stdin.take().unwrap().write_all(input).unwrap();
+        Run(child.wait_with_output().unwrap())
+    }
+
+    /// Starts it with its output piped, for a long-running command.
+    pub fn spawn(self) -> Child {
+        self.command().spawn().unwrap()
     }
 }
 
@@ -143,10 +275,10 @@ impl Run {
     }
 
     /// Asserts the exit code and that the error is one line on stderr.
-    pub fn fails_with(self, code: i32) -> Self {
+    pub fn fails_with(self, exit: ExitCode) -> Self {
         assert_eq!(
             self.code(),
-            code,
+            i32::from(exit.code()),
             "stdout: {}\nstderr: {}",
             self.stdout(),
             self.stderr()
@@ -162,6 +294,14 @@ impl Run {
         self
     }
 
+    /// [`Run::fails_with`], and the error line mentions `text`.
+    pub fn fails_saying(self, exit: ExitCode, text: &str) -> Self {
+        let run = self.fails_with(exit);
+        let line = run.error_line();
+        assert!(line.contains(text), "{text:?} not in {line:?}");
+        run
+    }
+
     pub fn error_line(&self) -> String {
         self.stderr()
             .lines()
@@ -173,5 +313,15 @@ impl Run {
     pub fn json(&self) -> serde_json::Value {
         let line = self.stdout();
         serde_json::from_str(line.trim()).unwrap_or_else(|e| panic!("{e}: {line:?}"))
+    }
+
+    /// Asserts that stderr mentions `text`.
+    pub fn says(self, text: &str) -> Self {
+        assert!(
+            self.stderr().contains(text),
+            "{text:?} not in stderr:\n{}",
+            self.stderr()
+        );
+        self
     }
 }

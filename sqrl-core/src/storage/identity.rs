@@ -380,7 +380,8 @@ mod tests {
     use crate::storage::container::RawBlock;
     use crate::storage::{FormatError, KdfStage};
 
-    const TEST1: &[u8] = include_bytes!("../../../../shared/vectors/libsqrl/test1.sqrl");
+    const TEST1: &[u8] =
+        include_bytes!("../../../test-vectors/vectors/published/libsqrl/test1.sqrl");
 
     fn fast() -> CreateOptions {
         CreateOptions {

@@ -1,0 +1,263 @@
+//! The prompts as a person meets them: `sqrl` runs on a real pseudo-terminal
+//! inside a private tmux server (its own socket, no user configuration), keys
+//! are typed with `send-keys`, and the screen is read with `capture-pane`.
+//!
+//! The password prompts read `/dev/tty`, so only a controlling terminal will do;
+//! tmux provides one without any `unsafe` in the tests. Where tmux is not
+//! installed these tests say so and pass, except on CI (`CI` set), where they
+//! fail.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use sqrl_client::ExitCode;
+use sqrl_core::secret::Password;
+use sqrl_core::storage::{RescueCode, S4};
+use tempfile::TempDir;
+
+use crate::support::{Env, PASSWORD};
+
+/// Longest wait for the screen to show something.
+const PATIENCE: Duration = Duration::from_secs(30);
+
+/// One `sqrl` process on a tmux pane; the tmux server ends when this drops.
+pub struct Terminal {
+    socket: PathBuf,
+    status_file: PathBuf,
+    _dir: TempDir,
+}
+
+impl Terminal {
+    /// Runs `sqrl args...` on a new 120x40 terminal, or `None` without tmux.
+    pub fn start(env: &Env, args: &[&str]) -> Option<Self> {
+        let installed = Command::new("tmux")
+            .arg("-V")
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !installed {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "tmux is needed for the terminal tests on CI"
+            );
+            eprintln!("tmux is not installed: terminal test skipped");
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("tmux.conf");
+        // The pane stays after `sqrl` exits, so its exit status can be read.
+        std::fs::write(
+            &config,
+            "set -g remain-on-exit on\nset -g history-limit 5000\n",
+        )
+        .unwrap();
+        let terminal = Self {
+            socket: dir.path().join("socket"),
+            status_file: dir.path().join("status"),
+            _dir: dir,
+        };
+        let mut command = terminal.tmux();
+        env.configure(&mut command);
+        // Not nested in the tmux of whoever runs the tests.
+        command.env_remove("TMUX").env("TERM", "xterm-256color");
+        // tmux 3.3 can report a pane dead before its exit status is known, so
+        // a shell records the status in a file instead.
+        command
+            .env("EXIT_STATUS_FILE", &terminal.status_file)
+            .args(["-f", config.to_str().unwrap(), "new-session", "-d"])
+            .args(["-x", "120", "-y", "40", "--", "sh", "-c"])
+            .arg(r#""$0" "$@"; echo $? > "$EXIT_STATUS_FILE.new"; mv "$EXIT_STATUS_FILE.new" "$EXIT_STATUS_FILE""#)
+            .arg(env!("CARGO_BIN_EXE_sqrl"))
+            .args(args);
+        let status = command.status().unwrap();
+        assert!(status.success(), "tmux new-session: {status}");
+        Some(terminal)
+    }
+
+    fn tmux(&self) -> Command {
+        let mut command = Command::new("tmux");
+        command.arg("-S").arg(&self.socket);
+        command
+    }
+
+    fn query(&self, args: &[&str]) -> String {
+        let output = self.tmux().args(args).output().unwrap();
+        assert!(output.status.success(), "tmux {args:?}: {output:?}");
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    /// Everything the terminal holds: the visible screen and its scrollback.
+    pub fn screen(&self) -> String {
+        self.query(&["capture-pane", "-p", "-J", "-S", "-"])
+    }
+
+    /// Waits until the terminal shows `text`; returns the screen then.
+    pub fn wait_for(&self, text: &str) -> String {
+        let start = Instant::now();
+        loop {
+            let screen = self.screen();
+            if screen.contains(text) {
+                return screen;
+            }
+            assert!(
+                start.elapsed() < PATIENCE,
+                "waited for {text:?}; the terminal shows:\n{screen}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits until the program has turned echo off (a hidden password prompt
+    /// reads the terminal), so what is typed next cannot appear on the screen.
+    pub fn wait_for_hidden_input(&self) {
+        let tty = self.query(&["display-message", "-p", "#{pane_tty}"]);
+        let start = Instant::now();
+        loop {
+            let settings = Command::new("stty")
+                .args(["-a", "-F", tty.trim()])
+                .output()
+                .unwrap();
+            let settings = String::from_utf8_lossy(&settings.stdout);
+            if settings.split_whitespace().any(|flag| flag == "-echo") {
+                return;
+            }
+            assert!(start.elapsed() < PATIENCE, "echo stayed on: {settings}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Types `text` and Enter.
+    pub fn type_line(&self, text: &str) {
+        if !text.is_empty() {
+            self.query(&["send-keys", "-l", text]);
+        }
+        self.query(&["send-keys", "Enter"]);
+    }
+
+    /// Types `text` and Enter at a hidden prompt.
+    pub fn type_secret(&self, text: &str) {
+        self.wait_for_hidden_input();
+        self.type_line(text);
+    }
+
+    /// Waits for `sqrl` to exit; returns its exit status.
+    pub fn exit_status(&self) -> i32 {
+        let start = Instant::now();
+        loop {
+            if let Ok(status) = std::fs::read_to_string(&self.status_file) {
+                return status.trim().parse().unwrap();
+            }
+            assert!(
+                start.elapsed() < PATIENCE,
+                "sqrl did not exit; the terminal shows:\n{}",
+                self.screen()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Terminal {
+    fn drop(&mut self) {
+        let _ = self.tmux().arg("kill-server").output();
+    }
+}
+
+/// The code on the `RESCUE CODE:` line of a screen.
+fn shown_code(screen: &str) -> String {
+    screen
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("RESCUE CODE: "))
+        .unwrap_or_else(|| panic!("no rescue code on the screen:\n{screen}"))
+        .trim()
+        .to_owned()
+}
+
+/// The same code with its last digit changed.
+fn misremembered(code: &str) -> String {
+    let mut wrong = code.to_owned();
+    let last = wrong.pop().unwrap();
+    wrong.push(if last == '9' { '0' } else { '9' });
+    wrong
+}
+
+#[test]
+fn create_shows_the_code_has_it_typed_back_then_asks_the_password_twice() {
+    let env = Env::new();
+    let Some(terminal) = Terminal::start(&env, &["identity", "create", "me"]) else {
+        return;
+    };
+    let screen = terminal.wait_for("Press Enter when you have written it down");
+    let code = shown_code(&screen);
+    assert_eq!(code.len(), 29, "six groups of four digits: {code}");
+    // Nothing asked before the code, and nothing written yet.
+    assert!(!screen.contains("New password"), "{screen}");
+    assert!(!env.home().join("identities/me.sqrl").exists());
+
+    terminal.type_line("");
+    let screen = terminal.wait_for("Type the rescue code from your paper");
+    assert!(
+        !screen.contains(&code),
+        "the code stays on the screen:\n{screen}"
+    );
+
+    // A slip of the pen is caught, and the question asked again.
+    terminal.type_line(&misremembered(&code));
+    terminal.wait_for("2 left");
+    // Typed with spaces, as it might be copied from paper (PITFALLS 17).
+    terminal.type_line(&code.replace('-', " "));
+    terminal.wait_for("New password:");
+
+    terminal.type_secret(PASSWORD);
+    terminal.wait_for("Repeat the new password:");
+    terminal.type_secret("a different password");
+    terminal.wait_for("The passwords do not match; try again.");
+    terminal.type_secret(PASSWORD);
+    terminal.wait_for("Repeat the new password:");
+    terminal.type_secret(PASSWORD);
+    assert_eq!(terminal.exit_status(), 0, "{}", terminal.screen());
+
+    let screen = terminal.screen();
+    assert!(screen.contains("Created identity \"me\""), "{screen}");
+    // EnScrypt ran with a progress bar for each block.
+    assert!(
+        screen.contains("Encrypting (password) [") && screen.contains("Encrypting (rescue)   ["),
+        "{screen}"
+    );
+    assert!(!screen.contains(&code) && !screen.contains(PASSWORD));
+
+    // The code shown is the one that opens the rescue block of this identity.
+    let s4 = S4::parse(&env.identity_bytes("me")).unwrap();
+    let rescue = RescueCode::parse(&code).unwrap();
+    s4.verify(&Password::from(PASSWORD), &rescue, &mut |_, _| {})
+        .unwrap();
+}
+
+#[test]
+fn a_wrong_confirmation_saves_nothing() {
+    let env = Env::new();
+    let Some(terminal) = Terminal::start(&env, &["identity", "create", "me"]) else {
+        return;
+    };
+    let code = shown_code(&terminal.wait_for("Press Enter"));
+    terminal.type_line("");
+    terminal.wait_for("Type the rescue code");
+    terminal.type_line("1234");
+    terminal.wait_for("not 4");
+    terminal.type_line(&misremembered(&code));
+    terminal.wait_for("1 left");
+    terminal.type_line(&misremembered(&code));
+    assert_eq!(
+        terminal.exit_status(),
+        i32::from(ExitCode::InvalidInput.code())
+    );
+    let screen = terminal.screen();
+    assert!(
+        screen.contains(
+            "sqrl: error: the rescue code typed back does not match the one shown; nothing was saved"
+        ),
+        "{screen}"
+    );
+    assert!(!screen.contains("New password"), "{screen}");
+    assert!(!env.home().join("identities/me.sqrl").exists());
+}

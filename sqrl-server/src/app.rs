@@ -111,8 +111,9 @@ impl AppState {
         }
         if let Some(ask) = &config.ask {
             let mut question = Ask::new(ask.message.clone());
-            for label in &ask.buttons {
-                question = question.with_button(AskButton::new(label.clone(), None)?)?;
+            for button in &ask.buttons {
+                question = question
+                    .with_button(AskButton::new(button.label.clone(), button.url.clone())?)?;
             }
             policy = policy.with_ask(question);
         }

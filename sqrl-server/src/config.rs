@@ -71,7 +71,7 @@ pub struct Cli {
 
     /// The origin visitors use, e.g. `https://login.example.com`. `http://`
     /// makes the service hand out `qrl://` links, `https://` `sqrl://` links.
-    /// [default: http://<bind>, or https://<bind> with --tls-cert]
+    /// (Default: `http://<bind>`, or `https://<bind>` with --tls-cert.)
     #[arg(long, env = "SQRL_PUBLIC_ORIGIN")]
     pub public_origin: Option<String>,
 
@@ -117,7 +117,9 @@ pub struct Cli {
     #[arg(long, env = "SQRL_ASK")]
     pub ask: Option<String>,
 
-    /// Button labels for --ask (up to two, comma-separated).
+    /// Buttons for --ask (up to two, comma-separated), each `label` or
+    /// `label;/path`: the browser of a user who chooses a button with a path
+    /// goes there once logged in (SPEC 3 `ask`).
     #[arg(long, env = "SQRL_ASK_BUTTONS", value_delimiter = ',')]
     pub ask_buttons: Option<Vec<String>>,
 
@@ -312,8 +314,63 @@ impl PublicOrigin {
 pub struct AskConfig {
     /// The question, plain text.
     pub message: String,
-    /// Up to two button labels.
-    pub buttons: Vec<String>,
+    /// Up to two buttons.
+    pub buttons: Vec<AskButtonConfig>,
+}
+
+/// One button of the `ask`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AskButtonConfig {
+    /// The label, plain text, without `;`.
+    pub label: String,
+    /// A root-anchored path on this site (SPEC 3: `;` separates it from the
+    /// label on the wire): where the browser of a user who chose this button
+    /// goes once logged in, instead of the account page.
+    pub url: Option<String>,
+}
+
+impl AskButtonConfig {
+    /// A button with a label only.
+    pub fn label(label: impl Into<String>) -> Self {
+        Self {
+            label: label.into(),
+            url: None,
+        }
+    }
+
+    /// A button whose choice sends the browser to `url` after login.
+    pub fn with_url(label: impl Into<String>, url: impl Into<String>) -> Self {
+        Self {
+            label: label.into(),
+            url: Some(url.into()),
+        }
+    }
+
+    /// Reads `label` or `label;/path`, the form SPEC 3 uses on the wire.
+    /// The path must be root-anchored (`/...`, not `//...`) and printable
+    /// ASCII: the browser is redirected to it, so it may not lead off-site.
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
+        let (label, url) = match text.split_once(';') {
+            Some((label, url)) => (label.trim(), Some(url.trim())),
+            None => (text.trim(), None),
+        };
+        if label.is_empty() {
+            return Err(invalid("ask-buttons", "a button needs a label"));
+        }
+        if let Some(url) = url {
+            let anchored = url.starts_with('/') && !url.starts_with("//");
+            if !anchored || !url.bytes().all(|b| b.is_ascii_graphic()) || url.contains('\\') {
+                return Err(invalid(
+                    "ask-buttons",
+                    format!("{url:?} is not a root-anchored path on this site (SPEC 3)"),
+                ));
+            }
+        }
+        Ok(Self {
+            label: label.to_owned(),
+            url: url.map(str::to_owned),
+        })
+    }
 }
 
 /// Per-client-address rate limit (token bucket).
@@ -511,7 +568,13 @@ impl Config {
         }
         let ask = match cli.ask.or(file.ask) {
             Some(message) if !message.trim().is_empty() => {
-                let buttons = cli.ask_buttons.or(file.ask_buttons).unwrap_or_default();
+                let buttons = cli
+                    .ask_buttons
+                    .or(file.ask_buttons)
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|text| AskButtonConfig::parse(text))
+                    .collect::<Result<Vec<_>, _>>()?;
                 if buttons.len() > 2 {
                     return Err(invalid("ask-buttons", "at most two buttons"));
                 }
@@ -657,6 +720,31 @@ mod tests {
         assert!(merge(&["--trusted-proxies", "not-an-ip"]).is_err());
         assert!(merge(&["--operator-token", "short"]).is_err());
         assert!(merge(&["--ask-buttons", "a,b,c", "--ask", "q"]).is_err());
+        for off_site in [
+            "a;//evil.example/",
+            "a;https://evil.example/",
+            "a;x",
+            "a;/\\evil",
+        ] {
+            assert!(
+                merge(&["--ask-buttons", off_site, "--ask", "q"]).is_err(),
+                "{off_site}"
+            );
+        }
+        let ok = merge(&[
+            "--ask",
+            "q",
+            "--ask-buttons",
+            "Yes;/welcome?from=sqrl,Not now",
+        ])
+        .unwrap();
+        assert_eq!(
+            ok.ask.unwrap().buttons,
+            vec![
+                AskButtonConfig::with_url("Yes", "/welcome?from=sqrl"),
+                AskButtonConfig::label("Not now")
+            ]
+        );
         assert!(merge(&["--max-body-bytes", "10"]).is_err());
         assert!(toml::from_str::<FileConfig>("unknown = 1").is_err());
         let ok = merge(&["--rate-limit-per-second", "0"]).unwrap();

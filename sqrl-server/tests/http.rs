@@ -8,70 +8,39 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use sqrl_core::base64url;
-use sqrl_core::msg::{Ask, Button, ClientOptions as O, ClientRequest, Command, RequestBody};
+use sqrl_core::msg::{Ask, Button, ClientOptions as O, Command};
+use sqrl_server::config::{AskButtonConfig, Config};
+use sqrl_server::indexed_secret::SecretDigest;
 use sqrl_server::net::IpNet;
 
-/// Mints a nut through the SSP API and returns its SQRL URL.
-async fn minted_url(h: &Harness) -> String {
-    let text = h
-        .http
-        .get(format!("{}/nut.sqrl", h.base()))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let nut = text
-        .split('&')
-        .find_map(|pair| pair.strip_prefix("nut="))
-        .unwrap()
-        .to_owned();
-    format!(
-        "{}/cli.sqrl?nut={nut}",
-        h.base().replace("http://", "qrl://")
-    )
-}
-
-/// Associates `id` with a new account (query + ident); returns the conversation.
-async fn associate(h: &Harness, id: &Identity) -> SqrlConversation {
-    let mut conversation = SqrlConversation::new(&h.http, &minted_url(h).await);
-    assert_tif(&conversation.query(id, NONE).await, 0x04);
-    assert_tif(&conversation.ident(id, NONE, true).await, 0x05);
-    conversation
-}
-
-fn identity_count(h: &Harness) -> i64 {
-    h.count("SELECT count(*) FROM sqrl_identities")
+/// Clients and browsers may pose as other addresses through X-Forwarded-For.
+fn behind_local_proxy(config: &mut Config) {
+    config.trusted_proxies = vec![IpNet::parse("127.0.0.1").unwrap()];
 }
 
 #[tokio::test]
 async fn full_cross_device_login_reaches_the_waiting_page() {
     let h = Harness::start().await;
-    let mut browser = h.browser();
-    let page = browser.open_login_page().await;
+    let WaitingPage {
+        mut browser,
+        page,
+        mut events,
+    } = h.waiting_page().await;
     assert!(page.url.starts_with("qrl://127.0.0.1:"), "{}", page.url);
     assert!(
         !page.url.contains("can="),
         "the QR code carries no can= (SPEC 1.1)"
     );
     assert!(page.link.contains("&can="), "the same-device link does");
-    let pag_secret = browser
-        .cookies
-        .iter()
-        .find(|(k, _)| *k == format!("sqrl_pag_{}", page.nut))
-        .expect("the attempt's secret is a cookie")
-        .1
-        .clone();
-    let mut events = browser.events(&page.nut).await;
-    events.expect("pending").await;
+    // The attempt's secret is a cookie.
+    let pag_cookie = format!("sqrl_pag_{}", page.nut);
+    let pag_secret = browser.cookie(&pag_cookie);
 
     let phone = Identity::new();
     let mut conversation = SqrlConversation::new(&h.http, &page.url);
-    let reply = conversation.query(&phone, NONE).await;
-    assert_tif(&reply, 0x04); // unknown identity, same IP
+    assert_tif(&conversation.query(&phone, NONE).await, 0x04); // unknown identity, same IP
     let scanned = events.expect("scanned").await;
     assert!(
         scanned.url.is_none(),
@@ -81,18 +50,18 @@ async fn full_cross_device_login_reaches_the_waiting_page() {
     let reply = conversation.ident(&phone, NONE, true).await;
     assert_tif(&reply, 0x05);
     assert!(reply.url().is_none(), "no url= without cps");
-    let confirmed = events.expect("confirmed").await;
-    let link = confirmed.url.expect("the page gets its link");
+    let link = events
+        .expect("confirmed")
+        .await
+        .url
+        .expect("the page gets its link");
     assert_eq!(link, format!("/login/collect?nut={}", page.nut));
 
     let (status, location) = browser.collect(&link).await;
     assert_eq!(status, StatusCode::SEE_OTHER);
     assert_eq!(location.as_deref(), Some("/account"));
     assert!(browser.has_cookie("sqrl_session"));
-    assert!(
-        !browser.has_cookie(&format!("sqrl_pag_{}", page.nut)),
-        "attempt cookie cleared"
-    );
+    assert!(!browser.has_cookie(&pag_cookie), "attempt cookie cleared");
     events.expect("logged-in").await;
     assert!(
         events.next(Duration::from_millis(300)).await.is_none(),
@@ -106,21 +75,10 @@ async fn full_cross_device_login_reaches_the_waiting_page() {
     assert!(html.contains("cross-device"));
     assert!(html.contains("TestBrowser/1.0"));
 
-    let db = h.db();
-    let method: String = db
-        .query_row("SELECT method FROM login_history", [], |r| r.get(0))
-        .unwrap();
+    let method: String = h.value("SELECT method FROM login_history");
     assert_eq!(method, "cross-device");
-    let hash: Vec<u8> = db
-        .query_row("SELECT token_hash FROM sessions", [], |r| r.get(0))
-        .unwrap();
-    let cookie = browser
-        .cookies
-        .iter()
-        .find(|(k, _)| k == "sqrl_session")
-        .unwrap()
-        .1
-        .clone();
+    let hash: Vec<u8> = h.value("SELECT token_hash FROM sessions");
+    let cookie = browser.cookie("sqrl_session");
     assert_ne!(hash, cookie.as_bytes(), "sessions are stored hashed");
     assert_eq!(
         base64url::decode(&cookie).unwrap().len(),
@@ -133,7 +91,7 @@ async fn full_cross_device_login_reaches_the_waiting_page() {
     let (status, _) = h.browser().collect(&link).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     let mut again = h.browser();
-    again.cookies = vec![(format!("sqrl_pag_{}", page.nut), pag_secret.clone())];
+    again.cookies = vec![(pag_cookie, pag_secret)];
     assert_eq!(again.collect(&link).await.0, StatusCode::GONE);
 
     // A second login of the same identity: known now.
@@ -155,19 +113,18 @@ async fn someone_who_only_sees_the_code_cannot_collect_the_login() {
     conversation.query(&phone, NONE).await;
     assert_tif(&conversation.ident(&phone, NONE, true).await, 0x05);
 
-    let observer = h.http.clone();
-    let base = h.base();
+    // The observer uses no cookie.
     for path in [
         format!("/pag.sqrl?nut={}", page.nut),
         format!("/pag.sqrl?nut={}&pag=AAAAAAAAAAAAAAAAAAAAAA", page.nut),
         format!("/login/events?nut={}", page.nut),
         format!("/pag.sqrl?nut={}&pag=not-a-token", page.nut),
     ] {
-        let response = observer.get(format!("{base}{path}")).send().await.unwrap();
-        assert_eq!(response.status(), StatusCode::NOT_FOUND, "{path}");
+        assert_eq!(h.get(&path).await.status(), StatusCode::NOT_FOUND, "{path}");
     }
-    let rotate = observer
-        .post(format!("{base}/login/rotate?nut={}", page.nut))
+    let rotate = h
+        .http
+        .post(h.url(&format!("/login/rotate?nut={}", page.nut)))
         .send()
         .await
         .unwrap();
@@ -179,40 +136,31 @@ async fn someone_who_only_sees_the_code_cannot_collect_the_login() {
     );
 
     // The browser holding the cookie can.
-    let response = browser
-        .request(reqwest::Method::GET, &format!("/pag.sqrl?nut={}", page.nut))
-        .header("accept", "application/json")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    let json: serde_json::Value = response.json().await.unwrap();
+    let (status, json) = browser.pag_json(&page.nut).await;
+    assert_eq!(status, StatusCode::OK);
     assert_eq!(json["state"], "confirmed");
     assert_eq!(json["url"], format!("/login/collect?nut={}", page.nut));
     // ... and only it: the observer who learns the URL still lacks the secret.
-    let response = observer
-        .get(format!("{base}/login/collect?nut={}", page.nut))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    let collect = h.get(&format!("/login/collect?nut={}", page.nut)).await;
+    assert_eq!(collect.status(), StatusCode::NOT_FOUND);
     assert_eq!(h.count("SELECT count(*) FROM sessions"), 0);
 }
 
 #[tokio::test]
 async fn same_device_cps_login_hands_the_browser_a_single_use_link() {
     let h = Harness::start().await;
-    let mut page_browser = h.browser();
-    let page = page_browser.open_login_page().await;
-    let mut events = page_browser.events(&page.nut).await;
-    events.expect("pending").await;
+    let WaitingPage {
+        browser: page_browser,
+        page,
+        mut events,
+    } = h.waiting_page().await;
 
     // The client got the link (with can=) through localhost:25519 (SPEC 7).
     let id = Identity::new();
     let mut conversation = SqrlConversation::new(&h.http, &page.link);
     assert_eq!(
         conversation.url.cancel_url().unwrap().as_deref(),
-        Some(format!("{}/", h.base()).as_str())
+        Some(h.url("/").as_str())
     );
     assert_tif(&conversation.query(&id, O::CPS).await, 0x04);
     events.expect("scanned").await;
@@ -220,14 +168,10 @@ async fn same_device_cps_login_hands_the_browser_a_single_use_link() {
     assert_tif(&reply, 0x05);
     assert!(reply.suk().is_some(), "opt=suk returns the SUK");
     let url = reply.url().expect("url= with cps").to_owned();
-    assert!(url.starts_with(&format!("{}/login/complete?token=", h.base())));
+    assert!(url.starts_with(&h.url("/login/complete?token=")));
     // The page is abandoned: it is never logged in itself (SPEC 7).
     events.expect("client-session").await;
-    let response = page_browser
-        .request(reqwest::Method::GET, &format!("/pag.sqrl?nut={}", page.nut))
-        .send()
-        .await
-        .unwrap();
+    let response = page_browser.pag(&page.nut).await;
     assert_eq!(response.status(), StatusCode::GONE);
     assert_eq!(response.text().await.unwrap(), "", "no URL for the page");
 
@@ -237,10 +181,7 @@ async fn same_device_cps_login_hands_the_browser_a_single_use_link() {
     assert_eq!(status, StatusCode::SEE_OTHER);
     assert_eq!(location.as_deref(), Some("/account"));
     assert!(redirected.has_cookie("sqrl_session"));
-    let method: String = h
-        .db()
-        .query_row("SELECT method FROM login_history", [], |r| r.get(0))
-        .unwrap();
+    let method: String = h.value("SELECT method FROM login_history");
     assert_eq!(method, "same-device");
     assert_eq!(
         h.browser().collect(&url).await.0,
@@ -253,7 +194,7 @@ async fn same_device_cps_login_hands_the_browser_a_single_use_link() {
 async fn cps_link_expires_quickly() {
     let h = Harness::start().await;
     let id = Identity::new();
-    let mut conversation = SqrlConversation::new(&h.http, &minted_url(&h).await);
+    let mut conversation = h.conversation().await;
     conversation.query(&id, O::CPS).await;
     let reply = conversation.ident(&id, O::CPS, true).await;
     let url = reply.url().unwrap().to_owned();
@@ -266,83 +207,63 @@ async fn cps_link_expires_quickly() {
 async fn disable_enable_and_remove() {
     let h = Harness::start().await;
     let id = Identity::new();
-    associate(&h, &id).await;
+    let stranger = Identity::new();
+    h.associate(&id).await;
+    let is_disabled = || h.value::<bool>("SELECT disabled FROM sqrl_identities");
 
     // disable: needs only ids; SUK returned from then on.
-    let mut c = SqrlConversation::new(&h.http, &minted_url(&h).await);
+    let mut c = h.conversation().await;
     assert_tif(&c.query(&id, NONE).await, 0x05);
-    let key = id.site_key(&c.url);
-    let disable = ClientRequest::builder(Command::Disable, key.public_key())
-        .build()
-        .unwrap();
-    let reply = c.send(&disable, &key, None, None).await;
+    let reply = c.run(Request::new(Command::Disable, &id)).await;
     assert_tif(&reply, 0x0D);
     let suk = *reply.suk().expect("suk while disabled");
-    let disabled: bool = h
-        .db()
-        .query_row("SELECT disabled FROM sqrl_identities", [], |r| r.get(0))
-        .unwrap();
-    assert!(disabled);
+    assert!(is_disabled());
 
     // ident of a disabled account fails, nothing changes.
     let before = h.snapshot();
-    let mut c = SqrlConversation::new(&h.http, &minted_url(&h).await);
+    let mut c = h.conversation().await;
     let reply = c.query(&id, NONE).await;
     assert_tif(&reply, 0x0D);
     assert_eq!(reply.suk(), Some(&suk));
     assert_tif(&c.ident(&id, NONE, false).await, 0x4D);
     assert_eq!(h.snapshot(), before);
 
-    // enable without urs: client failure, nothing changes.
-    let mut c = SqrlConversation::new(&h.http, &minted_url(&h).await);
-    c.query(&id, NONE).await;
-    let key = id.site_key(&c.url);
-    let enable = ClientRequest::builder(Command::Enable, key.public_key())
-        .build()
-        .unwrap();
-    assert_tif(&c.send(&enable, &key, None, None).await, 0xCD);
+    // enable, after a query, with the given urs (or none).
+    let enable = async |urs: Option<&Identity>| {
+        let mut c = h.conversation().await;
+        c.query(&id, NONE).await;
+        let request = Request::new(Command::Enable, &id);
+        c.run(match urs {
+            Some(by) => request.urs(by, suk),
+            None => request,
+        })
+        .await
+    };
+    // Without urs: client failure, nothing changes.
+    assert_tif(&enable(None).await, 0xCD);
     assert_eq!(h.snapshot(), before);
     // ... with a urs from the wrong identity: client failure.
-    let mut c = SqrlConversation::new(&h.http, &minted_url(&h).await);
-    c.query(&id, NONE).await;
-    let stranger = Identity::new();
-    assert_tif(
-        &c.send(&enable, &key, None, Some(&stranger.ursk(&suk)))
-            .await,
-        0xCD,
-    );
+    assert_tif(&enable(Some(&stranger)).await, 0xCD);
     assert_eq!(h.snapshot(), before);
     // ... with the rescue-code key: enabled.
-    let mut c = SqrlConversation::new(&h.http, &minted_url(&h).await);
-    c.query(&id, NONE).await;
-    assert_tif(
-        &c.send(&enable, &key, None, Some(&id.ursk(&suk))).await,
-        0x05,
-    );
-    let disabled: bool = h
-        .db()
-        .query_row("SELECT disabled FROM sqrl_identities", [], |r| r.get(0))
-        .unwrap();
-    assert!(!disabled);
+    assert_tif(&enable(Some(&id)).await, 0x05);
+    assert!(!is_disabled());
 
     // remove: needs urs; the account stays, the association goes.
-    let mut c = SqrlConversation::new(&h.http, &minted_url(&h).await);
+    let mut c = h.conversation().await;
     let reply = c.query(&id, O::SUK).await;
     assert_tif(&reply, 0x05);
     let suk = *reply.suk().expect("opt=suk");
-    let remove = ClientRequest::builder(Command::Remove, key.public_key())
-        .build()
-        .unwrap();
     let before = h.snapshot();
-    assert_tif(&c.send(&remove, &key, None, None).await, 0xC5);
+    assert_tif(&c.run(Request::new(Command::Remove, &id)).await, 0xC5);
     assert_eq!(h.snapshot(), before);
-    let mut c = SqrlConversation::new(&h.http, &minted_url(&h).await);
+    let mut c = h.conversation().await;
     c.query(&id, NONE).await;
-    assert_tif(
-        &c.send(&remove, &key, None, Some(&id.ursk(&suk))).await,
-        0x04,
-    );
-    assert_eq!(identity_count(&h), 0);
+    let reply = c
+        .run(Request::new(Command::Remove, &id).urs(&id, suk))
+        .await;
+    assert_tif(&reply, 0x04);
+    assert_eq!(h.identity_count(), 0);
     assert_eq!(
         h.count("SELECT count(*) FROM accounts"),
         1,
@@ -350,167 +271,355 @@ async fn disable_enable_and_remove() {
     );
 
     // Unknown now.
-    let mut c = SqrlConversation::new(&h.http, &minted_url(&h).await);
-    assert_tif(&c.query(&id, NONE).await, 0x04);
+    assert_tif(&h.conversation().await.query(&id, NONE).await, 0x04);
 }
 
 #[tokio::test]
 async fn rekey_replaces_the_identity_and_retires_the_old_one() {
     let h = Harness::start().await;
     let old = Identity::new();
-    associate(&h, &old).await;
-    let account: i64 = h
-        .db()
-        .query_row("SELECT account_id FROM sqrl_identities", [], |r| r.get(0))
-        .unwrap();
-
     let new = Identity::new();
-    let mut c = SqrlConversation::new(&h.http, &minted_url(&h).await);
-    let key = new.site_key(&c.url);
-    let old_key = old.site_key(&c.url);
-    let query = ClientRequest::builder(Command::Query, key.public_key())
-        .previous_identity(old_key.public_key())
-        .build()
-        .unwrap();
-    let reply = c.send(&query, &key, Some(&old_key), None).await;
+    h.associate(&old).await;
+    let account: i64 = h.value("SELECT account_id FROM sqrl_identities");
+
+    let mut c = h.conversation().await;
+    let reply = c.run(Request::query(&new).previous(&old)).await;
     assert_tif(&reply, 0x06); // previous identity known, same IP
     let old_suk = *reply
         .suk()
         .expect("suk on a previous-identity match (PITFALLS 24)");
 
     // Without urs the replacement is refused, nothing changes.
-    let (suk, vuk) = new.lock();
-    let ident = ClientRequest::builder(Command::Ident, key.public_key())
-        .previous_identity(old_key.public_key())
-        .lock(suk, vuk)
-        .build()
-        .unwrap();
+    let replace = Request::ident(&new).previous(&old).new_lock();
     let before = h.snapshot();
-    assert_tif(&c.send(&ident, &key, Some(&old_key), None).await, 0xC4);
+    assert_tif(&c.run(replace.clone()).await, 0xC4);
     assert_eq!(h.snapshot(), before);
 
-    let mut c = SqrlConversation::new(&h.http, &minted_url(&h).await);
-    let reply = c.send(&query, &key, Some(&old_key), None).await;
-    assert_tif(&reply, 0x06);
-    let reply = c
-        .send(&ident, &key, Some(&old_key), Some(&old.ursk(&old_suk)))
-        .await;
-    assert_tif(&reply, 0x05);
+    let mut c = h.conversation().await;
+    assert_tif(&c.run(Request::query(&new).previous(&old)).await, 0x06);
+    assert_tif(&c.run(replace.urs(&old, old_suk)).await, 0x05);
 
-    let db = h.db();
-    let (idk, owner): (Vec<u8>, i64) = db
-        .query_row("SELECT idk, account_id FROM sqrl_identities", [], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
-        .unwrap();
-    assert_eq!(idk, key.public_key().to_bytes());
-    assert_eq!(owner, account, "same account, new identity");
-    let (retired, retired_owner): (Vec<u8>, i64) = db
-        .query_row(
-            "SELECT idk, account_id FROM superseded_identities",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .unwrap();
-    assert_eq!(retired, old_key.public_key().to_bytes());
-    assert_eq!(retired_owner, account);
+    let identities = h.rows("SELECT idk, account_id FROM sqrl_identities", |r| {
+        Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?))
+    });
+    let new_idk = new.idk(&c.url).to_bytes().to_vec();
+    assert_eq!(
+        identities,
+        vec![(new_idk, account)],
+        "same account, new identity"
+    );
+    let retired = h.rows("SELECT idk, account_id FROM superseded_identities", |r| {
+        Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?))
+    });
+    assert_eq!(
+        retired,
+        vec![(old.idk(&c.url).to_bytes().to_vec(), account)]
+    );
 
     // The old identity on a stale device: 0x200 on query, 0x240 otherwise,
     // and never a second account (PITFALLS 25).
     let before = h.snapshot();
-    let mut c = SqrlConversation::new(&h.http, &minted_url(&h).await);
+    let mut c = h.conversation().await;
     assert_tif(&c.query(&old, NONE).await, 0x204);
     assert_tif(&c.ident(&old, NONE, true).await, 0x244);
     assert_eq!(h.snapshot(), before);
     // The new one logs in.
-    let mut c = SqrlConversation::new(&h.http, &minted_url(&h).await);
+    let mut c = h.conversation().await;
     assert_tif(&c.query(&new, NONE).await, 0x05);
     assert_tif(&c.ident(&new, NONE, false).await, 0x05);
 }
 
+fn ask_config(config: &mut Config) {
+    config.ask = Some(sqrl_server::config::AskConfig {
+        message: "Sign in to the example site?".into(),
+        buttons: vec![
+            AskButtonConfig::with_url("Yes", "/welcome"),
+            AskButtonConfig::label("Not now"),
+        ],
+    });
+}
+
+/// An `ask` answer as the login history keeps it: button, label, URL.
+type Answer = (Option<i64>, Option<String>, Option<String>);
+
+/// The login method and answer of every login in the history, oldest first.
+fn recorded_answers(h: &Harness) -> Vec<(String, Answer)> {
+    h.rows(
+        "SELECT method, ask_button, ask_label, ask_url FROM login_history ORDER BY id",
+        |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?, r.get(3)?))),
+    )
+}
+
+fn button(digit: &str) -> Button {
+    Button::parse(digit).unwrap()
+}
+
 #[tokio::test]
-async fn ask_is_sent_to_known_identities_and_answered_with_btn() {
-    let h = Harness::start_with(|config| {
-        config.ask = Some(sqrl_server::config::AskConfig {
-            message: "Sign in to the example site?".into(),
-            buttons: vec!["Yes".into(), "Not now".into()],
-        });
-    })
-    .await;
+async fn ask_buttons_steer_the_browser_and_are_kept_in_the_history() {
+    let h = Harness::start_with(ask_config).await;
     let id = Identity::new();
-    let mut c = SqrlConversation::new(&h.http, &minted_url(&h).await);
+    let mut c = h.conversation().await;
     let reply = c.query(&id, NONE).await;
     assert_tif(&reply, 0x04);
     assert!(reply.ask().is_none(), "ask only with TIF 0x01 (SPEC 3)");
-    c.ident(&id, NONE, true).await;
+    assert_tif(&c.ident(&id, NONE, true).await, 0x05);
 
-    let mut c = SqrlConversation::new(&h.http, &minted_url(&h).await);
+    // Known identity, through the login page: the question and its buttons.
+    let WaitingPage {
+        mut browser,
+        page,
+        mut events,
+    } = h.waiting_page().await;
+    let mut c = SqrlConversation::new(&h.http, &page.url);
     let reply = c.query(&id, NONE).await;
     assert_tif(&reply, 0x05);
     let ask: &Ask = reply.ask().expect("ask for a known identity");
     assert_eq!(ask.message(), "Sign in to the example site?");
     assert_eq!(ask.buttons().len(), 2);
     assert_eq!(ask.buttons()[0].label(), "Yes");
-    let key = id.site_key(&c.url);
-    let ident = ClientRequest::builder(Command::Ident, key.public_key())
-        .button(Button::parse("1").unwrap())
-        .build()
-        .unwrap();
-    assert_tif(&c.send(&ident, &key, None, None).await, 0x05);
+    assert_eq!(ask.buttons()[0].url(), Some("/welcome"));
+    assert_eq!(ask.buttons()[1].url(), None);
+    events.expect("scanned").await;
+    // The first button carries a URL: the browser goes there once logged in.
+    assert_tif(&c.run(Request::ident(&id).button(button("1"))).await, 0x05);
+    let link = events.expect("confirmed").await.url.unwrap();
+    let (status, location) = browser.collect(&link).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(location.as_deref(), Some("/welcome"));
+    assert!(browser.has_cookie("sqrl_session"));
+
+    // The second button has no URL: the account page, as without an ask.
+    let mut second = h.browser();
+    let page = second.open_login_page().await;
+    let mut c = SqrlConversation::new(&h.http, &page.url);
+    assert_tif(&c.query(&id, NONE).await, 0x05);
+    c.run(Request::ident(&id).button(button("2"))).await;
+    let link = second.pag_url(&page.nut).await;
+    assert_eq!(second.collect(&link).await.1.as_deref(), Some("/account"));
+
+    // Same device (CPS): the single-use link leads to the chosen URL too.
+    let mut c = h.conversation().await;
+    assert_tif(&c.query(&id, O::CPS).await, 0x05);
+    let reply = c
+        .run(Request::ident(&id).options(O::CPS).button(button("1")))
+        .await;
+    let url = reply.url().expect("url= with cps").to_owned();
+    assert_eq!(
+        h.browser().collect(&url).await.1.as_deref(),
+        Some("/welcome")
+    );
+
+    // Each login's answer is in the history, and on the account page.
+    let yes = (Some(1), Some("Yes".to_owned()), Some("/welcome".to_owned()));
+    let not_now = (Some(2), Some("Not now".to_owned()), None);
+    assert_eq!(
+        recorded_answers(&h),
+        vec![
+            ("cross-device".to_owned(), yes.clone()),
+            ("cross-device".to_owned(), not_now),
+            ("same-device".to_owned(), yes),
+        ]
+    );
+    let html = browser.get("/account").await.text().await.unwrap();
+    assert!(
+        html.contains("button 1 \u{201c}Yes\u{201d} \u{2192} <code>/welcome</code>"),
+        "{html}"
+    );
+    assert!(html.contains("button 2 \u{201c}Not now\u{201d}"), "{html}");
+}
+
+fn sin_config(config: &mut Config) {
+    config.sin = Some("7".into());
+    config.operator_token = Some(sqrl_server::config::OperatorToken::new(OPERATOR_TOKEN));
+}
+
+/// The digest the service keeps of `id`'s `ins` for sin 7.
+fn ins_digest(id: &Identity, c: &SqrlConversation) -> Vec<u8> {
+    let ins = id.site_key(&c.url).indexed_secret("7");
+    SecretDigest::of(&ins).as_bytes().to_vec()
+}
+
+/// The stored indexed secrets: `(idk, sin, digest)`.
+fn stored_secrets(h: &Harness) -> Vec<(Vec<u8>, String, Vec<u8>)> {
+    h.rows(
+        "SELECT idk, sin, ins_hash FROM indexed_secrets ORDER BY idk",
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )
 }
 
 #[tokio::test]
-async fn sin_requires_ins_on_the_next_request() {
-    let h = Harness::start_with(|config| config.sin = Some("7".into())).await;
+async fn sin_stores_the_first_ins_and_refuses_a_different_one() {
+    let h = Harness::start_with(sin_config).await;
     let id = Identity::new();
-    let mut c = SqrlConversation::new(&h.http, &minted_url(&h).await);
+    let stranger = Identity::new();
+
+    // Without ins after a sin: client failure, nothing stored.
+    let mut c = h.conversation().await;
     let reply = c.query(&id, NONE).await;
+    assert_tif(&reply, 0x04);
     assert_eq!(reply.sin(), Some("7"));
-    // Without ins: client failure, nothing stored.
     let before = h.snapshot();
+    let reply = c
+        .run(Request::ident(&id).new_lock().secrets(Secrets::Omit))
+        .await;
+    assert_tif(&reply, 0xC4);
+    assert_eq!(reply.sin(), Some("7"), "every reply carries the sin");
+    assert_eq!(h.snapshot(), before);
+    // Skipping the query (so that no sin was ever sent) does not help.
+    let mut c = h.conversation().await;
     assert_tif(&c.ident(&id, NONE, true).await, 0xC4);
     assert_eq!(h.snapshot(), before);
 
-    let mut c = SqrlConversation::new(&h.http, &minted_url(&h).await);
-    c.query(&id, NONE).await;
-    let key = id.site_key(&c.url);
+    // The first ins is stored with the new association, as a digest.
+    let c = h.associate(&id).await;
+    let idk = id.idk(&c.url);
+    assert_eq!(
+        stored_secrets(&h),
+        vec![(idk.to_bytes().to_vec(), "7".to_owned(), ins_digest(&id, &c))]
+    );
+    // The operator sees that it is stored, never its value.
+    let view = h
+        .operator_get(&format!("/identities/{}", idk.to_base64url()))
+        .await;
+    assert_eq!(view["identity"]["ins_stored"], true);
+    assert_eq!(view["identity"]["ins_sins"], serde_json::json!(["7"]));
+    let text = view.to_string();
+    let ins = id.site_key(&c.url).indexed_secret("7");
+    assert!(!text.contains(&ins.to_base64url()));
+    assert!(!text.contains(&base64url::encode(ins_digest(&id, &c))));
+
+    // A login through the page with someone else's ins: refused, the page is
+    // not logged in, nothing changes.
+    let WaitingPage {
+        page, mut events, ..
+    } = h.waiting_page().await;
+    let mut c = SqrlConversation::new(&h.http, &page.url);
+    assert_tif(&c.query(&id, NONE).await, 0x05);
+    events.expect("scanned").await;
+    let before = h.snapshot();
+    let secrets = stored_secrets(&h);
+    let wrong = Secrets::Of(&stranger);
+    assert_tif(&c.run(Request::ident(&id).secrets(wrong)).await, 0xC5);
+    assert_eq!(h.snapshot(), before);
+    assert!(
+        events.next(Duration::from_millis(300)).await.is_none(),
+        "the page hears nothing"
+    );
+    // A query with a wrong ins is refused the same way.
+    assert_tif(&c.run(Request::query(&id).secrets(wrong)).await, 0xC5);
+    // The conversation goes on under the fresh nut: the right ins logs in.
+    assert_tif(&c.ident(&id, NONE, false).await, 0x05);
+    events.expect("confirmed").await;
+    assert_eq!(
+        stored_secrets(&h),
+        secrets,
+        "the stored secret is unchanged"
+    );
+
+    // The secret goes with the association.
+    let path = format!("/identities/{}", idk.to_base64url());
+    let status = h.operator_status(Method::DELETE, &path, None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert!(stored_secrets(&h).is_empty());
+}
+
+#[tokio::test]
+async fn sin_secret_of_a_known_identity_is_stored_on_its_first_answer() {
+    // An identity associated before the site asked for a secret.
+    let h = Harness::start_with(sin_config).await;
+    let id = Identity::new();
+    let url = h.minted_url().await;
+    let sqrl_url = sqrl_core::url::SqrlUrl::parse(&url).unwrap();
     let (suk, vuk) = id.lock();
-    let ident = ClientRequest::builder(Command::Ident, key.public_key())
-        .lock(suk, vuk)
-        .indexed_secret(key.indexed_secret("7"))
-        .build()
-        .unwrap();
-    assert_tif(&c.send(&ident, &key, None, None).await, 0x05);
-    assert_eq!(identity_count(&h), 1);
+    let body = serde_json::json!({
+        "idk": id.idk(&sqrl_url).to_base64url(), "suk": suk.to_base64url(), "vuk": vuk.to_base64url(),
+    });
+    let status = h
+        .operator_status(Method::POST, "/associations", Some(&body))
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert!(stored_secrets(&h).is_empty());
+
+    // A query never stores (PITFALLS 28) ...
+    let mut c = SqrlConversation::new(&h.http, &url);
+    assert_tif(&c.query(&id, NONE).await, 0x05);
+    assert_tif(&c.query(&id, NONE).await, 0x05);
+    assert!(stored_secrets(&h).is_empty());
+    // ... the first ident does, and from then on only that secret works.
+    assert_tif(&c.ident(&id, NONE, false).await, 0x05);
+    assert_eq!(stored_secrets(&h).len(), 1);
+    assert_eq!(stored_secrets(&h)[0].2, ins_digest(&id, &c));
+    let mut c = h.conversation().await;
+    c.query(&id, NONE).await;
+    let stranger = Identity::new();
+    let wrong = Request::ident(&id).secrets(Secrets::Of(&stranger));
+    assert_tif(&c.run(wrong).await, 0xC5);
+}
+
+#[tokio::test]
+async fn rekey_carries_the_indexed_secret_forward_with_pins() {
+    let h = Harness::start_with(sin_config).await;
+    let old = Identity::new();
+    let new = Identity::new();
+    let stranger = Identity::new();
+    let c = h.associate(&old).await;
+    assert_eq!(stored_secrets(&h)[0].2, ins_digest(&old, &c));
+
+    // The replacement must present the retired identity's secret as pins.
+    let mut c = h.conversation().await;
+    let reply = c.run(Request::query(&new).previous(&old)).await;
+    assert_tif(&reply, 0x06);
+    let old_suk = *reply.suk().unwrap();
+    let replace = Request::ident(&new)
+        .previous(&old)
+        .new_lock()
+        .urs(&old, old_suk);
+    let before = h.snapshot();
+    let reply = c.run(replace.clone().secrets(Secrets::Of(&stranger))).await;
+    assert_tif(&reply, 0xC4);
+    assert_eq!(h.snapshot(), before);
+    // With the right pins (and the fresh nut of the refusal) it goes through,
+    // and the account now holds the new identity's secret.
+    assert_tif(&c.run(replace).await, 0x05);
+    let new_idk = new.idk(&c.url).to_bytes().to_vec();
+    assert_eq!(
+        stored_secrets(&h),
+        vec![(new_idk, "7".to_owned(), ins_digest(&new, &c))]
+    );
+
+    // The new identity logs in with its own secret, not the old one's.
+    let mut c = h.conversation().await;
+    assert_tif(&c.query(&new, NONE).await, 0x05);
+    let reply = c.run(Request::ident(&new).secrets(Secrets::Of(&old))).await;
+    assert_tif(&reply, 0xC5);
+    assert_tif(&c.ident(&new, NONE, false).await, 0x05);
 }
 
 #[tokio::test]
 async fn ip_mismatch_without_noiptest_is_exactly_0x40() {
-    let h = Harness::start_with(|config| {
-        config.trusted_proxies = vec![IpNet::parse("127.0.0.1").unwrap()];
-    })
-    .await;
+    let h = Harness::start_with(behind_local_proxy).await;
     let mut browser = h.browser().posing_as("198.51.100.7");
-    let page = browser.open_login_page().await;
     let id = Identity::new();
+    // A client on the page `browser` opens next, posing as `client_ip`.
+    let mut client_of_next_page = async |client_ip: &str| {
+        let page = browser.open_login_page().await;
+        SqrlConversation::new(&h.http, &page.url).posing_as(client_ip)
+    };
 
     let before = h.snapshot();
-    let mut c = SqrlConversation::new(&h.http, &page.url).posing_as("203.0.113.9");
+    let mut c = client_of_next_page("203.0.113.9").await;
     assert_tif(&c.query(&id, NONE).await, 0x40);
     assert_eq!(h.snapshot(), before);
 
     // The port is not part of the comparison, and a spoofed left-most
     // X-Forwarded-For entry is not believed.
-    let page = browser.open_login_page().await;
-    let mut c = SqrlConversation::new(&h.http, &page.url).posing_as("198.51.100.7");
+    let mut c = client_of_next_page("198.51.100.7").await;
     assert_tif(&c.query(&id, NONE).await, 0x04);
-    let page = browser.open_login_page().await;
-    let mut c = SqrlConversation::new(&h.http, &page.url).posing_as("198.51.100.7, 203.0.113.9");
+    let mut c = client_of_next_page("198.51.100.7, 203.0.113.9").await;
     assert_tif(&c.query(&id, NONE).await, 0x40);
 
     // Cross-device with noiptest: allowed, no IP bit.
-    let page = browser.open_login_page().await;
-    let mut c = SqrlConversation::new(&h.http, &page.url).posing_as("203.0.113.9");
+    let mut c = client_of_next_page("203.0.113.9").await;
     assert_tif(&c.query(&id, O::NOIPTEST).await, 0x00);
     assert_tif(&c.ident(&id, O::NOIPTEST, true).await, 0x01);
 }
@@ -519,14 +628,8 @@ async fn ip_mismatch_without_noiptest_is_exactly_0x40() {
 async fn a_replayed_nut_is_a_transient_error_with_a_fresh_nut() {
     let h = Harness::start().await;
     let id = Identity::new();
-    let mut c = SqrlConversation::new(&h.http, &minted_url(&h).await);
-    let key = id.site_key(&c.url);
-    let query = ClientRequest::builder(Command::Query, key.public_key())
-        .build()
-        .unwrap();
-    let body = RequestBody::sign(&query, &c.server, &key, None, None)
-        .unwrap()
-        .to_form();
+    let mut c = h.conversation().await;
+    let body = c.form(&Request::query(&id));
     let first = c.post_url.clone();
     assert_tif(&c.send_form(body.clone()).await, 0x04);
 
@@ -547,30 +650,24 @@ async fn a_replayed_nut_is_a_transient_error_with_a_fresh_nut() {
 async fn a_tampered_server_value_fails() {
     let h = Harness::start().await;
     let id = Identity::new();
-    let url = minted_url(&h).await;
+    let before = h.snapshot();
 
     // Re-signed over a server= value this server never sent: transient.
+    let url = h.minted_url().await;
     let mut c = SqrlConversation::new(&h.http, &url);
-    c.server = base64url::encode(url.replace("qrl://", "qrl://evil.").as_str());
-    let before = h.snapshot();
+    c.server = base64url::encode(url.replace("qrl://", "qrl://evil."));
     assert_tif(&c.query(&id, NONE).await, 0x64);
     assert_eq!(h.snapshot(), before);
 
     // Changed after signing: the signature fails, client failure.
-    let url = minted_url(&h).await;
+    let url = h.minted_url().await;
     let mut c = SqrlConversation::new(&h.http, &url);
-    let key = id.site_key(&c.url);
-    let query = ClientRequest::builder(Command::Query, key.public_key())
-        .build()
-        .unwrap();
-    let body = RequestBody::sign(&query, &c.server, &key, None, None)
-        .unwrap()
-        .to_form();
+    let body = c.form(&Request::query(&id));
     let tampered = body.replace(&c.server, &base64url::encode(format!("{url}&x=1")));
     assert_tif(&c.send_form(tampered).await, 0xC4);
 
     // A later step whose server= is not the last reply: transient.
-    let mut c = SqrlConversation::new(&h.http, &minted_url(&h).await);
+    let mut c = h.conversation().await;
     c.query(&id, NONE).await;
     let text = String::from_utf8(base64url::decode(&c.server).unwrap()).unwrap();
     c.server = base64url::encode(text.replace("tif=", "mac=0\r\ntif="));
@@ -582,54 +679,45 @@ async fn a_tampered_server_value_fails() {
 async fn bad_signatures_are_client_failures_and_change_nothing() {
     let h = Harness::start().await;
     let id = Identity::new();
-    let mut c = SqrlConversation::new(&h.http, &minted_url(&h).await);
+    let other = Identity::new();
+    let before = h.snapshot();
+
+    // One bit of ids flipped.
+    let mut c = h.conversation().await;
     c.query(&id, NONE).await;
-    let key = id.site_key(&c.url);
-    let (suk, vuk) = id.lock();
-    let ident = ClientRequest::builder(Command::Ident, key.public_key())
-        .lock(suk, vuk)
-        .build()
-        .unwrap();
-    let body = RequestBody::sign(&ident, &c.server, &key, None, None).unwrap();
-    let ids = body.ids().to_base64url();
+    let form = c.form(&Request::ident(&id).new_lock());
+    let ids = form_field(&form, "ids");
     let mut bad = base64url::decode(&ids).unwrap();
     bad[10] ^= 0x01;
-    let forged = body.to_form().replace(&ids, &base64url::encode(&bad));
-    let before = h.snapshot();
+    let forged = form.replace(&ids, &base64url::encode(&bad));
     assert_tif(&c.send_form(forged).await, 0xC4);
     assert_eq!(h.snapshot(), before);
 
     // Signed by another key than idk.
-    let mut c = SqrlConversation::new(&h.http, &minted_url(&h).await);
+    let mut c = h.conversation().await;
     c.query(&id, NONE).await;
-    let other = Identity::new().site_key(&c.url);
-    let body = RequestBody::sign(&ident, &c.server, &key, None, None).unwrap();
-    let by_other = body.to_form().replace(
-        &body.ids().to_base64url(),
-        &other.sign(b"something else").to_base64url(),
+    let form = c.form(&Request::ident(&id).new_lock());
+    let by_other = form.replace(
+        &form_field(&form, "ids"),
+        &other
+            .site_key(&c.url)
+            .sign(b"something else")
+            .to_base64url(),
     );
     assert_tif(&c.send_form(by_other).await, 0xC4);
+
     // pidk without pids.
-    let mut c = SqrlConversation::new(&h.http, &minted_url(&h).await);
-    let query = ClientRequest::builder(Command::Query, key.public_key())
-        .previous_identity(other.public_key())
-        .build()
-        .unwrap();
-    let body = RequestBody::sign(&query, &c.server, &key, Some(&other), None)
-        .unwrap()
-        .to_form();
-    let without_pids = body.split("&pids=").next().unwrap().to_owned();
+    let mut c = h.conversation().await;
+    let form = c.form(&Request::query(&id).previous(&other));
+    let without_pids = form.split("&pids=").next().unwrap().to_owned();
     assert_tif(&c.send_form(without_pids).await, 0xC4);
     assert_eq!(h.snapshot(), before);
-    assert_eq!(identity_count(&h), 0);
+    assert_eq!(h.identity_count(), 0);
 }
 
 #[tokio::test]
 async fn a_nut_bound_to_another_identity_is_0x1c0() {
-    let h = Harness::start_with(|config| {
-        config.trusted_proxies = vec![IpNet::parse("127.0.0.1").unwrap()];
-    })
-    .await;
+    let h = Harness::start_with(behind_local_proxy).await;
     let mut browser = h.browser().posing_as("198.51.100.7");
     let page = browser.open_login_page().await;
     let alice = Identity::new();
@@ -657,8 +745,7 @@ async fn an_expired_nut_is_0x60_with_a_fresh_nut() {
 
     // The whole attempt is over after 10 minutes.
     h.server.clock().advance(600);
-    let response = browser.get(&format!("/pag.sqrl?nut={}", page.nut)).await;
-    assert_eq!(response.status(), StatusCode::GONE);
+    assert_eq!(browser.pag(&page.nut).await.status(), StatusCode::GONE);
     let mut events = browser.events(&page.nut).await;
     events.expect("expired").await;
 }
@@ -668,9 +755,8 @@ async fn the_open_page_rotates_its_nut() {
     let h = Harness::start().await;
     let mut browser = h.browser();
     let page = browser.open_login_page().await;
-    let response = browser
-        .post(&format!("/login/rotate?nut={}", page.nut))
-        .await;
+    let rotate = format!("/login/rotate?nut={}", page.nut);
+    let response = browser.post(&rotate).await;
     assert_eq!(response.status(), StatusCode::OK);
     let fresh: serde_json::Value = response.json().await.unwrap();
     let url = fresh["url"].as_str().unwrap().to_owned();
@@ -686,26 +772,26 @@ async fn the_open_page_rotates_its_nut() {
     assert_tif(&c.query(&id, NONE).await, 0x04);
     events.expect("scanned").await;
     // Once scanned, no more rotation.
-    let response = browser
-        .post(&format!("/login/rotate?nut={}", page.nut))
-        .await;
-    assert_eq!(response.status(), StatusCode::CONFLICT);
+    assert_eq!(browser.post(&rotate).await.status(), StatusCode::CONFLICT);
 }
 
 #[tokio::test]
 async fn malformed_requests_never_get_a_500() {
     let h = Harness::start().await;
     let id = Identity::new();
-    let url = minted_url(&h).await;
-    let c = SqrlConversation::new(&h.http, &url);
-    let key = id.site_key(&c.url);
-    let query = ClientRequest::builder(Command::Query, key.public_key())
-        .build()
-        .unwrap();
-    let good = RequestBody::sign(&query, &c.server, &key, None, None)
-        .unwrap()
-        .to_form();
+    let c = h.conversation().await;
+    let good = c.form(&Request::query(&id));
     let long = "A".repeat(20_000);
+    // A client value signed with a made-up signature.
+    let unsigned = |client: &str| {
+        format!(
+            "client={}&server={}&ids={}",
+            base64url::encode(client),
+            c.server,
+            "A".repeat(86)
+        )
+        .into_bytes()
+    };
     let bodies: Vec<Vec<u8>> = vec![
         b"".to_vec(),
         b"garbage".to_vec(),
@@ -716,35 +802,17 @@ async fn malformed_requests_never_get_a_500() {
         good.replace("client=", "client=AAAA").into_bytes(),
         format!("{good}&client=AAAA").into_bytes(),
         good.replace("ids=", "ids=%2B").into_bytes(),
-        format!(
-            "client={}&server={}&ids={}",
-            base64url::encode("ver=1\r\ncmd=query\r\n"),
-            c.server,
-            "A".repeat(86)
-        )
-        .into_bytes(),
-        format!(
-            "client={}&server={}&ids={}",
-            base64url::encode("ver=1\r\ncmd=fly\r\nidk=AAAA\r\n"),
-            c.server,
-            "A".repeat(86)
-        )
-        .into_bytes(),
-        format!(
-            "client={}&server={}&ids={}",
-            base64url::encode("cmd=query\r\nver=1\r\n"),
-            c.server,
-            "A".repeat(86)
-        )
-        .into_bytes(),
+        unsigned("ver=1\r\ncmd=query\r\n"),
+        unsigned("ver=1\r\ncmd=fly\r\nidk=AAAA\r\n"),
+        unsigned("cmd=query\r\nver=1\r\n"),
         format!("client={long}&server={long}&ids={long}").into_bytes(),
     ];
     let before = h.snapshot();
     for (index, body) in bodies.into_iter().enumerate() {
         for target in [
             c.post_url.clone(),
-            format!("{}/cli.sqrl", h.base()),
-            format!("{}/cli.sqrl?nut=%00&nut=x", h.base()),
+            h.url("/cli.sqrl"),
+            h.url("/cli.sqrl?nut=%00&nut=x"),
         ] {
             let response = h
                 .http
@@ -772,21 +840,21 @@ async fn malformed_requests_never_get_a_500() {
     }
     // Other shapes: wrong method, odd queries, huge headers.
     for (method, path) in [
-        (reqwest::Method::GET, "/cli.sqrl"),
-        (reqwest::Method::PUT, "/cli.sqrl"),
-        (reqwest::Method::GET, "/pag.sqrl"),
-        (reqwest::Method::GET, "/pag.sqrl?nut=%ff%fe&pag=x"),
-        (reqwest::Method::GET, "/png.sqrl?nut=../../etc"),
-        (reqwest::Method::GET, "/login/events?nut="),
-        (reqwest::Method::GET, "/login/complete"),
-        (reqwest::Method::GET, "/login/complete?token=%00"),
-        (reqwest::Method::POST, "/account/sessions/abc/revoke"),
-        (reqwest::Method::GET, "/api/identities/zzz"),
-        (reqwest::Method::GET, "/nope"),
+        (Method::GET, "/cli.sqrl"),
+        (Method::PUT, "/cli.sqrl"),
+        (Method::GET, "/pag.sqrl"),
+        (Method::GET, "/pag.sqrl?nut=%ff%fe&pag=x"),
+        (Method::GET, "/png.sqrl?nut=../../etc"),
+        (Method::GET, "/login/events?nut="),
+        (Method::GET, "/login/complete"),
+        (Method::GET, "/login/complete?token=%00"),
+        (Method::POST, "/account/sessions/abc/revoke"),
+        (Method::GET, "/api/identities/zzz"),
+        (Method::GET, "/nope"),
     ] {
         let response = h
             .http
-            .request(method.clone(), format!("{}{path}", h.base()))
+            .request(method.clone(), h.url(path))
             .send()
             .await
             .unwrap();
@@ -806,40 +874,9 @@ async fn malformed_requests_never_get_a_500() {
 async fn concurrent_requests_with_one_nut_are_answered_once() {
     let h = Harness::start().await;
     let id = Identity::new();
-    let c = SqrlConversation::new(&h.http, &minted_url(&h).await);
-    let key = id.site_key(&c.url);
-    let query = ClientRequest::builder(Command::Query, key.public_key())
-        .build()
-        .unwrap();
-    let body = RequestBody::sign(&query, &c.server, &key, None, None)
-        .unwrap()
-        .to_form();
-    let mut tasks = Vec::new();
-    for _ in 0..8 {
-        let http = h.http.clone();
-        let url = c.post_url.clone();
-        let body = body.clone();
-        tasks.push(tokio::spawn(async move {
-            let text = http
-                .post(url)
-                .header("content-type", "application/x-www-form-urlencoded")
-                .body(body)
-                .send()
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap();
-            sqrl_core::msg::ServerReply::parse(&text)
-                .unwrap()
-                .tif()
-                .bits()
-        }));
-    }
-    let mut tifs = Vec::new();
-    for task in tasks {
-        tifs.push(task.await.unwrap());
-    }
+    let c = h.conversation().await;
+    let request = (c.post_url.clone(), c.form(&Request::query(&id)));
+    let tifs = post_concurrently(&h.http, vec![request; 8]).await;
     assert_eq!(tifs.iter().filter(|t| **t == 0x04).count(), 1, "{tifs:x?}");
     assert_eq!(tifs.iter().filter(|t| **t == 0x60).count(), 7, "{tifs:x?}");
 }
@@ -847,13 +884,19 @@ async fn concurrent_requests_with_one_nut_are_answered_once() {
 #[tokio::test]
 async fn ssp_api_nut_png_pag() {
     let h = Harness::start().await;
+    let get_json = async |path: &str| -> serde_json::Value {
+        h.http
+            .get(h.url(path))
+            .header("accept", "application/json")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    };
     // Form and JSON.
-    let form = h
-        .http
-        .get(format!("{}/nut.sqrl", h.base()))
-        .send()
-        .await
-        .unwrap();
+    let form = h.get("/nut.sqrl").await;
     assert_eq!(
         form.headers()["content-type"],
         "application/x-www-form-urlencoded"
@@ -863,134 +906,79 @@ async fn ssp_api_nut_png_pag() {
         text.starts_with("nut=") && text.contains("&pag=") && text.ends_with("&exp=120"),
         "{text}"
     );
-    let json: serde_json::Value = h
-        .http
-        .get(format!("{}/nut.sqrl", h.base()))
-        .header("accept", "application/json")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let json = get_json("/nut.sqrl").await;
     let nut = json["nut"].as_str().unwrap().to_owned();
     let pag = json["pag"].as_str().unwrap().to_owned();
     assert_eq!(nut.len(), 22, "128-bit nut");
     assert_eq!(json["exp"], 120);
 
     // PNG of a given nut; minting PNG returns headers.
-    let png = h
-        .http
-        .get(format!("{}/png.sqrl?nut={nut}", h.base()))
-        .send()
-        .await
-        .unwrap();
+    let png = h.get(&format!("/png.sqrl?nut={nut}")).await;
     assert_eq!(png.headers()["content-type"], "image/png");
     assert!(png.headers().get("sqrl-nut").is_none());
     assert_eq!(&png.bytes().await.unwrap()[..4], b"\x89PNG");
-    let minted = h
-        .http
-        .get(format!("{}/png.sqrl", h.base()))
-        .send()
-        .await
-        .unwrap();
+    let minted = h.get("/png.sqrl").await;
     for name in ["sqrl-nut", "sqrl-pag", "sqrl-exp"] {
         assert!(minted.headers().get(name).is_some(), "{name}");
     }
 
     // pag.sqrl: pending, then the URL once confirmed.
-    let pag_url = format!("{}/pag.sqrl?nut={nut}&pag={pag}", h.base());
-    let pending = h.http.get(&pag_url).send().await.unwrap();
+    let pag_path = format!("/pag.sqrl?nut={nut}&pag={pag}");
+    let pending = h.get(&pag_path).await;
     assert_eq!(pending.status(), StatusCode::OK);
     assert_eq!(pending.text().await.unwrap(), "");
-    let pending: serde_json::Value = h
-        .http
-        .get(&pag_url)
-        .header("accept", "application/json")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(pending["url"], "");
+    assert_eq!(get_json(&pag_path).await["url"], "");
     let id = Identity::new();
-    let mut c = SqrlConversation::new(
-        &h.http,
-        &format!(
-            "{}/cli.sqrl?nut={nut}",
-            h.base().replace("http://", "qrl://")
-        ),
+    let sqrl_url = format!(
+        "{}/cli.sqrl?nut={nut}",
+        h.base().replace("http://", "qrl://")
     );
+    let mut c = SqrlConversation::new(&h.http, &sqrl_url);
     c.query(&id, NONE).await;
     c.ident(&id, NONE, true).await;
-    let done = h.http.get(&pag_url).send().await.unwrap();
+    let done = h.get(&pag_path).await;
     assert_eq!(done.status(), StatusCode::OK);
     let url = done.text().await.unwrap();
     assert_eq!(
         url,
-        format!("{}/login/collect?nut={nut}&pag={pag}", h.base()),
+        h.url(&format!("/login/collect?nut={nut}&pag={pag}")),
         "the SSP caller holds no cookie: the URL carries the secret"
     );
-    let mut browser = h.browser();
-    assert_eq!(browser.collect(&url).await.0, StatusCode::SEE_OTHER);
-    assert_eq!(
-        h.http.get(&pag_url).send().await.unwrap().status(),
-        StatusCode::GONE
-    );
+    assert_eq!(h.browser().collect(&url).await.0, StatusCode::SEE_OTHER);
+    assert_eq!(h.get(&pag_path).await.status(), StatusCode::GONE);
 }
 
 #[tokio::test]
 async fn operator_api() {
-    let token = "operator-token-0123456789";
     let h = Harness::start_with(|config| {
-        config.operator_token = Some(sqrl_server::config::OperatorToken::new(token));
+        config.operator_token = Some(sqrl_server::config::OperatorToken::new(OPERATOR_TOKEN));
     })
     .await;
-    let api = |path: &str| format!("{}/api{path}", h.base());
     let id = Identity::new();
-    let url = minted_url(&h).await;
+    let url = h.minted_url().await;
     let sqrl_url = sqrl_core::url::SqrlUrl::parse(&url).unwrap();
     let idk = id.idk(&sqrl_url).to_base64url();
+    let identity = format!("/identities/{idk}");
 
-    assert_eq!(
-        h.http
-            .get(api(&format!("/identities/{idk}")))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        StatusCode::UNAUTHORIZED
-    );
-    assert_eq!(
-        h.http
-            .get(api(&format!("/identities/{idk}")))
-            .bearer_auth("wrong-token-wrong-token")
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        StatusCode::UNAUTHORIZED
-    );
-    assert_eq!(
-        h.http
-            .get(api(&format!("/identities/{idk}")))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        StatusCode::NOT_FOUND
-    );
+    let without_token = h.http.get(h.api(&identity)).send().await.unwrap();
+    assert_eq!(without_token.status(), StatusCode::UNAUTHORIZED);
+    let wrong_token = h
+        .http
+        .get(h.api(&identity))
+        .bearer_auth("wrong-token-wrong-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong_token.status(), StatusCode::UNAUTHORIZED);
+    let status = h.operator_status(Method::GET, &identity, None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
 
     // Associate with a new account, then the same identity again: conflict.
     let (suk, vuk) = id.lock();
     let body =
         serde_json::json!({ "idk": idk, "suk": suk.to_base64url(), "vuk": vuk.to_base64url() });
     let created = h
-        .http
-        .post(api("/associations"))
-        .bearer_auth(token)
+        .operator(Method::POST, "/associations")
         .json(&body)
         .send()
         .await
@@ -999,151 +987,53 @@ async fn operator_api() {
     let account = created.json::<serde_json::Value>().await.unwrap()["account_id"]
         .as_i64()
         .unwrap();
-    let again = h
-        .http
-        .post(api("/associations"))
-        .bearer_auth(token)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(again.status(), StatusCode::CONFLICT);
+    let associate = async |body: &serde_json::Value| {
+        h.operator_status(Method::POST, "/associations", Some(body))
+            .await
+    };
+    assert_eq!(associate(&body).await, StatusCode::CONFLICT);
 
     // The identity now logs in to that account.
     let mut c = SqrlConversation::new(&h.http, &url);
     assert_tif(&c.query(&id, NONE).await, 0x05);
 
-    let found: serde_json::Value = h
-        .http
-        .get(api(&format!("/identities/{idk}")))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let found = h.operator_get(&identity).await;
     assert_eq!(found["account_id"], account);
     assert_eq!(found["identity"]["idk"], idk.as_str());
-    let by_id: serde_json::Value = h
-        .http
-        .get(api(&format!("/accounts/{account}")))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let by_id = h.operator_get(&format!("/accounts/{account}")).await;
     assert_eq!(by_id["identity"]["idk"], idk.as_str());
 
     // Another identity onto the same account: refused (one per account).
     let other = Identity::new();
     let (suk2, vuk2) = other.lock();
     let body2 = serde_json::json!({ "idk": other.idk(&sqrl_url).to_base64url(), "suk": suk2.to_base64url(), "vuk": vuk2.to_base64url(), "account_id": account });
-    assert_eq!(
-        h.http
-            .post(api("/associations"))
-            .bearer_auth(token)
-            .json(&body2)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        StatusCode::CONFLICT
-    );
+    assert_eq!(associate(&body2).await, StatusCode::CONFLICT);
 
     // Remove, then it can be associated with the existing account.
-    assert_eq!(
-        h.http
-            .delete(api(&format!("/identities/{idk}")))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        StatusCode::NO_CONTENT
-    );
-    assert_eq!(
-        h.http
-            .delete(api(&format!("/identities/{idk}")))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        StatusCode::NOT_FOUND
-    );
-    assert_eq!(
-        h.http
-            .post(api("/associations"))
-            .bearer_auth(token)
-            .json(&body2)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        StatusCode::CREATED
-    );
-    let owner: i64 = h
-        .db()
-        .query_row("SELECT account_id FROM sqrl_identities", [], |r| r.get(0))
-        .unwrap();
+    let remove = async || h.operator_status(Method::DELETE, &identity, None).await;
+    assert_eq!(remove().await, StatusCode::NO_CONTENT);
+    assert_eq!(remove().await, StatusCode::NOT_FOUND);
+    assert_eq!(associate(&body2).await, StatusCode::CREATED);
+    let owner: i64 = h.value("SELECT account_id FROM sqrl_identities");
     assert_eq!(owner, account);
     // Malformed input: 4xx.
     let bad = serde_json::json!({ "idk": "short", "suk": "x", "vuk": "y" });
-    assert_eq!(
-        h.http
-            .post(api("/associations"))
-            .bearer_auth(token)
-            .json(&bad)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        StatusCode::BAD_REQUEST
-    );
+    assert_eq!(associate(&bad).await, StatusCode::BAD_REQUEST);
 }
 
 #[tokio::test]
 async fn operator_api_is_off_without_a_token() {
     let h = Harness::start().await;
-    let response = h
-        .http
-        .get(format!("{}/api/accounts/1", h.base()))
-        .bearer_auth("anything")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::NOT_FOUND);
-}
-
-/// Logs `id` in through the page and returns the logged-in browser.
-async fn logged_in_browser(h: &Harness, id: &Identity, agent: &str) -> Browser {
-    let mut browser = h.browser();
-    browser.user_agent = agent.to_owned();
-    let page = browser.open_login_page().await;
-    let mut c = SqrlConversation::new(&h.http, &page.url);
-    let known = c.query(id, NONE).await.tif().bits() & 1 == 1;
-    c.ident(id, NONE, !known).await;
-    let url = browser
-        .request(reqwest::Method::GET, &format!("/pag.sqrl?nut={}", page.nut))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert_eq!(browser.collect(&url).await.0, StatusCode::SEE_OTHER);
-    browser
+    let status = h.operator_status(Method::GET, "/accounts/1", None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
 #[tokio::test]
 async fn account_page_sessions_revoke_and_logout() {
     let h = Harness::start().await;
     let id = Identity::new();
-    let mut laptop = logged_in_browser(&h, &id, "Laptop/1.0").await;
-    let mut desktop = logged_in_browser(&h, &id, "Desktop/2.0").await;
+    let mut laptop = h.logged_in_browser(&id, "Laptop/1.0").await;
+    let mut desktop = h.logged_in_browser(&id, "Desktop/2.0").await;
     let html = laptop.get("/account").await.text().await.unwrap();
     assert!(html.contains("Laptop/1.0") && html.contains("Desktop/2.0"));
     assert!(html.contains("this browser"));
@@ -1151,28 +1041,17 @@ async fn account_page_sessions_revoke_and_logout() {
     // The login page sends a logged-in browser to its account.
     assert_eq!(laptop.get("/").await.status(), StatusCode::SEE_OTHER);
 
-    let desktop_session: i64 = h
-        .db()
-        .query_row(
-            "SELECT id FROM sessions WHERE user_agent = 'Desktop/2.0'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let desktop_session: i64 = h.value("SELECT id FROM sessions WHERE user_agent = 'Desktop/2.0'");
+    let revoke_desktop = format!("/account/sessions/{desktop_session}/revoke");
     // A cross-site form post is refused.
     let refused = laptop
-        .request(
-            reqwest::Method::POST,
-            &format!("/account/sessions/{desktop_session}/revoke"),
-        )
+        .request(Method::POST, &revoke_desktop)
         .header("origin", "https://evil.example")
         .send()
         .await
         .unwrap();
     assert_eq!(refused.status(), StatusCode::FORBIDDEN);
-    let revoked = laptop
-        .post(&format!("/account/sessions/{desktop_session}/revoke"))
-        .await;
+    let revoked = laptop.post(&revoke_desktop).await;
     assert_eq!(revoked.status(), StatusCode::SEE_OTHER);
     assert_eq!(
         desktop.get("/account").await.status(),
@@ -1182,20 +1061,12 @@ async fn account_page_sessions_revoke_and_logout() {
 
     // Someone else's session id: 404.
     let other = Identity::new();
-    let _stranger = logged_in_browser(&h, &other, "Stranger/1.0").await;
-    let stranger_session: i64 = h
-        .db()
-        .query_row(
-            "SELECT id FROM sessions WHERE user_agent = 'Stranger/1.0'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let _stranger = h.logged_in_browser(&other, "Stranger/1.0").await;
+    let stranger_session: i64 =
+        h.value("SELECT id FROM sessions WHERE user_agent = 'Stranger/1.0'");
+    let revoke_stranger = format!("/account/sessions/{stranger_session}/revoke");
     assert_eq!(
-        laptop
-            .post(&format!("/account/sessions/{stranger_session}/revoke"))
-            .await
-            .status(),
+        laptop.post(&revoke_stranger).await.status(),
         StatusCode::NOT_FOUND
     );
 
@@ -1214,62 +1085,40 @@ async fn account_page_sessions_revoke_and_logout() {
 async fn data_survives_a_restart() {
     let h = Harness::start().await;
     let id = Identity::new();
-    associate(&h, &id).await;
+    h.associate(&id).await;
     let before = h.snapshot();
-    let Harness { server, dir, http } = h;
-    server.shutdown().await;
-
-    let mut config = sqrl_server::config::Config::for_tests(dir.path().join("sqrl.db"));
-    config.rate_limit = None;
-    let server = sqrl_server::start(config).await.unwrap();
-    let h = Harness { server, dir, http };
+    let h = h.restart().await;
     assert_eq!(h.snapshot(), before);
-    let mut c = SqrlConversation::new(&h.http, &minted_url(&h).await);
-    assert_tif(&c.query(&id, NONE).await, 0x05);
+    assert_tif(&h.conversation().await.query(&id, NONE).await, 0x05);
     let migrations = h.count("SELECT count(*) FROM schema_migrations");
-    assert_eq!(migrations, 1, "migrations run once");
+    assert_eq!(
+        migrations,
+        sqrl_server::store::migrations::MIGRATIONS.len() as i64,
+        "migrations run once"
+    );
 }
 
 #[tokio::test]
 async fn health_metrics_and_headers() {
     let h = Harness::start().await;
-    let health = h
-        .http
-        .get(format!("{}/healthz", h.base()))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(health.status(), StatusCode::OK);
+    assert_eq!(h.get("/healthz").await.status(), StatusCode::OK);
     let id = Identity::new();
-    associate(&h, &id).await;
-    let mut c = SqrlConversation::new(&h.http, &minted_url(&h).await);
+    h.associate(&id).await;
+    let mut c = h.conversation().await;
     c.server = "tampered".into();
     c.query(&id, NONE).await;
-    let _ = logged_in_browser(&h, &id, "Metrics/1.0").await;
-    let metrics = h
-        .http
-        .get(format!("{}/metrics", h.base()))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(
-        metrics.contains("sqrl_client_requests_total{command=\"query\",tif=\"4\"} 1"),
-        "{metrics}"
-    );
-    assert!(
-        metrics.contains("sqrl_client_failures_total{tif=\"65\"} 1"),
-        "{metrics}"
-    );
-    assert!(
-        metrics.contains("sqrl_logins_total{method=\"cross-device\"} 1"),
-        "{metrics}"
-    );
-    assert!(metrics.contains("sqrl_client_request_seconds_bucket{command=\"ident\",le=\"+Inf\"}"));
+    let _ = h.logged_in_browser(&id, "Metrics/1.0").await;
+    let metrics = h.get("/metrics").await.text().await.unwrap();
+    for expected in [
+        "sqrl_client_requests_total{command=\"query\",tif=\"4\"} 1",
+        "sqrl_client_failures_total{tif=\"65\"} 1",
+        "sqrl_logins_total{method=\"cross-device\"} 1",
+        "sqrl_client_request_seconds_bucket{command=\"ident\",le=\"+Inf\"}",
+    ] {
+        assert!(metrics.contains(expected), "{expected} in {metrics}");
+    }
 
-    let page = h.http.get(format!("{}/", h.base())).send().await.unwrap();
+    let page = h.get("/").await;
     let headers = page.headers();
     assert!(
         headers["content-security-policy"]
@@ -1284,15 +1133,7 @@ async fn health_metrics_and_headers() {
             && cookie.contains("SameSite=Strict")
             && !cookie.contains("Secure")
     );
-    let script = h
-        .http
-        .get(format!("{}/static/login.js", h.base()))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let script = h.get("/static/login.js").await.text().await.unwrap();
     assert!(
         script.contains("replace(/\\+/g, \"-\").replace(/\\//g, \"_\")"),
         "global replace (PITFALLS 33)"
@@ -1311,14 +1152,7 @@ async fn rate_limit_per_address() {
     .await;
     let mut statuses = Vec::new();
     for _ in 0..7 {
-        statuses.push(
-            h.http
-                .get(format!("{}/nut.sqrl", h.base()))
-                .send()
-                .await
-                .unwrap()
-                .status(),
-        );
+        statuses.push(h.get("/nut.sqrl").await.status());
     }
     assert_eq!(
         statuses.iter().filter(|s| **s == StatusCode::OK).count(),
@@ -1327,15 +1161,7 @@ async fn rate_limit_per_address() {
     );
     assert_eq!(statuses.last(), Some(&StatusCode::TOO_MANY_REQUESTS));
     // Health checks are never limited.
-    assert_eq!(
-        h.http
-            .get(format!("{}/healthz", h.base()))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        StatusCode::OK
-    );
+    assert_eq!(h.get("/healthz").await.status(), StatusCode::OK);
 }
 
 /// Runs the real binary, acknowledges associations while it runs, kills it
@@ -1344,34 +1170,9 @@ async fn rate_limit_per_address() {
 #[cfg(unix)]
 #[tokio::test]
 async fn kill_9_loses_no_acknowledged_association() {
-    use std::io::BufRead as _;
-    use std::process::{Command as Process, Stdio};
-
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("crash.db");
-    let mut child = Process::new(env!("CARGO_BIN_EXE_sqrl-server"))
-        .args(["--bind", "127.0.0.1:0", "--db"])
-        .arg(&db)
-        .args(["--rate-limit-per-second", "0"])
-        .env("SQRL_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = std::io::BufReader::new(stdout).lines();
-    let addr = loop {
-        let line = lines.next().expect("server exited").unwrap();
-        if let Some(rest) = line
-            .split("addr=")
-            .nth(1)
-            .filter(|_| line.contains("listening"))
-        {
-            break rest.split_whitespace().next().unwrap().to_owned();
-        }
-    };
-    // Keep draining the log so the server never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
+    let (mut child, addr) = spawn_server_binary(env!("CARGO_BIN_EXE_sqrl-server"), &db);
 
     let http = http_client();
     let base = format!("http://{addr}");
@@ -1379,44 +1180,19 @@ async fn kill_9_loses_no_acknowledged_association() {
     let identities: Vec<Identity> = (0..12).map(|_| Identity::new()).collect();
     let mut in_flight = Vec::new();
     for (index, id) in identities.iter().enumerate() {
-        let text = http
-            .get(format!("{base}/nut.sqrl"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        let nut = text
-            .split('&')
-            .find_map(|p| p.strip_prefix("nut="))
-            .unwrap()
-            .to_owned();
-        let mut c = SqrlConversation::new(&http, &format!("qrl://{addr}/cli.sqrl?nut={nut}"));
+        let mut c = SqrlConversation::new(&http, &mint_url(&http, &base).await);
         c.query(id, NONE).await;
         if index < 8 {
             assert_tif(&c.ident(id, NONE, true).await, 0x05);
             acknowledged.push(id.idk(&c.url).to_bytes());
         } else {
             // Logins still in flight when the process dies.
-            let key = id.site_key(&c.url);
-            let (suk, vuk) = id.lock();
-            let ident = ClientRequest::builder(Command::Ident, key.public_key())
-                .lock(suk, vuk)
-                .build()
-                .unwrap();
-            let form = RequestBody::sign(&ident, &c.server, &key, None, None)
-                .unwrap()
-                .to_form();
-            let http = http.clone();
-            let url = c.post_url.clone();
-            in_flight.push(tokio::spawn(async move {
-                http.post(url)
-                    .header("content-type", "application/x-www-form-urlencoded")
-                    .body(form)
-                    .send()
-                    .await
-            }));
+            let form = c.form(&Request::ident(id).new_lock());
+            let request = http
+                .post(c.post_url.clone())
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(form);
+            in_flight.push(tokio::spawn(request.send()));
         }
     }
     child.kill().unwrap(); // SIGKILL
@@ -1455,49 +1231,17 @@ async fn kill_9_loses_no_acknowledged_association() {
 async fn racing_idents_of_one_new_identity_create_one_account() {
     let h = Harness::start().await;
     let id = Identity::new();
-    let mut forms = Vec::new();
+    let mut requests = Vec::new();
     for _ in 0..4 {
-        let mut c = SqrlConversation::new(&h.http, &minted_url(&h).await);
+        let mut c = h.conversation().await;
         assert_tif(&c.query(&id, NONE).await, 0x04);
-        let key = id.site_key(&c.url);
-        let (suk, vuk) = id.lock();
-        let ident = ClientRequest::builder(Command::Ident, key.public_key())
-            .lock(suk, vuk)
-            .build()
-            .unwrap();
-        let form = RequestBody::sign(&ident, &c.server, &key, None, None)
-            .unwrap()
-            .to_form();
-        forms.push((c.post_url.clone(), form));
+        requests.push((c.post_url.clone(), c.form(&Request::ident(&id).new_lock())));
     }
-    let mut tasks = Vec::new();
-    for (url, form) in forms {
-        let http = h.http.clone();
-        tasks.push(tokio::spawn(async move {
-            let text = http
-                .post(url)
-                .header("content-type", "application/x-www-form-urlencoded")
-                .body(form)
-                .send()
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap();
-            sqrl_core::msg::ServerReply::parse(&text)
-                .unwrap()
-                .tif()
-                .bits()
-        }));
-    }
-    let mut tifs = Vec::new();
-    for task in tasks {
-        tifs.push(task.await.unwrap());
-    }
+    let tifs = post_concurrently(&h.http, requests).await;
     // Each either logged in (0x05) or lost the race and was told to retry
     // (0x60; the identity is known by then: 0x65); never a second account.
     assert!(tifs.iter().all(|t| *t == 0x05 || *t == 0x65), "{tifs:x?}");
     assert!(tifs.contains(&0x05));
     assert_eq!(h.count("SELECT count(*) FROM accounts"), 1);
-    assert_eq!(identity_count(&h), 1);
+    assert_eq!(h.identity_count(), 1);
 }

@@ -233,8 +233,6 @@ fn without_event_streams_polling_signs_the_browser_in() {
 /// Behind a proxy that holds event streams (accepted, nothing delivered until
 /// the response ends) the page must still sign in, by polling.
 #[test]
-#[ignore = "known bug: login.js starts polling only on an EventSource error, \
-            so a page whose event stream is held open silently waits forever"]
 fn with_a_silently_held_event_stream_polling_signs_the_browser_in() {
     sign_in(Mode::Held);
 }

@@ -69,7 +69,13 @@
 
   if (window.EventSource) {
     source = new EventSource("/login/events?nut=" + encodeURIComponent(nut));
+    // The server sends the current state as soon as the stream opens. Silence
+    // means something between (a buffering proxy, a scanner) holds the stream
+    // without failing it, so poll instead of waiting forever.
+    var heard = false;
+    setTimeout(function () { if (!heard && !done) { startPolling(); } }, 3000);
     source.onmessage = function (event) {
+      heard = true;
       try { handle(JSON.parse(event.data)); } catch (e) { /* ignore a bad frame */ }
     };
     source.onerror = function () {

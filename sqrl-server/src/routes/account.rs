@@ -13,7 +13,7 @@ use crate::app::AppState;
 use crate::error::AppError;
 use crate::html;
 use crate::routes::login::{read_cookie, set_cookie};
-use crate::store::{LoginMethod, SessionInfo};
+use crate::store::{AskAnswer, LoginMethod, SessionInfo};
 use crate::token::Token;
 
 /// The session cookie's name.
@@ -52,8 +52,9 @@ pub fn fingerprint(idk: &IdentityKey) -> String {
     out
 }
 
-/// Rejects cross-site form posts (belt and braces on top of `SameSite=Lax`).
-fn same_origin(state: &AppState, headers: &HeaderMap) -> bool {
+/// Refuses cross-site form posts (belt and braces on top of
+/// `SameSite=Lax`) with 403.
+fn require_same_origin(state: &AppState, headers: &HeaderMap) -> Result<(), AppError> {
     let site_ok = headers
         .get("sec-fetch-site")
         .and_then(|v| v.to_str().ok())
@@ -62,7 +63,14 @@ fn same_origin(state: &AppState, headers: &HeaderMap) -> bool {
         .get(header::ORIGIN)
         .and_then(|v| v.to_str().ok())
         .is_none_or(|origin| origin == state.origin.http_origin());
-    site_ok && origin_ok
+    if site_ok && origin_ok {
+        Ok(())
+    } else {
+        Err(AppError::Client(
+            StatusCode::FORBIDDEN,
+            "cross-site request refused",
+        ))
+    }
 }
 
 fn method_label(method: LoginMethod) -> &'static str {
@@ -70,6 +78,25 @@ fn method_label(method: LoginMethod) -> &'static str {
         LoginMethod::CrossDevice => "cross-device (code scanned, confirmed on a device)",
         LoginMethod::SameDevice => "same-device (SQRL app on this computer)",
     }
+}
+
+/// How the login history shows the answer to the `ask` (SPEC 3): the
+/// button, its label as asked, and where the browser was sent.
+fn answer_label(answer: Option<&AskAnswer>) -> String {
+    let Some(answer) = answer else {
+        return String::new();
+    };
+    let mut text = match answer.button.index() {
+        Some(index) => format!("button {index}"),
+        None => "acknowledged".to_owned(),
+    };
+    if let Some(label) = &answer.label {
+        let _ = write!(text, " \u{201c}{}\u{201d}", html::escape(label));
+    }
+    if let Some(url) = &answer.url {
+        let _ = write!(text, " \u{2192} <code>{}</code>", html::escape(url));
+    }
+    text
 }
 
 /// `GET /account`.
@@ -171,16 +198,17 @@ pub async fn page(State(state): State<AppState>, headers: HeaderMap) -> Result<R
     let _ = write!(
         body,
         "<section><h2>Recent logins</h2><table><thead><tr><th>Time</th><th>Address</th>\
-         <th>Browser</th><th>How</th></tr></thead><tbody>"
+         <th>Browser</th><th>How</th><th>Answer</th></tr></thead><tbody>"
     );
     for event in &history {
         let _ = write!(
             body,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"answer\">{}</td></tr>",
             html::timestamp(event.at),
             html::escape(&event.ip),
             html::escape(&event.user_agent),
             method_label(event.method),
+            answer_label(event.answer.as_ref()),
         );
     }
     let _ = write!(
@@ -207,12 +235,7 @@ pub async fn revoke(
     Path(id): Path<i64>,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
-    if !same_origin(&state, &headers) {
-        return Err(AppError::Client(
-            StatusCode::FORBIDDEN,
-            "cross-site request refused",
-        ));
-    }
+    require_same_origin(&state, &headers)?;
     let Some(session) = current_session(&state, &headers).await? else {
         return Err(AppError::Client(StatusCode::UNAUTHORIZED, "not logged in"));
     };
@@ -227,12 +250,7 @@ pub async fn logout(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
-    if !same_origin(&state, &headers) {
-        return Err(AppError::Client(
-            StatusCode::FORBIDDEN,
-            "cross-site request refused",
-        ));
-    }
+    require_same_origin(&state, &headers)?;
     if let Some(session) = current_session(&state, &headers).await? {
         state
             .store

@@ -7,10 +7,17 @@
 //!    is single use even when the request fails (SPEC 3.2 step 2);
 //! 2. read the account records the request names;
 //! 3. `Incoming::decide`;
-//! 4. commit the mutation, the page update and the next conversation in one
+//! 4. commit the mutation, the page update, the indexed secret
+//!    ([`crate::indexed_secret`]) and the next conversation in one
 //!    transaction, provided the records are unchanged (otherwise the reply
-//!    becomes a transient failure, TIF 0x60, and nothing changes);
+//!    becomes a transient failure, TIF 0x60, and nothing changes) and the
+//!    presented `ins`/`pins` matches the stored one (otherwise TIF 0xC0,
+//!    nothing changes);
 //! 5. wake the waiting page, send the reply.
+//!
+//! The answer to an `ask` (`btn`, SPEC 3) travels with the login: the chosen
+//! button's URL is where the browser goes once it has its session, and the
+//! answer is kept in the account's login history.
 
 use std::time::Instant;
 
@@ -19,11 +26,15 @@ use axum::extract::{OriginalUri, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use rand_core::OsRng;
-use sqrl_core::server::{BrowserOutcome, Decision, Incoming, Issued, Nut, Records};
+use sqrl_core::msg::{ServerReply, Tif};
+use sqrl_core::server::{
+    BrowserOutcome, Decision, Incoming, Issued, Nut, Records, ServerValueDigest,
+};
 
 use crate::app::{AppState, ClientIp};
 use crate::error::AppError;
-use crate::store::{AttemptUpdate, Step, StepOutcome};
+use crate::indexed_secret::{SecretStep, rejection_tif};
+use crate::store::{AskAnswer, AttemptUpdate, Step, StepOutcome};
 use crate::token::Token;
 
 /// Handles one client request. Always a SQRL reply (HTTP 200) unless storage
@@ -58,37 +69,67 @@ pub async fn client(
         None => Records::default(),
     };
     let decision = incoming.decide(&state.policy, conversation, records.clone(), now);
+    let command = decision.command().map_or("malformed", |c| c.as_str());
+    let button = decision.button().map(|b| b.as_str());
+    // The failure's Display names the check, never a key or secret.
+    let mut failure = decision.failure().map(ToString::to_string);
 
-    let (update, cps_url) = page_update(&state, decision.browser(), attempt.as_ref(), now);
-    let issued = finish(&state, decision.clone(), cps_url.as_deref(), now)?;
-    // Records matter to the commit only when something is written on their
-    // strength (a mutation or a login).
-    let guarded = !decision.mutation().is_none()
-        || matches!(
-            update,
-            AttemptUpdate::LogIn { .. } | AttemptUpdate::ClientSession { .. }
-        );
-    let step = Step {
-        now,
-        lookups: if guarded { lookups } else { None },
-        seen: records,
-        mutation: decision.mutation().clone(),
-        next_nut: issued.nut.clone(),
-        next: issued.conversation.clone(),
-        attempt: update.clone(),
+    let outcome = match SecretStep::plan(state.policy.sin(), &decision, &records, lookups.as_ref())
+    {
+        Err(missing) => Outcome::SecretRefused(missing.to_string()),
+        Ok(indexed_secret) => {
+            let answer = ask_answer(&state, &decision);
+            let (update, cps_url) = page_update(&state, &decision, attempt.as_ref(), answer, now);
+            let issued = finish(&state, decision.clone(), cps_url.as_deref(), now)?;
+            // Records matter to the commit only when something is written on
+            // their strength (a mutation or a login).
+            let guarded = !decision.mutation().is_none()
+                || matches!(
+                    update,
+                    AttemptUpdate::LogIn { .. } | AttemptUpdate::ClientSession { .. }
+                );
+            let step = Step {
+                now,
+                lookups: if guarded { lookups } else { None },
+                seen: records.clone(),
+                mutation: decision.mutation().clone(),
+                next_nut: issued.nut.clone(),
+                next: issued.conversation.clone(),
+                attempt: update.clone(),
+                indexed_secret,
+            };
+            match state.store.commit_step(step).await? {
+                StepOutcome::Committed => Outcome::Committed(issued, update),
+                StepOutcome::Conflict => Outcome::Conflict,
+                StepOutcome::IndexedSecretMismatch => Outcome::SecretRefused(
+                    "ins/pins differs from the indexed secret stored for this account".to_owned(),
+                ),
+            }
+        }
     };
-    let (decision, issued, update) = match state.store.commit_step(step).await? {
-        StepOutcome::Committed => (decision, issued, update),
-        StepOutcome::Conflict => {
-            // A concurrent request changed the account first: nothing was
-            // written; the client retries with the fresh nut.
-            let decision = decision.into_transient_failure();
-            let issued = finish(&state, decision.clone(), None, now)?;
-            state
-                .store
-                .put_conversation(issued.nut.clone(), issued.conversation.clone())
-                .await?;
-            (decision, issued, AttemptUpdate::None)
+    // When nothing was written, the reply is a failure with a fresh nut
+    // whose conversation is stored on its own.
+    let (issued, update) = match outcome {
+        Outcome::Committed(issued, update) => (issued, update),
+        Outcome::Conflict => {
+            // A concurrent request changed the account first: the client
+            // retries with the fresh nut (TIF 0x60).
+            failure = Some("account changed concurrently".to_owned());
+            let issued = finish(&state, decision.into_transient_failure(), None, now)?;
+            (
+                continue_after_failure(&state, issued).await?,
+                AttemptUpdate::None,
+            )
+        }
+        Outcome::SecretRefused(reason) => {
+            failure = Some(reason);
+            let tif = rejection_tif(&decision, &records);
+            let issued = finish(&state, decision.into_transient_failure(), None, now)?;
+            let issued = reissue(&state, issued, Some(tif))?;
+            (
+                continue_after_failure(&state, issued).await?,
+                AttemptUpdate::None,
+            )
         }
     };
 
@@ -98,19 +139,13 @@ pub async fn client(
         }
     }
 
-    let command = decision.command().map_or("malformed", |c| c.as_str());
-    let tif = decision.tif().to_hex();
+    let tif = issued.reply.tif().to_hex();
     state
         .metrics
         .client_request(command, &tif, started.elapsed());
-    match decision.failure() {
-        // The failure's Display names the check, never a key or secret.
+    match failure {
         Some(failure) => tracing::info!(%ip, command, tif, %failure, "client request failed"),
-        None => {
-            // The answer to an `ask` (SPEC 3): recorded, no policy attached.
-            let button = decision.button().map(|b| b.as_str());
-            tracing::info!(%ip, command, tif, button, "client request");
-        }
+        None => tracing::info!(%ip, command, tif, button, "client request"),
     }
     Ok((
         [
@@ -137,17 +172,101 @@ fn finish(
     if issued.conversation.browser.is_some() {
         issued.conversation.expires_at = now.saturating_add(state.config.nut_lifetime.as_secs());
     }
+    if state.policy.sin().is_some() && issued.reply.sin().is_none() {
+        issued = reissue(state, issued, None)?;
+    }
     Ok(issued)
+}
+
+/// Stores the conversation of a failure reply built after the step was
+/// refused.
+async fn continue_after_failure(state: &AppState, issued: Issued) -> Result<Issued, AppError> {
+    state
+        .store
+        .put_conversation(issued.nut.clone(), issued.conversation.clone())
+        .await?;
+    Ok(issued)
+}
+
+/// What became of a request step.
+// One value per request, moved once: boxing the large variant buys nothing.
+#[allow(clippy::large_enum_variant)]
+enum Outcome {
+    /// Committed: the reply and the page update.
+    Committed(Issued, AttemptUpdate),
+    /// Nothing written: a concurrent request changed the account first.
+    Conflict,
+    /// Nothing written: the indexed secret is missing or wrong
+    /// ([`crate::indexed_secret`]).
+    SecretRefused(String),
+}
+
+/// Rebuilds an issued reply with `tif` in place of its TIF (when given) and
+/// with the configured `sin`, and points its conversation at the new body.
+///
+/// `sqrl_core::server` sends `sin` only in replies to a successful `query`;
+/// this service sends it in every reply, so that the request after *any*
+/// reply (a retry after a transient error included) must answer it and a
+/// client cannot log in without presenting its indexed secret (SPEC 3 `sin`:
+/// "the next client request (any command) must include `ins`").
+fn reissue(state: &AppState, issued: Issued, tif: Option<Tif>) -> Result<Issued, AppError> {
+    let old = &issued.reply;
+    let mut builder = ServerReply::builder(old.nut(), tif.unwrap_or(old.tif()), old.qry())
+        .version(old.version().clone());
+    if let Some(url) = old.url() {
+        builder = builder.url(url);
+    }
+    if let Some(can) = old.can() {
+        builder = builder.can(can);
+    }
+    if let Some(sin) = state.policy.sin().or(old.sin()) {
+        builder = builder.sin(sin);
+    }
+    if let Some(suk) = old.suk() {
+        builder = builder.suk(*suk);
+    }
+    if let Some(ask) = old.ask() {
+        builder = builder.ask(ask.clone());
+    }
+    for (name, value) in old.extra() {
+        builder = builder.extra(name, value);
+    }
+    let reply = builder
+        .build()
+        .map_err(|error| AppError::Internal(format!("building reply: {error}")))?;
+    let mut conversation = issued.conversation;
+    conversation.expected_server = vec![ServerValueDigest::of(reply.as_str())];
+    conversation.sin = reply.sin().map(str::to_owned);
+    Ok(Issued {
+        nut: issued.nut,
+        reply,
+        conversation,
+    })
+}
+
+/// The user's answer to the `ask` of the previous reply, with the chosen
+/// button's label and URL as configured.
+fn ask_answer(state: &AppState, decision: &Decision) -> Option<AskAnswer> {
+    let button = decision.button()?;
+    let chosen = button
+        .index()
+        .and_then(|index| state.policy.ask()?.buttons().get(index - 1));
+    Some(AskAnswer {
+        button,
+        label: chosen.map(|b| b.label().to_owned()),
+        url: chosen.and_then(|b| b.url()).map(str::to_owned),
+    })
 }
 
 /// What the decision means for the waiting page, and the CPS URL to send.
 fn page_update(
     state: &AppState,
-    outcome: &BrowserOutcome,
+    decision: &Decision,
     attempt: Option<&String>,
+    answer: Option<AskAnswer>,
     now: u64,
 ) -> (AttemptUpdate, Option<String>) {
-    match (outcome, attempt) {
+    match (decision.browser(), attempt) {
         (BrowserOutcome::Scanned, Some(attempt)) => (
             AttemptUpdate::Scanned {
                 attempt: attempt.clone(),
@@ -158,6 +277,7 @@ fn page_update(
             AttemptUpdate::LogIn {
                 attempt: attempt.clone(),
                 idk: *idk,
+                answer,
             },
             None,
         ),
@@ -172,6 +292,7 @@ fn page_update(
                     idk: *idk,
                     token_hash: token.hash(),
                     expires_at: now.saturating_add(state.config.login_token_lifetime.as_secs()),
+                    answer,
                 },
                 Some(url),
             )

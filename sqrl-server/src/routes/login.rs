@@ -17,7 +17,6 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Redirect, Response};
-use futures_util::Stream;
 use rand_core::OsRng;
 use serde::Deserialize;
 use sqrl_core::server::{Invitation, Nut, WaitingBrowser};
@@ -426,7 +425,7 @@ pub async fn events(
     State(state): State<AppState>,
     Query(query): Query<AttemptQuery>,
     headers: HeaderMap,
-) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, AppError> {
+) -> Result<impl IntoResponse, AppError> {
     let attempt = waiting_attempt(&state, &query.nut, query.pag.as_deref(), &headers).await?;
     // Subscribe before the first read: no change can fall in between.
     let subscription = state.notifier.subscribe(&attempt.id);
@@ -441,9 +440,15 @@ pub async fn events(
     };
     let stream = futures_util::stream::unfold(event_loop, |mut event_loop| async move {
         let event = event_loop.next().await?;
-        Some((Ok(event), event_loop))
+        Some((Ok::<Event, Infallible>(event), event_loop))
     });
-    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+    // Proxies such as nginx buffer responses by default, which would hold every
+    // event back; this header asks them not to (the page also falls back to
+    // polling when the stream stays silent).
+    Ok((
+        [("x-accel-buffering", "no")],
+        Sse::new(stream).keep_alive(KeepAlive::default()),
+    ))
 }
 
 /// `GET /login/collect?nut=[&pag=]`: the browser holding a confirmed
@@ -495,7 +500,9 @@ fn link_gone() -> Response {
     response
 }
 
-/// The response that hands the browser its session cookie.
+/// The response that hands the browser its session cookie and sends it on:
+/// to the URL of the `ask` button the user chose on the device (SPEC 3; a
+/// root-anchored path the operator configured), else to the account page.
 async fn logged_in(
     state: &AppState,
     ip: std::net::IpAddr,
@@ -504,7 +511,12 @@ async fn logged_in(
 ) -> Response {
     state.metrics.login(redeemed.method.as_str());
     tracing::info!(%ip, account = redeemed.account_id, method = redeemed.method.as_str(), "browser logged in");
-    let mut response = Redirect::to("/account").into_response();
+    let destination = redeemed
+        .answer
+        .as_ref()
+        .and_then(|answer| answer.url.as_deref())
+        .unwrap_or("/account");
+    let mut response = Redirect::to(destination).into_response();
     let cookies = response.headers_mut();
     cookies.append(
         header::SET_COOKIE,

@@ -2,14 +2,16 @@
 //! their SQRL identity. Off unless an operator token is configured.
 //!
 //! ```text
-//! GET    /api/identities/{idk}   the account an identity key belongs to
+//! GET    /api/identities/{idk}   the account an identity key belongs to (whether
+//!                                an indexed secret is stored, never its value)
 //! DELETE /api/identities/{idk}   remove that association (the account stays)
 //! GET    /api/accounts/{id}      an account and its association
 //! POST   /api/associations       {"idk", "suk", "vuk", "account_id"?}: associate an
 //!                                identity with an existing account, or a new one
 //! ```
 
-use axum::extract::{Path, State};
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -22,7 +24,7 @@ use subtle::ConstantTimeEq as _;
 use crate::app::AppState;
 use crate::error::AppError;
 use crate::routes::account::fingerprint;
-use crate::store::{AccountView, Conflict};
+use crate::store::{AccountView, Conflict, NewAssociation};
 
 /// The operator routes (nested under `/api`).
 pub fn router() -> Router<AppState> {
@@ -55,7 +57,49 @@ fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), AppError> {
     }
 }
 
-fn view_json(view: &AccountView) -> serde_json::Value {
+/// Proof that the request carries the operator token: the first argument of
+/// every operator handler, so nothing else is looked at before the check.
+struct Operator;
+
+impl FromRequestParts<AppState> for Operator {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        authorize(state, &parts.headers).map(|()| Operator)
+    }
+}
+
+/// The identity key in the path (`/identities/{idk}`).
+struct IdkPath(IdentityKey);
+
+impl FromRequestParts<AppState> for IdkPath {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        let Path(text) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| AppError::bad_request("missing identity key"))?;
+        parse_idk(&text).map(IdkPath)
+    }
+}
+
+/// The account as JSON, or 404 with `missing`.
+fn view_or_not_found(
+    state: &AppState,
+    view: Option<AccountView>,
+    missing: &'static str,
+) -> Result<Response, AppError> {
+    match view {
+        Some(view) => Ok(Json(view_json(state, &view)).into_response()),
+        None => Err(AppError::not_found(missing)),
+    }
+}
+
+/// An account as JSON. Of indexed secrets (SPEC 4.6) only whether one is
+/// stored is shown: `ins_stored` for the configured `sin`, and the `sin`s
+/// that have one.
+fn view_json(state: &AppState, view: &AccountView) -> serde_json::Value {
+    let sin = state.policy.sin();
     serde_json::json!({
         "account_id": view.id,
         "created_at": view.created_at,
@@ -66,6 +110,8 @@ fn view_json(view: &AccountView) -> serde_json::Value {
             "sqrl_only": identity.sqrl_only,
             "hardlock": identity.hardlock,
             "created_at": identity.created_at,
+            "ins_stored": sin.is_some_and(|sin| identity.indexed_secrets.iter().any(|s| s == sin)),
+            "ins_sins": identity.indexed_secrets,
         })),
         "superseded": view.superseded.iter().map(IdentityKey::to_base64url).collect::<Vec<_>>(),
     })
@@ -77,25 +123,19 @@ fn parse_idk(text: &str) -> Result<IdentityKey, AppError> {
 }
 
 async fn lookup(
+    _: Operator,
     State(state): State<AppState>,
-    Path(idk): Path<String>,
-    headers: HeaderMap,
+    IdkPath(idk): IdkPath,
 ) -> Result<Response, AppError> {
-    authorize(&state, &headers)?;
-    let idk = parse_idk(&idk)?;
-    match state.store.account_by_identity(&idk).await? {
-        Some(view) => Ok(Json(view_json(&view)).into_response()),
-        None => Err(AppError::not_found("identity not associated")),
-    }
+    let view = state.store.account_by_identity(&idk).await?;
+    view_or_not_found(&state, view, "identity not associated")
 }
 
 async fn remove(
+    _: Operator,
     State(state): State<AppState>,
-    Path(idk): Path<String>,
-    headers: HeaderMap,
+    IdkPath(idk): IdkPath,
 ) -> Result<Response, AppError> {
-    authorize(&state, &headers)?;
-    let idk = parse_idk(&idk)?;
     if state.store.remove_identity(&idk).await? {
         tracing::info!(idk = %fingerprint(&idk), "operator removed an association");
         Ok(StatusCode::NO_CONTENT.into_response())
@@ -105,15 +145,12 @@ async fn remove(
 }
 
 async fn account(
+    _: Operator,
     State(state): State<AppState>,
     Path(id): Path<i64>,
-    headers: HeaderMap,
 ) -> Result<Response, AppError> {
-    authorize(&state, &headers)?;
-    match state.store.account(id).await? {
-        Some(view) => Ok(Json(view_json(&view)).into_response()),
-        None => Err(AppError::not_found("no such account")),
-    }
+    let view = state.store.account(id).await?;
+    view_or_not_found(&state, view, "no such account")
 }
 
 /// Body of `POST /api/associations`.
@@ -127,20 +164,22 @@ struct Association {
 }
 
 async fn associate(
+    _: Operator,
     State(state): State<AppState>,
-    headers: HeaderMap,
     Json(body): Json<Association>,
 ) -> Result<Response, AppError> {
-    authorize(&state, &headers)?;
     let idk = parse_idk(&body.idk)?;
-    let suk = ServerUnlockKey::from_base64url(&body.suk)
-        .map_err(|_| AppError::bad_request("suk is not 32 bytes of base64url"))?;
-    let vuk = VerifyUnlockKey::from_base64url(&body.vuk)
-        .map_err(|_| AppError::bad_request("vuk is not a base64url Ed25519 public key"))?;
+    let association = NewAssociation {
+        idk,
+        suk: ServerUnlockKey::from_base64url(&body.suk)
+            .map_err(|_| AppError::bad_request("suk is not 32 bytes of base64url"))?,
+        vuk: VerifyUnlockKey::from_base64url(&body.vuk)
+            .map_err(|_| AppError::bad_request("vuk is not a base64url Ed25519 public key"))?,
+    };
     let now = state.clock.now();
     match state
         .store
-        .associate(body.account_id, idk, suk, vuk, now)
+        .associate(body.account_id, association, now)
         .await?
     {
         Ok(account_id) => {

@@ -4,7 +4,10 @@
 //! `schema_migrations`. Append new migrations; never edit an applied one.
 
 /// `(version, name, SQL)`, in order.
-pub const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "initial schema", INITIAL)];
+pub const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "initial schema", INITIAL),
+    (2, "indexed secrets and ask answers", SECRETS_AND_ANSWERS),
+];
 
 const INITIAL: &str = r#"
 CREATE TABLE accounts (
@@ -96,4 +99,33 @@ CREATE TABLE login_history (
     method      TEXT NOT NULL
 ) STRICT;
 CREATE INDEX login_history_account ON login_history(account_id, at);
+"#;
+
+const SECRETS_AND_ANSWERS: &str = r#"
+-- SPEC 4.6: the indexed secret (`ins`) an identity first presented for a
+-- `sin`, kept as SHA-256 (only ever compared, never used as a key) and checked
+-- on every later request that answers the same `sin`. The row follows its
+-- identity: deleted with the association, moved by an identity replacement
+-- (which then stores the new identity's `ins`).
+CREATE TABLE indexed_secrets (
+    idk         BLOB NOT NULL REFERENCES sqrl_identities(idk)
+                    ON DELETE CASCADE ON UPDATE CASCADE,
+    sin         TEXT NOT NULL,
+    ins_hash    BLOB NOT NULL CHECK (length(ins_hash) = 32),
+    created_at  INTEGER NOT NULL,
+    PRIMARY KEY (idk, sin)
+) STRICT;
+
+-- SPEC 3 `ask`, 2.2 `btn`: the answer the user gave on the device, carried
+-- from the confirmed attempt (or CPS link) to the login history; `ask_url`
+-- is where the browser goes once logged in.
+ALTER TABLE login_attempts ADD COLUMN ask_button INTEGER CHECK (ask_button IN (0, 1, 2));
+ALTER TABLE login_attempts ADD COLUMN ask_label TEXT;
+ALTER TABLE login_attempts ADD COLUMN ask_url TEXT;
+ALTER TABLE login_links ADD COLUMN ask_button INTEGER CHECK (ask_button IN (0, 1, 2));
+ALTER TABLE login_links ADD COLUMN ask_label TEXT;
+ALTER TABLE login_links ADD COLUMN ask_url TEXT;
+ALTER TABLE login_history ADD COLUMN ask_button INTEGER CHECK (ask_button IN (0, 1, 2));
+ALTER TABLE login_history ADD COLUMN ask_label TEXT;
+ALTER TABLE login_history ADD COLUMN ask_url TEXT;
 "#;

@@ -13,8 +13,10 @@ use std::net::IpAddr;
 
 use async_trait::async_trait;
 use sqrl_core::keys::{IdentityKey, ServerUnlockKey, VerifyUnlockKey};
+use sqrl_core::msg::Button;
 use sqrl_core::server::{Conversation, Lookups, Mutation, Nut, Records};
 
+use crate::indexed_secret::SecretStep;
 use crate::token::TokenHash;
 
 /// Why a storage operation failed.
@@ -132,6 +134,20 @@ impl LoginMethod {
     }
 }
 
+/// The user's answer to the service's `ask` (SPEC 3 `ask`, 2.2 `btn`), kept
+/// with the login it came with: in the confirmed attempt or CPS link, then in
+/// the login history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AskAnswer {
+    /// `btn=`: acknowledged (0), first (1) or second (2) button.
+    pub button: Button,
+    /// The chosen button's label, as it was asked.
+    pub label: Option<String>,
+    /// The chosen button's URL path: where the browser goes once logged in
+    /// (instead of the account page).
+    pub url: Option<String>,
+}
+
 /// A new login attempt (a page load or `/nut.sqrl`).
 #[derive(Debug, Clone)]
 pub struct NewAttempt {
@@ -182,6 +198,8 @@ pub enum AttemptUpdate {
         attempt: String,
         /// The identity whose account logs in.
         idk: IdentityKey,
+        /// The answer to the `ask`, if one was asked.
+        answer: Option<AskAnswer>,
     },
     /// Store a single-use CPS link for the account of `idk`, and mark the
     /// attempt (if any) as handled by the client.
@@ -194,6 +212,8 @@ pub enum AttemptUpdate {
         token_hash: TokenHash,
         /// When the link stops working.
         expires_at: u64,
+        /// The answer to the `ask`, if one was asked.
+        answer: Option<AskAnswer>,
     },
     /// → `rejected`.
     Rejected {
@@ -220,6 +240,8 @@ pub struct Step {
     pub next: Conversation,
     /// The waiting page's update.
     pub attempt: AttemptUpdate,
+    /// What to check and store of the request's `ins`/`pins`.
+    pub indexed_secret: Option<SecretStep>,
 }
 
 /// Whether a [`Step`] was committed.
@@ -230,6 +252,9 @@ pub enum StepOutcome {
     /// The account records changed since the decision read them; nothing was
     /// written.
     Conflict,
+    /// The presented indexed secret differs from the one stored for the
+    /// account ([`SecretStep::holder`]); nothing was written.
+    IndexedSecretMismatch,
 }
 
 /// A session handed to a browser.
@@ -256,6 +281,8 @@ pub struct Redeemed {
     pub method: LoginMethod,
     /// The attempt it came from, if any.
     pub attempt: Option<String>,
+    /// The answer to the `ask`, if one was asked.
+    pub answer: Option<AskAnswer>,
 }
 
 /// A stored session.
@@ -288,6 +315,20 @@ pub struct LoginEvent {
     pub user_agent: String,
     /// How.
     pub method: LoginMethod,
+    /// The answer to the `ask`, if one was asked.
+    pub answer: Option<AskAnswer>,
+}
+
+/// A SQRL association an operator makes (SPEC 8.3): the identity key and
+/// the unlock keys its owner's client made for this site.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewAssociation {
+    /// The per-site identity key.
+    pub idk: IdentityKey,
+    /// Its Server Unlock Key.
+    pub suk: ServerUnlockKey,
+    /// Its Verify Unlock Key.
+    pub vuk: VerifyUnlockKey,
 }
 
 /// An account's SQRL association.
@@ -303,6 +344,8 @@ pub struct IdentityView {
     pub hardlock: bool,
     /// When the association was made.
     pub created_at: u64,
+    /// The `sin`s for which an indexed secret is stored (never the secrets).
+    pub indexed_secrets: Vec<String>,
 }
 
 /// An account.
@@ -422,9 +465,7 @@ pub trait Store: Send + Sync + 'static {
     async fn associate(
         &self,
         account_id: Option<i64>,
-        idk: IdentityKey,
-        suk: ServerUnlockKey,
-        vuk: VerifyUnlockKey,
+        association: NewAssociation,
         now: u64,
     ) -> Result<Result<i64, Conflict>, StoreError>;
 

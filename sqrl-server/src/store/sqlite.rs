@@ -2,10 +2,15 @@
 //! before the reply that acknowledges it, so `kill -9` loses nothing
 //! acknowledged), foreign keys on, schema migrations at open.
 //!
-//! rusqlite is blocking, so every operation runs on the blocking thread pool
-//! with a connection from a small pool. Writes take SQLite's write lock at the
-//! start of the transaction (`BEGIN IMMEDIATE`), so a read-then-write
-//! transaction can never fail half-way on a lock upgrade.
+//! rusqlite is blocking: reads run on the blocking thread pool with a
+//! connection from a small pool (WAL readers never wait for the writer);
+//! writes go to the one writer thread (module `writer`), which commits whatever is
+//! queued in one transaction with one fsync and acknowledges each write only
+//! after that commit. Write transactions take SQLite's write lock at the start
+//! (`BEGIN IMMEDIATE`), so a read-then-write job can never fail half-way on a
+//! lock upgrade. Statements are prepared once per connection and cached.
+
+mod writer;
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -14,9 +19,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use rusqlite::{
-    Connection, OpenFlags, OptionalExtension as _, Transaction, TransactionBehavior, params,
+    Connection, OpenFlags, OptionalExtension as _, Params, Row, TransactionBehavior, params,
 };
 use sqrl_core::keys::{IdentityKey, ServerUnlockKey, VerifyUnlockKey};
+use sqrl_core::msg::Button;
 use sqrl_core::server::{
     AccountOptions, AccountRecord, Conversation, Lookups, Mutation, Nut, Records,
     ServerValueDigest, WaitingBrowser,
@@ -25,11 +31,13 @@ use tokio::sync::Semaphore;
 
 use super::migrations::MIGRATIONS;
 use super::{
-    AccountView, Attempt, AttemptState, AttemptUpdate, Conflict, IdentityView, LoginEvent,
-    LoginMethod, NewAttempt, NewSession, Redeemed, SessionInfo, Step, StepOutcome, Store,
-    StoreError,
+    AccountView, AskAnswer, Attempt, AttemptState, AttemptUpdate, Conflict, IdentityView,
+    LoginEvent, LoginMethod, NewAssociation, NewAttempt, NewSession, Redeemed, SessionInfo, Step,
+    StepOutcome, Store, StoreError,
 };
+use crate::indexed_secret::{SecretDigest, SecretStep};
 use crate::token::TokenHash;
+use writer::{Writer, Written};
 
 /// How long a connection waits for another writer before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -38,23 +46,22 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// session is not a write on every request.
 const LAST_SEEN_GRANULARITY: u64 = 60;
 
+/// Prepared statements kept per connection (more than the store has).
+const STATEMENT_CACHE: usize = 96;
+
 /// The SQLite store.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: Arc<Pool>,
 }
 
-/// One writer connection and a few readers. SQLite admits one writer at a
-/// time anyway; queueing writers here (an async semaphore) instead of in
-/// SQLite's busy handler, which sleeps in growing steps, keeps write latency
-/// flat under contention. WAL readers never wait for the writer.
+/// The writer thread and a few reader connections.
 #[derive(Debug)]
 struct Pool {
     path: PathBuf,
     readers: Mutex<Vec<Connection>>,
     read_permits: Semaphore,
-    writer: Mutex<Option<Connection>>,
-    write_permit: Semaphore,
+    writer: Writer,
 }
 
 impl SqliteStore {
@@ -74,8 +81,7 @@ impl SqliteStore {
                 path: path.to_owned(),
                 readers: Mutex::new(readers),
                 read_permits: Semaphore::new(readers_wanted),
-                writer: Mutex::new(Some(writer)),
-                write_permit: Semaphore::new(1),
+                writer: Writer::start(writer)?,
             }),
         })
     }
@@ -89,7 +95,7 @@ impl SqliteStore {
     async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
         let _permit = self
             .pool
@@ -100,12 +106,12 @@ impl SqliteStore {
         let pool = Arc::clone(&self.pool);
         tokio::task::spawn_blocking(move || {
             let taken = lock(&pool.readers).pop();
-            let mut conn = match taken {
+            let conn = match taken {
                 Some(conn) => conn,
                 // A connection was lost to a panic; replace it.
                 None => open_connection(&pool.path)?,
             };
-            let result = f(&mut conn);
+            let result = f(&conn);
             lock(&pool.readers).push(conn);
             result
         })
@@ -113,48 +119,48 @@ impl SqliteStore {
         .map_err(|e| StoreError::Task(e.to_string()))?
     }
 
-    /// Runs `f` with the writer connection on the blocking thread pool.
-    async fn with_writer<T, F>(&self, f: F) -> Result<T, StoreError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
-    {
-        let _permit = self
-            .pool
-            .write_permit
-            .acquire()
-            .await
-            .map_err(|e| StoreError::Task(e.to_string()))?;
-        let pool = Arc::clone(&self.pool);
-        tokio::task::spawn_blocking(move || {
-            let taken = lock(&pool.writer).take();
-            let mut conn = match taken {
-                Some(conn) => conn,
-                None => open_connection(&pool.path)?,
-            };
-            let result = f(&mut conn);
-            *lock(&pool.writer) = Some(conn);
-            result
-        })
-        .await
-        .map_err(|e| StoreError::Task(e.to_string()))?
-    }
-
-    /// Runs `f` in a write transaction (`BEGIN IMMEDIATE`), committing when it
-    /// returns `Ok`.
+    /// Runs `f` in a write transaction, committing its writes when it returns
+    /// `Ok`; returns once they are on disk.
     async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: FnOnce(&Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        self.with_writer(move |conn| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let value = f(&tx)?;
-            tx.commit()?;
-            Ok(value)
-        })
-        .await
+        self.pool
+            .writer
+            .write(move |conn| f(conn).map(Written::Commit))
+            .await
     }
+
+    /// Like [`SqliteStore::write`], but `f` decides whether its writes are
+    /// kept ([`Written::Rollback`] undoes them).
+    async fn write_or_roll_back<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<Written<T>, StoreError> + Send + 'static,
+    {
+        self.pool.writer.write(f).await
+    }
+}
+
+/// Runs a cached statement; returns the number of rows changed.
+fn exec(conn: &Connection, sql: &str, params: impl Params) -> Result<usize, StoreError> {
+    Ok(conn.prepare_cached(sql)?.execute(params)?)
+}
+
+/// The first row of a cached query, if there is one.
+fn first<T>(
+    conn: &Connection,
+    sql: &str,
+    params: impl Params,
+    f: impl FnOnce(&Row<'_>) -> rusqlite::Result<T>,
+) -> Result<Option<T>, StoreError> {
+    Ok(conn.prepare_cached(sql)?.query_row(params, f).optional()?)
+}
+
+/// Whether a cached query returns a row.
+fn exists(conn: &Connection, sql: &str, params: impl Params) -> Result<bool, StoreError> {
+    Ok(conn.prepare_cached(sql)?.exists(params)?)
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -183,6 +189,7 @@ fn open_connection(path: &Path) -> Result<Connection, StoreError> {
     // survives power loss and kill -9 (NORMAL could lose the last commits).
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     Ok(conn)
 }
 
@@ -197,17 +204,15 @@ pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     )?;
     for (version, name, sql) in MIGRATIONS {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let applied: bool = tx
-            .query_row(
-                "SELECT 1 FROM schema_migrations WHERE version = ?1",
-                [version],
-                |_| Ok(true),
-            )
-            .optional()?
-            .unwrap_or(false);
+        let applied = exists(
+            &tx,
+            "SELECT 1 FROM schema_migrations WHERE version = ?1",
+            [version],
+        )?;
         if !applied {
             tx.execute_batch(sql)?;
-            tx.execute(
+            exec(
+                &tx,
                 "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?1, ?2, ?3)",
                 params![version, name, sql_time(crate::clock::unix_now())],
             )?;
@@ -248,25 +253,102 @@ fn parse_ip(text: &str, table: &'static str) -> Result<IpAddr, StoreError> {
         .map_err(|_| corrupt(table, "invalid IP address"))
 }
 
+/// An [`AskAnswer`] as the three `ask_*` columns (`ask_button`, `ask_label`,
+/// `ask_url`).
+type AnswerColumns<'a> = (Option<i64>, Option<&'a str>, Option<&'a str>);
+
+fn answer_columns(answer: Option<&AskAnswer>) -> AnswerColumns<'_> {
+    match answer {
+        Some(answer) => (
+            Some(answer.button.index().map_or(0, |index| index as i64)),
+            answer.label.as_deref(),
+            answer.url.as_deref(),
+        ),
+        None => (None, None, None),
+    }
+}
+
+fn answer_from_columns(
+    button: Option<i64>,
+    label: Option<String>,
+    url: Option<String>,
+    table: &'static str,
+) -> Result<Option<AskAnswer>, StoreError> {
+    let Some(button) = button else {
+        return Ok(None);
+    };
+    let button = Button::parse(&button.to_string()).map_err(|_| corrupt(table, "ask_button"))?;
+    Ok(Some(AskAnswer { button, label, url }))
+}
+
+/// The indexed secret stored for `idk` and `sin`, if any.
+fn stored_secret(
+    conn: &Connection,
+    idk: &IdentityKey,
+    sin: &str,
+) -> Result<Option<SecretDigest>, StoreError> {
+    let row: Option<Vec<u8>> = first(
+        conn,
+        "SELECT ins_hash FROM indexed_secrets WHERE idk = ?1 AND sin = ?2",
+        params![idk.to_bytes(), sin],
+        |row| row.get(0),
+    )?;
+    row.map(|bytes| SecretDigest::from_slice(&bytes).ok_or(corrupt("indexed_secrets", "ins_hash")))
+        .transpose()
+}
+
+/// Whether the step's presented secret contradicts a stored one (SPEC 4.6).
+fn secret_mismatch(conn: &Connection, step: &SecretStep) -> Result<bool, StoreError> {
+    let Some((idk, presented)) = &step.holder else {
+        return Ok(false);
+    };
+    Ok(stored_secret(conn, idk, &step.sin)?.is_some_and(|stored| !stored.matches(presented)))
+}
+
+/// Stores what a committed step established: the first secret of an
+/// existing association, or the secret of a new one (replacing the secrets a
+/// replaced identity held: they were derived from the retired key).
+fn store_secret(tx: &Connection, step: &SecretStep, now: u64) -> Result<(), StoreError> {
+    let insert = |idk: &IdentityKey, digest: &SecretDigest| {
+        exec(
+            tx,
+            "INSERT INTO indexed_secrets (idk, sin, ins_hash, created_at)
+             SELECT ?1, ?2, ?3, ?4 WHERE EXISTS (SELECT 1 FROM sqrl_identities WHERE idk = ?1)
+             ON CONFLICT DO NOTHING",
+            params![idk.to_bytes(), step.sin, digest.as_bytes(), sql_time(now)],
+        )
+    };
+    if let Some((idk, digest)) = &step.successor {
+        exec(
+            tx,
+            "DELETE FROM indexed_secrets WHERE idk = ?1",
+            [idk.to_bytes()],
+        )?;
+        insert(idk, digest)?;
+    } else if let (true, Some((idk, digest))) = (step.remember, &step.holder) {
+        insert(idk, digest)?;
+    }
+    Ok(())
+}
+
 fn account_record(
     conn: &Connection,
     idk: &IdentityKey,
 ) -> Result<Option<AccountRecord>, StoreError> {
-    let row = conn
-        .query_row(
-            "SELECT suk, vuk, disabled, sqrl_only, hardlock FROM sqrl_identities WHERE idk = ?1",
-            [idk.to_bytes()],
-            |row| {
-                Ok((
-                    row.get::<_, Vec<u8>>(0)?,
-                    row.get::<_, Vec<u8>>(1)?,
-                    row.get::<_, bool>(2)?,
-                    row.get::<_, bool>(3)?,
-                    row.get::<_, bool>(4)?,
-                ))
-            },
-        )
-        .optional()?;
+    let row = first(
+        conn,
+        "SELECT suk, vuk, disabled, sqrl_only, hardlock FROM sqrl_identities WHERE idk = ?1",
+        [idk.to_bytes()],
+        |row| {
+            Ok((
+                row.get::<_, Vec<u8>>(0)?,
+                row.get::<_, Vec<u8>>(1)?,
+                row.get::<_, bool>(2)?,
+                row.get::<_, bool>(3)?,
+                row.get::<_, bool>(4)?,
+            ))
+        },
+    )?;
     let Some((suk, vuk, disabled, sqrl_only, hardlock)) = row else {
         return Ok(None);
     };
@@ -284,14 +366,11 @@ fn account_record(
 }
 
 fn read_records(conn: &Connection, lookups: &Lookups) -> Result<Records, StoreError> {
-    let current_superseded = conn
-        .query_row(
-            "SELECT 1 FROM superseded_identities WHERE idk = ?1",
-            [lookups.idk.to_bytes()],
-            |_| Ok(()),
-        )
-        .optional()?
-        .is_some();
+    let current_superseded = exists(
+        conn,
+        "SELECT 1 FROM superseded_identities WHERE idk = ?1",
+        [lookups.idk.to_bytes()],
+    )?;
     Ok(Records {
         current: account_record(conn, &lookups.idk)?,
         current_superseded,
@@ -313,13 +392,12 @@ fn insert_conversation(
     let mut expires_at = conversation.expires_at;
     let browser = match &conversation.browser {
         Some(browser) => {
-            let attempt_expiry: Option<i64> = conn
-                .query_row(
-                    "SELECT expires_at FROM login_attempts WHERE id = ?1",
-                    [&browser.attempt],
-                    |row| row.get(0),
-                )
-                .optional()?;
+            let attempt_expiry: Option<i64> = first(
+                conn,
+                "SELECT expires_at FROM login_attempts WHERE id = ?1",
+                [&browser.attempt],
+                |row| row.get(0),
+            )?;
             // No step of a conversation outlives its attempt.
             attempt_expiry.map(|attempt_expiry| {
                 expires_at = expires_at.min(from_sql_time(attempt_expiry));
@@ -333,7 +411,8 @@ fn insert_conversation(
         .iter()
         .flat_map(|digest| digest.to_bytes())
         .collect();
-    conn.execute(
+    exec(
+        conn,
         "INSERT INTO conversations
             (nut, attempt_id, browser_ip, expected_server, idk, sin, asked, expires_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -387,18 +466,17 @@ fn conversation_from_row(row: ConversationRow) -> Result<Conversation, StoreErro
 }
 
 fn account_of(conn: &Connection, idk: &IdentityKey) -> Result<Option<i64>, StoreError> {
-    Ok(conn
-        .query_row(
-            "SELECT account_id FROM sqrl_identities WHERE idk = ?1",
-            [idk.to_bytes()],
-            |row| row.get(0),
-        )
-        .optional()?)
+    first(
+        conn,
+        "SELECT account_id FROM sqrl_identities WHERE idk = ?1",
+        [idk.to_bytes()],
+        |row| row.get(0),
+    )
 }
 
 /// Applies a decision's mutation. `Ok(false)` means the stored state no
 /// longer allows it (the caller rolls back and reports a conflict).
-fn apply_mutation(tx: &Transaction<'_>, mutation: &Mutation, now: u64) -> Result<bool, StoreError> {
+fn apply_mutation(tx: &Connection, mutation: &Mutation, now: u64) -> Result<bool, StoreError> {
     let now = sql_time(now);
     let changed = match mutation {
         Mutation::None => return Ok(true),
@@ -408,9 +486,10 @@ fn apply_mutation(tx: &Transaction<'_>, mutation: &Mutation, now: u64) -> Result
             vuk,
             options,
         } => {
-            tx.execute("INSERT INTO accounts (created_at) VALUES (?1)", [now])?;
+            exec(tx, "INSERT INTO accounts (created_at) VALUES (?1)", [now])?;
             let account = tx.last_insert_rowid();
-            tx.execute(
+            exec(
+                tx,
                 "INSERT INTO sqrl_identities
                     (idk, account_id, suk, vuk, disabled, sqrl_only, hardlock, created_at, updated_at)
                  VALUES (?1, ?2, ?3, ?4, 0, ?5, ?6, ?7, ?7)
@@ -436,7 +515,8 @@ fn apply_mutation(tx: &Transaction<'_>, mutation: &Mutation, now: u64) -> Result
             let Some(account) = account_of(tx, previous)? else {
                 return Ok(false);
             };
-            let updated = tx.execute(
+            let updated = exec(
+                tx,
                 "UPDATE sqrl_identities
                     SET idk = ?1, suk = ?2, vuk = ?3, sqrl_only = ?4, hardlock = ?5, updated_at = ?6
                   WHERE idk = ?7",
@@ -451,28 +531,33 @@ fn apply_mutation(tx: &Transaction<'_>, mutation: &Mutation, now: u64) -> Result
                 ],
             )?;
             // PITFALLS 25: the old key answers 0x200/0x240 from now on.
-            tx.execute(
+            exec(
+                tx,
                 "INSERT INTO superseded_identities (idk, account_id, superseded_at)
                  VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
                 params![previous.to_bytes(), account, now],
             )?;
             updated
         }
-        Mutation::SetOptions { idk, options } => tx.execute(
+        Mutation::SetOptions { idk, options } => exec(
+            tx,
             "UPDATE sqrl_identities SET sqrl_only = ?1, hardlock = ?2, updated_at = ?3 WHERE idk = ?4",
             params![options.sqrl_only, options.hardlock, now, idk.to_bytes()],
         )?,
-        Mutation::Disable { idk, options } => tx.execute(
+        Mutation::Disable { idk, options } => exec(
+            tx,
             "UPDATE sqrl_identities SET disabled = 1, sqrl_only = ?1, hardlock = ?2, updated_at = ?3
               WHERE idk = ?4",
             params![options.sqrl_only, options.hardlock, now, idk.to_bytes()],
         )?,
-        Mutation::Enable { idk, options } => tx.execute(
+        Mutation::Enable { idk, options } => exec(
+            tx,
             "UPDATE sqrl_identities SET disabled = 0, sqrl_only = ?1, hardlock = ?2, updated_at = ?3
               WHERE idk = ?4",
             params![options.sqrl_only, options.hardlock, now, idk.to_bytes()],
         )?,
-        Mutation::Remove { idk } => tx.execute(
+        Mutation::Remove { idk } => exec(
+            tx,
             "DELETE FROM sqrl_identities WHERE idk = ?1",
             [idk.to_bytes()],
         )?,
@@ -484,7 +569,7 @@ fn apply_mutation(tx: &Transaction<'_>, mutation: &Mutation, now: u64) -> Result
 
 /// Applies the page update. `Ok(false)` means a login's account vanished.
 fn apply_attempt_update(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     update: &AttemptUpdate,
     now: u64,
 ) -> Result<bool, StoreError> {
@@ -492,20 +577,28 @@ fn apply_attempt_update(
     match update {
         AttemptUpdate::None => {}
         AttemptUpdate::Scanned { attempt } => {
-            tx.execute(
+            exec(
+                tx,
                 "UPDATE login_attempts SET state = 'scanned', updated_at = ?1
                   WHERE id = ?2 AND state = 'pending' AND expires_at > ?1",
                 params![now_sql, attempt],
             )?;
         }
-        AttemptUpdate::LogIn { attempt, idk } => {
+        AttemptUpdate::LogIn {
+            attempt,
+            idk,
+            answer,
+        } => {
             let Some(account) = account_of(tx, idk)? else {
                 return Ok(false);
             };
-            tx.execute(
-                "UPDATE login_attempts SET state = 'confirmed', account_id = ?1, updated_at = ?2
+            let (button, label, url) = answer_columns(answer.as_ref());
+            exec(
+                tx,
+                "UPDATE login_attempts SET state = 'confirmed', account_id = ?1, updated_at = ?2,
+                        ask_button = ?4, ask_label = ?5, ask_url = ?6
                   WHERE id = ?3 AND state IN ('pending', 'scanned') AND expires_at > ?2",
-                params![account, now_sql, attempt],
+                params![account, now_sql, attempt, button, label, url],
             )?;
         }
         AttemptUpdate::ClientSession {
@@ -513,13 +606,15 @@ fn apply_attempt_update(
             idk,
             token_hash,
             expires_at,
+            answer,
         } => {
             let Some(account) = account_of(tx, idk)? else {
                 return Ok(false);
             };
             let attempt = match attempt {
                 Some(id) => {
-                    let updated = tx.execute(
+                    let updated = exec(
+                        tx,
                         "UPDATE login_attempts SET state = 'client-session', updated_at = ?1
                           WHERE id = ?2 AND state IN ('pending', 'scanned') AND expires_at > ?1",
                         params![now_sql, id],
@@ -528,21 +623,28 @@ fn apply_attempt_update(
                 }
                 None => None,
             };
-            tx.execute(
-                "INSERT INTO login_links (token_hash, account_id, attempt_id, method, created_at, expires_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            let (button, label, url) = answer_columns(answer.as_ref());
+            exec(
+                tx,
+                "INSERT INTO login_links (token_hash, account_id, attempt_id, method, created_at,
+                                          expires_at, ask_button, ask_label, ask_url)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                 params![
                     token_hash.as_bytes(),
                     account,
                     attempt,
                     LoginMethod::SameDevice.as_str(),
                     now_sql,
-                    sql_time(*expires_at)
+                    sql_time(*expires_at),
+                    button,
+                    label,
+                    url
                 ],
             )?;
         }
         AttemptUpdate::Rejected { attempt } => {
-            tx.execute(
+            exec(
+                tx,
                 "UPDATE login_attempts SET state = 'rejected', updated_at = ?1
                   WHERE id = ?2 AND state IN ('pending', 'scanned')",
                 params![now_sql, attempt],
@@ -554,43 +656,47 @@ fn apply_attempt_update(
 
 fn load_account(conn: &Connection, account_id: i64) -> Result<Option<AccountView>, StoreError> {
     const T: &str = "sqrl_identities";
-    let Some(created_at) = conn
-        .query_row(
-            "SELECT created_at FROM accounts WHERE id = ?1",
-            [account_id],
-            |row| row.get::<_, i64>(0),
-        )
-        .optional()?
+    let Some(created_at) = first(
+        conn,
+        "SELECT created_at FROM accounts WHERE id = ?1",
+        [account_id],
+        |row| row.get::<_, i64>(0),
+    )?
     else {
         return Ok(None);
     };
-    let identity = conn
-        .query_row(
-            "SELECT idk, disabled, sqrl_only, hardlock, created_at
+    let identity = first(
+        conn,
+        "SELECT idk, disabled, sqrl_only, hardlock, created_at
                FROM sqrl_identities WHERE account_id = ?1",
-            [account_id],
-            |row| {
-                Ok((
-                    row.get::<_, Vec<u8>>(0)?,
-                    row.get::<_, bool>(1)?,
-                    row.get::<_, bool>(2)?,
-                    row.get::<_, bool>(3)?,
-                    row.get::<_, i64>(4)?,
-                ))
-            },
-        )
-        .optional()?
-        .map(|(idk, disabled, sqrl_only, hardlock, created)| {
-            Ok::<_, StoreError>(IdentityView {
-                idk: identity_key(&idk, T)?,
-                disabled,
-                sqrl_only,
-                hardlock,
-                created_at: from_sql_time(created),
-            })
+        [account_id],
+        |row| {
+            Ok((
+                row.get::<_, Vec<u8>>(0)?,
+                row.get::<_, bool>(1)?,
+                row.get::<_, bool>(2)?,
+                row.get::<_, bool>(3)?,
+                row.get::<_, i64>(4)?,
+            ))
+        },
+    )?
+    .map(|(idk, disabled, sqrl_only, hardlock, created)| {
+        let mut statement =
+            conn.prepare_cached("SELECT sin FROM indexed_secrets WHERE idk = ?1 ORDER BY sin")?;
+        let indexed_secrets = statement
+            .query_map([&idk], |row| row.get::<_, String>(0))?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok::<_, StoreError>(IdentityView {
+            idk: identity_key(&idk, T)?,
+            disabled,
+            sqrl_only,
+            hardlock,
+            created_at: from_sql_time(created),
+            indexed_secrets,
         })
-        .transpose()?;
-    let mut statement = conn.prepare(
+    })
+    .transpose()?;
+    let mut statement = conn.prepare_cached(
         "SELECT idk FROM superseded_identities WHERE account_id = ?1 ORDER BY superseded_at",
     )?;
     let superseded = statement
@@ -607,14 +713,16 @@ fn load_account(conn: &Connection, account_id: i64) -> Result<Option<AccountView
 
 /// Inserts a session and its login-history row.
 fn start_session(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     account_id: i64,
     method: LoginMethod,
+    answer: Option<&AskAnswer>,
     session: &NewSession,
     now: u64,
 ) -> Result<(), StoreError> {
     let ip = session.ip.to_canonical().to_string();
-    tx.execute(
+    exec(
+        tx,
         "INSERT INTO sessions
             (token_hash, account_id, created_at, last_seen_at, expires_at, ip, user_agent)
          VALUES (?1, ?2, ?3, ?3, ?4, ?5, ?6)",
@@ -627,15 +735,21 @@ fn start_session(
             session.user_agent
         ],
     )?;
-    tx.execute(
-        "INSERT INTO login_history (account_id, at, ip, user_agent, method)
-         VALUES (?1, ?2, ?3, ?4, ?5)",
+    let (button, label, url) = answer_columns(answer);
+    exec(
+        tx,
+        "INSERT INTO login_history
+            (account_id, at, ip, user_agent, method, ask_button, ask_label, ask_url)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         params![
             account_id,
             sql_time(now),
             ip,
             session.user_agent,
-            method.as_str()
+            method.as_str(),
+            button,
+            label,
+            url
         ],
     )?;
     Ok(())
@@ -662,7 +776,8 @@ impl Store for SqliteStore {
         conversation: Conversation,
     ) -> Result<(), StoreError> {
         self.write(move |tx| {
-            tx.execute(
+            exec(
+                tx,
                 "INSERT INTO login_attempts
                     (id, pag_hash, browser_ip, user_agent, state, created_at, updated_at, expires_at)
                  VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?5, ?6)",
@@ -689,14 +804,12 @@ impl Store for SqliteStore {
     ) -> Result<bool, StoreError> {
         let attempt = attempt.to_owned();
         self.write(move |tx| {
-            let pending = tx
-                .query_row(
-                    "SELECT 1 FROM login_attempts WHERE id = ?1 AND state = 'pending' AND expires_at > ?2",
-                    params![attempt, sql_time(now)],
-                    |_| Ok(()),
-                )
-                .optional()?
-                .is_some();
+            let pending = exists(
+                tx,
+                "SELECT 1 FROM login_attempts
+                  WHERE id = ?1 AND state = 'pending' AND expires_at > ?2",
+                params![attempt, sql_time(now)],
+            )?;
             if pending {
                 insert_conversation(tx, &nut, &conversation)?;
             }
@@ -709,22 +822,21 @@ impl Store for SqliteStore {
         let id = id.to_owned();
         self.read(move |conn| {
             const T: &str = "login_attempts";
-            let row = conn
-                .query_row(
-                    "SELECT pag_hash, browser_ip, state, created_at, expires_at
-                       FROM login_attempts WHERE id = ?1",
-                    [&id],
-                    |row| {
-                        Ok((
-                            row.get::<_, Vec<u8>>(0)?,
-                            row.get::<_, String>(1)?,
-                            row.get::<_, String>(2)?,
-                            row.get::<_, i64>(3)?,
-                            row.get::<_, i64>(4)?,
-                        ))
-                    },
-                )
-                .optional()?;
+            let row = first(
+                conn,
+                "SELECT pag_hash, browser_ip, state, created_at, expires_at
+                   FROM login_attempts WHERE id = ?1",
+                [&id],
+                |row| {
+                    Ok((
+                        row.get::<_, Vec<u8>>(0)?,
+                        row.get::<_, String>(1)?,
+                        row.get::<_, String>(2)?,
+                        row.get::<_, i64>(3)?,
+                        row.get::<_, i64>(4)?,
+                    ))
+                },
+            )?;
             let Some((pag_hash, ip, state, created_at, expires_at)) = row else {
                 return Ok(None);
             };
@@ -742,27 +854,26 @@ impl Store for SqliteStore {
 
     async fn take_conversation(&self, nut: &Nut) -> Result<Option<Conversation>, StoreError> {
         let nut = nut.clone();
-        self.with_writer(move |conn| {
-            // One statement: two concurrent requests with the same nut cannot
+        self.write(move |conn| {
+            // In the writer: two concurrent requests with the same nut cannot
             // both get the conversation.
-            let row: Option<ConversationRow> = conn
-                .query_row(
-                    "DELETE FROM conversations WHERE nut = ?1
-                     RETURNING attempt_id, browser_ip, expected_server, idk, sin, asked, expires_at",
-                    [nut.as_str()],
-                    |row| {
-                        Ok((
-                            row.get(0)?,
-                            row.get(1)?,
-                            row.get(2)?,
-                            row.get(3)?,
-                            row.get(4)?,
-                            row.get(5)?,
-                            row.get(6)?,
-                        ))
-                    },
-                )
-                .optional()?;
+            let row: Option<ConversationRow> = first(
+                conn,
+                "DELETE FROM conversations WHERE nut = ?1
+                 RETURNING attempt_id, browser_ip, expected_server, idk, sin, asked, expires_at",
+                [nut.as_str()],
+                |row| {
+                    Ok((
+                        row.get(0)?,
+                        row.get(1)?,
+                        row.get(2)?,
+                        row.get(3)?,
+                        row.get(4)?,
+                        row.get(5)?,
+                        row.get(6)?,
+                    ))
+                },
+            )?;
             row.map(conversation_from_row).transpose()
         })
         .await
@@ -783,24 +894,30 @@ impl Store for SqliteStore {
     }
 
     async fn commit_step(&self, step: Step) -> Result<StepOutcome, StoreError> {
-        self.with_writer(move |conn| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        self.write_or_roll_back(move |tx| {
             // Optimistic concurrency: the decision was made on `seen`; if a
             // concurrent request changed those rows, this one must not apply.
             if let Some(lookups) = &step.lookups {
-                if read_records(&tx, lookups)? != step.seen {
-                    return Ok(StepOutcome::Conflict);
+                if read_records(tx, lookups)? != step.seen {
+                    return Ok(Written::Rollback(StepOutcome::Conflict));
                 }
             }
-            if !apply_mutation(&tx, &step.mutation, step.now)?
-                || !apply_attempt_update(&tx, &step.attempt, step.now)?
-            {
-                // Dropping `tx` rolls back.
-                return Ok(StepOutcome::Conflict);
+            if let Some(secret) = &step.indexed_secret {
+                if secret_mismatch(tx, secret)? {
+                    return Ok(Written::Rollback(StepOutcome::IndexedSecretMismatch));
+                }
             }
-            insert_conversation(&tx, &step.next_nut, &step.next)?;
-            tx.commit()?;
-            Ok(StepOutcome::Committed)
+            if !apply_mutation(tx, &step.mutation, step.now)?
+                || !apply_attempt_update(tx, &step.attempt, step.now)?
+            {
+                // Undoes whatever the mutation wrote.
+                return Ok(Written::Rollback(StepOutcome::Conflict));
+            }
+            if let Some(secret) = &step.indexed_secret {
+                store_secret(tx, secret, step.now)?;
+            }
+            insert_conversation(tx, &step.next_nut, &step.next)?;
+            Ok(Written::Commit(StepOutcome::Committed))
         })
         .await
     }
@@ -813,24 +930,32 @@ impl Store for SqliteStore {
     ) -> Result<Option<Redeemed>, StoreError> {
         let attempt = attempt.to_owned();
         self.write(move |tx| {
-            let account: Option<i64> = tx
-                .query_row(
-                    "UPDATE login_attempts SET state = 'logged-in', updated_at = ?1
+            let row = first(
+                tx,
+                "UPDATE login_attempts SET state = 'logged-in', updated_at = ?1
                       WHERE id = ?2 AND state = 'confirmed' AND expires_at > ?1
-                      RETURNING account_id",
-                    params![sql_time(now), attempt],
-                    |row| row.get(0),
-                )
-                .optional()?
-                .flatten();
-            let Some(account_id) = account else {
+                      RETURNING account_id, ask_button, ask_label, ask_url",
+                params![sql_time(now), attempt],
+                |row| {
+                    Ok((
+                        row.get::<_, Option<i64>>(0)?,
+                        row.get(1)?,
+                        row.get(2)?,
+                        row.get(3)?,
+                    ))
+                },
+            )?;
+            let Some((Some(account_id), button, label, url)) = row else {
                 return Ok(None);
             };
-            start_session(tx, account_id, LoginMethod::CrossDevice, &session, now)?;
+            let answer = answer_from_columns(button, label, url, "login_attempts")?;
+            let method = LoginMethod::CrossDevice;
+            start_session(tx, account_id, method, answer.as_ref(), &session, now)?;
             Ok(Some(Redeemed {
                 account_id,
-                method: LoginMethod::CrossDevice,
+                method,
                 attempt: Some(attempt),
+                answer,
             }))
         })
         .await
@@ -843,31 +968,38 @@ impl Store for SqliteStore {
         session: NewSession,
     ) -> Result<Option<Redeemed>, StoreError> {
         self.write(move |tx| {
-            let row = tx
-                .query_row(
-                    "DELETE FROM login_links WHERE token_hash = ?1
-                     RETURNING account_id, attempt_id, method, expires_at",
-                    [token_hash.as_bytes()],
-                    |row| {
-                        Ok((
+            let row = first(
+                tx,
+                "DELETE FROM login_links WHERE token_hash = ?1
+                     RETURNING account_id, attempt_id, method, expires_at,
+                               ask_button, ask_label, ask_url",
+                [token_hash.as_bytes()],
+                |row| {
+                    Ok((
+                        (
                             row.get::<_, i64>(0)?,
                             row.get::<_, Option<String>>(1)?,
                             row.get::<_, String>(2)?,
                             row.get::<_, i64>(3)?,
-                        ))
-                    },
-                )
-                .optional()?;
-            let Some((account_id, attempt, method, expires_at)) = row else {
+                        ),
+                        (row.get(4)?, row.get(5)?, row.get(6)?),
+                    ))
+                },
+            )?;
+            let Some(((account_id, attempt, method, expires_at), (button, label, url))) = row
+            else {
                 return Ok(None);
             };
             if from_sql_time(expires_at) <= now {
                 return Ok(None);
             }
-            let method = LoginMethod::parse(&method).ok_or(corrupt("login_links", "method"))?;
-            start_session(tx, account_id, method, &session, now)?;
+            const T: &str = "login_links";
+            let method = LoginMethod::parse(&method).ok_or(corrupt(T, "method"))?;
+            let answer = answer_from_columns(button, label, url, T)?;
+            start_session(tx, account_id, method, answer.as_ref(), &session, now)?;
             if let Some(attempt) = &attempt {
-                tx.execute(
+                exec(
+                    tx,
                     "UPDATE login_attempts SET state = 'logged-in', updated_at = ?1 WHERE id = ?2",
                     params![sql_time(now), attempt],
                 )?;
@@ -876,6 +1008,7 @@ impl Store for SqliteStore {
                 account_id,
                 method,
                 attempt,
+                answer,
             }))
         })
         .await
@@ -888,21 +1021,21 @@ impl Store for SqliteStore {
     ) -> Result<Option<SessionInfo>, StoreError> {
         let session = self
             .read(move |conn| {
-                Ok(conn
-                    .query_row(
-                        "SELECT id, account_id, created_at, last_seen_at, expires_at, ip, user_agent
+                first(
+                    conn,
+                    "SELECT id, account_id, created_at, last_seen_at, expires_at, ip, user_agent
                            FROM sessions WHERE token_hash = ?1 AND expires_at > ?2",
-                        params![token_hash.as_bytes(), sql_time(now)],
-                        session_from_row,
-                    )
-                    .optional()?)
+                    params![token_hash.as_bytes(), sql_time(now)],
+                    session_from_row,
+                )
             })
             .await?;
         if let Some(session) = &session {
             if session.last_seen_at + LAST_SEEN_GRANULARITY <= now {
                 let id = session.id;
                 self.write(move |tx| {
-                    tx.execute(
+                    exec(
+                        tx,
                         "UPDATE sessions SET last_seen_at = ?1 WHERE id = ?2",
                         params![sql_time(now), id],
                     )?;
@@ -916,7 +1049,7 @@ impl Store for SqliteStore {
 
     async fn sessions(&self, account_id: i64, now: u64) -> Result<Vec<SessionInfo>, StoreError> {
         self.read(move |conn| {
-            let mut statement = conn.prepare(
+            let mut statement = conn.prepare_cached(
                 "SELECT id, account_id, created_at, last_seen_at, expires_at, ip, user_agent
                    FROM sessions WHERE account_id = ?1 AND expires_at > ?2
                   ORDER BY created_at DESC, id DESC",
@@ -931,7 +1064,8 @@ impl Store for SqliteStore {
 
     async fn revoke_session(&self, account_id: i64, session_id: i64) -> Result<bool, StoreError> {
         self.write(move |tx| {
-            Ok(tx.execute(
+            Ok(exec(
+                tx,
                 "DELETE FROM sessions WHERE id = ?1 AND account_id = ?2",
                 params![session_id, account_id],
             )? == 1)
@@ -945,28 +1079,33 @@ impl Store for SqliteStore {
         limit: u32,
     ) -> Result<Vec<LoginEvent>, StoreError> {
         self.read(move |conn| {
-            let mut statement = conn.prepare(
-                "SELECT at, ip, user_agent, method FROM login_history
+            let mut statement = conn.prepare_cached(
+                "SELECT at, ip, user_agent, method, ask_button, ask_label, ask_url
+                   FROM login_history
                   WHERE account_id = ?1 ORDER BY at DESC, id DESC LIMIT ?2",
             )?;
             let rows = statement
                 .query_map(params![account_id, limit], |row| {
                     Ok((
-                        row.get::<_, i64>(0)?,
-                        row.get::<_, String>(1)?,
-                        row.get::<_, String>(2)?,
-                        row.get::<_, String>(3)?,
+                        (
+                            row.get::<_, i64>(0)?,
+                            row.get::<_, String>(1)?,
+                            row.get::<_, String>(2)?,
+                            row.get::<_, String>(3)?,
+                        ),
+                        (row.get(4)?, row.get(5)?, row.get(6)?),
                     ))
                 })?
                 .collect::<Result<Vec<_>, _>>()?;
+            const T: &str = "login_history";
             rows.into_iter()
-                .map(|(at, ip, user_agent, method)| {
+                .map(|((at, ip, user_agent, method), (button, label, url))| {
                     Ok(LoginEvent {
                         at: from_sql_time(at),
                         ip,
                         user_agent,
-                        method: LoginMethod::parse(&method)
-                            .ok_or(corrupt("login_history", "method"))?,
+                        method: LoginMethod::parse(&method).ok_or(corrupt(T, "method"))?,
+                        answer: answer_from_columns(button, label, url, T)?,
                     })
                 })
                 .collect()
@@ -993,23 +1132,19 @@ impl Store for SqliteStore {
     async fn associate(
         &self,
         account_id: Option<i64>,
-        idk: IdentityKey,
-        suk: ServerUnlockKey,
-        vuk: VerifyUnlockKey,
+        association: NewAssociation,
         now: u64,
     ) -> Result<Result<i64, Conflict>, StoreError> {
+        let NewAssociation { idk, suk, vuk } = association;
         self.write(move |tx| {
             if account_of(tx, &idk)?.is_some() {
                 return Ok(Err(Conflict::IdentityTaken));
             }
-            let superseded = tx
-                .query_row(
-                    "SELECT 1 FROM superseded_identities WHERE idk = ?1",
-                    [idk.to_bytes()],
-                    |_| Ok(()),
-                )
-                .optional()?
-                .is_some();
+            let superseded = exists(
+                tx,
+                "SELECT 1 FROM superseded_identities WHERE idk = ?1",
+                [idk.to_bytes()],
+            )?;
             if superseded {
                 return Ok(Err(Conflict::IdentitySuperseded));
             }
@@ -1018,29 +1153,37 @@ impl Store for SqliteStore {
                     if load_account(tx, id)?.is_none() {
                         return Ok(Err(Conflict::NoAccount));
                     }
-                    let has_identity = tx
-                        .query_row(
-                            "SELECT 1 FROM sqrl_identities WHERE account_id = ?1",
-                            [id],
-                            |_| Ok(()),
-                        )
-                        .optional()?
-                        .is_some();
+                    let has_identity = exists(
+                        tx,
+                        "SELECT 1 FROM sqrl_identities WHERE account_id = ?1",
+                        [id],
+                    )?;
                     if has_identity {
                         return Ok(Err(Conflict::AccountHasIdentity));
                     }
                     id
                 }
                 None => {
-                    tx.execute("INSERT INTO accounts (created_at) VALUES (?1)", [sql_time(now)])?;
+                    exec(
+                        tx,
+                        "INSERT INTO accounts (created_at) VALUES (?1)",
+                        [sql_time(now)],
+                    )?;
                     tx.last_insert_rowid()
                 }
             };
-            tx.execute(
+            exec(
+                tx,
                 "INSERT INTO sqrl_identities
-                    (idk, account_id, suk, vuk, disabled, sqrl_only, hardlock, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, 0, 0, 0, ?5, ?5)",
-                params![idk.to_bytes(), account, suk.as_bytes(), vuk.to_bytes(), sql_time(now)],
+                (idk, account_id, suk, vuk, disabled, sqrl_only, hardlock, created_at, updated_at)
+                VALUES (?1, ?2, ?3, ?4, 0, 0, 0, ?5, ?5)",
+                params![
+                    idk.to_bytes(),
+                    account,
+                    suk.as_bytes(),
+                    vuk.to_bytes(),
+                    sql_time(now)
+                ],
             )?;
             Ok(Ok(account))
         })
@@ -1050,7 +1193,8 @@ impl Store for SqliteStore {
     async fn remove_identity(&self, idk: &IdentityKey) -> Result<bool, StoreError> {
         let idk = *idk;
         self.write(move |tx| {
-            Ok(tx.execute(
+            Ok(exec(
+                tx,
                 "DELETE FROM sqrl_identities WHERE idk = ?1",
                 [idk.to_bytes()],
             )? == 1)
@@ -1068,7 +1212,7 @@ impl Store for SqliteStore {
                 "DELETE FROM login_attempts WHERE expires_at <= ?1",
                 "DELETE FROM sessions WHERE expires_at <= ?1",
             ] {
-                deleted += tx.execute(sql, [now])?;
+                deleted += exec(tx, sql, [now])?;
             }
             Ok(deleted as u64)
         })

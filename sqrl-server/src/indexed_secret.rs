@@ -1,24 +1,18 @@
-//! Indexed secrets (SPEC 3 `sin`, 4.6 `ins`/`pins`): what the service keeps and
-//! checks.
+//! Indexed secrets (SPEC 3 `sin`, 4.6 `ins`/`pins`): what the service keeps.
 //!
-//! With a `sin` configured, every reply carries it (`sqrl_core::server` puts
-//! it on successful `query` replies; the client endpoint adds it to the
-//! others), and the client's next request answers with `ins =
-//! HMAC-SHA256(EnHash(site seed), sin)`, plus `pins` from the previous
-//! identity when it names one (`sqrl_core::server` insists that they are
-//! present once a `sin` was sent). This module decides what a request step
-//! does with them:
+//! The protocol rules are `sqrl_core::server`'s ([`sqrl_core::server::Policy::with_sin`]):
+//! with a `sin` configured every reply carries it, the next request must
+//! answer with `ins = HMAC-SHA256(EnHash(site seed), sin)` (plus `pins` from
+//! the previous identity when it names one), and a command that may change
+//! state must answer one. What is left to the service is storage:
 //!
-//! * a command that may change state must answer a `sin`: only the first
-//!   request of a conversation has no reply before it, and SPEC 2.2 makes that
-//!   a `query`. Without this, a client could skip the `query` and log in
-//!   without ever presenting its secret;
 //! * the first `ins` an identity presents for a `sin` is stored (trust on
 //!   first use), by a successful command that may change state: a `query`
 //!   never does (PITFALLS 28);
 //! * every later answer to the same `sin` must match it, compared in constant
-//!   time; otherwise the request fails and nothing changes (see
-//!   [`rejection_tif`] for the TIF);
+//!   time; otherwise the request is refused with
+//!   `Decision::into_client_failure(Failure::IndexedSecretMismatch)` (the
+//!   core picks the TIF) and nothing changes;
 //! * an identity replacement (`ident` with `pidk`, SPEC 4.5) must present the
 //!   retired identity's secret as `pins`; the new identity's `ins` then takes
 //!   its place, so the account carries its secret forward to the new key.
@@ -36,7 +30,6 @@
 use sha2::{Digest as _, Sha256};
 use sqrl_core::base64url;
 use sqrl_core::keys::{IdentityKey, IndexedSecret};
-use sqrl_core::msg::{Command, Tif};
 use sqrl_core::server::{Decision, Lookups, Mutation, Records};
 use subtle::ConstantTimeEq as _;
 
@@ -93,32 +86,17 @@ pub struct SecretStep {
     pub successor: Option<(IdentityKey, SecretDigest)>,
 }
 
-/// A command that may change state answered no `sin` although one is
-/// configured (the request is refused with [`rejection_tif`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("a sin is configured but this {0} answered none (a transaction starts with query)")]
-pub struct MissingSecret(pub &'static str);
-
 impl SecretStep {
-    /// The plan for a decision under the configured `sin`: `Ok(None)` when
-    /// there is nothing to check or store (no `sin` answered by a `query`, or
-    /// a request that failed anyway and so changes nothing).
-    pub fn plan(
-        sin: Option<&str>,
-        decision: &Decision,
-        records: &Records,
-        lookups: Option<&Lookups>,
-    ) -> Result<Option<Self>, MissingSecret> {
+    /// The plan for a decision: `None` when there is nothing to check or
+    /// store (no `sin` answered, or a request that failed anyway and so
+    /// changes nothing). The core has already refused a state-changing
+    /// command that answered no `sin`.
+    pub fn plan(decision: &Decision, records: &Records, lookups: Option<&Lookups>) -> Option<Self> {
         if !decision.is_success() {
-            return Ok(None);
+            return None;
         }
         let (Some(secrets), Some(lookups)) = (decision.indexed_secrets(), lookups) else {
-            return match decision.command() {
-                Some(command) if sin.is_some() && command != Command::Query => {
-                    Err(MissingSecret(command.as_str()))
-                }
-                _ => Ok(None),
-            };
+            return None;
         };
         // The account the request acts on, by the rule `sqrl_core::server`
         // applies: the current identity's, else the previous one's (SPEC 4.5).
@@ -142,41 +120,13 @@ impl SecretStep {
             // secret with it).
             _ => (false, None),
         };
-        Ok(Some(Self {
+        Some(Self {
             sin: secrets.sin.clone(),
             holder,
             remember,
             successor,
-        }))
+        })
     }
-}
-
-/// The TIF of a request refused because its indexed secret does not match
-/// the stored one, or is missing ([`MissingSecret`]): `0xC0` (client failure
-/// + command failed) with the state bits the server honestly knows.
-///
-/// Why `0xC0`: SPEC 3.2 answers "malformed parameters and missing or bad
-/// signatures" with 0xC0, and a wrong or missing `ins`/`pins` is a bad or
-/// missing client-supplied proof of the same kind (`sqrl_core::server`
-/// already answers a missing one with 0xC0 once a `sin` was sent). Not `0x60`: nothing transient went wrong, a retry
-/// with a fresh nut cannot succeed, and SPEC 3.1 reserves two identical
-/// 0x60 replies for "the page expired". Not `0x100`: that bit names a nut
-/// bound to another identity (SPEC 8.1). The other bits follow SPEC 3.2's
-/// last paragraph: 0x04 when the IPs matched, 0x01 (and 0x08 when disabled)
-/// for a known identity, since `ids` verified.
-pub fn rejection_tif(decision: &Decision, records: &Records) -> Tif {
-    let mut tif = Tif::CLIENT_FAILURE | Tif::COMMAND_FAILED;
-    // Every successful decision carries the IP bit of its request.
-    if decision.tif().contains(Tif::IP_MATCHED) {
-        tif |= Tif::IP_MATCHED;
-    }
-    if let Some(account) = &records.current {
-        tif |= Tif::CURRENT_ID_MATCH;
-        if account.disabled {
-            tif |= Tif::SQRL_DISABLED;
-        }
-    }
-    tif
 }
 
 #[cfg(test)]

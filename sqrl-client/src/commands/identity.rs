@@ -468,19 +468,22 @@ fn rekey(context: &Context, args: &RekeyArgs) -> Result<()> {
     );
     let code = read_rescue_code(&context.secrets)?;
     let password = context.secrets.password(&name)?;
-    let new_code = stored
+    // As in `create`: the new code is shown (and typed back) before the
+    // EnScrypt work, so a slip costs no wait, and before the rekeyed file
+    // replaces the old one, so a mismatch leaves the identity as it was.
+    let new_code = RescueCode::generate(&mut OsRng);
+    delivery.show(&new_code)?;
+    stored
         .s4
-        .rekey(
+        .rekey_with_rescue_code(
             &mut OsRng,
             RekeyAuthority::RescueCode(&code),
+            &new_code,
             &password,
             &context.costs.create_options(),
             &mut progress(context).callback(),
         )
         .map_err(|e| storage_error(&name, e))?;
-    // The new code is shown (and typed back) before the rekeyed file replaces
-    // the old one: a mismatch leaves the identity as it was.
-    delivery.show(&new_code)?;
     let shown = delivery.hand_over(context, &new_code)?;
     let path = context.store.replace(&name, &stored.s4.to_bytes())?;
     let previous = stored.s4.previous_keys_block().map_or(0, |b| b.key_count());

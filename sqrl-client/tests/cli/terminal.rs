@@ -261,3 +261,68 @@ fn a_wrong_confirmation_saves_nothing() {
     assert!(!screen.contains("New password"), "{screen}");
     assert!(!env.home().join("identities/me.sqrl").exists());
 }
+
+#[test]
+fn rekey_shows_the_new_code_and_has_it_typed_back_before_any_enscrypt() {
+    let env = Env::with_identity("me");
+    let before = env.identity_bytes("me");
+    let rekey = [
+        "identity",
+        "rekey",
+        "--rescue-code-file",
+        "me.rescue",
+        "--password-file",
+        "password",
+    ];
+
+    // A wrong confirmation: no EnScrypt run, the identity as it was.
+    let Some(terminal) = Terminal::start(&env, &rekey) else {
+        return;
+    };
+    let screen = terminal.wait_for("Press Enter when you have written it down");
+    let code = shown_code(&screen);
+    assert!(!screen.contains("Checking "), "{screen}");
+    assert!(!screen.contains("Encrypting ("), "{screen}");
+    terminal.type_line("");
+    terminal.wait_for("Type the rescue code from your paper");
+    for _ in 0..3 {
+        terminal.type_line(&misremembered(&code));
+    }
+    assert_eq!(
+        terminal.exit_status(),
+        i32::from(ExitCode::InvalidInput.code())
+    );
+    let screen = terminal.screen();
+    assert!(screen.contains("nothing was saved"), "{screen}");
+    assert!(!screen.contains("Encrypting ("), "{screen}");
+    assert_eq!(env.identity_bytes("me"), before);
+    drop(terminal);
+
+    // Confirmed: then the work, then the rekeyed identity under the new code.
+    let Some(terminal) = Terminal::start(&env, &rekey) else {
+        return;
+    };
+    let code = shown_code(&terminal.wait_for("Press Enter when you have written it down"));
+    terminal.type_line("");
+    terminal.wait_for("Type the rescue code from your paper");
+    terminal.type_line(&code.replace('-', " "));
+    assert_eq!(terminal.exit_status(), 0, "{}", terminal.screen());
+    let screen = terminal.screen();
+    assert!(screen.contains("Rekeyed identity \"me\""), "{screen}");
+    assert!(
+        screen.contains("Checking rescue code") && screen.contains("Encrypting (rescue)"),
+        "{screen}"
+    );
+    assert!(!screen.contains(&code), "{screen}");
+
+    let s4 = S4::parse(&env.identity_bytes("me")).unwrap();
+    let password = Password::from(PASSWORD);
+    s4.verify(
+        &password,
+        &RescueCode::parse(&code).unwrap(),
+        &mut |_, _| {},
+    )
+    .unwrap();
+    let old = RescueCode::parse(&String::from_utf8(env.read("me.rescue")).unwrap()).unwrap();
+    assert!(s4.recover_unlock_key(&old, &mut |_, _| {}).is_err());
+}

@@ -60,6 +60,16 @@ pub enum Failure {
     /// `pins` with a `pidk`) (TIF 0xC0).
     #[error("{0}= required by the previous reply's sin")]
     MissingIndexedSecret(&'static str),
+    /// A `sin` is configured but this command, which may change state,
+    /// answers none: its conversation skipped the `query` whose reply carries
+    /// the `sin` (TIF 0xC0 plus state; see [`super::Policy::with_sin`]).
+    #[error("a sin is configured but this {0} answered none (a transaction starts with query)")]
+    UnansweredSin(&'static str),
+    /// The presented `ins` (or, for an account known only by `pidk`, `pins`)
+    /// differs from the indexed secret the driver stored for the account
+    /// (TIF 0xC0 plus state, via [`Decision::into_client_failure`]).
+    #[error("ins/pins differs from the indexed secret stored for this account")]
+    IndexedSecretMismatch,
     /// A new association (`ident` of an unknown identity, or identity
     /// replacement) without `suk`/`vuk` (TIF 0xC0).
     #[error("ident of a new association lacks suk/vuk")]
@@ -138,6 +148,11 @@ pub struct Decision {
     /// The IP-match bit, kept to rebuild a failure in
     /// [`Decision::into_transient_failure`].
     pub(super) ip_bit: Tif,
+    /// The state bits the server honestly knew before the command (0x04 when
+    /// the IPs matched; 0x01/0x08 once `ids` verified), kept to rebuild a
+    /// failure in [`Decision::into_client_failure`] (SPEC 3.2, last
+    /// paragraph).
+    pub(super) state: Tif,
 }
 
 impl Decision {
@@ -205,7 +220,33 @@ impl Decision {
             mutation: Mutation::None,
             browser: BrowserOutcome::Unchanged,
             suk: None,
-            sin: None,
+            ask: None,
+            indexed_secrets: None,
+            // `sin` stays: with one configured, every reply carries it.
+            ..self
+        }
+    }
+
+    /// The same request answered as a client failure (TIF 0xC0 with the state
+    /// bits known before the command), nothing changed, for a check the
+    /// driver makes against its own storage after the decision: chiefly
+    /// [`Failure::IndexedSecretMismatch`], when the presented `ins`/`pins`
+    /// ([`Decision::indexed_secrets`]) differs from the secret stored for the
+    /// account.
+    ///
+    /// Why 0xC0: SPEC 3.2 answers malformed parameters and missing or bad
+    /// signatures with it, and a wrong indexed secret is a bad
+    /// client-supplied proof of the same kind. Not 0x60: nothing transient
+    /// went wrong, a retry cannot succeed, and two identical 0x60 replies mean
+    /// "the page expired" to the client (SPEC 3.1). Not 0x100: that bit names
+    /// a nut bound to another identity (SPEC 8.1).
+    pub fn into_client_failure(self, failure: Failure) -> Decision {
+        Decision {
+            tif: Tif::CLIENT_FAILURE | Tif::COMMAND_FAILED | self.state,
+            failure: Some(failure),
+            mutation: Mutation::None,
+            browser: BrowserOutcome::Unchanged,
+            suk: None,
             ask: None,
             indexed_secrets: None,
             ..self

@@ -97,7 +97,38 @@ impl Incoming {
     /// the superseded list (0x200 on `query`, 0x240 otherwise) and the command.
     /// Failure replies report the state bits the server honestly knows: 0x04
     /// when the IPs match, and 0x01/0x08 once `ids` verified.
+    ///
+    /// With a `sin` configured ([`Policy::with_sin`]) every reply carries it,
+    /// and a command that may change state and would succeed fails instead
+    /// (0xC0 plus state) when it answers no `sin`. That check comes last, so
+    /// that every other failure keeps its own TIF: it only stops a command
+    /// that would otherwise change something.
     pub fn decide(
+        self,
+        policy: &Policy,
+        conversation: Option<Conversation>,
+        records: Records,
+        now: u64,
+    ) -> Decision {
+        let decision = self.decide_steps(policy, conversation, records, now);
+        match decision.command {
+            // A state-changing command must answer the sin (see
+            // `Policy::with_sin`): without this, a client that skips the
+            // `query` would never present its indexed secret.
+            Some(command)
+                if policy.sin().is_some()
+                    && command != Command::Query
+                    && decision.is_success()
+                    && decision.indexed_secrets.is_none() =>
+            {
+                decision.into_client_failure(Failure::UnansweredSin(command.as_str()))
+            }
+            _ => decision,
+        }
+    }
+
+    /// [`Incoming::decide`] up to the `sin` rule.
+    fn decide_steps(
         self,
         policy: &Policy,
         conversation: Option<Conversation>,
@@ -138,7 +169,8 @@ impl Incoming {
             mutation: Mutation::None,
             browser: BrowserOutcome::Unchanged,
             suk: None,
-            sin: None,
+            // Every reply carries a configured sin (`Policy::with_sin`).
+            sin: policy.sin().map(str::to_owned),
             ask: None,
             button: None,
             indexed_secrets: None,
@@ -146,6 +178,7 @@ impl Incoming {
             target,
             next,
             ip_bit,
+            state: ip_bit,
         };
 
         let Parsed { body, request } = match parsed {
@@ -179,6 +212,7 @@ impl Incoming {
             }
         }
         let state = known | ip_bit;
+        decision.state = state;
 
         // Step 3 for `urs`: verified whenever sent, with the VUK of the
         // account the command acts on, and required where SPEC 2.2 says so.
@@ -273,7 +307,6 @@ impl Incoming {
             return if request.command() == Command::Query {
                 decision.tif = Tif::IDENTITY_SUPERSEDED | ip_bit;
                 decision.browser = scanned(has_browser);
-                decision.sin = policy.sin().map(str::to_owned);
                 decision
             } else {
                 decision.browser = rejected(has_browser);
@@ -298,7 +331,6 @@ impl Incoming {
                 decision.suk = returned_suk(current, previous, wants_suk);
                 decision.tif = tif;
                 decision.browser = scanned(has_browser);
-                decision.sin = policy.sin().map(str::to_owned);
                 if tif.contains(Tif::CURRENT_ID_MATCH) && !tif.contains(Tif::SQRL_DISABLED) {
                     decision.ask = policy.ask().cloned();
                 }

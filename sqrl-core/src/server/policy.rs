@@ -33,10 +33,24 @@ impl Policy {
         Self::default()
     }
 
-    /// Sends `sin=` (SPEC 3, 4.6) in every reply to a successful `query`; the
-    /// client's next request then carries `ins` (and `pins` with a `pidk`),
-    /// exposed by [`super::Decision::indexed_secrets`]. The index is a literal
-    /// string; it must be non-empty printable ASCII (it travels as one reply line).
+    /// Asks clients for their indexed secret (SPEC 3 `sin`, 4.6).
+    ///
+    /// `sin=` goes out in **every** reply, failures included, so the request
+    /// after any reply (a retry after a transient error too) must carry `ins`,
+    /// and `pins` with a `pidk` (else TIF 0xC0,
+    /// [`super::Failure::MissingIndexedSecret`]). A command that may change
+    /// state (anything but `query`) must also *answer* a `sin`: only the
+    /// first request of a conversation follows no reply, and SPEC 2.2 makes
+    /// that a `query`; so a state-changing command that answers none fails
+    /// with TIF 0xC0 plus the state bits ([`super::Failure::UnansweredSin`]).
+    /// Why: a client that skipped the `query` would otherwise never be asked,
+    /// and could log in without presenting the secret a site checks.
+    ///
+    /// The answers are exposed by [`super::Decision::indexed_secrets`]; a
+    /// driver that keeps them refuses one that differs from what it stored with
+    /// [`super::Decision::into_client_failure`]. The index is a literal
+    /// string; it must be non-empty printable ASCII (it travels as one reply
+    /// line).
     pub fn with_sin(mut self, sin: impl Into<String>) -> Result<Self, MessageError> {
         let sin = sin.into();
         if sin.is_empty() || !sin.bytes().all(|b| b.is_ascii_graphic()) {

@@ -943,8 +943,8 @@ fn sin_requires_ins_and_pins_on_the_next_request() {
     let handled = phone.send(&mut server, Req::new(Command::Ident).without_ins());
     assert_eq!(handled.tif, tif(0xC5));
     assert_eq!(handled.failure, Some(Failure::MissingIndexedSecret("ins")));
-    // The failure reply carries no sin, so the next request needs no ins.
-    assert_eq!(phone.reply().sin(), None);
+    // The failure reply carries the sin too: the next request needs ins.
+    assert_eq!(phone.reply().sin(), Some("0"));
 
     phone.send(&mut server, Req::new(Command::Query));
     let handled = phone.send(&mut server, Req::new(Command::Ident));
@@ -983,6 +983,152 @@ fn sin_requires_ins_and_pins_on_the_next_request() {
     let handled = new.send(&mut server, Req::new(Command::Query).previous());
     let secrets = handled.indexed_secrets.unwrap();
     assert_eq!(secrets.pins, Some(expected_pins));
+}
+
+#[test]
+fn sin_goes_out_on_every_reply_failures_included() {
+    let mut server = server();
+    server.set_policy(Policy::new().with_sin("s1").unwrap());
+    let (mut phone, _) = page(&mut server, 40);
+    let first_target = phone.target();
+    let (_, body) = phone.build(&Req::new(Command::Query));
+    let form = body.to_form();
+    let handled = phone.post(&mut server, &form);
+    assert_eq!(handled.tif, tif(0x04));
+    assert_eq!(phone.reply().sin(), Some("s1"));
+    // A replayed nut (0x60) and a malformed body (0xC0) are answered with it.
+    let replay = server.handle(&first_target, &form, phone.ip);
+    assert_eq!(replay.tif, tif(0x60));
+    assert_eq!(ServerReply::parse(&replay.body).unwrap().sin(), Some("s1"));
+    let handled = phone.post(&mut server, "client=AAAA&server=AAAA&ids=AAAA");
+    assert!(handled.tif.contains(Tif::CLIENT_FAILURE));
+    assert_eq!(phone.reply().sin(), Some("s1"));
+    // So the request after a failure must answer it as well.
+    let handled = phone.send(&mut server, Req::new(Command::Query).without_ins());
+    assert_eq!(handled.tif, tif(0xC4));
+    assert_eq!(handled.failure, Some(Failure::MissingIndexedSecret("ins")));
+    let handled = phone.send(&mut server, Req::new(Command::Ident).lock());
+    assert_eq!(handled.tif, tif(0x05));
+    assert_eq!(handled.indexed_secrets.unwrap().sin, "s1");
+}
+
+#[test]
+fn sin_cannot_be_bypassed_by_skipping_the_query() {
+    let mut server = server();
+    let known = enrol(&mut server, 41);
+    server.set_policy(Policy::new().with_sin("s2").unwrap());
+
+    // A new identity's ident as the first request: nothing created.
+    let (mut phone, attempt) = page(&mut server, 42);
+    let handled = phone.send(&mut server, Req::new(Command::Ident).lock());
+    assert_eq!(handled.tif, tif(0xC4));
+    assert_eq!(handled.failure, Some(Failure::UnansweredSin("ident")));
+    assert_eq!(handled.mutation, Mutation::None);
+    assert_eq!(handled.browser, BrowserOutcome::Unchanged);
+    assert!(server.account(&phone.idk()).is_none());
+    assert_eq!(server.attempt(&attempt), Some(&AttemptState::Pending));
+    // The refusal carries the sin, so the retry on its nut answers it.
+    assert_eq!(phone.reply().sin(), Some("s2"));
+    let handled = phone.send(&mut server, Req::new(Command::Ident).lock());
+    assert_eq!(handled.tif, tif(0x05));
+
+    // A known identity: the state bits are honest (0x01 before the command).
+    let (mut phone, _) = again(&mut server, &known);
+    let handled = phone.send(&mut server, Req::new(Command::Disable));
+    assert_eq!(handled.tif, tif(0xC5));
+    assert_eq!(handled.failure, Some(Failure::UnansweredSin("disable")));
+    assert!(!server.account(&known.idk()).unwrap().disabled);
+    // A first `query` needs no answer: no reply came before it.
+    let (mut phone, _) = again(&mut server, &known);
+    let handled = phone.send(&mut server, Req::new(Command::Query));
+    assert_eq!(handled.tif, tif(0x05));
+    assert!(handled.indexed_secrets.is_none());
+
+    // Without a sin configured nothing is required.
+    server.set_policy(Policy::new());
+    let (mut phone, _) = page(&mut server, 43);
+    let handled = phone.send(&mut server, Req::new(Command::Ident).lock());
+    assert_eq!(handled.tif, tif(0x05));
+}
+
+#[test]
+fn client_failure_conversion_reports_the_state_before_the_command() {
+    let sin = Policy::new().with_sin("s3").unwrap();
+    let decide = |phone: &Phone, req: Req, conversation: Conversation, records: Records| {
+        let (_, body) = phone.build(&req);
+        let target = phone.target();
+        Incoming::parse(&target, &body.to_form(), phone.ip).decide(
+            &sin,
+            Some(conversation),
+            records,
+            0,
+        )
+    };
+    let mut server = server();
+    server.set_policy(sin.clone());
+    let invitation = server.start_login(ip(BROWSER_IP), None);
+    let mut phone = Phone::new(44, &invitation.url, BROWSER_IP);
+    // A query first, so that the ident answers the sin.
+    let (_, body) = phone.build(&Req::new(Command::Query));
+    let target = phone.target();
+    let query = Incoming::parse(&target, &body.to_form(), phone.ip).decide(
+        &sin,
+        Some(invitation.conversation.clone()),
+        Records::default(),
+        0,
+    );
+    let issued = query.finish(Nut::generate(&mut OsRng), None).unwrap();
+    phone.last = Some(issued.reply.clone());
+
+    // A new association: 0x05 after, but 0x04 was the state before it.
+    let created = decide(
+        &phone,
+        Req::new(Command::Ident).lock(),
+        issued.conversation.clone(),
+        Records::default(),
+    );
+    assert_eq!(created.tif(), tif(0x05));
+    assert!(created.indexed_secrets().is_some());
+    let refused = created.into_client_failure(Failure::IndexedSecretMismatch);
+    assert_eq!(refused.tif(), tif(0xC4));
+    assert_eq!(refused.failure(), Some(&Failure::IndexedSecretMismatch));
+    assert_eq!(refused.mutation(), &Mutation::None);
+    assert_eq!(refused.browser(), &BrowserOutcome::Unchanged);
+    assert!(refused.indexed_secrets().is_none());
+    let reply = refused.finish(Nut::generate(&mut OsRng), None).unwrap();
+    assert_eq!(reply.reply.tif(), tif(0xC4));
+    assert_eq!(reply.reply.sin(), Some("s3"));
+    assert_eq!(reply.conversation.sin.as_deref(), Some("s3"));
+    // The browser still waits: the right secret can still log it in.
+    assert!(reply.conversation.browser.is_some());
+
+    // A known, disabled account re-enabled: 0x01 after, 0x09 before. The
+    // SUK the success would return is not sent with the refusal.
+    let (suk, vuk) = RandomLockKey::generate(&mut OsRng)
+        .lock(&phone.iuk.lock_key())
+        .unwrap();
+    let records = Records {
+        current: Some(AccountRecord {
+            suk,
+            vuk,
+            disabled: true,
+            options: AccountOptions::default(),
+        }),
+        ..Records::default()
+    };
+    let enabled = decide(
+        &phone,
+        Req::new(Command::Enable)
+            .options(ClientOptions::SUK)
+            .urs(Urs::Current(suk)),
+        issued.conversation.clone(),
+        records,
+    );
+    assert_eq!(enabled.tif(), tif(0x05));
+    assert!(enabled.suk().is_some());
+    let refused = enabled.into_client_failure(Failure::IndexedSecretMismatch);
+    assert_eq!(refused.tif(), tif(0xCD));
+    assert!(refused.suk().is_none());
 }
 
 #[test]

@@ -310,6 +310,8 @@ impl S4 {
     /// IUK being retired is the one the password block belongs to.
     ///
     /// Returns the new rescue code; show it once. The old code no longer works.
+    /// A client that shows the new code before the EnScrypt work generates it
+    /// itself and calls [`S4::rekey_with_rescue_code`].
     pub fn rekey(
         &mut self,
         rng: &mut impl CryptoRngCore,
@@ -318,6 +320,52 @@ impl S4 {
         options: &CreateOptions,
         progress: &mut ProgressFn<'_>,
     ) -> Result<RescueCode, StorageError> {
+        let retiring = self.retiring(authority, password, options, progress)?;
+        // Drawn in this order (IUK, then code) so that a seeded generator
+        // reproduces earlier output.
+        let new_iuk = IdentityUnlockKey::generate(rng);
+        let new_code = RescueCode::generate(rng);
+        self.write_rekeyed(
+            rng, retiring, &new_iuk, &new_code, password, options, progress,
+        )?;
+        Ok(new_code)
+    }
+
+    /// Rekeys the identity as [`S4::rekey`] does, with the new rescue block
+    /// encrypted under `new_code`: a code the caller generated with
+    /// [`RescueCode::generate`] and has already shown to the user and had
+    /// confirmed, so that a mistyped confirmation costs no EnScrypt run (the
+    /// order of [`S4::create_with_rescue_code`]). The new IUK is random.
+    ///
+    /// `new_code` must come from [`RescueCode::generate`]: a code the user
+    /// picked would not carry the 79 bits of entropy the rescue block relies
+    /// on (SPEC 5.4). On error the identity is unchanged.
+    pub fn rekey_with_rescue_code(
+        &mut self,
+        rng: &mut impl CryptoRngCore,
+        authority: RekeyAuthority<'_>,
+        new_code: &RescueCode,
+        password: &Password,
+        options: &CreateOptions,
+        progress: &mut ProgressFn<'_>,
+    ) -> Result<(), StorageError> {
+        let retiring = self.retiring(authority, password, options, progress)?;
+        let new_iuk = IdentityUnlockKey::generate(rng);
+        self.write_rekeyed(
+            rng, retiring, &new_iuk, new_code, password, options, progress,
+        )
+    }
+
+    /// The checks of a rekey, before anything is generated or written: the
+    /// authority names this identity's current IUK, and `password` is the
+    /// current password when there is a password block.
+    fn retiring(
+        &self,
+        authority: RekeyAuthority<'_>,
+        password: &Password,
+        options: &CreateOptions,
+        progress: &mut ProgressFn<'_>,
+    ) -> Result<Retiring, StorageError> {
         if password.is_empty() {
             return Err(StorageError::EmptyPassword);
         }
@@ -339,33 +387,62 @@ impl S4 {
             .edition
             .checked_add(1)
             .ok_or(StorageError::EditionOverflow)?;
-        let mut retired = Vec::with_capacity(MAX_PREVIOUS_KEYS + 1);
-        retired.push(current_iuk);
-        retired.extend(previous.keys);
-        retired.truncate(MAX_PREVIOUS_KEYS);
+        let mut keys = Vec::with_capacity(MAX_PREVIOUS_KEYS + 1);
+        keys.push(current_iuk);
+        keys.extend(previous.keys);
+        keys.truncate(MAX_PREVIOUS_KEYS);
+        Ok(Retiring {
+            keys,
+            edition,
+            settings,
+        })
+    }
 
-        let new_iuk = IdentityUnlockKey::generate(rng);
-        let new_code = RescueCode::generate(rng);
+    /// Writes blocks 1, 2 and 3 for the new IUK and rescue code.
+    // One private step of two public functions; a parameter struct would only
+    // rename the arguments.
+    #[allow(clippy::too_many_arguments)]
+    fn write_rekeyed(
+        &mut self,
+        rng: &mut impl CryptoRngCore,
+        retiring: Retiring,
+        new_iuk: &IdentityUnlockKey,
+        new_code: &RescueCode,
+        password: &Password,
+        options: &CreateOptions,
+        progress: &mut ProgressFn<'_>,
+    ) -> Result<(), StorageError> {
         let new_imk = new_iuk.master_key();
-        let rescue = RescueBlock::encrypt(rng, &new_code, &new_iuk, options.rescue_cost, progress)?;
+        let rescue = RescueBlock::encrypt(rng, new_code, new_iuk, options.rescue_cost, progress)?;
         let password_block = PasswordBlock::encrypt(
             rng,
             password,
             &new_imk,
             &new_iuk.lock_key(),
-            settings,
+            retiring.settings,
             options.password_cost,
             progress,
         )?;
-        // `retired` always holds the current IUK, so there is a block to write.
-        let previous_block = PreviousKeysBlock::encrypt(&new_imk, edition, &retired)
+        // `retiring.keys` always holds the current IUK, so there is a block to write.
+        let previous_block = PreviousKeysBlock::encrypt(&new_imk, retiring.edition, &retiring.keys)
             .ok_or(StorageError::MissingBlock("previous keys"))?;
 
         self.put_block(Block::Password(password_block));
         self.put_block(Block::Rescue(rescue));
         self.put_block(Block::PreviousKeys(previous_block));
-        Ok(new_code)
+        Ok(())
     }
+}
+
+/// What a rekey retires, once its authority and password are checked.
+struct Retiring {
+    /// The current IUK first, then the previous ones, at most
+    /// [`MAX_PREVIOUS_KEYS`].
+    keys: Vec<IdentityUnlockKey>,
+    /// The edition of the new previous-keys block.
+    edition: u16,
+    /// The password settings to keep.
+    settings: PasswordSettings,
 }
 
 #[cfg(test)]
@@ -643,6 +720,57 @@ mod tests {
             codes.push(new_code);
             iuks.push(new_iuk);
         }
+    }
+
+    #[test]
+    fn rekey_with_a_caller_generated_rescue_code() {
+        let password = Password::from("pw");
+        let (mut s4, old_code) = new_identity("pw");
+        let old_iuk = s4.recover_unlock_key(&old_code, &mut none()).unwrap();
+        let new_code = RescueCode::generate(&mut OsRng);
+        // As the user typed it back (spaces instead of dashes, PITFALLS 17).
+        let typed = RescueCode::parse(&new_code.to_grouped_string().replace('-', " ")).unwrap();
+
+        // A failure (wrong password) leaves the identity unchanged.
+        let before = s4.clone();
+        assert_eq!(
+            s4.rekey_with_rescue_code(
+                &mut OsRng,
+                RekeyAuthority::RescueCode(&old_code),
+                &new_code,
+                &Password::from("wrong"),
+                &fast(),
+                &mut none(),
+            )
+            .unwrap_err(),
+            StorageError::WrongPassword
+        );
+        assert_eq!(s4, before);
+
+        let mut stages = Vec::new();
+        s4.rekey_with_rescue_code(
+            &mut OsRng,
+            RekeyAuthority::RescueCode(&old_code),
+            &new_code,
+            &password,
+            &fast(),
+            &mut |stage, _| stages.push(stage),
+        )
+        .unwrap();
+        assert!(stages.contains(&KdfStage::EncryptRescueCode));
+        let parsed = S4::parse(&s4.to_bytes()).unwrap();
+        assert_eq!(
+            parsed
+                .recover_unlock_key(&old_code, &mut none())
+                .unwrap_err(),
+            StorageError::WrongRescueCode,
+            "the old code is retired"
+        );
+        let unlocked = parsed.verify(&password, &typed, &mut none()).unwrap();
+        let new_iuk = parsed.recover_unlock_key(&new_code, &mut none()).unwrap();
+        assert_ne!(new_iuk, old_iuk, "a new IUK, not one derived from the code");
+        let previous = parsed.previous_unlock_keys(unlocked.master_key()).unwrap();
+        assert_eq!((previous.edition, previous.keys), (1, vec![old_iuk]));
     }
 
     #[test]

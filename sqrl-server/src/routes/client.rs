@@ -11,8 +11,8 @@
 //!    ([`crate::indexed_secret`]) and the next conversation in one
 //!    transaction, provided the records are unchanged (otherwise the reply
 //!    becomes a transient failure, TIF 0x60, and nothing changes) and the
-//!    presented `ins`/`pins` matches the stored one (otherwise TIF 0xC0,
-//!    nothing changes);
+//!    presented `ins`/`pins` matches the stored one (otherwise the core's
+//!    `Decision::into_client_failure`, TIF 0xC0, and nothing changes);
 //! 5. wake the waiting page, send the reply.
 //!
 //! The answer to an `ask` (`btn`, SPEC 3) travels with the login: the chosen
@@ -26,14 +26,11 @@ use axum::extract::{OriginalUri, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use rand_core::OsRng;
-use sqrl_core::msg::{ServerReply, Tif};
-use sqrl_core::server::{
-    BrowserOutcome, Decision, Incoming, Issued, Nut, Records, ServerValueDigest,
-};
+use sqrl_core::server::{BrowserOutcome, Decision, Failure, Incoming, Issued, Nut, Records};
 
 use crate::app::{AppState, ClientIp};
 use crate::error::AppError;
-use crate::indexed_secret::{SecretStep, rejection_tif};
+use crate::indexed_secret::SecretStep;
 use crate::store::{AskAnswer, AttemptUpdate, Step, StepOutcome};
 use crate::token::Token;
 
@@ -74,62 +71,49 @@ pub async fn client(
     // The failure's Display names the check, never a key or secret.
     let mut failure = decision.failure().map(ToString::to_string);
 
-    let outcome = match SecretStep::plan(state.policy.sin(), &decision, &records, lookups.as_ref())
-    {
-        Err(missing) => Outcome::SecretRefused(missing.to_string()),
-        Ok(indexed_secret) => {
-            let answer = ask_answer(&state, &decision);
-            let (update, cps_url) = page_update(&state, &decision, attempt.as_ref(), answer, now);
-            let issued = finish(&state, decision.clone(), cps_url.as_deref(), now)?;
-            // Records matter to the commit only when something is written on
-            // their strength (a mutation or a login).
-            let guarded = !decision.mutation().is_none()
-                || matches!(
-                    update,
-                    AttemptUpdate::LogIn { .. } | AttemptUpdate::ClientSession { .. }
-                );
-            let step = Step {
-                now,
-                lookups: if guarded { lookups } else { None },
-                seen: records.clone(),
-                mutation: decision.mutation().clone(),
-                next_nut: issued.nut.clone(),
-                next: issued.conversation.clone(),
-                attempt: update.clone(),
-                indexed_secret,
-            };
-            match state.store.commit_step(step).await? {
-                StepOutcome::Committed => Outcome::Committed(issued, update),
-                StepOutcome::Conflict => Outcome::Conflict,
-                StepOutcome::IndexedSecretMismatch => Outcome::SecretRefused(
-                    "ins/pins differs from the indexed secret stored for this account".to_owned(),
-                ),
-            }
+    let indexed_secret = SecretStep::plan(&decision, &records, lookups.as_ref());
+    let answer = ask_answer(&state, &decision);
+    let (update, cps_url) = page_update(&state, &decision, attempt.as_ref(), answer, now);
+    let issued = finish(&state, decision.clone(), cps_url.as_deref(), now)?;
+    // Records matter to the commit only when something is written on their
+    // strength (a mutation or a login).
+    let guarded = !decision.mutation().is_none()
+        || matches!(
+            update,
+            AttemptUpdate::LogIn { .. } | AttemptUpdate::ClientSession { .. }
+        );
+    let step = Step {
+        now,
+        lookups: if guarded { lookups } else { None },
+        seen: records.clone(),
+        mutation: decision.mutation().clone(),
+        next_nut: issued.nut.clone(),
+        next: issued.conversation.clone(),
+        attempt: update.clone(),
+        indexed_secret,
+    };
+    // When nothing was written, the reply is the core's failure for the same
+    // request, with a fresh nut whose conversation is stored on its own.
+    let refused = match state.store.commit_step(step).await? {
+        StepOutcome::Committed => None,
+        // A concurrent request changed the account first: the client retries
+        // with the fresh nut (TIF 0x60).
+        StepOutcome::Conflict => Some(decision.into_transient_failure()),
+        // TIF 0xC0 plus the state known before the command.
+        StepOutcome::IndexedSecretMismatch => {
+            Some(decision.into_client_failure(Failure::IndexedSecretMismatch))
         }
     };
-    // When nothing was written, the reply is a failure with a fresh nut
-    // whose conversation is stored on its own.
-    let (issued, update) = match outcome {
-        Outcome::Committed(issued, update) => (issued, update),
-        Outcome::Conflict => {
-            // A concurrent request changed the account first: the client
-            // retries with the fresh nut (TIF 0x60).
-            failure = Some("account changed concurrently".to_owned());
-            let issued = finish(&state, decision.into_transient_failure(), None, now)?;
-            (
-                continue_after_failure(&state, issued).await?,
-                AttemptUpdate::None,
-            )
-        }
-        Outcome::SecretRefused(reason) => {
-            failure = Some(reason);
-            let tif = rejection_tif(&decision, &records);
-            let issued = finish(&state, decision.into_transient_failure(), None, now)?;
-            let issued = reissue(&state, issued, Some(tif))?;
-            (
-                continue_after_failure(&state, issued).await?,
-                AttemptUpdate::None,
-            )
+    let (issued, update) = match refused {
+        None => (issued, update),
+        Some(refused) => {
+            failure = refused.failure().map(ToString::to_string);
+            let issued = finish(&state, refused, None, now)?;
+            state
+                .store
+                .put_conversation(issued.nut.clone(), issued.conversation.clone())
+                .await?;
+            (issued, AttemptUpdate::None)
         }
     };
 
@@ -172,76 +156,7 @@ fn finish(
     if issued.conversation.browser.is_some() {
         issued.conversation.expires_at = now.saturating_add(state.config.nut_lifetime.as_secs());
     }
-    if state.policy.sin().is_some() && issued.reply.sin().is_none() {
-        issued = reissue(state, issued, None)?;
-    }
     Ok(issued)
-}
-
-/// Stores the conversation of a failure reply built after the step was
-/// refused.
-async fn continue_after_failure(state: &AppState, issued: Issued) -> Result<Issued, AppError> {
-    state
-        .store
-        .put_conversation(issued.nut.clone(), issued.conversation.clone())
-        .await?;
-    Ok(issued)
-}
-
-/// What became of a request step.
-// One value per request, moved once: boxing the large variant buys nothing.
-#[allow(clippy::large_enum_variant)]
-enum Outcome {
-    /// Committed: the reply and the page update.
-    Committed(Issued, AttemptUpdate),
-    /// Nothing written: a concurrent request changed the account first.
-    Conflict,
-    /// Nothing written: the indexed secret is missing or wrong
-    /// ([`crate::indexed_secret`]).
-    SecretRefused(String),
-}
-
-/// Rebuilds an issued reply with `tif` in place of its TIF (when given) and
-/// with the configured `sin`, and points its conversation at the new body.
-///
-/// `sqrl_core::server` sends `sin` only in replies to a successful `query`;
-/// this service sends it in every reply, so that the request after *any*
-/// reply (a retry after a transient error included) must answer it and a
-/// client cannot log in without presenting its indexed secret (SPEC 3 `sin`:
-/// "the next client request (any command) must include `ins`").
-fn reissue(state: &AppState, issued: Issued, tif: Option<Tif>) -> Result<Issued, AppError> {
-    let old = &issued.reply;
-    let mut builder = ServerReply::builder(old.nut(), tif.unwrap_or(old.tif()), old.qry())
-        .version(old.version().clone());
-    if let Some(url) = old.url() {
-        builder = builder.url(url);
-    }
-    if let Some(can) = old.can() {
-        builder = builder.can(can);
-    }
-    if let Some(sin) = state.policy.sin().or(old.sin()) {
-        builder = builder.sin(sin);
-    }
-    if let Some(suk) = old.suk() {
-        builder = builder.suk(*suk);
-    }
-    if let Some(ask) = old.ask() {
-        builder = builder.ask(ask.clone());
-    }
-    for (name, value) in old.extra() {
-        builder = builder.extra(name, value);
-    }
-    let reply = builder
-        .build()
-        .map_err(|error| AppError::Internal(format!("building reply: {error}")))?;
-    let mut conversation = issued.conversation;
-    conversation.expected_server = vec![ServerValueDigest::of(reply.as_str())];
-    conversation.sin = reply.sin().map(str::to_owned);
-    Ok(Issued {
-        nut: issued.nut,
-        reply,
-        conversation,
-    })
 }
 
 /// The user's answer to the `ask` of the previous reply, with the chosen

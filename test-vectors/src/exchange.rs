@@ -160,24 +160,20 @@ pub fn run(scenario: &str, seed: [u8; 32]) -> Result<Vec<Step>, String> {
     };
     let site = sqrl_core::url::SiteKeyString::new("sqrl.example.com");
 
+    let log_in = |recorder: &mut Recorder<'_>, rng: &mut SeededStream| {
+        let queried = recorder.query(site_of(&first, &site), Vec::new())?;
+        let started = queried
+            .ident(&first.lock_key(), rng)
+            .map_err(|e| e.to_string())?;
+        recorder.command(started)
+    };
+
     // Every scenario starts with a first login that creates the association.
-    let queried = recorder.query(site_of(&first, &site), Vec::new())?;
-    recorder.command(
-        queried
-            .ident(&first.lock_key(), &mut rng)
-            .map_err(|e| e.to_string())?,
-    )?;
+    log_in(&mut recorder, &mut rng)?;
 
     match scenario {
         "new-user" => {}
-        "returning-user" => {
-            let queried = recorder.query(site_of(&first, &site), Vec::new())?;
-            recorder.command(
-                queried
-                    .ident(&first.lock_key(), &mut rng)
-                    .map_err(|e| e.to_string())?,
-            )?;
-        }
+        "returning-user" => log_in(&mut recorder, &mut rng)?,
         "replace-previous" => {
             let second = IdentityUnlockKey::generate(&mut rng);
             let queried = recorder.query(site_of(&second, &site), vec![site_of(&first, &site)])?;

@@ -38,6 +38,12 @@ pub enum Base64Error {
     },
 }
 
+/// Whether `byte` belongs to the base64url alphabet (`A-Z a-z 0-9 - _`): the
+/// characters a nut or an encoded field may hold.
+pub fn is_alphabet(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_'
+}
+
 /// Encodes bytes as base64url without padding.
 pub fn encode(bytes: impl AsRef<[u8]>) -> String {
     UNPADDED.encode(bytes)

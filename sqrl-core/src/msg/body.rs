@@ -251,9 +251,7 @@ fn check_value(name: &'static str, value: &str, max: usize) -> Result<(), Messag
     let body = value.trim_end_matches('=');
     let valid = !body.is_empty()
         && value.len() - body.len() <= 2
-        && body
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        && body.bytes().all(crate::base64url::is_alphabet);
     if valid {
         Ok(())
     } else {

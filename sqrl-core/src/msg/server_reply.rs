@@ -290,9 +290,7 @@ impl ServerReplyBuilder {
 fn check_nut(nut: &str) -> Result<(), MessageError> {
     let valid = !nut.is_empty()
         && nut.len() <= MAX_NUT_LEN
-        && nut
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        && nut.bytes().all(crate::base64url::is_alphabet);
     if valid {
         Ok(())
     } else {

@@ -42,10 +42,7 @@ impl Nut {
         if text.is_empty() || text.len() > MAX_NUT_LEN {
             return Err(NutError::Length);
         }
-        if !text
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        {
+        if !text.bytes().all(crate::base64url::is_alphabet) {
             return Err(NutError::Character);
         }
         Ok(Self(text.to_owned()))

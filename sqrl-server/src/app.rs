@@ -67,6 +67,8 @@ pub struct Shared {
     pub limiter: Option<RateLimiter>,
     /// The clock.
     pub clock: Clock,
+    /// The `Strict-Transport-Security` value, when the origin is https.
+    pub hsts: Option<HeaderValue>,
     /// Flips to `true` when the server shuts down (ends live streams).
     pub shutdown: watch::Receiver<bool>,
 }
@@ -118,6 +120,10 @@ impl AppState {
             policy = policy.with_ask(question);
         }
         let limiter = config.rate_limit.map(RateLimiter::new);
+        let hsts = (origin.is_secure() && !config.hsts_max_age.is_zero()).then(|| {
+            HeaderValue::from_str(&format!("max-age={}", config.hsts_max_age.as_secs()))
+                .unwrap_or(HeaderValue::from_static("max-age=31536000"))
+        });
         Ok(Self {
             inner: Arc::new(Shared {
                 config,
@@ -129,6 +135,7 @@ impl AppState {
                 metrics: Metrics::default(),
                 limiter,
                 clock,
+                hsts,
                 shutdown,
             }),
         })
@@ -219,7 +226,21 @@ async fn front_door(State(state): State<AppState>, mut request: Request, next: N
     let ip = net::client_ip(peer, request.headers(), &state.config.trusted_proxies);
     request.extensions_mut().insert(ClientIp(ip));
 
-    let exempt = matches!(request.uri().path(), "/healthz" | "/metrics");
+    // Health checks come from load balancers that address the instance, not
+    // the public name.
+    let exempt = request.uri().path() == "/healthz";
+    if !exempt && !host_is_ours(&state, &request) {
+        state.metrics.refused("misdirected");
+        return (
+            StatusCode::MISDIRECTED_REQUEST,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            format!(
+                "this service answers only for {}\n",
+                state.origin.http_origin()
+            ),
+        )
+            .into_response();
+    }
     if let Some(limiter) = &state.limiter {
         if !exempt && !limiter.check(net::rate_limit_key(ip), Instant::now()) {
             state.metrics.rate_limited();
@@ -254,5 +275,23 @@ async fn front_door(State(state): State<AppState>, mut request: Request, next: N
     headers
         .entry(header::CACHE_CONTROL)
         .or_insert(HeaderValue::from_static("no-store"));
+    if let Some(hsts) = &state.hsts {
+        headers.insert(header::STRICT_TRANSPORT_SECURITY, hsts.clone());
+    }
     response
+}
+
+/// Whether the request is addressed to the public origin (`Host`, or the
+/// authority of an absolute request target). Anything else is a DNS
+/// rebinding page or a misrouted request: a page served under a foreign name
+/// would start logins "from" the victim's own address.
+fn host_is_ours(state: &AppState, request: &Request) -> bool {
+    let host = match request.uri().authority() {
+        Some(authority) => Some(authority.as_str()),
+        None => request
+            .headers()
+            .get(header::HOST)
+            .and_then(|value| value.to_str().ok()),
+    };
+    host.is_some_and(|host| state.origin.matches_host(host))
 }

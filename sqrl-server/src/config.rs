@@ -105,9 +105,23 @@ pub struct Cli {
     #[arg(long, env = "SQRL_ATTEMPT_LIFETIME")]
     pub attempt_lifetime: Option<u64>,
 
-    /// Seconds a browser session lasts.
+    /// Seconds a browser session lasts at most, however active [default: 7 days].
     #[arg(long, env = "SQRL_SESSION_LIFETIME")]
     pub session_lifetime: Option<u64>,
+
+    /// Seconds a browser session survives unused [default: 24 hours].
+    #[arg(long, env = "SQRL_SESSION_IDLE_TIMEOUT")]
+    pub session_idle_timeout: Option<u64>,
+
+    /// Whether replacing an identity (rekey) ends the account's sessions
+    /// [default: true]. Disabling SQRL login always does.
+    #[arg(long, env = "SQRL_REVOKE_SESSIONS_ON_REKEY")]
+    pub revoke_sessions_on_rekey: Option<bool>,
+
+    /// `max-age` of the Strict-Transport-Security header sent when the public
+    /// origin is https:// (0 sends none) [default: one year].
+    #[arg(long, env = "SQRL_HSTS_MAX_AGE")]
+    pub hsts_max_age: Option<u64>,
 
     /// Bearer token of the operator API (`/api/...`); the API is off without it.
     #[arg(long, env = "SQRL_OPERATOR_TOKEN", hide_env_values = true)]
@@ -166,6 +180,12 @@ pub struct FileConfig {
     pub attempt_lifetime: Option<u64>,
     /// See [`Cli::session_lifetime`].
     pub session_lifetime: Option<u64>,
+    /// See [`Cli::session_idle_timeout`].
+    pub session_idle_timeout: Option<u64>,
+    /// See [`Cli::revoke_sessions_on_rekey`].
+    pub revoke_sessions_on_rekey: Option<bool>,
+    /// See [`Cli::hsts_max_age`].
+    pub hsts_max_age: Option<u64>,
     /// See [`Cli::operator_token`].
     pub operator_token: Option<OperatorToken>,
     /// See [`Cli::ask`].
@@ -307,6 +327,45 @@ impl PublicOrigin {
     pub fn is_secure(&self) -> bool {
         self.scheme == PublicScheme::Https
     }
+
+    /// Whether a request's `Host` (or `:authority`) names this origin: the
+    /// same host, case-insensitively, and the same port, where an absent port
+    /// is the scheme's default.
+    pub fn matches_host(&self, host: &str) -> bool {
+        let default_port = match self.scheme {
+            PublicScheme::Http => "80",
+            PublicScheme::Https => "443",
+        };
+        match (
+            split_authority(&self.authority, default_port),
+            split_authority(host, default_port),
+        ) {
+            (Some((ours, our_port)), Some((theirs, their_port))) => {
+                ours.eq_ignore_ascii_case(theirs) && our_port == their_port
+            }
+            _ => false,
+        }
+    }
+}
+
+/// `host[:port]` or `[v6]:port` into host and port (the default when absent).
+/// `None` for a malformed authority.
+fn split_authority<'a>(authority: &'a str, default_port: &'a str) -> Option<(&'a str, &'a str)> {
+    let (host, port) = if let Some(rest) = authority.strip_prefix('[') {
+        let (host, after) = rest.split_once(']')?;
+        match after {
+            "" => (host, None),
+            _ => (host, Some(after.strip_prefix(':')?)),
+        }
+    } else {
+        match authority.split_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (authority, None),
+        }
+    };
+    let port = port.unwrap_or(default_port);
+    let valid = !host.is_empty() && !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit());
+    valid.then_some((host, port))
 }
 
 /// The `ask` shown by the identity client (SPEC 3, `ask=`).
@@ -413,8 +472,14 @@ pub struct Config {
     pub attempt_lifetime: Duration,
     /// How often an open login page gets a fresh nut (at most every 60 s).
     pub nut_rotation: Duration,
-    /// Lifetime of a browser session.
+    /// Absolute lifetime of a browser session.
     pub session_lifetime: Duration,
+    /// How long a browser session survives unused.
+    pub session_idle_timeout: Duration,
+    /// Whether identity replacement (rekey) ends the account's sessions.
+    pub revoke_sessions_on_rekey: bool,
+    /// `Strict-Transport-Security: max-age` over https (zero: no header).
+    pub hsts_max_age: Duration,
     /// Lifetime of a single-use login URL (CPS `url=`, collect link).
     pub login_token_lifetime: Duration,
     /// Operator API bearer token; `None` turns the API off.
@@ -434,6 +499,9 @@ pub struct Config {
 /// Longest a login attempt may live (issue 3: an attempt expires within 10 minutes).
 pub const MAX_ATTEMPT_LIFETIME: Duration = Duration::from_secs(600);
 
+/// Shortest idle timeout of a session (its last use is recorded once a minute).
+pub const MIN_SESSION_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+
 /// Longest a page may show the same nut (issue 3: rotate at least every 60 s).
 pub const MAX_NUT_ROTATION: Duration = Duration::from_secs(60);
 
@@ -452,7 +520,10 @@ impl Default for Config {
             nut_lifetime: Duration::from_secs(120),
             attempt_lifetime: MAX_ATTEMPT_LIFETIME,
             nut_rotation: Duration::from_secs(50),
-            session_lifetime: Duration::from_secs(30 * 24 * 3600),
+            session_lifetime: Duration::from_secs(7 * 24 * 3600),
+            session_idle_timeout: Duration::from_secs(24 * 3600),
+            revoke_sessions_on_rekey: true,
+            hsts_max_age: Duration::from_secs(365 * 24 * 3600),
             login_token_lifetime: Duration::from_secs(60),
             operator_token: None,
             ask: None,
@@ -559,6 +630,20 @@ impl Config {
         if session_lifetime < Duration::from_secs(60) {
             return Err(invalid("session-lifetime", "must be at least 60 seconds"));
         }
+        let session_idle_timeout = secs(cli.session_idle_timeout.or(file.session_idle_timeout))
+            .unwrap_or(defaults.session_idle_timeout)
+            .min(session_lifetime);
+        // The last use of a session is recorded once a minute: a shorter
+        // idle timeout would end sessions in active use.
+        if session_idle_timeout < MIN_SESSION_IDLE_TIMEOUT {
+            return Err(invalid(
+                "session-idle-timeout",
+                format!(
+                    "must be at least {} seconds",
+                    MIN_SESSION_IDLE_TIMEOUT.as_secs()
+                ),
+            ));
+        }
 
         let operator_token = cli.operator_token.or(file.operator_token);
         if let Some(token) = &operator_token {
@@ -628,6 +713,13 @@ impl Config {
                 .min(nut_lifetime)
                 .min(MAX_NUT_ROTATION),
             session_lifetime,
+            session_idle_timeout,
+            revoke_sessions_on_rekey: cli
+                .revoke_sessions_on_rekey
+                .or(file.revoke_sessions_on_rekey)
+                .unwrap_or(defaults.revoke_sessions_on_rekey),
+            hsts_max_age: secs(cli.hsts_max_age.or(file.hsts_max_age))
+                .unwrap_or(defaults.hsts_max_age),
             login_token_lifetime: defaults.login_token_lifetime,
             operator_token,
             ask,
@@ -678,6 +770,26 @@ mod tests {
         assert!(PublicOrigin::parse("ftp://x").is_err());
         assert!(PublicOrigin::parse("https://a/b").is_err());
         assert!(PublicOrigin::parse("https://u:p@a").is_err());
+    }
+
+    #[test]
+    fn host_matches_origin_with_default_ports() {
+        let https = PublicOrigin::parse("https://Login.Example.com").unwrap();
+        assert!(https.matches_host("login.example.com"));
+        assert!(https.matches_host("LOGIN.example.com:443"));
+        assert!(!https.matches_host("login.example.com:8443"));
+        assert!(!https.matches_host("evil.example"));
+        assert!(!https.matches_host("login.example.com.evil.example"));
+        assert!(!https.matches_host(""));
+        assert!(!https.matches_host("login.example.com:"));
+        let http = PublicOrigin::parse("http://127.0.0.1:8080").unwrap();
+        assert!(http.matches_host("127.0.0.1:8080"));
+        assert!(!http.matches_host("127.0.0.1"));
+        assert!(!http.matches_host("localhost:8080"));
+        let v6 = PublicOrigin::parse("http://[::1]:8080").unwrap();
+        assert!(v6.matches_host("[::1]:8080"));
+        assert!(!v6.matches_host("[::1]"));
+        assert!(!v6.matches_host("[::1]x8080"));
     }
 
     #[test]

@@ -19,6 +19,7 @@
 #![deny(missing_docs)]
 
 pub mod app;
+pub mod browser;
 pub mod clock;
 pub mod config;
 pub mod error;

@@ -46,6 +46,8 @@ struct Inner {
     notify_latency: Histogram,
     /// `sqrl_rate_limited_total`.
     rate_limited: u64,
+    /// `sqrl_requests_refused_total{reason}`.
+    refused: BTreeMap<&'static str, u64>,
 }
 
 /// The service's metrics registry.
@@ -103,6 +105,15 @@ impl Metrics {
         self.with(|inner| inner.rate_limited += 1);
     }
 
+    /// Counts one request refused by a defence other than the rate limit:
+    /// `misdirected` (a `Host` that is not the public origin),
+    /// `cross-site-post` (a form post from another site), `other-browser`
+    /// (a same-device sign-in link opened in a browser that did not start the
+    /// login).
+    pub fn refused(&self, reason: &'static str) {
+        self.with(|inner| *inner.refused.entry(reason).or_default() += 1);
+    }
+
     /// The text exposition format.
     pub fn render(&self) -> String {
         self.with(|inner| {
@@ -155,6 +166,17 @@ impl Metrics {
                  # TYPE sqrl_rate_limited_total counter\nsqrl_rate_limited_total {}",
                 inner.rate_limited
             );
+            let _ = writeln!(
+                out,
+                "# HELP sqrl_requests_refused_total Requests refused by a defence, by reason.\n\
+                 # TYPE sqrl_requests_refused_total counter"
+            );
+            for (reason, count) in &inner.refused {
+                let _ = writeln!(
+                    out,
+                    "sqrl_requests_refused_total{{reason=\"{reason}\"}} {count}"
+                );
+            }
             let _ = writeln!(
                 out,
                 "# HELP sqrl_client_request_seconds Time to answer a SQRL client request.\n\

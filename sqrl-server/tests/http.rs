@@ -150,7 +150,7 @@ async fn someone_who_only_sees_the_code_cannot_collect_the_login() {
 async fn same_device_cps_login_hands_the_browser_a_single_use_link() {
     let h = Harness::start().await;
     let WaitingPage {
-        browser: page_browser,
+        browser: mut page_browser,
         page,
         mut events,
     } = h.waiting_page().await;
@@ -175,8 +175,10 @@ async fn same_device_cps_login_hands_the_browser_a_single_use_link() {
     assert_eq!(response.status(), StatusCode::GONE);
     assert_eq!(response.text().await.unwrap(), "", "no URL for the page");
 
-    // The client's redirect brings the browser to the link.
-    let mut redirected = h.browser();
+    // Opened in any other browser, the link is refused and not spent.
+    assert_eq!(h.browser().collect(&url).await.0, StatusCode::FORBIDDEN);
+    // The client's redirect brings the page's own browser to the link.
+    let redirected = &mut page_browser;
     let (status, location) = redirected.collect(&url).await;
     assert_eq!(status, StatusCode::SEE_OTHER);
     assert_eq!(location.as_deref(), Some("/account"));
@@ -194,12 +196,13 @@ async fn same_device_cps_login_hands_the_browser_a_single_use_link() {
 async fn cps_link_expires_quickly() {
     let h = Harness::start().await;
     let id = Identity::new();
-    let mut conversation = h.conversation().await;
+    let mut browser = h.browser();
+    let mut conversation = SqrlConversation::new(&h.http, &browser.mint_url().await);
     conversation.query(&id, O::CPS).await;
     let reply = conversation.ident(&id, O::CPS, true).await;
     let url = reply.url().unwrap().to_owned();
     h.server.clock().advance(61);
-    assert_eq!(h.browser().collect(&url).await.0, StatusCode::GONE);
+    assert_eq!(browser.collect(&url).await.0, StatusCode::GONE);
     assert_eq!(h.count("SELECT count(*) FROM sessions"), 0);
 }
 
@@ -289,10 +292,11 @@ async fn rekey_replaces_the_identity_and_retires_the_old_one() {
         .suk()
         .expect("suk on a previous-identity match (PITFALLS 24)");
 
-    // Without urs the replacement is refused, nothing changes.
+    // Without urs the replacement is refused, nothing changes; the failure
+    // still reports the previous identity it knows (0x02, SPEC 3.2).
     let replace = Request::ident(&new).previous(&old).new_lock();
     let before = h.snapshot();
-    assert_tif(&c.run(replace.clone()).await, 0xC4);
+    assert_tif(&c.run(replace.clone()).await, 0xC6);
     assert_eq!(h.snapshot(), before);
 
     let mut c = h.conversation().await;
@@ -398,16 +402,14 @@ async fn ask_buttons_steer_the_browser_and_are_kept_in_the_history() {
     assert_eq!(second.collect(&link).await.1.as_deref(), Some("/account"));
 
     // Same device (CPS): the single-use link leads to the chosen URL too.
-    let mut c = h.conversation().await;
+    let mut third = h.browser();
+    let mut c = SqrlConversation::new(&h.http, &third.mint_url().await);
     assert_tif(&c.query(&id, O::CPS).await, 0x05);
     let reply = c
         .run(Request::ident(&id).options(O::CPS).button(button("1")))
         .await;
     let url = reply.url().expect("url= with cps").to_owned();
-    assert_eq!(
-        h.browser().collect(&url).await.1.as_deref(),
-        Some("/welcome")
-    );
+    assert_eq!(third.collect(&url).await.1.as_deref(), Some("/welcome"));
 
     // Each login's answer is in the history, and on the account page.
     let yes = (Some(1), Some("Yes".to_owned()), Some("/welcome".to_owned()));
@@ -576,7 +578,7 @@ async fn rekey_carries_the_indexed_secret_forward_with_pins() {
         .urs(&old, old_suk);
     let before = h.snapshot();
     let reply = c.run(replace.clone().secrets(Secrets::Of(&stranger))).await;
-    assert_tif(&reply, 0xC4);
+    assert_tif(&reply, 0xC6); // 0x02: the previous identity is known
     assert_eq!(h.snapshot(), before);
     // With the right pins (and the fresh nut of the refusal) it goes through,
     // and the account now holds the new identity's secret.
@@ -1051,6 +1053,31 @@ async fn account_page_sessions_revoke_and_logout() {
         .await
         .unwrap();
     assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    // The browser's own word decides when it gives it: a same-origin post
+    // from a page sent with `Referrer-Policy: no-referrer` carries
+    // `Origin: null` (the real browser test clicks the buttons too) ...
+    for (site, origin, expected) in [
+        ("cross-site", h.base(), StatusCode::FORBIDDEN),
+        ("same-site", h.base(), StatusCode::FORBIDDEN),
+        ("same-origin", "null".to_owned(), StatusCode::SEE_OTHER),
+    ] {
+        let missing = format!("/account/sessions/{}/revoke", desktop_session + 1000);
+        let status = laptop
+            .request(Method::POST, &missing)
+            .header("sec-fetch-site", site)
+            .header("origin", origin)
+            .send()
+            .await
+            .unwrap()
+            .status();
+        // Allowed posts reach the handler: 404 for a session that is not there.
+        let reached = status == StatusCode::NOT_FOUND;
+        assert_eq!(
+            reached,
+            expected == StatusCode::SEE_OTHER,
+            "{site}: {status}"
+        );
+    }
     let revoked = laptop.post(&revoke_desktop).await;
     assert_eq!(revoked.status(), StatusCode::SEE_OTHER);
     assert_eq!(
@@ -1100,7 +1127,10 @@ async fn data_survives_a_restart() {
 
 #[tokio::test]
 async fn health_metrics_and_headers() {
-    let h = Harness::start().await;
+    let h = Harness::start_with(|config| {
+        config.operator_token = Some(sqrl_server::config::OperatorToken::new(OPERATOR_TOKEN));
+    })
+    .await;
     assert_eq!(h.get("/healthz").await.status(), StatusCode::OK);
     let id = Identity::new();
     h.associate(&id).await;
@@ -1108,7 +1138,9 @@ async fn health_metrics_and_headers() {
     c.server = "tampered".into();
     c.query(&id, NONE).await;
     let _ = h.logged_in_browser(&id, "Metrics/1.0").await;
-    let metrics = h.get("/metrics").await.text().await.unwrap();
+    // Metrics are the operator's: they tell which defence an attacker hits.
+    assert_eq!(h.get("/metrics").await.status(), StatusCode::UNAUTHORIZED);
+    let metrics = text(h.http.get(h.url("/metrics")).bearer_auth(OPERATOR_TOKEN)).await;
     for expected in [
         "sqrl_client_requests_total{command=\"query\",tif=\"4\"} 1",
         "sqrl_client_failures_total{tif=\"65\"} 1",
@@ -1130,7 +1162,7 @@ async fn health_metrics_and_headers() {
     let cookie = headers["set-cookie"].to_str().unwrap();
     assert!(
         cookie.contains("HttpOnly")
-            && cookie.contains("SameSite=Strict")
+            && cookie.contains("SameSite=Lax")
             && !cookie.contains("Secure")
     );
     let script = h.get("/static/login.js").await.text().await.unwrap();

@@ -22,12 +22,17 @@ fn cookies(reply: &crate::real_site::Reply) -> String {
 
 /// Follows a single-use login URL as the browser and checks the account page.
 fn browser_completes(site: &RealSite, agent: &ureq::Agent, url: &str) {
+    browser_completes_as(site, agent, url, &[]);
+}
+
+/// The same, for a browser sending `headers` (the cookie of its login page).
+fn browser_completes_as(site: &RealSite, agent: &ureq::Agent, url: &str, headers: &[(&str, &str)]) {
     let url = if url.starts_with('/') {
         format!("{}{url}", site.base())
     } else {
         url.to_owned()
     };
-    let complete = get(agent, &url, &[]);
+    let complete = get(agent, &url, headers);
     assert!(
         matches!(complete.status, 302 | 303),
         "{} {}",
@@ -187,7 +192,10 @@ fn cps_through_the_agent_with_the_real_server() {
     assert_eq!(status, 302);
     let location = header(&headers, "location").unwrap().to_owned();
     assert!(location.starts_with(&site.base()), "{location}");
-    browser_completes(&site, &web, &location);
+    // Only the browser that opened the page (its cookie) can use the link.
+    let elsewhere = get(&web, &location, &[]);
+    assert_eq!(elsewhere.status, 403, "{}", elsewhere.text());
+    browser_completes_as(&site, &web, &location, &[("Cookie", &page.cookie())]);
     // The page's own login was abandoned in favour of the client's.
     assert_ne!(site.poll(&web, &page).0, "confirmed");
     agent.finish();

@@ -27,6 +27,14 @@ pub struct Page {
     pub link: String,
 }
 
+impl Page {
+    /// The `Cookie` header of the browser that opened the page: the
+    /// attempt's secret, which a same-device sign-in link is redeemed with.
+    pub fn cookie(&self) -> String {
+        format!("sqrl_pag_{}={}", self.nut, self.pag)
+    }
+}
+
 /// A response: status, headers (lower-case names), body.
 pub struct Reply {
     pub status: u16,

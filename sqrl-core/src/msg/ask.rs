@@ -79,6 +79,16 @@ impl Ask {
         Ok(self)
     }
 
+    /// The same question with `text` as its first paragraph.
+    pub fn with_preface(mut self, text: &str) -> Self {
+        self.message = if self.message.is_empty() {
+            text.to_owned()
+        } else {
+            format!("{text}\n\n{}", self.message)
+        };
+        self
+    }
+
     /// The message as sent. Render it as plain text ([`plain_text`]).
     pub fn message(&self) -> &str {
         &self.message

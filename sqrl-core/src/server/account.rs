@@ -134,4 +134,36 @@ impl Mutation {
     pub fn is_none(&self) -> bool {
         matches!(self, Mutation::None)
     }
+
+    /// The identity key the account is stored under once the change is
+    /// applied (for [`Mutation::Remove`], the key whose association goes).
+    pub fn idk(&self) -> Option<&IdentityKey> {
+        match self {
+            Mutation::None => None,
+            Mutation::Create { idk, .. }
+            | Mutation::Replace { idk, .. }
+            | Mutation::SetOptions { idk, .. }
+            | Mutation::Disable { idk, .. }
+            | Mutation::Enable { idk, .. }
+            | Mutation::Remove { idk } => Some(idk),
+        }
+    }
+
+    /// Whether the account's browser sessions must end with this change, in
+    /// the same transaction.
+    ///
+    /// `disable` always: a user stops SQRL logins when the identity may be in
+    /// someone else's hands, and sessions it opened must not outlive that.
+    /// Identity replacement (rekey) when the site chooses (`on_rekey`): the
+    /// old identity is retired for the same reason, but the browser being
+    /// logged in by the replacing `ident` gets its session afterwards either
+    /// way. Never `remove`: SPEC 2.2 keeps the browser session so that a new
+    /// identity can be associated.
+    pub fn ends_sessions(&self, on_rekey: bool) -> bool {
+        match self {
+            Mutation::Disable { .. } => true,
+            Mutation::Replace { .. } => on_rekey,
+            _ => false,
+        }
+    }
 }

@@ -208,6 +208,34 @@ impl Decision {
         self.suk.as_ref()
     }
 
+    /// Tells the person at the device which browser this login would sign
+    /// in, when the device is not on that browser's network (TIF 0x04 clear):
+    /// `notice` (the driver's description of the waiting browser: its
+    /// address, kind, how long ago its page opened) becomes the first
+    /// paragraph of the reply's `ask`, or the whole question when the site
+    /// asks none. A code relayed from an attacker's screen (QRLJacking) then
+    /// names a browser the victim does not recognise, before they confirm.
+    ///
+    /// Only where SPEC 3 allows an `ask`: a successful `query` of a known,
+    /// enabled identity with a page waiting. Returns whether the notice was
+    /// added.
+    pub fn describe_waiting_browser(&mut self, notice: &str) -> bool {
+        let eligible = self.command == Some(Command::Query)
+            && self.is_success()
+            && matches!(self.browser, BrowserOutcome::Scanned)
+            && self.tif.contains(Tif::CURRENT_ID_MATCH)
+            && !self.tif.contains(Tif::SQRL_DISABLED)
+            && !self.tif.contains(Tif::IP_MATCHED);
+        if !eligible {
+            return false;
+        }
+        self.ask = Some(match self.ask.take() {
+            Some(ask) => ask.with_preface(notice),
+            None => Ask::new(notice),
+        });
+        true
+    }
+
     /// The same request answered as a transient failure (TIF 0x60 with the
     /// state bits already known), nothing changed: for a driver that could
     /// not apply [`Decision::mutation`] (a concurrent request won a race). The

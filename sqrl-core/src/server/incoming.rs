@@ -211,6 +211,16 @@ impl Incoming {
                 known |= Tif::SQRL_DISABLED;
             }
         }
+        // What is known of a previous identity is state too, so failure
+        // replies report it (SPEC 3.2: every bit the server honestly knows).
+        // Success replies describe the state after processing and set it
+        // themselves: a replacing `ident` answers without 0x02.
+        if let Some(account) = previous {
+            known |= Tif::PREVIOUS_ID_MATCH;
+            if account.disabled {
+                known |= Tif::SQRL_DISABLED;
+            }
+        }
         let state = known | ip_bit;
         decision.state = state;
 
@@ -321,13 +331,7 @@ impl Incoming {
         match request.command() {
             Command::Query => {
                 // PITFALLS 28: a query never changes anything.
-                let mut tif = state;
-                if let Some(account) = previous {
-                    tif |= Tif::PREVIOUS_ID_MATCH;
-                    if account.disabled {
-                        tif |= Tif::SQRL_DISABLED;
-                    }
-                }
+                let tif = state;
                 decision.suk = returned_suk(current, previous, wants_suk);
                 decision.tif = tif;
                 decision.browser = scanned(has_browser);
@@ -337,22 +341,22 @@ impl Incoming {
                 decision
             }
             Command::Ident => {
-                if !has_browser && !options.contains(ClientOptions::CPS) {
+                if !has_browser {
                     // The conversation was continued from an unknown or expired
                     // nut, so no page waits for it: confirming would tell the user
                     // they are logged in while no browser is. Answer transient
                     // again; the client's second identical transient error tells
-                    // the user the page expired (SPEC 3.1 notes). A CPS ident is
-                    // fine: the client itself carries the session to the browser.
+                    // the user the page expired (SPEC 3.1 notes). CPS too: a
+                    // session link minted for no page could be handed to any
+                    // browser (login CSRF), so a CPS login also needs the page
+                    // whose browser will redeem it.
                     let tif = Tif::TRANSIENT_ERROR | Tif::COMMAND_FAILED | state;
                     return fail(decision, tif, Failure::NoWaitingPage);
                 }
                 let login = if options.contains(ClientOptions::CPS) {
                     BrowserOutcome::ClientProvidedSession { idk }
-                } else if has_browser {
-                    BrowserOutcome::LogIn { idk }
                 } else {
-                    BrowserOutcome::Unchanged
+                    BrowserOutcome::LogIn { idk }
                 };
                 if let Some(account) = current {
                     if account.disabled {
@@ -402,7 +406,7 @@ impl Incoming {
                 }
                 // TIF is the state after processing: the identity is now
                 // known (PITFALLS 7).
-                decision.tif = Tif::CURRENT_ID_MATCH | state;
+                decision.tif = Tif::CURRENT_ID_MATCH | ip_bit;
                 if wants_suk {
                     decision.suk = Some(suk);
                 }

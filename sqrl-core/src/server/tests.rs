@@ -426,12 +426,15 @@ fn expired_nut_is_a_transient_error_and_the_retry_cannot_confirm_a_login() {
     assert!(server.account(&phone.idk()).is_none());
     assert_eq!(server.attempt(&attempt), Some(&AttemptState::Pending));
 
-    // Same-device (CPS) still works: the client carries the session itself.
+    // Nor can a same-device (CPS) ident: a session link minted for no page
+    // could be handed to any browser (login CSRF).
     let cps = ClientOptions::NOIPTEST | ClientOptions::CPS;
     phone.send(&mut server, Req::new(Command::Query).options(cps));
     let handled = phone.send(&mut server, Req::new(Command::Ident).options(cps).lock());
-    assert_eq!(handled.tif, tif(0x01));
-    assert!(handled.cps_url.is_some());
+    assert_eq!(handled.tif, tif(0x60));
+    assert_eq!(handled.failure, Some(Failure::NoWaitingPage));
+    assert!(handled.cps_url.is_none());
+    assert!(server.account(&phone.idk()).is_none());
 }
 
 #[test]
@@ -572,7 +575,11 @@ fn bad_ids_pids_or_urs_fail_with_0xc0_and_change_nothing() {
         .urs(Urs::Previous(suk));
     let form = forged(&new, &req, "urs");
     let handled = new.post(&mut server, &form);
-    assert_eq!(handled.tif, tif(0xC4));
+    assert_eq!(
+        handled.tif,
+        tif(0xC6),
+        "the previous identity is known (0x02)"
+    );
     assert_eq!(handled.mutation, Mutation::None);
     assert!(server.account(&old.idk()).is_some());
     assert!(!server.is_superseded(&old.idk()));
@@ -720,9 +727,10 @@ fn rekeyed_identity_replaces_the_previous_one() {
     assert_eq!(handled.tif, tif(0x06));
     assert_eq!(new.reply().suk(), Some(&old_suk));
 
-    // Without urs the replacement is refused.
+    // Without urs the replacement is refused; the failure still reports
+    // that the previous identity is known (0x02, SPEC 3.2).
     let handled = new.send(&mut server, Req::new(Command::Ident).previous().lock());
-    assert_eq!(handled.tif, tif(0xC4));
+    assert_eq!(handled.tif, tif(0xC6));
     assert_eq!(handled.failure, Some(Failure::MissingUrs));
 
     let req = Req::new(Command::Ident)
@@ -976,7 +984,7 @@ fn sin_requires_ins_and_pins_on_the_next_request() {
     )
     .unwrap();
     let handled = new.post(&mut server, &body.to_form());
-    assert_eq!(handled.tif, tif(0xC4));
+    assert_eq!(handled.tif, tif(0xC6));
     assert_eq!(handled.failure, Some(Failure::MissingIndexedSecret("pins")));
 
     new.send(&mut server, Req::new(Command::Query).previous());

@@ -42,9 +42,31 @@
     if (terminal[message.state]) {
       stop();
       if (message.state === "confirmed" && message.url) {
-        window.location.assign(message.url);
+        if (message.check) {
+          askBeforeSigningIn(message.url, message.check);
+        } else {
+          window.location.assign(message.url);
+        }
       }
     }
+  }
+
+  // The device that confirmed was not on this browser's network: the code
+  // may have been relayed to someone else, or answered first by whoever
+  // photographed the screen. Show whose identity this browser is about to be
+  // signed in as, and sign in only on a click.
+  function askBeforeSigningIn(url, fingerprint) {
+    status.textContent = "Confirmed from a device on another network.";
+    var panel = document.getElementById("check");
+    document.getElementById("check-fingerprint").textContent = fingerprint;
+    panel.hidden = false;
+    document.getElementById("check-continue").addEventListener("click", function () {
+      window.location.assign(url);
+    });
+    document.getElementById("check-cancel").addEventListener("click", function () {
+      panel.hidden = true;
+      status.textContent = "Sign-in cancelled. Reload the page to start again.";
+    });
   }
 
   function poll() {
@@ -132,4 +154,13 @@
   document.getElementById("link").addEventListener("click", function () {
     if (!probing) { probing = true; probe(240); }
   });
+
+  // A SQRL app running on this computer makes the same-device link the
+  // obvious choice: it cannot be relayed to, or answered from, elsewhere.
+  var local = new Image();
+  local.onload = function () {
+    document.getElementById("link").classList.add("primary");
+    document.getElementById("local-app").hidden = false;
+  };
+  local.src = "http://localhost:25519/" + Date.now() + ".gif";
 })();

@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use sha2::{Digest as _, Sha256};
 use sqrl_core::keys::IdentityKey;
@@ -16,8 +16,28 @@ use crate::routes::login::{read_cookie, set_cookie};
 use crate::store::{AskAnswer, LoginMethod, SessionInfo};
 use crate::token::Token;
 
-/// The session cookie's name.
+/// The session cookie's name over plain HTTP.
 pub const SESSION_COOKIE: &str = "sqrl_session";
+
+/// The session cookie's name over https: the `__Host-` prefix makes the
+/// browser refuse it unless it is `Secure`, for `Path=/` and set by this
+/// host itself (no `Domain`), so a sibling subdomain cannot plant or shadow it.
+pub const SECURE_SESSION_COOKIE: &str = "__Host-sqrl_session";
+
+/// The session cookie's name for this origin.
+pub fn session_cookie(state: &AppState) -> &'static str {
+    if state.origin.is_secure() {
+        SECURE_SESSION_COOKIE
+    } else {
+        SESSION_COOKIE
+    }
+}
+
+/// The oldest last use a live session may have: sessions unused for the
+/// configured idle timeout are over.
+fn idle_cutoff(state: &AppState, now: u64) -> u64 {
+    now.saturating_sub(state.config.session_idle_timeout.as_secs())
+}
 
 /// How many logins the account page lists.
 const HISTORY_LIMIT: u32 = 50;
@@ -27,13 +47,17 @@ pub async fn current_session(
     state: &AppState,
     headers: &HeaderMap,
 ) -> Result<Option<SessionInfo>, AppError> {
-    let Some(token) = read_cookie(headers, SESSION_COOKIE)
+    let Some(token) = read_cookie(headers, session_cookie(state))
         .as_deref()
         .and_then(Token::parse)
     else {
         return Ok(None);
     };
-    Ok(state.store.session(token.hash(), state.clock.now()).await?)
+    let now = state.clock.now();
+    Ok(state
+        .store
+        .session(token.hash(), now, idle_cutoff(state, now))
+        .await?)
 }
 
 /// A human-comparable fingerprint of a per-site identity key: the first 16
@@ -54,18 +78,33 @@ pub fn fingerprint(idk: &IdentityKey) -> String {
 
 /// Refuses cross-site form posts (belt and braces on top of
 /// `SameSite=Lax`) with 403.
-fn require_same_origin(state: &AppState, headers: &HeaderMap) -> Result<(), AppError> {
-    let site_ok = headers
-        .get("sec-fetch-site")
-        .and_then(|v| v.to_str().ok())
-        .is_none_or(|site| site == "same-origin" || site == "none");
-    let origin_ok = headers
-        .get(header::ORIGIN)
-        .and_then(|v| v.to_str().ok())
-        .is_none_or(|origin| origin == state.origin.http_origin());
-    if site_ok && origin_ok {
+///
+/// The browser's own word comes first: `Sec-Fetch-Site` (every current
+/// browser sends it) says whether the request came from one of our pages.
+/// Only without it does `Origin` decide; `Origin: null`, which a browser
+/// sends for privacy-sensitive contexts, is then not proof of anything and is
+/// refused. A request with neither header is not a browser's form post (old
+/// browsers, scripts holding the cookie) and the cookie's `SameSite` stands.
+pub fn require_same_origin(state: &AppState, headers: &HeaderMap) -> Result<(), AppError> {
+    let header_text = |name| {
+        headers
+            .get(name)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
+    };
+    let allowed = match header_text("sec-fetch-site") {
+        Some(site) => site == "same-origin" || site == "none",
+        None => header_text(header::ORIGIN.as_str())
+            .is_none_or(|origin| origin == state.origin.http_origin()),
+    };
+    if allowed {
         Ok(())
     } else {
+        state.metrics.refused("cross-site-post");
+        tracing::warn!(
+            sec_fetch_site = header_text("sec-fetch-site"),
+            origin = header_text(header::ORIGIN.as_str()),
+            "cross-site form post refused"
+        );
         Err(AppError::Client(
             StatusCode::FORBIDDEN,
             "cross-site request refused",
@@ -106,7 +145,10 @@ pub async fn page(State(state): State<AppState>, headers: HeaderMap) -> Result<R
     };
     let now = state.clock.now();
     let account = state.store.account(session.account_id).await?;
-    let sessions = state.store.sessions(session.account_id, now).await?;
+    let sessions = state
+        .store
+        .sessions(session.account_id, now, idle_cutoff(&state, now))
+        .await?;
     let history = state
         .store
         .login_history(session.account_id, HISTORY_LIMIT)
@@ -260,7 +302,7 @@ pub async fn logout(
     let mut response = Redirect::to("/").into_response();
     response.headers_mut().append(
         header::SET_COOKIE,
-        set_cookie(&state, SESSION_COOKIE, "", 0, "Lax"),
+        set_cookie(&state, session_cookie(&state), "", 0, "Lax"),
     );
     Ok(response)
 }

@@ -26,6 +26,7 @@ use axum::extract::{OriginalUri, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use rand_core::OsRng;
+use sqrl_core::msg::Tif;
 use sqrl_core::server::{BrowserOutcome, Decision, Failure, Incoming, Issued, Nut, Records};
 
 use crate::app::{AppState, ClientIp};
@@ -65,7 +66,10 @@ pub async fn client(
         Some(lookups) => state.store.records(lookups).await?,
         None => Records::default(),
     };
-    let decision = incoming.decide(&state.policy, conversation, records.clone(), now);
+    let mut decision = incoming.decide(&state.policy, conversation, records.clone(), now);
+    if let Some(attempt) = &attempt {
+        describe_waiting_browser(&state, &mut decision, attempt, now).await?;
+    }
     let command = decision.command().map_or("malformed", |c| c.as_str());
     let button = decision.button().map(|b| b.as_str());
     // The failure's Display names the check, never a key or secret.
@@ -91,6 +95,9 @@ pub async fn client(
         next: issued.conversation.clone(),
         attempt: update.clone(),
         indexed_secret,
+        revoke_sessions: decision
+            .mutation()
+            .ends_sessions(state.config.revoke_sessions_on_rekey),
     };
     // When nothing was written, the reply is the core's failure for the same
     // request, with a fresh nut whose conversation is stored on its own.
@@ -139,6 +146,33 @@ pub async fn client(
         issued.body().to_owned(),
     )
         .into_response())
+}
+
+/// When the device is on another network than the waiting browser, tells
+/// the person at the device which browser they are about to sign in (in the
+/// reply's `ask`; see `Decision::describe_waiting_browser`). The attempt is
+/// read only then.
+async fn describe_waiting_browser(
+    state: &AppState,
+    decision: &mut Decision,
+    attempt: &str,
+    now: u64,
+) -> Result<(), AppError> {
+    let mismatched_query = decision.command() == Some(sqrl_core::msg::Command::Query)
+        && decision.is_success()
+        && !decision.tif().contains(Tif::IP_MATCHED);
+    if !mismatched_query {
+        return Ok(());
+    }
+    if let Some(attempt) = state.store.attempt(attempt).await? {
+        let notice = crate::browser::waiting_browser_notice(
+            attempt.browser_ip,
+            &attempt.user_agent,
+            now.saturating_sub(attempt.created_at),
+        );
+        decision.describe_waiting_browser(&notice);
+    }
+    Ok(())
 }
 
 /// Builds the reply with a fresh nut. A conversation with a waiting browser
@@ -193,6 +227,7 @@ fn page_update(
                 attempt: attempt.clone(),
                 idk: *idk,
                 answer,
+                device_on_browser_network: decision.tif().contains(Tif::IP_MATCHED),
             },
             None,
         ),

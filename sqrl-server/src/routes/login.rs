@@ -27,8 +27,8 @@ use crate::html;
 use crate::notify::Subscription;
 use crate::qr;
 use crate::routes::account;
-use crate::store::{Attempt, AttemptState, NewAttempt, NewSession, Redeemed};
-use crate::token::Token;
+use crate::store::{Attempt, AttemptState, LinkOutcome, NewAttempt, NewSession, Redeemed};
+use crate::token::{Token, TokenHash};
 
 const LOGIN_JS: &str = include_str!("../assets/login.js");
 const STYLE_CSS: &str = include_str!("../assets/style.css");
@@ -127,9 +127,15 @@ pub fn user_agent(headers: &HeaderMap) -> String {
 }
 
 /// The name of the cookie holding an attempt's secret. One per attempt, so
-/// two tabs each keep their own.
-pub fn pag_cookie_name(attempt: &str) -> String {
-    format!("sqrl_pag_{attempt}")
+/// two tabs each keep their own; `__Host-` over https (see
+/// [`account::SECURE_SESSION_COOKIE`]).
+pub fn pag_cookie_name(state: &AppState, attempt: &str) -> String {
+    let prefix = if state.origin.is_secure() {
+        "__Host-"
+    } else {
+        ""
+    };
+    format!("{prefix}sqrl_pag_{attempt}")
 }
 
 /// A `Set-Cookie` value.
@@ -152,14 +158,19 @@ pub fn set_cookie(
     HeaderValue::from_str(&text).unwrap_or(HeaderValue::from_static("invalid=; Max-Age=0"))
 }
 
-/// The value of cookie `name` in the request, if present.
-pub fn read_cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+/// Every `name=value` cookie pair the request carries.
+fn cookies(headers: &HeaderMap) -> impl Iterator<Item = (&str, &str)> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
+}
+
+/// The value of cookie `name` in the request, if present.
+pub fn read_cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    cookies(headers)
         .find(|(key, _)| *key == name)
         .map(|(_, value)| value.to_owned())
 }
@@ -180,7 +191,7 @@ pub async fn waiting_attempt(
     let nut = Nut::parse(nut).map_err(|_| AppError::bad_request("nut= is not a valid nut"))?;
     let secret = match pag {
         Some(pag) if !pag.is_empty() => Some(pag.to_owned()),
-        _ => read_cookie(headers, &pag_cookie_name(nut.as_str())),
+        _ => read_cookie(headers, &pag_cookie_name(state, nut.as_str())),
     };
     let Some(secret) = secret.as_deref().and_then(Token::parse) else {
         return Err(NOT_FOUND);
@@ -225,6 +236,21 @@ pub fn page_state(
     (name, Some(url))
 }
 
+/// The fingerprint of the identity that confirmed `attempt`, when the page
+/// must show it and wait for a click before signing in: the confirming device
+/// was not on the browser's network, so the code may have been relayed to, or
+/// answered first by, someone else.
+pub fn identity_check(attempt: &Attempt) -> Option<String> {
+    if attempt.state != AttemptState::Confirmed {
+        return None;
+    }
+    attempt
+        .confirmed_by
+        .as_ref()
+        .filter(|confirmation| !confirmation.device_on_browser_network)
+        .map(|confirmation| account::fingerprint(&confirmation.idk))
+}
+
 fn html_response(body: String) -> Response {
     (
         [
@@ -261,9 +287,19 @@ pub async fn page(
         "<h1>Sign in with SQRL</h1>\
          <p>Scan the code with your SQRL app, then confirm on your device.</p>\
          <div id=\"qr\" class=\"qr\" aria-label=\"SQRL code\">{svg}</div>\
+         <p id=\"local-app\" hidden>Your SQRL app is running on this computer: \
+         signing in on this device is the safest way.</p>\
          <p><a id=\"link\" class=\"button\" href=\"{link}\">Sign in with SQRL on this device</a></p>\
          <p class=\"url\"><code id=\"url\">{url}</code></p>\
          <p id=\"status\" role=\"status\" aria-live=\"polite\">Waiting for your SQRL app&hellip;</p>\
+         <div id=\"check\" class=\"check\" hidden>\
+         <p>You are about to be signed in as the SQRL identity with this fingerprint:</p>\
+         <p class=\"fingerprint\" id=\"check-fingerprint\"></p>\
+         <p>Your SQRL app shows the fingerprint of your identity when you sign in. \
+         If it is not the same, or you did not just confirm a sign-in, do not continue: \
+         someone else may have answered this code.</p>\
+         <p><button type=\"button\" id=\"check-continue\">Continue</button> \
+         <button type=\"button\" id=\"check-cancel\">Cancel</button></p></div>\
          <noscript><p>Without JavaScript this page cannot follow the login; \
          use the link above with a SQRL app on this device.</p></noscript>\
          <script id=\"sqrl\" src=\"/static/login.js\" data-nut=\"{nut}\" data-link=\"{link}\" \
@@ -273,17 +309,26 @@ pub async fn page(
         rotate = state.config.nut_rotation.as_secs(),
     );
     let mut response = html_response(html::page("Sign in", &body));
-    response.headers_mut().append(
-        header::SET_COOKIE,
-        set_cookie(
-            &state,
-            &pag_cookie_name(started.nut.as_str()),
-            &started.pag.encode(),
-            state.config.attempt_lifetime.as_secs(),
-            "Strict",
-        ),
-    );
+    response
+        .headers_mut()
+        .append(header::SET_COOKIE, attempt_cookie(&state, &started));
     Ok(response)
+}
+
+/// The cookie holding a started attempt's secret, for the browser that
+/// started it.
+pub fn attempt_cookie(state: &AppState, started: &Started) -> HeaderValue {
+    set_cookie(
+        state,
+        &pag_cookie_name(state, started.nut.as_str()),
+        &started.pag.encode(),
+        state.config.attempt_lifetime.as_secs(),
+        // Lax, not Strict: a same-device login comes back through the local
+        // SQRL client (a redirect from localhost), a cross-site navigation on
+        // which Strict cookies are withheld, and the session link is
+        // redeemed only with this cookie.
+        "Lax",
+    )
 }
 
 /// `GET /static/login.js`.
@@ -386,9 +431,12 @@ impl EventLoop {
                 }
             };
             if self.last.as_deref() != Some(name) {
-                let (name, url) = match &attempt {
-                    Some(attempt) => page_state(&self.state, attempt, None),
-                    None => (name, None),
+                let (name, url, check) = match &attempt {
+                    Some(attempt) => {
+                        let (name, url) = page_state(&self.state, attempt, None);
+                        (name, url, identity_check(attempt))
+                    }
+                    None => (name, None, None),
                 };
                 self.done = matches!(
                     name,
@@ -400,7 +448,7 @@ impl EventLoop {
                         self.state.metrics.page_notified(at.elapsed());
                     }
                 }
-                let data = serde_json::json!({ "state": name, "url": url });
+                let data = serde_json::json!({ "state": name, "url": url, "check": check });
                 return Some(Event::default().data(data.to_string()));
             }
             tokio::select! {
@@ -418,8 +466,10 @@ impl EventLoop {
 }
 
 /// `GET /login/events?nut=`: the page's live state as Server-Sent Events,
-/// one JSON `{"state", "url"}` per change: `pending`, `scanned`,
-/// `confirmed` (with the single-use `url`), `logged-in`, `client-session`,
+/// one JSON `{"state", "url", "check"}` per change: `pending`, `scanned`,
+/// `confirmed` (with the single-use `url`, and in `check` the fingerprint of
+/// the confirming identity when its device was on another network: the page
+/// shows it and waits for a click), `logged-in`, `client-session`,
 /// `rejected`, `expired`.
 pub async fn events(
     State(state): State<AppState>,
@@ -522,7 +572,7 @@ async fn logged_in(
         header::SET_COOKIE,
         set_cookie(
             state,
-            account::SESSION_COOKIE,
+            account::session_cookie(state),
             &token.encode(),
             state.config.session_lifetime.as_secs(),
             "Lax",
@@ -531,7 +581,7 @@ async fn logged_in(
     if let Some(attempt) = &redeemed.attempt {
         cookies.append(
             header::SET_COOKIE,
-            set_cookie(state, &pag_cookie_name(attempt), "", 0, "Strict"),
+            set_cookie(state, &pag_cookie_name(state, attempt), "", 0, "Lax"),
         );
         state.notifier.notify(attempt).await;
     }
@@ -559,8 +609,55 @@ pub async fn complete(
     let now = state.clock.now();
     let session_token = Token::generate(&mut OsRng);
     let session = new_session(&state, &session_token, ip, &headers, now);
-    match state.store.redeem_link(link.hash(), now, session).await? {
-        Some(redeemed) => Ok(logged_in(&state, ip, &session_token, &redeemed).await),
-        None => Ok(link_gone()),
+    let presented = held_attempt_secrets(&state, &headers);
+    match state
+        .store
+        .redeem_link(link.hash(), now, session, presented)
+        .await?
+    {
+        LinkOutcome::Redeemed(redeemed) => {
+            Ok(logged_in(&state, ip, &session_token, &redeemed).await)
+        }
+        LinkOutcome::Gone => Ok(link_gone()),
+        LinkOutcome::OtherBrowser => {
+            state.metrics.refused("other-browser");
+            tracing::warn!(%ip, "sign-in link opened in a browser that did not start the login");
+            Ok(other_browser())
+        }
     }
+}
+
+/// Every login attempt whose secret this browser holds (one cookie per
+/// page it opened), with the hash of the secret.
+fn held_attempt_secrets(state: &AppState, headers: &HeaderMap) -> Vec<(String, TokenHash)> {
+    let prefix = pag_cookie_name(state, "");
+    cookies(headers)
+        .filter_map(|(name, value)| {
+            let attempt = name.strip_prefix(&prefix)?;
+            let token = Token::parse(value)?;
+            Some((attempt.to_owned(), token.hash()))
+        })
+        .take(MAX_HELD_ATTEMPTS)
+        .collect()
+}
+
+/// How many attempt cookies one request may present (a browser holds one per
+/// open login tab; more is not a browser).
+const MAX_HELD_ATTEMPTS: usize = 32;
+
+/// The answer to a same-device link opened where the login did not begin:
+/// whoever sent this browser there may be trying to sign it in to their own
+/// account (login CSRF).
+fn other_browser() -> Response {
+    let body = html::page(
+        "Sign-in link refused",
+        "<h1>This sign-in link belongs to another browser</h1>\
+         <p>A SQRL sign-in link only works in the browser whose sign-in page \
+         started it. If you did not just sign in with SQRL on this computer, \
+         someone may have sent you this link to sign you in to their account.</p>\
+         <p><a href=\"/\">Sign in</a></p>",
+    );
+    let mut response = html_response(body);
+    *response.status_mut() = StatusCode::FORBIDDEN;
+    response
 }

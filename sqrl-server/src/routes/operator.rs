@@ -58,8 +58,10 @@ fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), AppError> {
 }
 
 /// Proof that the request carries the operator token: the first argument of
-/// every operator handler, so nothing else is looked at before the check.
-struct Operator;
+/// every operator handler (and of `/metrics`), so nothing else is looked at
+/// before the check.
+#[derive(Debug)]
+pub struct Operator;
 
 impl FromRequestParts<AppState> for Operator {
     type Rejection = AppError;

@@ -5,6 +5,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::app::AppState;
+use crate::routes::operator::Operator;
 
 /// `GET /healthz`: 200 when the database answers, 503 otherwise.
 pub async fn healthz(State(state): State<AppState>) -> Response {
@@ -26,8 +27,10 @@ pub async fn favicon() -> Response {
         .into_response()
 }
 
-/// `GET /metrics`: Prometheus text format.
-pub async fn metrics(State(state): State<AppState>) -> Response {
+/// `GET /metrics`: Prometheus text format, for the operator only (bearer
+/// token): counts of refusals and failures tell an attacker which defence
+/// they are hitting.
+pub async fn metrics(_: Operator, State(state): State<AppState>) -> Response {
     (
         [(
             header::CONTENT_TYPE,

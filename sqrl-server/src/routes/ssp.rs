@@ -11,7 +11,10 @@ use sqrl_core::server::Nut;
 use crate::app::{AppState, ClientIp};
 use crate::error::AppError;
 use crate::qr;
-use crate::routes::login::{AttemptQuery, page_state, start_attempt, user_agent, waiting_attempt};
+use crate::routes::login::{
+    AttemptQuery, attempt_cookie, identity_check, page_state, start_attempt, user_agent,
+    waiting_attempt,
+};
 
 fn wants_json(headers: &HeaderMap) -> bool {
     headers
@@ -32,7 +35,7 @@ pub async fn nut(
     let exp = state.config.nut_lifetime.as_secs();
     let nut = started.nut.as_str();
     let pag = started.pag.encode();
-    Ok(if wants_json(&headers) {
+    let mut response = if wants_json(&headers) {
         Json(serde_json::json!({ "nut": nut, "pag": pag, "exp": exp })).into_response()
     } else {
         (
@@ -40,7 +43,13 @@ pub async fn nut(
             format!("nut={nut}&pag={pag}&exp={exp}"),
         )
             .into_response()
-    })
+    };
+    // A page that fetched its nut itself also holds the secret as a cookie,
+    // which a same-device sign-in link is redeemed with.
+    response
+        .headers_mut()
+        .append(header::SET_COOKIE, attempt_cookie(&state, &started));
+    Ok(response)
 }
 
 /// Query of `/png.sqrl`.
@@ -73,6 +82,9 @@ pub async fn png(
     let image = qr::png(&url).map_err(|e| AppError::Internal(format!("QR code: {e}")))?;
     let mut response = ([(header::CONTENT_TYPE, "image/png")], image).into_response();
     if let Some(started) = minted {
+        response
+            .headers_mut()
+            .append(header::SET_COOKIE, attempt_cookie(&state, &started));
         let values = [
             ("sqrl-nut", started.nut.as_str().to_owned()),
             ("sqrl-pag", started.pag.encode()),
@@ -100,6 +112,7 @@ pub async fn pag(
     let attempt = waiting_attempt(&state, &query.nut, query.pag.as_deref(), &headers).await?;
     let pag = query.pag.as_deref().filter(|pag| !pag.is_empty());
     let (name, url) = page_state(&state, &attempt, pag);
+    let check = identity_check(&attempt);
     let status = match name {
         "pending" | "scanned" | "confirmed" => StatusCode::OK,
         _ => StatusCode::GONE,
@@ -108,7 +121,7 @@ pub async fn pag(
     Ok(if wants_json(&headers) {
         (
             status,
-            Json(serde_json::json!({ "url": url, "state": name })),
+            Json(serde_json::json!({ "url": url, "state": name, "check": check })),
         )
             .into_response()
     } else {

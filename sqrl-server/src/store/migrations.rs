@@ -7,6 +7,7 @@
 pub const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "initial schema", INITIAL),
     (2, "indexed secrets and ask answers", SECRETS_AND_ANSWERS),
+    (3, "who confirmed an attempt, and from where", CONFIRMATION),
 ];
 
 const INITIAL: &str = r#"
@@ -99,6 +100,18 @@ CREATE TABLE login_history (
     method      TEXT NOT NULL
 ) STRICT;
 CREATE INDEX login_history_account ON login_history(account_id, at);
+"#;
+
+const CONFIRMATION: &str = r#"
+-- The identity that confirmed an attempt, and whether its device was on the
+-- browser's network (TIF 0x04). When it was not, the waiting page shows the
+-- identity's fingerprint and waits for a click before it signs in: a code
+-- relayed to someone else, or answered first by whoever photographed it,
+-- would otherwise sign this browser in to a stranger's account unseen.
+ALTER TABLE login_attempts ADD COLUMN confirmed_idk BLOB
+    CHECK (confirmed_idk IS NULL OR length(confirmed_idk) = 32);
+ALTER TABLE login_attempts ADD COLUMN device_on_browser_network INTEGER
+    CHECK (device_on_browser_network IN (0, 1));
 "#;
 
 const SECRETS_AND_ANSWERS: &str = r#"

@@ -174,12 +174,25 @@ pub struct Attempt {
     pub pag_hash: TokenHash,
     /// See [`NewAttempt::browser_ip`].
     pub browser_ip: IpAddr,
+    /// See [`NewAttempt::user_agent`].
+    pub user_agent: String,
     /// Where it stands.
     pub state: AttemptState,
+    /// Who confirmed it, once confirmed.
+    pub confirmed_by: Option<Confirmation>,
     /// Creation time.
     pub created_at: u64,
     /// Expiry time.
     pub expires_at: u64,
+}
+
+/// The identity that confirmed a login attempt on a device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Confirmation {
+    /// The per-site identity key the account answers to.
+    pub idk: IdentityKey,
+    /// Whether the device was on the browser's network (TIF 0x04).
+    pub device_on_browser_network: bool,
 }
 
 /// What a committed request step does to the waiting page's attempt.
@@ -200,6 +213,8 @@ pub enum AttemptUpdate {
         idk: IdentityKey,
         /// The answer to the `ask`, if one was asked.
         answer: Option<AskAnswer>,
+        /// Whether the confirming device was on the browser's network.
+        device_on_browser_network: bool,
     },
     /// Store a single-use CPS link for the account of `idk`, and mark the
     /// attempt (if any) as handled by the client.
@@ -242,6 +257,10 @@ pub struct Step {
     pub attempt: AttemptUpdate,
     /// What to check and store of the request's `ins`/`pins`.
     pub indexed_secret: Option<SecretStep>,
+    /// End every browser session of the account the mutation acts on, in the
+    /// same transaction: the identity that opened them was disabled or
+    /// replaced, so they must not outlive it.
+    pub revoke_sessions: bool,
 }
 
 /// Whether a [`Step`] was committed.
@@ -283,6 +302,18 @@ pub struct Redeemed {
     pub attempt: Option<String>,
     /// The answer to the `ask`, if one was asked.
     pub answer: Option<AskAnswer>,
+}
+
+/// What became of a single-use login link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinkOutcome {
+    /// The browser has its session.
+    Redeemed(Redeemed),
+    /// The link is unknown, used or expired.
+    Gone,
+    /// The link is live but this browser does not hold its page's secret:
+    /// it was opened somewhere other than where the login began.
+    OtherBrowser,
 }
 
 /// A stored session.
@@ -419,25 +450,37 @@ pub trait Store: Send + Sync + 'static {
         session: NewSession,
     ) -> Result<Option<Redeemed>, StoreError>;
 
-    /// Redeems a single-use link: deletes it, creates the session and records
-    /// the login, in one transaction. `None` when the link is unknown, used
-    /// or expired.
+    /// Redeems a single-use link for the browser that presents its page's
+    /// secret (`presented`: the attempts whose secrets the browser holds,
+    /// with the hash of each): deletes it, creates the session and records the
+    /// login, in one transaction. Nothing changes unless the link is live and
+    /// one of `presented` is its attempt's secret.
     async fn redeem_link(
         &self,
         token_hash: TokenHash,
         now: u64,
         session: NewSession,
-    ) -> Result<Option<Redeemed>, StoreError>;
+        presented: Vec<(String, TokenHash)>,
+    ) -> Result<LinkOutcome, StoreError>;
 
     /// The live session for a cookie token, if any (refreshing its last use).
+    /// A session unused since before `idle_cutoff` has timed out: it is
+    /// ended and `None` returned.
     async fn session(
         &self,
         token_hash: TokenHash,
         now: u64,
+        idle_cutoff: u64,
     ) -> Result<Option<SessionInfo>, StoreError>;
 
-    /// An account's live sessions, newest first.
-    async fn sessions(&self, account_id: i64, now: u64) -> Result<Vec<SessionInfo>, StoreError>;
+    /// An account's live sessions (unexpired, used since `idle_cutoff`),
+    /// newest first.
+    async fn sessions(
+        &self,
+        account_id: i64,
+        now: u64,
+        idle_cutoff: u64,
+    ) -> Result<Vec<SessionInfo>, StoreError>;
 
     /// Ends one of an account's sessions. `false` if it was not the account's.
     async fn revoke_session(&self, account_id: i64, session_id: i64) -> Result<bool, StoreError>;
@@ -469,8 +512,8 @@ pub trait Store: Send + Sync + 'static {
         now: u64,
     ) -> Result<Result<i64, Conflict>, StoreError>;
 
-    /// Deletes an identity's association (the account stays). `false` if
-    /// there was none.
+    /// Deletes an identity's association (the account stays) and ends every
+    /// session of its account. `false` if there was none.
     async fn remove_identity(&self, idk: &IdentityKey) -> Result<bool, StoreError>;
 
     // --- housekeeping ----------------------------------------------------------

@@ -31,9 +31,9 @@ use tokio::sync::Semaphore;
 
 use super::migrations::MIGRATIONS;
 use super::{
-    AccountView, AskAnswer, Attempt, AttemptState, AttemptUpdate, Conflict, IdentityView,
-    LoginEvent, LoginMethod, NewAssociation, NewAttempt, NewSession, Redeemed, SessionInfo, Step,
-    StepOutcome, Store, StoreError,
+    AccountView, AskAnswer, Attempt, AttemptState, AttemptUpdate, Confirmation, Conflict,
+    IdentityView, LinkOutcome, LoginEvent, LoginMethod, NewAssociation, NewAttempt, NewSession,
+    Redeemed, SessionInfo, Step, StepOutcome, Store, StoreError,
 };
 use crate::indexed_secret::{SecretDigest, SecretStep};
 use crate::token::TokenHash;
@@ -567,6 +567,14 @@ fn apply_mutation(tx: &Connection, mutation: &Mutation, now: u64) -> Result<bool
     Ok(changed == 1)
 }
 
+/// Ends every session of the account `idk` is associated with.
+fn end_sessions_of(tx: &Connection, idk: &IdentityKey) -> Result<(), StoreError> {
+    if let Some(account) = account_of(tx, idk)? {
+        exec(tx, "DELETE FROM sessions WHERE account_id = ?1", [account])?;
+    }
+    Ok(())
+}
+
 /// Applies the page update. `Ok(false)` means a login's account vanished.
 fn apply_attempt_update(
     tx: &Connection,
@@ -588,6 +596,7 @@ fn apply_attempt_update(
             attempt,
             idk,
             answer,
+            device_on_browser_network,
         } => {
             let Some(account) = account_of(tx, idk)? else {
                 return Ok(false);
@@ -596,9 +605,19 @@ fn apply_attempt_update(
             exec(
                 tx,
                 "UPDATE login_attempts SET state = 'confirmed', account_id = ?1, updated_at = ?2,
-                        ask_button = ?4, ask_label = ?5, ask_url = ?6
+                        ask_button = ?4, ask_label = ?5, ask_url = ?6,
+                        confirmed_idk = ?7, device_on_browser_network = ?8
                   WHERE id = ?3 AND state IN ('pending', 'scanned') AND expires_at > ?2",
-                params![account, now_sql, attempt, button, label, url],
+                params![
+                    account,
+                    now_sql,
+                    attempt,
+                    button,
+                    label,
+                    url,
+                    idk.to_bytes(),
+                    device_on_browser_network
+                ],
             )?;
         }
         AttemptUpdate::ClientSession {
@@ -611,18 +630,17 @@ fn apply_attempt_update(
             let Some(account) = account_of(tx, idk)? else {
                 return Ok(false);
             };
-            let attempt = match attempt {
-                Some(id) => {
-                    let updated = exec(
-                        tx,
-                        "UPDATE login_attempts SET state = 'client-session', updated_at = ?1
-                          WHERE id = ?2 AND state IN ('pending', 'scanned') AND expires_at > ?1",
-                        params![now_sql, id],
-                    )?;
-                    (updated == 1).then_some(id.as_str())
-                }
-                None => None,
-            };
+            // The link stays bound to its page's browser even when the
+            // page itself moved on (another device confirmed first): only
+            // the holder of that page's secret may redeem it.
+            if let Some(id) = attempt {
+                exec(
+                    tx,
+                    "UPDATE login_attempts SET state = 'client-session', updated_at = ?1
+                      WHERE id = ?2 AND state IN ('pending', 'scanned') AND expires_at > ?1",
+                    params![now_sql, id],
+                )?;
+            }
             let (button, label, url) = answer_columns(answer.as_ref());
             exec(
                 tx,
@@ -824,26 +842,47 @@ impl Store for SqliteStore {
             const T: &str = "login_attempts";
             let row = first(
                 conn,
-                "SELECT pag_hash, browser_ip, state, created_at, expires_at
+                "SELECT pag_hash, browser_ip, state, created_at, expires_at, user_agent,
+                        confirmed_idk, device_on_browser_network
                    FROM login_attempts WHERE id = ?1",
                 [&id],
                 |row| {
                     Ok((
-                        row.get::<_, Vec<u8>>(0)?,
-                        row.get::<_, String>(1)?,
-                        row.get::<_, String>(2)?,
-                        row.get::<_, i64>(3)?,
-                        row.get::<_, i64>(4)?,
+                        (
+                            row.get::<_, Vec<u8>>(0)?,
+                            row.get::<_, String>(1)?,
+                            row.get::<_, String>(2)?,
+                            row.get::<_, i64>(3)?,
+                            row.get::<_, i64>(4)?,
+                        ),
+                        (
+                            row.get::<_, String>(5)?,
+                            row.get::<_, Option<Vec<u8>>>(6)?,
+                            row.get::<_, Option<bool>>(7)?,
+                        ),
                     ))
                 },
             )?;
-            let Some((pag_hash, ip, state, created_at, expires_at)) = row else {
+            let Some((
+                (pag_hash, ip, state, created_at, expires_at),
+                (user_agent, confirmed_idk, on_network),
+            )) = row
+            else {
                 return Ok(None);
+            };
+            let confirmed_by = match confirmed_idk {
+                Some(idk) => Some(Confirmation {
+                    idk: identity_key(&idk, T)?,
+                    device_on_browser_network: on_network.unwrap_or(false),
+                }),
+                None => None,
             };
             Ok(Some(Attempt {
                 id,
                 pag_hash: TokenHash::from_slice(&pag_hash).ok_or(corrupt(T, "pag_hash"))?,
                 browser_ip: parse_ip(&ip, T)?,
+                user_agent,
+                confirmed_by,
                 state: AttemptState::parse(&state).ok_or(corrupt(T, "state"))?,
                 created_at: from_sql_time(created_at),
                 expires_at: from_sql_time(expires_at),
@@ -916,6 +955,11 @@ impl Store for SqliteStore {
             if let Some(secret) = &step.indexed_secret {
                 store_secret(tx, secret, step.now)?;
             }
+            if step.revoke_sessions {
+                if let Some(idk) = step.mutation.idk() {
+                    end_sessions_of(tx, idk)?;
+                }
+            }
             insert_conversation(tx, &step.next_nut, &step.next)?;
             Ok(Written::Commit(StepOutcome::Committed))
         })
@@ -966,8 +1010,42 @@ impl Store for SqliteStore {
         token_hash: TokenHash,
         now: u64,
         session: NewSession,
-    ) -> Result<Option<Redeemed>, StoreError> {
+        presented: Vec<(String, TokenHash)>,
+    ) -> Result<LinkOutcome, StoreError> {
         self.write(move |tx| {
+            // The link's page must be this browser's: it holds that
+            // attempt's secret. Checked before the link is spent, so a link
+            // opened in the wrong browser (login CSRF) burns nothing.
+            let link = first(
+                tx,
+                "SELECT l.attempt_id, a.pag_hash
+                   FROM login_links l LEFT JOIN login_attempts a ON a.id = l.attempt_id
+                  WHERE l.token_hash = ?1",
+                [token_hash.as_bytes()],
+                |row| {
+                    Ok((
+                        row.get::<_, Option<String>>(0)?,
+                        row.get::<_, Option<Vec<u8>>>(1)?,
+                    ))
+                },
+            )?;
+            let Some(link) = link else {
+                return Ok(LinkOutcome::Gone);
+            };
+            let holds_secret = match link {
+                (Some(attempt), Some(pag_hash)) => {
+                    let stored = TokenHash::from_slice(&pag_hash)
+                        .ok_or(corrupt("login_attempts", "pag_hash"))?;
+                    presented
+                        .iter()
+                        .any(|(id, hash)| *id == attempt && *hash == stored)
+                }
+                // Its page is gone (expired and pruned): nobody can prove it.
+                _ => false,
+            };
+            if !holds_secret {
+                return Ok(LinkOutcome::OtherBrowser);
+            }
             let row = first(
                 tx,
                 "DELETE FROM login_links WHERE token_hash = ?1
@@ -988,10 +1066,10 @@ impl Store for SqliteStore {
             )?;
             let Some(((account_id, attempt, method, expires_at), (button, label, url))) = row
             else {
-                return Ok(None);
+                return Ok(LinkOutcome::Gone);
             };
             if from_sql_time(expires_at) <= now {
-                return Ok(None);
+                return Ok(LinkOutcome::Gone);
             }
             const T: &str = "login_links";
             let method = LoginMethod::parse(&method).ok_or(corrupt(T, "method"))?;
@@ -1004,7 +1082,7 @@ impl Store for SqliteStore {
                     params![sql_time(now), attempt],
                 )?;
             }
-            Ok(Some(Redeemed {
+            Ok(LinkOutcome::Redeemed(Redeemed {
                 account_id,
                 method,
                 attempt,
@@ -1018,6 +1096,7 @@ impl Store for SqliteStore {
         &self,
         token_hash: TokenHash,
         now: u64,
+        idle_cutoff: u64,
     ) -> Result<Option<SessionInfo>, StoreError> {
         let session = self
             .read(move |conn| {
@@ -1030,6 +1109,17 @@ impl Store for SqliteStore {
                 )
             })
             .await?;
+        if let Some(idle) = session.as_ref().filter(|s| s.last_seen_at < idle_cutoff) {
+            // Timed out for want of use: end it for good, so that a later
+            // change of the idle timeout cannot revive it.
+            let id = idle.id;
+            self.write(move |tx| {
+                exec(tx, "DELETE FROM sessions WHERE id = ?1", [id])?;
+                Ok(())
+            })
+            .await?;
+            return Ok(None);
+        }
         if let Some(session) = &session {
             if session.last_seen_at + LAST_SEEN_GRANULARITY <= now {
                 let id = session.id;
@@ -1047,15 +1137,23 @@ impl Store for SqliteStore {
         Ok(session)
     }
 
-    async fn sessions(&self, account_id: i64, now: u64) -> Result<Vec<SessionInfo>, StoreError> {
+    async fn sessions(
+        &self,
+        account_id: i64,
+        now: u64,
+        idle_cutoff: u64,
+    ) -> Result<Vec<SessionInfo>, StoreError> {
         self.read(move |conn| {
             let mut statement = conn.prepare_cached(
                 "SELECT id, account_id, created_at, last_seen_at, expires_at, ip, user_agent
-                   FROM sessions WHERE account_id = ?1 AND expires_at > ?2
+                   FROM sessions WHERE account_id = ?1 AND expires_at > ?2 AND last_seen_at >= ?3
                   ORDER BY created_at DESC, id DESC",
             )?;
             let rows = statement
-                .query_map(params![account_id, sql_time(now)], session_from_row)?
+                .query_map(
+                    params![account_id, sql_time(now), sql_time(idle_cutoff)],
+                    session_from_row,
+                )?
                 .collect::<Result<Vec<_>, _>>()?;
             Ok(rows)
         })
@@ -1193,6 +1291,7 @@ impl Store for SqliteStore {
     async fn remove_identity(&self, idk: &IdentityKey) -> Result<bool, StoreError> {
         let idk = *idk;
         self.write(move |tx| {
+            end_sessions_of(tx, &idk)?;
             Ok(exec(
                 tx,
                 "DELETE FROM sqrl_identities WHERE idk = ?1",

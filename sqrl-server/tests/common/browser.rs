@@ -109,6 +109,19 @@ impl Browser {
         self.fetch(reqwest::Method::POST, path).await
     }
 
+    /// Starts an attempt through the SSP API (`/nut.sqrl`), keeping its
+    /// cookie as a page that fetched its own nut would; returns the SQRL URL.
+    pub async fn mint_url(&mut self) -> String {
+        let response = self.get("/nut.sqrl").await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let text = response.text().await.unwrap();
+        let nut = crate::common::form_field(&text, "nut");
+        format!(
+            "{}/cli.sqrl?nut={nut}",
+            self.base.replace("http://", "qrl://")
+        )
+    }
+
     pub async fn open_login_page(&mut self) -> LoginPage {
         let response = self.get("/").await;
         assert_eq!(response.status(), StatusCode::OK);
@@ -198,11 +211,14 @@ pub struct EventStream {
     buffer: String,
 }
 
-/// One `{"state", "url"}` event.
+/// One `{"state", "url", "check"}` event.
 #[derive(Debug, Clone)]
 pub struct PageEvent {
     pub state: String,
     pub url: Option<String>,
+    /// The fingerprint the page shows before it signs in, when the
+    /// confirming device was on another network.
+    pub check: Option<String>,
     pub at: Instant,
 }
 
@@ -226,6 +242,7 @@ impl EventStream {
                 return Some(PageEvent {
                     state: value["state"].as_str().unwrap().to_owned(),
                     url: value["url"].as_str().map(str::to_owned),
+                    check: value["check"].as_str().map(str::to_owned),
                     at: Instant::now(),
                 });
             }

@@ -1,6 +1,6 @@
 // Drives a real headless Chromium for the end-to-end login test (main.rs).
 //
-//   node driver.mjs <base-url> <artifact-dir> <sse|poll|held|rotate>
+//   node driver.mjs <base-url> <artifact-dir> <sse|poll|held|rotate|elsewhere>
 //
 // The Rust test talks to this script in lines: each line this script prints
 // on standard output is one JSON object; each line it reads on standard input
@@ -12,10 +12,18 @@
 //   reads   "expect-account <unix-ms>"  (the CLI finished at that time)
 //   prints  {"event":"account", "fingerprint", "text", "latencyMs", ...}
 //           once the page has signed itself in, or {"event":"error", ...};
+//   reads   "expect-check"
+//   prints  {"event":"check", "fingerprint", "status", ...} once the page
+//           shows the identity a sign-in from another network would use;
+//   reads   "click <selector>"  (clicks the first match, as a person would)
+//           "goto <url or path>"
+//   prints  {"event":"page", "pageUrl", "text", "status"?, ...} for the
+//           document that follows;
 //   reads   "quit" (or end of input): closes the browser and exits.
 //
-// Nothing here navigates the page after the first load: if the page reaches
-// the account page, it got there on its own.
+// Nothing here navigates the page after the first load unless told to
+// ("click", "goto"): if the page reaches the account page after
+// "expect-account", it got there on its own.
 //
 // In "poll" mode the page's Server-Sent Events request is refused at the
 // network layer (as by a proxy that does not pass event streams), so the
@@ -30,8 +38,8 @@ import { join } from "node:path";
 import { chromium } from "playwright-core";
 
 const [base, out, mode] = process.argv.slice(2);
-if (!base || !out || !["sse", "poll", "held", "rotate"].includes(mode)) {
-  console.error("usage: node driver.mjs <base-url> <artifact-dir> <sse|poll|held|rotate>");
+if (!base || !out || !["sse", "poll", "held", "rotate", "elsewhere"].includes(mode)) {
+  console.error("usage: node driver.mjs <base-url> <artifact-dir> <sse|poll|held|rotate|elsewhere>");
   process.exit(2);
 }
 
@@ -75,7 +83,13 @@ const navigations = [];
 const consoleMessages = [];
 const pageErrors = [];
 
-const context = await browser.newContext({ viewport: { width: 900, height: 900 } });
+// In "elsewhere" mode the browser is on another network than the device
+// that confirms: the site (trusting 127.0.0.1 as its proxy) sees it at the
+// address this header names.
+const context = await browser.newContext({
+  viewport: { width: 900, height: 900 },
+  extraHTTPHeaders: mode === "elsewhere" ? { "X-Forwarded-For": "198.51.100.7" } : {},
+});
 const page = await context.newPage();
 // Each request with its response status, and how it failed if it did (an
 // event stream the page closes ends as "net::ERR_ABORTED" after its 200).
@@ -107,7 +121,7 @@ page.on("framenavigated", (frame) => {
   }
 });
 page.on("console", (message) => {
-  consoleMessages.push({ type: message.type(), text: message.text() });
+  consoleMessages.push({ type: message.type(), text: message.text(), url: message.location()?.url ?? "" });
 });
 page.on("pageerror", (error) => pageErrors.push(String(error)));
 
@@ -141,6 +155,12 @@ async function keep(name) {
     saved.error = String(error);
   }
   return saved;
+}
+
+// The document the page shows now: where, its text, what a person sees.
+async function pageReport(name) {
+  const saved = await keep(`${name}-${navigations.length}`);
+  return { pageUrl: page.url(), text: await page.innerText("body"), saved, ...record() };
 }
 
 function record() {
@@ -180,26 +200,54 @@ try {
   const shot = await keep("login");
   send({ event: "ready", firstUrl, url, link, status, screenshot: shot.screenshot, pageUrl: page.url() });
 
-  let line = await command();
-  if (line.startsWith("expect-account")) {
-    const cliDoneAt = Number(line.split(/\s+/)[1]);
+  // Then commands, one per line, until "quit".
+  for (let line = await command(); line !== "quit"; line = await command()) {
+    const [verb, ...rest] = line.split(/\s+/);
+    const arg = rest.join(" ");
     try {
-      await page.waitForURL((u) => u.pathname === "/account", { timeout: 15_000 });
-      await page.locator("#fingerprint").waitFor({ state: "visible", timeout: 5_000 });
-      const arrived = navigations.findLast((n) => new URL(n.url).pathname === "/account");
-      const saved = await keep("account");
-      send({
-        event: "account",
-        fingerprint: (await page.locator("#fingerprint").textContent())?.trim() ?? "",
-        text: await page.innerText("body"),
-        latencyMs: arrived ? arrived.at - cliDoneAt : null,
-        saved,
-        ...record(),
-      });
+      if (verb === "expect-account") {
+        const cliDoneAt = Number(arg);
+        await page.waitForURL((u) => u.pathname === "/account", { timeout: 15_000 });
+        await page.locator("#fingerprint").waitFor({ state: "visible", timeout: 5_000 });
+        const arrived = navigations.findLast((n) => new URL(n.url).pathname === "/account");
+        const saved = await keep("account");
+        send({
+          event: "account",
+          fingerprint: (await page.locator("#fingerprint").textContent())?.trim() ?? "",
+          text: await page.innerText("body"),
+          latencyMs: arrived ? arrived.at - cliDoneAt : null,
+          saved,
+          ...record(),
+        });
+      } else if (verb === "expect-check") {
+        // The page waits for a click before a sign-in confirmed from
+        // another network, showing whose identity it is.
+        await page.locator("#check").waitFor({ state: "visible", timeout: 15_000 });
+        const saved = await keep("check");
+        send({
+          event: "check",
+          fingerprint: (await page.locator("#check-fingerprint").textContent())?.trim() ?? "",
+          status: (await page.locator("#status").textContent())?.trim() ?? "",
+          saved,
+          ...record(),
+        });
+      } else if (verb === "click") {
+        // Clicks the first element matching the selector, as a person
+        // would, and reports the document it leads to.
+        const before = navigations.length;
+        await page.locator(arg).first().click({ timeout: 5_000 });
+        await until(() => navigations.length > before, 10_000, `a navigation after clicking ${arg}`);
+        await page.waitForLoadState("load");
+        send({ event: "page", ...(await pageReport(`click`)) });
+      } else if (verb === "goto") {
+        const response = await page.goto(new URL(arg, base).href, { waitUntil: "load" });
+        send({ event: "page", status: response?.status() ?? null, ...(await pageReport("goto")) });
+      } else {
+        send({ event: "error", message: `unknown command ${line}` });
+      }
     } catch (error) {
-      await fail(`the page did not sign itself in: ${error.message}`);
+      await fail(`${line}: ${error.message ?? error}`);
     }
-    line = await command();
   }
 } catch (error) {
   await fail(String(error.message ?? error));

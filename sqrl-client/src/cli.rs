@@ -85,6 +85,7 @@ pub enum Command {
         command: IdentityCommand,
     },
     /// Sign in to a site from its SQRL link or a picture of its QR code.
+    #[command(after_help = LOGIN_AFTER_HELP)]
     Login(LoginArgs),
     /// Stop SQRL logins for this identity at a site (undo with `enable`).
     Disable(SiteArgs),
@@ -137,6 +138,17 @@ The rescue code is typed back from paper before anything is saved. Scripts, whic
 have no terminal, skip that check by saying where the code goes: \
 --rescue-code-out FILE (a new 0600 file), --json (in the result) or --yes (printed, \
 unconfirmed). The password then comes from --password-file.";
+
+/// What `sqrl login` checks and asks before signing in.
+const LOGIN_AFTER_HELP: &str = "\
+Before anything is signed in, the site compares this computer's network address with \
+that of the browser that showed the code. If they differ, sqrl explains what that can \
+mean (you are using another network, or an attacker's page relayed the code to you) \
+and goes on only if you type CONTINUE on the terminal, or with --allow-relayed-code; \
+--yes does not answer this. With --same-device a difference is an error. \
+A question from the site with buttons is answered on the terminal or with --button, \
+not by --yes. The result shows this identity's fingerprint for the site, to compare \
+with the one the site shows.";
 
 /// `sqrl identity create`
 #[derive(Debug, Args)]
@@ -228,6 +240,10 @@ pub struct SiteArgs {
     /// Alt-ID: a different identity at the same site.
     #[arg(long, env = "SQRL_ALT_ID", value_name = "TEXT")]
     pub alt_id: Option<String>,
+    /// Answer to the site's question: 1 or 2 for its buttons, 0 for plain OK
+    /// (--yes does not answer a question with buttons).
+    #[arg(long, value_parser = clap::value_parser!(u8).range(0..=2))]
+    pub button: Option<u8>,
     /// How to reach the site.
     #[command(flatten)]
     pub http: HttpArgs,
@@ -251,12 +267,15 @@ pub struct LoginArgs {
     #[command(flatten)]
     pub site: SiteArgs,
     /// The browser is on this machine: ask the site for the session URL (CPS) and
-    /// require the site to see the same IP address as the browser.
+    /// require the site to see the same IP address as the browser (else: an error).
     #[arg(long)]
     pub same_device: bool,
-    /// Answer to the site's question: 1 or 2 for its buttons, 0 for plain OK.
-    #[arg(long, value_parser = clap::value_parser!(u8).range(0..=2))]
-    pub button: Option<u8>,
+    /// Sign in even though the site saw this computer at a different network address
+    /// than the browser that showed the code, without asking. Expected when the browser
+    /// is on another network, but it is also what a code relayed from an attacker's page
+    /// looks like: THEIR browser would be signed in as you. For scripts that mean it.
+    #[arg(long, conflicts_with = "same_device")]
+    pub allow_relayed_code: bool,
 }
 
 /// `sqrl agent`

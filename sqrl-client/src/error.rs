@@ -30,6 +30,13 @@ pub enum ExitCode {
     NotFound = 8,
     /// A file that would be written already exists.
     AlreadyExists = 9,
+    /// A login stopped because the site saw this device at a different network
+    /// address than the browser that showed the login code, which is also what
+    /// a code relayed from an attacker's page looks like: without a terminal
+    /// and without `--allow-relayed-code`, or with `--same-device` (which
+    /// requires the same address, and refuses a site that does not confirm
+    /// it). Nobody was signed in.
+    AddressMismatch = 10,
 }
 
 impl ExitCode {
@@ -151,6 +158,9 @@ pub enum Error {
     /// The site refused the command.
     #[error("{0}")]
     Refused(String),
+    /// A login stopped on an IP address mismatch (see [`ExitCode::AddressMismatch`]).
+    #[error("{0}")]
+    AddressMismatch(String),
     /// The agent could not start.
     #[error("could not listen on 127.0.0.1:{port}")]
     Listen {
@@ -197,6 +207,7 @@ impl Error {
             Error::Declined => ExitCode::Declined,
             Error::Network { .. } => ExitCode::Network,
             Error::Refused(_) => ExitCode::Refused,
+            Error::AddressMismatch(_) => ExitCode::AddressMismatch,
         }
     }
 
@@ -264,5 +275,6 @@ mod tests {
         assert_eq!(Error::Declined.exit_code().code(), 7);
         assert_eq!(Error::Refused("x".into()).exit_code().code(), 6);
         assert_eq!(Error::NoIdentity.exit_code().code(), 8);
+        assert_eq!(Error::AddressMismatch("x".into()).exit_code().code(), 10);
     }
 }

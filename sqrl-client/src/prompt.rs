@@ -206,6 +206,25 @@ pub fn confirm(question: &str, assume_yes: bool) -> Result<()> {
     }
 }
 
+/// Asks for a word to be typed (case and surrounding blanks aside), for a
+/// decision that must not be a reflex: `y` or Enter will not do, and neither
+/// will `--yes`. Without a terminal the question cannot be asked, which is an
+/// error naming `flag`, the way to give the answer without one.
+pub fn confirm_word(prompt: &str, word: &str, flag: &'static str) -> Result<()> {
+    if !interactive() {
+        return Err(Error::NoPrompt {
+            what: "confirmation",
+            flag,
+        });
+    }
+    let answer = read_line(prompt, "confirmation")?;
+    if answer.eq_ignore_ascii_case(word) {
+        Ok(())
+    } else {
+        Err(Error::Declined)
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {

@@ -100,17 +100,17 @@ impl QuerySummary {
         }
     }
 
-    /// The warning to show about the IP test, if any.
+    /// The warning to show about the IP test, if any. (A same-device query
+    /// never gets here without the IP match: that is an error.)
     pub fn ip_warning(&self) -> Option<&'static str> {
-        match (self.ip_matched, self.same_device) {
+        match (self.ip_matched, self.action) {
             (true, _) => None,
-            // noiptest was not sent, so the server would have failed the query
-            // already; kept for completeness.
-            (false, true) => Some(
-                "The site saw a different network address than the browser's: the login page may not be the one in your browser.",
+            // A login only gets here after the user accepted the mismatch.
+            (false, Action::Login) => Some(
+                "going on although the site saw a different network address than the browser's, as you chose.",
             ),
-            (false, false) => Some(
-                "The site saw a different network address than the browser that shows the code: expected when scanning with another device, but make sure the page is one you opened yourself.",
+            (false, _) => Some(
+                "the site saw a different network address than the browser that shows the code: expected when using another device, but make sure the page is one you opened yourself.",
             ),
         }
     }
@@ -124,19 +124,63 @@ impl QuerySummary {
             text.push('\n');
         }
         if let Some(ask) = &self.ask {
-            text.push_str("The site asks: ");
-            text.push_str(&plain_text(ask.message()));
-            text.push('\n');
+            // In full, every line: the site may describe the browser about to
+            // be signed in. Lines after the first are indented so that the
+            // site's text cannot pass for this program's own lines.
+            const LEAD: &str = "The site asks: ";
+            text.push_str(LEAD);
+            let message = display_text(ask.message());
+            for (index, line) in message.split('\n').enumerate() {
+                if index > 0 {
+                    text.push_str(&" ".repeat(LEAD.len()));
+                }
+                text.push_str(line);
+                text.push('\n');
+            }
             for (index, button) in ask.buttons().iter().enumerate() {
                 text.push_str(&format!(
                     "  [{}] {}\n",
                     index + 1,
-                    plain_text(button.label())
+                    display_text(button.label()).replace('\n', " ")
                 ));
             }
         }
         text
     }
+}
+
+/// Text from a site made safe to print: control characters other than newline
+/// ([`plain_text`]) and the Unicode bidirectional controls, which could make a
+/// line read differently from what it holds, become U+FFFD.
+pub fn display_text(text: &str) -> String {
+    plain_text(text)
+        .chars()
+        .map(|c| match c {
+            '\u{061c}'
+            | '\u{200e}'
+            | '\u{200f}'
+            | '\u{202a}'..='\u{202e}'
+            | '\u{2066}'..='\u{2069}' => '\u{fffd}',
+            c => c,
+        })
+        .collect()
+}
+
+/// What an IP mismatch on a login may mean, for the user to read before
+/// deciding (SPEC 2.2 `noiptest`).
+pub fn ip_mismatch_explanation(site: &str) -> String {
+    format!(
+        "\
+{site} saw this request come from a different network address than the browser
+that showed the login code.
+  * If you are signing in a browser on another computer or network yourself (a
+    computer next to you on another network, a phone on mobile data), that is
+    expected.
+  * If you did not open this login page yourself (someone sent you this code or
+    link, or a page you did not expect showed it), it may be an attacker's login
+    page relayed to you, and confirming would sign THEIR browser in as you.
+"
+    )
 }
 
 /// The user's side of a transaction.
@@ -145,6 +189,11 @@ pub trait Ui {
     fn confirm(&mut self, summary: &QuerySummary) -> Result<()>;
     /// Answers the site's question.
     fn answer(&mut self, ask: &Ask) -> Result<Button>;
+    /// The site saw this client at another IP address than the browser that
+    /// showed the code (a login, cross-device): explain
+    /// ([`ip_mismatch_explanation`]) and return `Ok` only on the user's
+    /// explicit say-so, which `--yes` is not.
+    fn accept_ip_mismatch(&mut self, site: &str) -> Result<()>;
     /// The current identity's IUK, from the rescue code (for `enable`/`remove`).
     fn unlock_key(&mut self) -> Result<IdentityUnlockKey>;
 }
@@ -158,8 +207,17 @@ pub struct Outcome {
     pub site: String,
     /// What the query found.
     pub status: QueryStatus,
+    /// Whether the site saw this client at the browser's IP address.
+    pub ip_matched: bool,
+    /// The identity's fingerprint at this site ([`IdentityKey::fingerprint`]),
+    /// to compare with what the site shows.
+    ///
+    /// [`IdentityKey::fingerprint`]: sqrl_core::keys::IdentityKey::fingerprint
+    pub fingerprint: String,
     /// The final reply, if a command was sent (`None`: nothing needed doing).
     pub completed: Option<Completed>,
+    /// The session URL of a same-device login, checked ([`session_url`]).
+    pub session_url: Option<String>,
     /// The button sent in answer to an `ask`.
     pub button: Option<Button>,
     /// What happened, in words.
@@ -167,9 +225,10 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    /// The session URL the site returned for a same-device login.
+    /// The session URL the site returned for a same-device login: an absolute
+    /// http(s) URL (anything else was refused).
     pub fn cps_url(&self) -> Option<&str> {
-        self.completed.as_ref().and_then(Completed::cps_url)
+        self.session_url.as_deref()
     }
 
     /// The outcome as a JSON object.
@@ -189,6 +248,8 @@ impl Outcome {
                 QueryStatus::Unknown => "unknown",
                 QueryStatus::Superseded => "superseded",
             },
+            "fingerprint": self.fingerprint,
+            "ip_matched": self.ip_matched,
             "changed": self.completed.is_some(),
             "tif": tif.map(|t| t.to_hex()),
             "tif_text": tif.map(|t| t.describe()),
@@ -208,7 +269,9 @@ pub struct Transaction {
     pub alt_id: Option<String>,
     /// The command to send after the query.
     pub action: Action,
-    /// CPS (same device) or `noiptest` (another device).
+    /// CPS (same device, the IP must match) or another device (a login lets
+    /// the site test the IP first and asks the user on a mismatch; the other
+    /// commands send `noiptest`).
     pub device: Device,
 }
 
@@ -232,26 +295,36 @@ pub fn run(
     };
     let site_text = site.to_string();
     let (sqrl_only, hard_lock) = keys.sqrl_only_and_hard_lock();
+    // A login lets the site test the IP address first, so that a code relayed
+    // from an attacker's page elsewhere is noticed before anyone is signed in
+    // (QRLJacking). The other commands sign no browser in, so they skip the
+    // test from the start, as cross-device clients do.
     let options = TransactionOptions::new(device)
+        .test_ip_first(action == Action::Login)
         .sqrl_only(sqrl_only)
         .hard_lock(hard_lock);
     let mut budget = MAX_REQUESTS;
+    let site_key = keys.site_key(&site);
+    let fingerprint = site_key.public_key().fingerprint();
+    let same_device = device == Device::SameDevice;
 
-    let (mut querying, mut request) = Querying::start(
-        url,
-        keys.site_key(&site),
-        keys.previous_site_keys(&site),
-        options,
-    )
-    .map_err(|e| client_error(&site_text, e))?;
+    let (mut querying, mut request) =
+        Querying::start(url, site_key, keys.previous_site_keys(&site), options)
+            .map_err(|e| client_error(&site_text, same_device, e))?;
     let mut queried = loop {
         let body = send(transport, &request, &mut budget)?;
         match querying
             .receive(&body)
-            .map_err(|e| client_error(&site_text, e))?
+            .map_err(|e| client_error(&site_text, same_device, e))?
         {
             QueryStep::Send(next, next_request) => (querying, request) = (next, next_request),
             QueryStep::Done(queried) => break queried,
+            QueryStep::IpMismatch(mismatch) => {
+                ui.accept_ip_mismatch(&site_text)?;
+                (querying, request) = mismatch
+                    .continue_without_ip_test()
+                    .map_err(|e| client_error(&site_text, same_device, e))?;
+            }
         }
     };
 
@@ -261,9 +334,10 @@ pub fn run(
         site: site_text.clone(),
         status,
         ip_matched: queried.ip_matched(),
-        same_device: device == Device::SameDevice,
+        same_device,
         ask: queried.ask().cloned(),
     };
+    let ip_matched = summary.ip_matched;
     if status == QueryStatus::Superseded {
         return Err(Error::Refused(format!(
             "this identity has been replaced by a newer one at {site_text}; import the current identity on this device"
@@ -284,7 +358,10 @@ pub fn run(
             action,
             site: site_text,
             status,
+            ip_matched,
+            fingerprint,
             completed: None,
+            session_url: None,
             button: None,
             message,
         });
@@ -296,31 +373,45 @@ pub fn run(
         let answer = ui.answer(ask)?;
         queried
             .answer_ask(answer)
-            .map_err(|e| client_error(&site_text, e))?;
+            .map_err(|e| client_error(&site_text, same_device, e))?;
         button = Some(answer);
     }
 
     let (mut commanding, mut request) =
         start_command(queried, action, keys, ui, rng).map_err(|e| match e {
-            Failure::Client(e) => client_error(&site_text, e),
+            Failure::Client(e) => client_error(&site_text, same_device, e),
             Failure::Local(e) => e,
         })?;
     let completed = loop {
         let body = send(transport, &request, &mut budget)?;
         match commanding
             .receive(&body)
-            .map_err(|e| client_error(&site_text, e))?
+            .map_err(|e| client_error(&site_text, same_device, e))?
         {
             CommandStep::Send(next, next_request) => (commanding, request) = (next, next_request),
             CommandStep::Done(done) => break done,
         }
+    };
+    let checked_url = match completed.cps_url() {
+        Some(target) => Some(session_url(target).map_err(|problem| {
+            Error::network(
+                format!(
+                    "{site_text} returned an unusable session address for the browser; it was not opened or shown"
+                ),
+                problem,
+            )
+        })?),
+        None => None,
     };
     let message = success_message(action, status, &site_text);
     Ok(Outcome {
         action,
         site: site_text,
         status,
+        ip_matched,
+        fingerprint,
         completed: Some(completed),
+        session_url: checked_url,
         button,
         message,
     })
@@ -423,8 +514,57 @@ fn send(
     transport.post(request.url(), request.body())
 }
 
+/// Checks the session URL (`url=`) a site returns for a same-device login
+/// (SPEC 7) before it is handed to a browser or printed as a link: an absolute
+/// `http` or `https` URL with a host and no user name or password in it.
+/// Returns it as the `url` crate writes it; anything else (`undefined`, a
+/// relative path, `javascript:`, `//host`) is refused with the reason.
+pub fn session_url(target: &str) -> std::result::Result<String, String> {
+    let shown = display_text(target);
+    if target.is_empty() || !target.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(format!(
+            "{shown:?} is not a URL (empty, or spaces or control characters)"
+        ));
+    }
+    // The url crate forgives `http:///host`, `http:host` and backslashes in
+    // http(s) URLs; a session URL has no reason to need that.
+    let lower = target.to_ascii_lowercase();
+    let after_scheme = lower
+        .strip_prefix("https://")
+        .or_else(|| lower.strip_prefix("http://"));
+    if after_scheme.is_none_or(|rest| rest.starts_with('/')) || target.contains('\\') {
+        return Err(format!("{shown:?} is not an absolute http(s) URL"));
+    }
+    let parsed =
+        url::Url::parse(target).map_err(|e| format!("{shown:?} is not an absolute URL ({e})"))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(format!("{shown:?} is not an http(s) URL"));
+    }
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err(format!("{shown:?} names no host"));
+    }
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(format!("{shown:?} carries a user name or password"));
+    }
+    Ok(parsed.into())
+}
+
 /// Turns a protocol failure into the CLI's error, in words.
-fn client_error(site: &str, error: ClientError) -> Error {
+fn client_error(site: &str, same_device: bool, error: ClientError) -> Error {
+    match &error {
+        ClientError::IpMismatch | ClientError::IpMatchUnconfirmed(_) if same_device => {
+            let what = match error {
+                ClientError::IpMismatch => "saw this device at a different network address than",
+                _ => "did not confirm that this device has the network address of",
+            };
+            return Error::AddressMismatch(format!(
+                "{site} {what} the browser that showed the login code, and --same-device requires \
+                 the same address: the login page may not be in this computer's browser (a code \
+                 relayed from someone else's page looks like this); nobody was signed in"
+            ));
+        }
+        _ => {}
+    }
     match &error {
         ClientError::Message(_)
         | ClientError::Url(_)
@@ -436,5 +576,73 @@ fn client_error(site: &str, error: ClientError) -> Error {
             Error::network(format!("{site} did not answer as SQRL requires"), error)
         }
         _ => Error::Refused(format!("{site}: {error}")),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn session_urls_must_be_absolute_http() {
+        assert_eq!(
+            session_url("https://example.com/cps?token=abc").unwrap(),
+            "https://example.com/cps?token=abc"
+        );
+        assert_eq!(
+            session_url("HTTP://127.0.0.1:8080/cps?t=1").unwrap(),
+            "http://127.0.0.1:8080/cps?t=1"
+        );
+        for bad in [
+            "undefined",
+            "",
+            "/cps?token=abc",
+            "cps?token=abc",
+            "//evil.example/x",
+            "javascript:alert(1)",
+            "data:text/html,hi",
+            "file:///etc/passwd",
+            "http://",
+            "http:///path",
+            "http:evil.example/x",
+            "https:\\\\evil.example\\x",
+            "https://bank.example@evil.example/",
+            "https://example.com/a b",
+            "https://example.com/\x1b[2J",
+        ] {
+            assert!(session_url(bad).is_err(), "{bad:?} accepted");
+        }
+        // The reason shows the text without its control characters.
+        let reason = session_url("\x1b[31mundefined").unwrap_err();
+        assert!(!reason.contains('\x1b'), "{reason}");
+    }
+
+    #[test]
+    fn site_text_loses_control_and_bidi_characters() {
+        assert_eq!(display_text("a\x1b[2Jb\nc"), "a\u{fffd}[2Jb\nc");
+        assert_eq!(display_text("x\u{202e}y\u{2066}z"), "x\u{fffd}y\u{fffd}z");
+    }
+
+    #[test]
+    fn a_multi_line_ask_is_shown_whole_and_indented() {
+        let ask = Ask::new("Signing in: Chrome on Windows at 203.0.113.7,\npage opened 12 s ago\r")
+            .with_button(sqrl_core::msg::AskButton::new("Yes", None).unwrap())
+            .unwrap();
+        let summary = QuerySummary {
+            action: Action::Login,
+            site: "example.com".into(),
+            status: QueryStatus::Known,
+            ip_matched: true,
+            same_device: false,
+            ask: Some(ask),
+        };
+        let text = summary.to_text();
+        assert!(
+            text.contains(
+                "The site asks: Signing in: Chrome on Windows at 203.0.113.7,\n               page opened 12 s ago\u{fffd}\n  [1] Yes\n"
+            ),
+            "{text}"
+        );
     }
 }

@@ -64,6 +64,8 @@
 //!     match querying.receive(&post(&mut site, request.url(), request.body()))? {
 //!         QueryStep::Send(next, next_request) => (querying, request) = (next, next_request),
 //!         QueryStep::Done(queried) => break queried,
+//!         // Only with `TransactionOptions::test_ip_first`.
+//!         QueryStep::IpMismatch(_) => return Err("IP mismatch".into()),
 //!     }
 //! };
 //! assert_eq!(queried.status(), QueryStatus::Unknown); // a new user at this site

@@ -126,6 +126,7 @@ impl Recorder<'_> {
             match state.receive(&reply).map_err(|e| e.to_string())? {
                 QueryStep::Send(next, next_request) => (state, request) = (next, next_request),
                 QueryStep::Done(queried) => return Ok(queried),
+                QueryStep::IpMismatch(_) => return Err("unexpected IP mismatch".to_owned()),
             }
         }
     }

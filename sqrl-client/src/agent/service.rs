@@ -154,8 +154,9 @@ impl LoginService for AgentService {
         match self.login(url) {
             Ok(outcome) => {
                 log(&outcome.message);
-                match outcome.cps_url().and_then(|u| absolute_url(url, u)) {
-                    Some(target) => Response::Redirect(target),
+                // Checked by the session: an absolute http(s) URL or nothing.
+                match outcome.cps_url() {
+                    Some(target) => Response::Redirect(target.to_owned()),
                     None => Response::Html {
                         status: 200,
                         body: back_page(&format!(
@@ -204,20 +205,18 @@ pub fn cancel_response(url: &SqrlUrl, message: &str) -> Response {
     }
 }
 
-/// Makes a server-supplied `url=`/`can=` absolute: an `http(s)://` URL is taken
-/// as is, a root-anchored path joins the site's origin; anything else (another
-/// scheme, a protocol-relative `//host`) is refused.
+/// Makes a page's or server's cancel URL (`can=`, a URL or path, SPEC 3)
+/// absolute: an `http(s)://` URL is taken as [`session::session_url`] checks
+/// it, a root-anchored path joins the site's origin; anything else (another
+/// scheme, a protocol-relative `//host`, a relative path) is refused.
 pub fn absolute_url(url: &SqrlUrl, target: &str) -> Option<String> {
     if !target.bytes().all(|b| b.is_ascii_graphic()) {
         return None;
     }
-    let lower = target.to_ascii_lowercase();
-    if lower.starts_with("https://") || lower.starts_with("http://") {
-        Some(target.to_owned())
-    } else if target.starts_with('/') && !target.starts_with("//") {
+    if target.starts_with('/') && !target.starts_with("//") {
         Some(format!("{}{target}", url.origin()))
     } else {
-        None
+        session::session_url(target).ok()
     }
 }
 
@@ -254,6 +253,13 @@ impl Ui for AgentUi {
         })
     }
 
+    fn accept_ip_mismatch(&mut self, site: &str) -> Result<()> {
+        // Same-device logins fail on a mismatch before asking this.
+        Err(Error::AddressMismatch(format!(
+            "{site} saw this device at a different network address than the browser"
+        )))
+    }
+
     fn unlock_key(&mut self) -> Result<IdentityUnlockKey> {
         Err(Error::Internal(
             "a login never needs the rescue code".into(),
@@ -280,6 +286,8 @@ mod tests {
         assert_eq!(absolute_url(&url, "//evil.example/x"), None);
         assert_eq!(absolute_url(&url, "javascript:alert(1)"), None);
         assert_eq!(absolute_url(&url, "/a b"), None);
+        assert_eq!(absolute_url(&url, "undefined"), None);
+        assert_eq!(absolute_url(&url, "http://"), None);
     }
 
     #[test]

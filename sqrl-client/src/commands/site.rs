@@ -68,6 +68,8 @@ pub struct TerminalUi<'a> {
     pub unlocked: &'a Unlocked,
     /// `--button`.
     pub button: Option<u8>,
+    /// `--allow-relayed-code`.
+    pub allow_relayed_code: bool,
 }
 
 impl core::fmt::Debug for TerminalUi<'_> {
@@ -112,6 +114,32 @@ impl Ui for TerminalUi<'_> {
         }
     }
 
+    fn accept_ip_mismatch(&mut self, site: &str) -> Result<()> {
+        let _ = write!(
+            std::io::stderr(),
+            "{}",
+            session::ip_mismatch_explanation(site)
+        );
+        if self.allow_relayed_code {
+            prompt::say("Going on: --allow-relayed-code was given.");
+            return Ok(());
+        }
+        if !prompt::interactive() {
+            return Err(Error::AddressMismatch(format!(
+                "{site} saw this request come from a different network address than the browser \
+                 that showed the login code; stopped without signing anyone in (if you opened \
+                 that page yourself on another device or network, run again on a terminal and \
+                 confirm, or pass --allow-relayed-code)"
+            )));
+        }
+        prompt::confirm_word(
+            "Only if you opened this login page yourself, type CONTINUE to sign in anyway \
+             (anything else stops): ",
+            "continue",
+            "--allow-relayed-code",
+        )
+    }
+
     fn unlock_key(&mut self) -> Result<IdentityUnlockKey> {
         self.stored.unlock_key(
             &self.context.secrets,
@@ -126,7 +154,7 @@ fn run_action(
     site: &SiteArgs,
     action: Action,
     device: Device,
-    button: Option<u8>,
+    allow_relayed_code: bool,
 ) -> Result<session::Outcome> {
     let url = resolve_target(&site.target)?;
     let name = context.identity_name()?;
@@ -140,7 +168,8 @@ fn run_action(
         context,
         stored: &stored,
         unlocked: &unlocked,
-        button,
+        button: site.button,
+        allow_relayed_code,
     };
     let transaction = Transaction {
         url,
@@ -158,8 +187,18 @@ pub fn login(context: &Context, args: &LoginArgs) -> Result<()> {
     } else {
         Device::CrossDevice
     };
-    let outcome = run_action(context, &args.site, Action::Login, device, args.button)?;
+    let outcome = run_action(
+        context,
+        &args.site,
+        Action::Login,
+        device,
+        args.allow_relayed_code,
+    )?;
     let mut human = outcome.message.clone();
+    human.push_str(&format!(
+        "\nIdentity fingerprint for {}: {} (the site's page should show the same)",
+        outcome.site, outcome.fingerprint
+    ));
     if let Some(url) = outcome.cps_url() {
         human.push_str(&format!(
             "\nOpen this address in your browser to finish: {url}"
@@ -170,6 +209,6 @@ pub fn login(context: &Context, args: &LoginArgs) -> Result<()> {
 
 /// `sqrl disable|enable|remove`.
 pub fn other(context: &Context, args: &SiteArgs, action: Action) -> Result<()> {
-    let outcome = run_action(context, args, action, Device::CrossDevice, None)?;
+    let outcome = run_action(context, args, action, Device::CrossDevice, false)?;
     context.out.result(&outcome.to_json(), &outcome.message)
 }

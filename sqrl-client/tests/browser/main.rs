@@ -15,7 +15,6 @@ use std::time::Duration;
 
 use serde_json::Value;
 use sqrl_core::keys::IdentityKey;
-use sqrl_server::routes::account::fingerprint;
 
 use crate::harness::{Browser, Cli, Mode, Site, Tools, artifact_dir, unix_ms};
 
@@ -115,11 +114,11 @@ fn sign_in(mode: Mode) {
         format!("the page ended at {}", account["pageUrl"]),
     );
     browser.check(
-        account["fingerprint"] == fingerprint(&idk),
+        account["fingerprint"] == idk.fingerprint(),
         format!(
             "the account shows fingerprint {}, the identity's key for this site is {}",
             account["fingerprint"],
-            fingerprint(&idk)
+            idk.fingerprint()
         ),
     );
     let text = account["text"].as_str().unwrap();

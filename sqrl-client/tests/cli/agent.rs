@@ -9,7 +9,7 @@ use std::time::Duration;
 use sqrl_core::base64url;
 use sqrl_core::server::memory::AttemptState;
 
-use crate::memory_site::{LOOPBACK, MemorySite};
+use crate::memory_site::{LOOPBACK, MemorySite, with_url};
 use crate::support::Env;
 
 /// A running agent; killed when dropped.
@@ -190,6 +190,21 @@ fn failed_login_goes_to_can_or_to_a_back_page() {
     let stderr = agent.finish();
     assert!(stderr.contains("failed"), "{stderr}");
     assert_eq!(site.server().account_count(), 0);
+}
+
+#[test]
+fn a_session_url_that_is_not_a_web_address_never_reaches_the_browser() {
+    let site = MemorySite::start();
+    site.rewrite_replies(|text| with_url(text, "undefined"));
+    let env = Env::with_identity("me");
+    let agent = AgentProcess::start(&env, &["--max-logins", "1"]);
+    let cancel = format!("http://127.0.0.1:{}/cancelled", site.port);
+    let (_, link, _) = site.open_page(LOOPBACK, Some(&cancel));
+    let (status, headers, _) = browser_get(agent.port, &page_script_path(&link), &[]);
+    assert_eq!(status, 302);
+    assert_eq!(header(&headers, "location"), Some(cancel.as_str()));
+    let stderr = agent.finish();
+    assert!(stderr.contains("unusable session address"), "{stderr}");
 }
 
 #[test]

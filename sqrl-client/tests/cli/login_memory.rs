@@ -5,10 +5,10 @@ use std::net::{IpAddr, Ipv4Addr};
 use sqrl_client::ExitCode;
 use sqrl_core::keys::IdentityKey;
 use sqrl_core::msg::{Ask, AskButton, Button};
-use sqrl_core::server::Policy;
 use sqrl_core::server::memory::AttemptState;
+use sqrl_core::server::{Failure, Policy};
 
-use crate::memory_site::{LOOPBACK, MemorySite};
+use crate::memory_site::{LOOPBACK, MemorySite, with_url, without_ip_bit};
 use crate::support::Env;
 
 /// The identity's key for the memory site, as `sqrl identity show --site` computes it.
@@ -40,7 +40,7 @@ fn new_user_then_returning_user() {
         Some(&AttemptState::LoggedIn(key))
     );
     assert!(site.server().account(&key).is_some());
-    // query then ident, both in cross-device mode (noiptest, no cps).
+    // query then ident, no cps; the IP matched, so no noiptest was needed.
     let handled = site.handled();
     assert_eq!(handled.len(), 2);
     assert!(
@@ -83,10 +83,34 @@ fn human_output_reports_the_outcome_in_words() {
         .password()
         .run()
         .success();
+    let key = idk(&env, &site.url());
     assert_eq!(
-        run.stdout().trim(),
-        "Logged in to 127.0.0.1: the site now knows this identity (new association)."
+        run.stdout(),
+        format!(
+            "Logged in to 127.0.0.1: the site now knows this identity (new association).\n\
+             Identity fingerprint for 127.0.0.1: {} (the site's page should show the same)\n",
+            key.fingerprint()
+        )
     );
+}
+
+#[test]
+fn json_output_carries_the_fingerprint() {
+    let site = MemorySite::start();
+    let env = Env::with_identity("me");
+    let url = site.url();
+    let outcome = env.login(&url).run().success().json();
+    let fingerprint = outcome["fingerprint"].as_str().unwrap().to_owned();
+    assert_eq!(fingerprint, idk(&env, &url).fingerprint());
+    // Eight groups of four lower-case hex digits.
+    let groups: Vec<&str> = fingerprint.split(' ').collect();
+    assert_eq!(groups.len(), 8, "{fingerprint}");
+    assert!(groups.iter().all(|g| {
+        g.len() == 4
+            && g.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    }));
+    assert_eq!(outcome["ip_matched"], true);
 }
 
 #[test]
@@ -234,25 +258,151 @@ fn ask_is_shown_and_answered() {
     assert_eq!(last.button, Some(Button::Second));
 }
 
+/// A documentation address: no traffic goes there.
+const ELSEWHERE: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7));
+
 #[test]
-fn ip_mismatch_is_shown_or_refused() {
+fn a_relayed_code_is_explained_and_refused_with_yes() {
     let site = MemorySite::start();
     let env = Env::with_identity("me");
-    // The page was opened by a browser elsewhere (a documentation address; no
-    // traffic goes there).
-    let elsewhere = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7));
-    let (url, _, _) = site.open_page(elsewhere, None);
-    env.login(&url)
+    // A browser elsewhere opened the page (an attacker relaying its code).
+    let (url, _, attempt) = site.open_page(ELSEWHERE, None);
+    let run = env
+        .login(&url)
+        .run()
+        .fails_saying(ExitCode::AddressMismatch, "--allow-relayed-code")
+        .says("different network address than the browser")
+        .says("sign THEIR browser in as you");
+    assert_eq!(run.json()["exit_code"], 10);
+    // Only the query went out, without noiptest; the site refused it and
+    // nobody was signed in.
+    let handled = site.handled();
+    assert_eq!(handled.len(), 1);
+    assert_eq!(handled[0].failure, Some(Failure::IpMismatch));
+    assert_eq!(
+        site.server().attempt(&attempt),
+        Some(&AttemptState::Pending)
+    );
+    assert_eq!(site.server().account_count(), 0);
+
+    // Human output: the same explanation, nothing on stdout.
+    let (url, _, _) = site.open_page(ELSEWHERE, None);
+    let run = env
+        .sqrl(&["login", &url])
+        .yes()
+        .password()
+        .run()
+        .fails_with(ExitCode::AddressMismatch)
+        .says("it may be an attacker's login");
+    assert_eq!(run.stdout(), "");
+    assert_eq!(site.server().account_count(), 0);
+}
+
+#[test]
+fn the_risk_flag_goes_on_without_the_ip_test() {
+    let site = MemorySite::start();
+    let env = Env::with_identity("me");
+    let (url, _, attempt) = site.open_page(ELSEWHERE, None);
+    let key = idk(&env, &url);
+    let outcome = env
+        .login(&url)
+        .args(&["--allow-relayed-code"])
         .run()
         .success()
-        .says("different network address");
+        .says("sign THEIR browser in as you")
+        .says("--allow-relayed-code was given")
+        .json();
+    assert_eq!(outcome["ip_matched"], false);
+    assert_eq!(outcome["known"], "unknown");
+    // The refused query, the query again with noiptest (on the refusal's nut,
+    // which kept the waiting browser), then the ident.
+    let handled = site.handled();
+    assert_eq!(handled.len(), 3, "{handled:?}");
+    assert_eq!(handled[0].failure, Some(Failure::IpMismatch));
+    assert!(handled[1..].iter().all(|h| h.failure.is_none()));
+    assert_eq!(
+        site.server().attempt(&attempt),
+        Some(&AttemptState::LoggedIn(key))
+    );
+}
 
-    // Same-device mode does not send noiptest: the site refuses (tif 40).
-    let (url, _, _) = site.open_page(elsewhere, None);
+#[test]
+fn same_device_refuses_an_ip_mismatch() {
+    let site = MemorySite::start();
+    let env = Env::with_identity("me");
+    let (url, _, attempt) = site.open_page(ELSEWHERE, None);
+    env.login(&url).args(&["--same-device"]).run().fails_saying(
+        ExitCode::AddressMismatch,
+        "--same-device requires the same address",
+    );
+    assert_eq!(site.handled().len(), 1, "only the query");
+    assert_eq!(
+        site.server().attempt(&attempt),
+        Some(&AttemptState::Pending)
+    );
+
+    // No flag turns a same-device mismatch into a yes.
+    let (url, _, _) = site.open_page(ELSEWHERE, None);
+    let run = env
+        .login(&url)
+        .args(&["--same-device", "--allow-relayed-code"])
+        .run();
+    assert_eq!(
+        run.code(),
+        i32::from(ExitCode::Usage.code()),
+        "{}",
+        run.stderr()
+    );
+    assert!(
+        run.stderr().contains("cannot be used with"),
+        "{}",
+        run.stderr()
+    );
+    assert_eq!(site.handled().len(), 1);
+}
+
+#[test]
+fn same_device_requires_the_site_to_confirm_the_ip_match() {
+    let site = MemorySite::start();
+    // A site that answers without TIF 0x04 (it does not test the IP).
+    site.rewrite_replies(without_ip_bit);
+    let env = Env::with_identity("me");
+    let (url, _, attempt) = site.open_page(LOOPBACK, None);
     env.login(&url)
         .args(&["--same-device"])
         .run()
-        .fails_saying(ExitCode::Refused, "network address");
+        .fails_saying(ExitCode::AddressMismatch, "did not confirm");
+    assert_eq!(site.handled().len(), 1, "only the query");
+    assert_eq!(site.server().account_count(), 0);
+    assert_ne!(
+        site.server().attempt(&attempt),
+        Some(&AttemptState::HandedToClient)
+    );
+}
+
+#[test]
+fn same_device_refuses_a_session_url_that_is_not_a_web_address() {
+    let env = Env::with_identity("me");
+    for bad in [
+        "undefined",
+        "/cps?token=abc",
+        "javascript:alert(1)",
+        "//evil.example/cps",
+    ] {
+        let site = MemorySite::start();
+        site.rewrite_replies(move |text| with_url(text, bad));
+        let url = site.url();
+        let run = env
+            .sqrl(&["login", &url, "--same-device"])
+            .yes()
+            .password()
+            .run()
+            .fails_saying(ExitCode::Network, "unusable session address");
+        assert!(run.error_line().contains(bad), "{}", run.error_line());
+        // Never printed as something to open.
+        assert_eq!(run.stdout(), "", "{bad}");
+        assert!(!run.stderr().contains("Open this address"), "{bad}");
+    }
 }
 
 #[test]

@@ -20,13 +20,19 @@ fn cookies(reply: &crate::real_site::Reply) -> String {
         .join("; ")
 }
 
-/// Follows a single-use login URL as the browser and checks the account page.
-fn browser_completes(site: &RealSite, agent: &ureq::Agent, url: &str) {
-    browser_completes_as(site, agent, url, &[]);
+/// Follows a single-use login URL as the browser and checks the account page;
+/// returns that page.
+fn browser_completes(site: &RealSite, agent: &ureq::Agent, url: &str) -> String {
+    browser_completes_as(site, agent, url, &[])
 }
 
 /// The same, for a browser sending `headers` (the cookie of its login page).
-fn browser_completes_as(site: &RealSite, agent: &ureq::Agent, url: &str, headers: &[(&str, &str)]) {
+fn browser_completes_as(
+    site: &RealSite,
+    agent: &ureq::Agent,
+    url: &str,
+    headers: &[(&str, &str)],
+) -> String {
     let url = if url.starts_with('/') {
         format!("{}{url}", site.base())
     } else {
@@ -53,6 +59,7 @@ fn browser_completes_as(site: &RealSite, agent: &ureq::Agent, url: &str, headers
         "{}",
         account.text()
     );
+    account.text()
 }
 
 #[test]
@@ -175,6 +182,102 @@ fn ask_over_http() {
         .says("The site asks: Link this identity")
         .says("[2] No");
     assert_eq!(run.json()["button"], "1");
+}
+
+#[test]
+fn disable_enable_remove_answer_a_site_that_asks_on_every_query() {
+    let site = RealSite::start_with(|config, _| {
+        config.ask = Some(AskConfig {
+            message: "Is this really you?".into(),
+            buttons: vec![AskButtonConfig::label("Yes"), AskButtonConfig::label("No")],
+        });
+    });
+    let web = browser();
+    let env = Env::with_identity("me");
+    let command = |name| env.site_command(name, &site.url(&web));
+    // A new user is asked nothing; from then on every query asks.
+    command("login").run().success();
+
+    // Without a terminal the question needs --button, and --yes is no answer.
+    command("disable")
+        .run()
+        .fails_saying(ExitCode::Usage, "--button")
+        .says("The site asks: Is this really you?");
+    let disabled = command("disable")
+        .args(&["--button", "1"])
+        .run()
+        .success()
+        .says("[2] No")
+        .json();
+    assert_eq!(disabled["button"], "1");
+    assert_eq!(disabled["action"], "disable");
+
+    // A disabled identity is asked nothing, but --button is accepted all the same.
+    let enabled = command("enable")
+        .rescue_code_file("me.rescue")
+        .args(&["--button", "1"])
+        .run()
+        .success()
+        .json();
+    assert_eq!(enabled["action"], "enable");
+
+    command("remove")
+        .rescue_code_file("me.rescue")
+        .run()
+        .fails_saying(ExitCode::Usage, "--button");
+    let removed = command("remove")
+        .rescue_code_file("me.rescue")
+        .args(&["--button", "2"])
+        .run()
+        .success()
+        .json();
+    assert_eq!(removed["button"], "2");
+    // The site no longer knows the identity.
+    assert_eq!(command("login").run().success().json()["known"], "unknown");
+}
+
+#[test]
+fn a_relayed_code_is_refused_and_the_page_elsewhere_stays_signed_out() {
+    let site = RealSite::start_behind_proxy();
+    // The attacker's browser, elsewhere, shows the site's code to the victim.
+    let attacker = browser();
+    let env = Env::with_identity("me");
+    let page = site.open_page_from(&attacker, "203.0.113.7");
+    let refused = env
+        .login(&page.url)
+        .run()
+        .fails_saying(ExitCode::AddressMismatch, "--allow-relayed-code")
+        .says("sign THEIR browser in as you");
+    assert_eq!(refused.json()["exit_code"], 10);
+    let (state, url) = site.poll(&attacker, &page);
+    assert_ne!(state, "confirmed");
+    assert!(url.is_empty(), "{url}");
+
+    // A page at this machine's own address asks nothing.
+    let web = browser();
+    let page = site.open_page(&web);
+    let outcome = env.login(&page.url).run().success().json();
+    assert_eq!(outcome["ip_matched"], true);
+    assert_eq!(site.poll(&web, &page).0, "confirmed");
+
+    // Accepted on purpose: the browser elsewhere is signed in, and its account
+    // page shows the fingerprint the CLI printed.
+    let page = site.open_page_from(&attacker, "203.0.113.7");
+    let outcome = env
+        .login(&page.url)
+        .args(&["--allow-relayed-code"])
+        .run()
+        .success()
+        .json();
+    assert_eq!(outcome["ip_matched"], false);
+    let (state, url) = site.poll(&attacker, &page);
+    assert_eq!(state, "confirmed");
+    let account = browser_completes(&site, &attacker, &url);
+    let fingerprint = outcome["fingerprint"].as_str().unwrap();
+    assert!(
+        account.contains(fingerprint),
+        "{fingerprint} not in {account}"
+    );
 }
 
 #[test]

@@ -6,6 +6,7 @@ use std::net::{IpAddr, Ipv4Addr, TcpListener, TcpStream};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
 
+use sqrl_core::base64url;
 use sqrl_core::rand_core::OsRng;
 use sqrl_core::server::memory::{Handled, MemoryServer};
 use sqrl_core::server::{Endpoint, Policy};
@@ -13,10 +14,14 @@ use sqrl_core::url::Scheme;
 
 pub const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
+/// Rewrites the decoded text of a reply (`name=value` lines) before it is sent.
+type Rewrite = Box<dyn Fn(&str) -> String + Send>;
+
 pub struct MemorySite {
     pub port: u16,
     server: Arc<Mutex<MemoryServer<OsRng>>>,
     handled: Arc<Mutex<Vec<Handled>>>,
+    rewrite: Arc<Mutex<Option<Rewrite>>>,
 }
 
 impl MemorySite {
@@ -39,19 +44,38 @@ impl MemorySite {
             OsRng,
         )));
         let handled = Arc::new(Mutex::new(Vec::new()));
-        let (server_for_thread, handled_for_thread) = (Arc::clone(&server), Arc::clone(&handled));
+        let rewrite: Arc<Mutex<Option<Rewrite>>> = Arc::new(Mutex::new(None));
+        let (server_for_thread, handled_for_thread, rewrite_for_thread) = (
+            Arc::clone(&server),
+            Arc::clone(&handled),
+            Arc::clone(&rewrite),
+        );
         // Detached: it ends with the test process.
         thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(stream) = stream else { continue };
-                serve(stream, &server_for_thread, &handled_for_thread);
+                serve(
+                    stream,
+                    &server_for_thread,
+                    &handled_for_thread,
+                    &rewrite_for_thread,
+                );
             }
         });
         Self {
             port,
             server,
             handled,
+            rewrite,
         }
+    }
+
+    /// From now on every reply's `name=value` text passes through `rewrite`
+    /// on its way out: a site that misbehaves at the HTTP edge. (The next
+    /// request echoes the rewritten reply, which the server then refuses, so
+    /// use it on the reply that ends the transaction.)
+    pub fn rewrite_replies(&self, rewrite: impl Fn(&str) -> String + Send + 'static) {
+        *self.rewrite.lock().unwrap() = Some(Box::new(rewrite));
     }
 
     pub fn server(&self) -> MutexGuard<'_, MemoryServer<OsRng>> {
@@ -84,7 +108,12 @@ impl MemorySite {
     }
 }
 
-fn serve(stream: TcpStream, server: &Mutex<MemoryServer<OsRng>>, handled: &Mutex<Vec<Handled>>) {
+fn serve(
+    stream: TcpStream,
+    server: &Mutex<MemoryServer<OsRng>>,
+    handled: &Mutex<Vec<Handled>>,
+    rewrite: &Mutex<Option<Rewrite>>,
+) {
     let peer = stream.peer_addr().map(|a| a.ip()).unwrap_or(LOOPBACK);
     let mut reader = BufReader::new(stream);
     let mut request_line = String::new();
@@ -114,7 +143,11 @@ fn serve(stream: TcpStream, server: &Mutex<MemoryServer<OsRng>>, handled: &Mutex
     }
     let body = String::from_utf8_lossy(&body).into_owned();
     let result = server.lock().unwrap().handle(&target, &body, peer);
-    let reply = result.body.clone();
+    let mut reply = result.body.clone();
+    if let Some(rewrite) = rewrite.lock().unwrap().as_ref() {
+        let text = String::from_utf8(base64url::decode(&reply).unwrap()).unwrap();
+        reply = base64url::encode(rewrite(&text));
+    }
     handled.lock().unwrap().push(result);
     let mut stream = reader.into_inner();
     let _ = write!(
@@ -123,4 +156,30 @@ fn serve(stream: TcpStream, server: &Mutex<MemoryServer<OsRng>>, handled: &Mutex
         reply.len()
     );
     let _ = stream.flush();
+}
+
+/// The reply text with the IP-match bit taken out of its `tif`.
+pub fn without_ip_bit(text: &str) -> String {
+    text.lines()
+        .map(|line| match line.strip_prefix("tif=") {
+            Some(tif) => format!(
+                "tif={:x}\r\n",
+                u32::from_str_radix(tif, 16).unwrap() & !0x04
+            ),
+            None => format!("{line}\r\n"),
+        })
+        .collect()
+}
+
+/// The reply text with its `url=` replaced.
+pub fn with_url(text: &str, url: &str) -> String {
+    text.lines()
+        .map(|line| {
+            if line.starts_with("url=") {
+                format!("url={url}\r\n")
+            } else {
+                format!("{line}\r\n")
+            }
+        })
+        .collect()
 }

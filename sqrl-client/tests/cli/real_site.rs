@@ -7,6 +7,7 @@ use std::time::Duration;
 use sqrl_core::server::Nut;
 use sqrl_server::RunningServer;
 use sqrl_server::config::Config;
+use sqrl_server::net::IpNet;
 use tempfile::TempDir;
 
 pub struct RealSite {
@@ -114,6 +115,15 @@ impl RealSite {
         }
     }
 
+    /// A site behind a reverse proxy at 127.0.0.1, whose `X-Forwarded-For` it
+    /// believes: a browser sending one is "elsewhere" to it, while the CLI
+    /// (no header) is at 127.0.0.1.
+    pub fn start_behind_proxy() -> Self {
+        Self::start_with(|config, _| {
+            config.trusted_proxies = vec![IpNet::parse("127.0.0.1").unwrap()];
+        })
+    }
+
     fn server(&self) -> &RunningServer {
         self.server.as_ref().unwrap()
     }
@@ -124,11 +134,19 @@ impl RealSite {
 
     /// Opens a login page through the SSP API, as a browser at 127.0.0.1.
     pub fn open_page(&self, agent: &ureq::Agent) -> Page {
-        let reply = get(
-            agent,
-            &format!("{}/nut.sqrl", self.base()),
-            &[("Accept", "application/json")],
-        );
+        self.open_page_with(agent, &[])
+    }
+
+    /// Opens a login page as a browser at `ip`, through the proxy of
+    /// [`RealSite::start_behind_proxy`].
+    pub fn open_page_from(&self, agent: &ureq::Agent, ip: &str) -> Page {
+        self.open_page_with(agent, &[("X-Forwarded-For", ip)])
+    }
+
+    fn open_page_with(&self, agent: &ureq::Agent, headers: &[(&str, &str)]) -> Page {
+        let mut headers = headers.to_vec();
+        headers.push(("Accept", "application/json"));
+        let reply = get(agent, &format!("{}/nut.sqrl", self.base()), &headers);
         assert_eq!(reply.status, 200, "{}", reply.text());
         let value: serde_json::Value = serde_json::from_slice(&reply.body).unwrap();
         let nut = value["nut"].as_str().unwrap().to_owned();

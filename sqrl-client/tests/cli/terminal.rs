@@ -7,15 +7,18 @@
 //! installed these tests say so and pass, except on CI (`CI` set), where they
 //! fail.
 
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use sqrl_client::ExitCode;
 use sqrl_core::secret::Password;
+use sqrl_core::server::memory::AttemptState;
 use sqrl_core::storage::{RescueCode, S4};
 use tempfile::TempDir;
 
+use crate::memory_site::MemorySite;
 use crate::support::{Env, PASSWORD};
 
 /// Longest wait for the screen to show something.
@@ -325,4 +328,60 @@ fn rekey_shows_the_new_code_and_has_it_typed_back_before_any_enscrypt() {
     .unwrap();
     let old = RescueCode::parse(&String::from_utf8(env.read("me.rescue")).unwrap()).unwrap();
     assert!(s4.recover_unlock_key(&old, &mut |_, _| {}).is_err());
+}
+
+#[test]
+fn a_relayed_code_needs_the_word_typed_even_with_yes() {
+    let site = MemorySite::start();
+    let env = Env::with_identity("me");
+    // The page was opened elsewhere (a documentation address).
+    let elsewhere = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7));
+    let (url, _, attempt) = site.open_page(elsewhere, None);
+    let login = |url: &str| {
+        Terminal::start(
+            &env,
+            &["login", url, "--yes", "--password-file", "password"],
+        )
+    };
+    let Some(terminal) = login(&url) else {
+        return;
+    };
+    let screen = terminal.wait_for("type CONTINUE");
+    assert!(
+        screen.contains("it may be an attacker's login")
+            && screen.contains("sign THEIR browser in as you"),
+        "{screen}"
+    );
+    // A reflex "y" is no answer.
+    terminal.type_line("y");
+    assert_eq!(
+        terminal.exit_status(),
+        i32::from(ExitCode::Declined.code()),
+        "{}",
+        terminal.screen()
+    );
+    assert_eq!(
+        site.server().attempt(&attempt),
+        Some(&AttemptState::Pending)
+    );
+    assert_eq!(site.server().account_count(), 0);
+    drop(terminal);
+
+    let (url, _, attempt) = site.open_page(elsewhere, None);
+    let Some(terminal) = login(&url) else {
+        return;
+    };
+    terminal.wait_for("type CONTINUE");
+    terminal.type_line("continue");
+    assert_eq!(terminal.exit_status(), 0, "{}", terminal.screen());
+    let screen = terminal.screen();
+    assert!(screen.contains("Logged in to 127.0.0.1"), "{screen}");
+    assert!(
+        screen.contains("Identity fingerprint for 127.0.0.1"),
+        "{screen}"
+    );
+    assert!(matches!(
+        site.server().attempt(&attempt),
+        Some(AttemptState::LoggedIn(_))
+    ));
 }

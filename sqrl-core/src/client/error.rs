@@ -30,6 +30,14 @@ pub enum ClientError {
         "this device's network address differs from the browser's; sign in from the same network or scan the code with another device"
     )]
     IpMismatch,
+    /// A same-device query succeeded without TIF `0x04`: the site did not
+    /// confirm that this client and the browser share an IP address, which a
+    /// same-device login relies on.
+    #[error(
+        "the site did not confirm that this device has the browser's network address ({}); a same-device login requires it",
+        .0.describe()
+    )]
+    IpMatchUnconfirmed(Tif),
     /// Two transient errors in a row: the login page is stale (SPEC 3.1).
     #[error("the login page has expired; reload it and try again")]
     PageExpired,
@@ -93,7 +101,8 @@ impl ClientError {
             | ClientError::BadIdAssociation(tif)
             | ClientError::NotSupported(tif)
             | ClientError::Rejected(tif)
-            | ClientError::CommandFailed(tif) => Some(*tif),
+            | ClientError::CommandFailed(tif)
+            | ClientError::IpMatchUnconfirmed(tif) => Some(*tif),
             ClientError::IpMismatch => Some(Tif::COMMAND_FAILED),
             _ => None,
         }

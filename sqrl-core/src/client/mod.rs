@@ -5,8 +5,8 @@
 //! everything the protocol fixes — `server=` echoes, `qry` paths, `ins`/`pins`
 //! for a `sin`, retries after a transient error, re-queries with older
 //! identities, `suk`/`vuk`/`urs` — and the caller decides what the user
-//! decides: which command to send after the query, and what to answer an
-//! `ask`. States are consumed by each transition, so commands cannot be sent
+//! decides: which command to send after the query, what to answer an
+//! `ask`, and whether to go on after an IP mismatch. States are consumed by each transition, so commands cannot be sent
 //! out of order; a choice the query outcome does not allow is a typed error.
 //!
 //! ```no_run
@@ -22,12 +22,22 @@
 //! let url = SqrlUrl::parse("sqrl://example.com/cli.sqrl?nut=oOB4QOFJux5Z")?;
 //! let site_key = imk.site_key(url.site_key_string());
 //!
-//! let options = TransactionOptions::new(Device::CrossDevice);
+//! // Let the site test the IP address before anything else (QRLJacking).
+//! let options = TransactionOptions::new(Device::CrossDevice).test_ip_first(true);
 //! let (mut querying, mut request) = Querying::start(url, site_key, Vec::new(), options)?;
+//! # let user_insists = false;
 //! let queried = loop {
 //!     match querying.receive(&post(request.url(), request.body()))? {
 //!         QueryStep::Send(next, next_request) => (querying, request) = (next, next_request),
 //!         QueryStep::Done(queried) => break queried,
+//!         QueryStep::IpMismatch(mismatch) => {
+//!             // Explain that the code may be relayed by an attacker's page, and
+//!             // go on only if the user insists.
+//!             if !user_insists {
+//!                 return Ok(());
+//!             }
+//!             (querying, request) = mismatch.continue_without_ip_test()?;
+//!         }
 //!     }
 //! };
 //! if queried.status() == QueryStatus::Superseded {
@@ -52,7 +62,8 @@ mod transaction;
 pub use error::ClientError;
 pub use options::{Device, TransactionOptions};
 pub use transaction::{
-    CommandStep, Commanding, Completed, OutgoingRequest, Queried, QueryStatus, QueryStep, Querying,
+    CommandStep, Commanding, Completed, IpMismatched, OutgoingRequest, Queried, QueryStatus,
+    QueryStep, Querying,
 };
 
 #[cfg(test)]

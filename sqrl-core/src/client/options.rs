@@ -9,7 +9,9 @@ pub enum Device {
     /// returns a session URL (`url=`) for the client to hand to the browser.
     SameDevice,
     /// The code was scanned from another device: `opt=noiptest`, no CPS
-    /// (PITFALLS 26: cellular clients otherwise fail the IP test).
+    /// (PITFALLS 26: cellular clients otherwise fail the IP test). With
+    /// [`TransactionOptions::test_ip_first`], `noiptest` is only sent once the
+    /// user has accepted an IP mismatch.
     CrossDevice,
 }
 
@@ -20,6 +22,8 @@ pub struct TransactionOptions {
     sqrl_only: bool,
     hard_lock: bool,
     request_suk: bool,
+    /// Whether requests carry `noiptest` (cross-device only).
+    noiptest: bool,
 }
 
 impl TransactionOptions {
@@ -31,6 +35,35 @@ impl TransactionOptions {
             sqrl_only: false,
             hard_lock: false,
             request_suk: true,
+            noiptest: device == Device::CrossDevice,
+        }
+    }
+
+    /// Lets the site test the IP address first, also in cross-device mode: no
+    /// `noiptest` until the site has answered. If the site then reports an IP
+    /// mismatch (TIF exactly `0x40`), the query phase stops at
+    /// [`QueryStep::IpMismatch`](super::QueryStep::IpMismatch) instead of
+    /// failing, and the caller decides, with the user, whether to go on
+    /// without the test. This is the defence against a relayed QR code
+    /// (QRLJacking): an attacker's browser elsewhere shows the victim the
+    /// site's code, and a client that always sent `noiptest` would log the
+    /// attacker's browser in. Same-device transactions always test the IP.
+    pub fn test_ip_first(mut self, on: bool) -> Self {
+        if self.device == Device::CrossDevice {
+            self.noiptest = !on;
+        }
+        self
+    }
+
+    /// Whether requests carry `noiptest` now.
+    pub fn skips_ip_test(&self) -> bool {
+        self.noiptest
+    }
+
+    /// From now on requests carry `noiptest` (the user accepted an IP mismatch).
+    pub(super) fn waive_ip_test(&mut self) {
+        if self.device == Device::CrossDevice {
+            self.noiptest = true;
         }
     }
 
@@ -62,7 +95,8 @@ impl TransactionOptions {
     pub fn client_options(&self) -> ClientOptions {
         let device = match self.device {
             Device::SameDevice => ClientOptions::CPS,
-            Device::CrossDevice => ClientOptions::NOIPTEST,
+            Device::CrossDevice if self.noiptest => ClientOptions::NOIPTEST,
+            Device::CrossDevice => ClientOptions::NONE,
         };
         device
             .with(ClientOptions::SQRLONLY, self.sqrl_only)

@@ -50,6 +50,8 @@ struct Site {
     expected_post: String,
     nut: u32,
     ip_matches: bool,
+    /// Whether the site fails a request without `noiptest` on a mismatch.
+    tests_ip: bool,
     transient: usize,
     next_sin: Option<String>,
     next_ask: Option<Ask>,
@@ -69,6 +71,7 @@ impl Site {
             superseded: Vec::new(),
             nut: 0,
             ip_matches: true,
+            tests_ip: true,
             transient: 0,
             next_sin: None,
             next_ask: None,
@@ -104,7 +107,8 @@ impl Site {
         } else {
             Tif::NONE
         };
-        if !self.ip_matches && !client.options().contains(ClientOptions::NOIPTEST) {
+        if !self.ip_matches && self.tests_ip && !client.options().contains(ClientOptions::NOIPTEST)
+        {
             return self.reply(Tif::COMMAND_FAILED, None, false);
         }
         if self.transient > 0 {
@@ -238,6 +242,7 @@ fn query(
         match state.receive(&site.handle(&request))? {
             QueryStep::Send(next, next_request) => (state, request) = (next, next_request),
             QueryStep::Done(queried) => return Ok(queried),
+            QueryStep::IpMismatch(_) => return Err(ClientError::IpMismatch),
         }
     }
     panic!("query phase did not end");
@@ -509,6 +514,77 @@ fn ip_mismatch_without_noiptest_is_reported() {
     // Cross-device sends noiptest and goes through, without the IP bit.
     let queried = query(&mut site, &me, &[], cross()).unwrap();
     assert!(!queried.ip_matched());
+}
+
+#[test]
+fn ip_test_first_stops_at_a_mismatch_and_goes_on_only_when_told() {
+    let mut site = Site::new();
+    let me = Identity::new(21);
+    let options = cross().test_ip_first(true);
+    assert!(!options.skips_ip_test());
+
+    // The IP matches: no noiptest anywhere, and the IP bit is reported.
+    let queried = query(&mut site, &me, &[], options).unwrap();
+    assert!(queried.ip_matched());
+    finish(&mut site, queried.ident(&me.ilk(), &mut rng())).unwrap();
+    assert!(
+        site.log
+            .iter()
+            .all(|r| !r.options().contains(ClientOptions::NOIPTEST))
+    );
+
+    // A mismatch: the query phase stops instead of failing.
+    site.ip_matches = false;
+    site.log.clear();
+    site.reload();
+    let url = SqrlUrl::parse(URL).unwrap();
+    let (state, request) = Querying::start(url, me.site_key(), Vec::new(), options).unwrap();
+    let QueryStep::IpMismatch(mismatch) = state.receive(&site.handle(&request)).unwrap() else {
+        panic!("expected an IP mismatch");
+    };
+    assert_eq!(mismatch.tif(), Tif::COMMAND_FAILED);
+    assert_eq!(site.log.len(), 1, "nothing sent on its own");
+    // Told to go on: the same query with noiptest, to the refusal's qry with
+    // the refusal echoed (the site asserts both).
+    let (state, request) = mismatch.continue_without_ip_test().unwrap();
+    let QueryStep::Done(queried) = state.receive(&site.handle(&request)).unwrap() else {
+        panic!("expected the query to finish");
+    };
+    assert_eq!(queried.status(), QueryStatus::Known);
+    assert!(!queried.ip_matched());
+    finish(&mut site, queried.ident(&me.ilk(), &mut rng())).unwrap();
+    let options_sent: Vec<_> = site.log.iter().map(ClientRequest::options).collect();
+    assert_eq!(
+        options_sent,
+        [
+            ClientOptions::SUK,
+            ClientOptions::NOIPTEST | ClientOptions::SUK,
+            ClientOptions::NOIPTEST,
+        ]
+    );
+
+    // Same-device never offers to go on.
+    let same = TransactionOptions::new(Device::SameDevice).test_ip_first(true);
+    assert_eq!(
+        query(&mut site, &me, &[], same).unwrap_err(),
+        ClientError::IpMismatch
+    );
+}
+
+#[test]
+fn same_device_requires_the_ip_bit() {
+    let mut site = Site::new();
+    let me = Identity::new(22);
+    // A site that does not test the IP answers without 0x04.
+    site.ip_matches = false;
+    site.tests_ip = false;
+    let same = TransactionOptions::new(Device::SameDevice);
+    assert_eq!(
+        query(&mut site, &me, &[], same).unwrap_err(),
+        ClientError::IpMatchUnconfirmed(Tif::NONE)
+    );
+    // Cross-device does not rely on it.
+    assert!(query(&mut site, &me, &[], cross()).is_ok());
 }
 
 #[test]

@@ -4,7 +4,7 @@
 
 use rand_core::CryptoRngCore;
 
-use super::{ClientError, TransactionOptions};
+use super::{ClientError, Device, TransactionOptions};
 use crate::keys::{
     IdentityLockKey, IdentityUnlockKey, RandomLockKey, ServerUnlockKey, SiteKey,
     UnlockRequestSigningKey, VerifyUnlockKey,
@@ -212,6 +212,43 @@ pub enum QueryStep {
     Send(Querying, OutgoingRequest),
     /// The query phase is over.
     Done(Queried),
+    /// The site saw this client at another IP address than the browser that
+    /// showed the code, and refused the query (TIF exactly `0x40`). Only
+    /// returned for cross-device transactions with
+    /// [`TransactionOptions::test_ip_first`]; same-device ones fail with
+    /// [`ClientError::IpMismatch`]. Tell the user what it may mean (a relayed
+    /// QR code) and go on only on their explicit say-so.
+    IpMismatch(IpMismatched),
+}
+
+/// A cross-device query was refused for an IP mismatch; see
+/// [`QueryStep::IpMismatch`].
+#[derive(Debug)]
+pub struct IpMismatched {
+    querying: Querying,
+}
+
+impl IpMismatched {
+    /// The TIF of the refusal (`0x40`).
+    pub fn tif(&self) -> Tif {
+        self.querying
+            .core
+            .last_reply
+            .as_ref()
+            .map_or(Tif::COMMAND_FAILED, ServerReply::tif)
+    }
+
+    /// Goes on without the IP test: re-sends the query with `noiptest`, to the
+    /// fresh `nut`/`qry` of the refusal (the site keeps the waiting browser with
+    /// it). Every later request of the transaction carries `noiptest` too.
+    pub fn continue_without_ip_test(self) -> Result<(Querying, OutgoingRequest), ClientError> {
+        let mut querying = self.querying;
+        querying.core.options.waive_ip_test();
+        querying.draft.options = querying.core.options.query_options();
+        querying.retried = false;
+        let request = querying.core.build(&querying.draft)?;
+        Ok((querying, request))
+    }
 }
 
 impl Querying {
@@ -253,13 +290,25 @@ impl Querying {
 
     /// Feeds the reply to the last request sent.
     pub fn receive(mut self, body: &str) -> Result<QueryStep, ClientError> {
-        let Some(reply) = self.core.receive(body, self.draft.options, self.retried)? else {
+        let received = match self.core.receive(body, self.draft.options, self.retried) {
+            Err(ClientError::IpMismatch) if self.core.options.device() == Device::CrossDevice => {
+                return Ok(QueryStep::IpMismatch(IpMismatched { querying: self }));
+            }
+            received => received?,
+        };
+        let Some(reply) = received else {
             self.retried = true;
             let request = self.core.build(&self.draft)?;
             return Ok(QueryStep::Send(self, request));
         };
         self.retried = false;
         let tif = reply.tif();
+        // Same-device means the site tests the IP (no `noiptest`); a success
+        // without the IP bit means it did not, so nothing vouches that the
+        // browser is the one on this device.
+        if self.core.options.device() == Device::SameDevice && !tif.contains(Tif::IP_MATCHED) {
+            return Err(ClientError::IpMatchUnconfirmed(tif));
+        }
         let previous = self.draft.previous;
         let matched_previous = if tif.contains(Tif::PREVIOUS_ID_MATCH) {
             Some(previous.ok_or(ClientError::ProtocolViolation(

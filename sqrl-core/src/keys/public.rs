@@ -1,6 +1,7 @@
 //! Ed25519 public keys and signatures as they travel on the wire.
 
 use ed25519_dalek::VerifyingKey;
+use sha2::{Digest as _, Sha256};
 
 use super::KeyError;
 use crate::base64url;
@@ -62,6 +63,29 @@ ed25519_public_key! {
     IdentityKey, "idk"
 }
 
+impl IdentityKey {
+    /// A short text for people to compare, e.g. what the `sqrl` client prints
+    /// against what a site's account page shows: the first 16 bytes of the
+    /// SHA-256 of the 32 key bytes, in lower-case hex, in eight groups of four
+    /// digits separated by single spaces (`21fe 31df a154 ...`, 39 characters).
+    /// Both sides compute it from the per-site key alone, so equal texts mean
+    /// the site holds this identity for this site.
+    pub fn fingerprint(&self) -> String {
+        let digest = Sha256::digest(self.to_bytes());
+        let mut out = String::with_capacity(39);
+        for (index, byte) in digest.iter().take(16).enumerate() {
+            if index > 0 && index % 2 == 0 {
+                out.push(' ');
+            }
+            out.push(char::from(HEX[usize::from(byte >> 4)]));
+            out.push(char::from(HEX[usize::from(byte & 0x0f)]));
+        }
+        out
+    }
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
 ed25519_public_key! {
     /// The Verify Unlock Key a server stores to check `urs` signatures.
     VerifyUnlockKey, "vuk"
@@ -103,5 +127,21 @@ impl Signature {
 impl core::fmt::Debug for Signature {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         write!(f, "Signature({})", self.to_base64url())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fingerprint_matches_an_independent_computation() {
+        // RFC 8032 test 1 public key; expected value from Python:
+        // h = hashlib.sha256(bytes.fromhex(KEY)).hexdigest()[:32]
+        // " ".join(h[i:i+4] for i in range(0, 32, 4))
+        let key =
+            IdentityKey::from_base64url("11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo").unwrap();
+        assert_eq!(key.fingerprint(), "21fe 31df a154 a261 626b f854 046f d227");
     }
 }

@@ -1244,6 +1244,7 @@ mod with_client {
             match querying.receive(&handled.body).unwrap() {
                 QueryStep::Send(next, next_request) => (querying, request) = (next, next_request),
                 QueryStep::Done(queried) => return queried,
+                QueryStep::IpMismatch(_) => panic!("unexpected IP mismatch"),
             }
         }
     }

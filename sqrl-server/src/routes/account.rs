@@ -6,8 +6,6 @@ use std::fmt::Write as _;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
-use sha2::{Digest as _, Sha256};
-use sqrl_core::keys::IdentityKey;
 
 use crate::app::AppState;
 use crate::error::AppError;
@@ -58,22 +56,6 @@ pub async fn current_session(
         .store
         .session(token.hash(), now, idle_cutoff(state, now))
         .await?)
-}
-
-/// A human-comparable fingerprint of a per-site identity key: the first 16
-/// bytes of its SHA-256, in groups of four hex digits.
-pub fn fingerprint(idk: &IdentityKey) -> String {
-    let digest = Sha256::digest(idk.to_bytes());
-    let mut out = String::new();
-    for (index, pair) in digest[..16].chunks(2).enumerate() {
-        if index > 0 {
-            out.push(' ');
-        }
-        for byte in pair {
-            let _ = write!(out, "{byte:02x}");
-        }
-    }
-    out
 }
 
 /// Refuses cross-site form posts (belt and braces on top of
@@ -174,7 +156,7 @@ pub async fn page(State(state): State<AppState>, headers: HeaderMap) -> Result<R
                  <p>Fingerprint of your identity for this site:</p>\
                  <p class=\"fingerprint\" id=\"fingerprint\">{}</p>\
                  <p>Associated {}{}.</p></section>",
-                fingerprint(&identity.idk),
+                identity.idk.fingerprint(),
                 html::timestamp(identity.created_at),
                 if flags.is_empty() {
                     String::new()

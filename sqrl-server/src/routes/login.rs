@@ -248,7 +248,7 @@ pub fn identity_check(attempt: &Attempt) -> Option<String> {
         .confirmed_by
         .as_ref()
         .filter(|confirmation| !confirmation.device_on_browser_network)
-        .map(|confirmation| account::fingerprint(&confirmation.idk))
+        .map(|confirmation| confirmation.idk.fingerprint())
 }
 
 fn html_response(body: String) -> Response {

@@ -23,7 +23,6 @@ use subtle::ConstantTimeEq as _;
 
 use crate::app::AppState;
 use crate::error::AppError;
-use crate::routes::account::fingerprint;
 use crate::store::{AccountView, Conflict, NewAssociation};
 
 /// The operator routes (nested under `/api`).
@@ -107,7 +106,7 @@ fn view_json(state: &AppState, view: &AccountView) -> serde_json::Value {
         "created_at": view.created_at,
         "identity": view.identity.as_ref().map(|identity| serde_json::json!({
             "idk": identity.idk.to_base64url(),
-            "fingerprint": fingerprint(&identity.idk),
+            "fingerprint": identity.idk.fingerprint(),
             "disabled": identity.disabled,
             "sqrl_only": identity.sqrl_only,
             "hardlock": identity.hardlock,
@@ -139,7 +138,7 @@ async fn remove(
     IdkPath(idk): IdkPath,
 ) -> Result<Response, AppError> {
     if state.store.remove_identity(&idk).await? {
-        tracing::info!(idk = %fingerprint(&idk), "operator removed an association");
+        tracing::info!(idk = %idk.fingerprint(), "operator removed an association");
         Ok(StatusCode::NO_CONTENT.into_response())
     } else {
         Err(AppError::not_found("identity not associated"))
@@ -185,7 +184,7 @@ async fn associate(
         .await?
     {
         Ok(account_id) => {
-            tracing::info!(account = account_id, idk = %fingerprint(&idk), "operator associated an identity");
+            tracing::info!(account = account_id, idk = %idk.fingerprint(), "operator associated an identity");
             Ok((
                 StatusCode::CREATED,
                 Json(serde_json::json!({ "account_id": account_id })),

@@ -169,6 +169,79 @@ impl Site {
     pub fn base(&self) -> String {
         self.server.as_ref().unwrap().base_url()
     }
+
+    /// A login page opened by another browser, made of plain HTTP requests
+    /// (`/nut.sqrl`): its SQRL URL and the `Cookie` header holding its secret.
+    pub fn page_elsewhere(&self) -> (String, String) {
+        let base = self.base();
+        let reply = http_get(
+            &format!("{base}/nut.sqrl"),
+            &[("Accept", "application/json")],
+        );
+        assert_eq!(reply.status, 200);
+        let value: serde_json::Value = serde_json::from_str(&reply.body).unwrap();
+        let nut = value["nut"].as_str().unwrap();
+        let pag = value["pag"].as_str().unwrap();
+        let url = format!("{}/cli.sqrl?nut={nut}", base.replace("http://", "qrl://"));
+        (url, format!("sqrl_pag_{nut}={pag}"))
+    }
+
+    /// Signs another browser (plain HTTP requests) in with `cli`'s identity
+    /// and returns its session cookie (`name=value`).
+    pub fn session_elsewhere(&self, cli: &Cli) -> String {
+        let base = self.base();
+        let (url, cookie) = self.page_elsewhere();
+        cli.run(&["login", &url, "--yes"]);
+        let nut = url.rsplit("nut=").next().unwrap();
+        let polled = http_get(
+            &format!("{base}/pag.sqrl?nut={nut}"),
+            &[("Accept", "application/json"), ("Cookie", &cookie)],
+        );
+        let value: serde_json::Value = serde_json::from_str(&polled.body).unwrap();
+        let collect = value["url"].as_str().unwrap();
+        let collected = http_get(&format!("{base}{collect}"), &[("Cookie", &cookie)]);
+        assert_eq!(collected.status, 303, "{}", collected.body);
+        collected
+            .set_cookies
+            .into_iter()
+            .find(|pair| pair.starts_with("sqrl_session="))
+            .expect("a session cookie")
+    }
+}
+
+/// A plain HTTP response: status, `name=value` of each `Set-Cookie`, body.
+pub struct HttpReply {
+    pub status: u16,
+    pub set_cookies: Vec<String>,
+    pub body: String,
+}
+
+/// `GET url` without following redirects.
+pub fn http_get(url: &str, headers: &[(&str, &str)]) -> HttpReply {
+    let agent = ureq::Agent::config_builder()
+        .max_redirects(0)
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(20)))
+        .build()
+        .new_agent();
+    let mut request = agent.get(url);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let mut response = request.call().unwrap();
+    let set_cookies = response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .filter_map(|value| value.split(';').next())
+        .map(str::to_owned)
+        .collect();
+    HttpReply {
+        status: response.status().as_u16(),
+        set_cookies,
+        body: response.body_mut().read_to_string().unwrap_or_default(),
+    }
 }
 
 impl Drop for Site {
@@ -199,6 +272,19 @@ impl Cli {
 
     /// Runs `sqrl ARGS --json` and returns its JSON output; panics on failure.
     pub fn run(&self, args: &[&str]) -> serde_json::Value {
+        let output = self.output(args);
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "sqrl {args:?} failed ({:?})\nstdout: {stdout}\nstderr: {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout:?}"))
+    }
+
+    /// Runs `sqrl ARGS --json` and returns how it ended.
+    pub fn output(&self, args: &[&str]) -> std::process::Output {
         let mut command = Command::new(env!("CARGO_BIN_EXE_sqrl"));
         for (key, _) in std::env::vars_os() {
             if key.to_string_lossy().starts_with("SQRL_") {
@@ -207,7 +293,7 @@ impl Cli {
         }
         let home = self.dir.path().join("home");
         let password = self.dir.path().join("password");
-        let output = command
+        command
             .env("SQRL_ENSCRYPT_MS", "1")
             .arg("--config-dir")
             .arg(&home)
@@ -217,15 +303,7 @@ impl Cli {
             .args(args)
             .stdin(Stdio::null())
             .output()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        assert!(
-            output.status.success(),
-            "sqrl {args:?} failed ({:?})\nstdout: {stdout}\nstderr: {}",
-            output.status,
-            String::from_utf8_lossy(&output.stderr)
-        );
-        serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout:?}"))
+            .unwrap()
     }
 }
 
@@ -242,6 +320,10 @@ pub enum Mode {
     /// As served, but the screenshot is taken only after the open page has
     /// replaced its first code with a fresh one.
     Rotate,
+    /// As served, to a browser the site sees on another network than the
+    /// device (`X-Forwarded-For: 198.51.100.7` through a site that trusts
+    /// 127.0.0.1 as its proxy).
+    Elsewhere,
 }
 
 impl Mode {
@@ -251,6 +333,7 @@ impl Mode {
             Self::Poll => "poll",
             Self::Held => "held",
             Self::Rotate => "rotate",
+            Self::Elsewhere => "elsewhere",
         }
     }
 }

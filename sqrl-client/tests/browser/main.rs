@@ -16,7 +16,7 @@ use std::time::Duration;
 use serde_json::Value;
 use sqrl_core::keys::IdentityKey;
 
-use crate::harness::{Browser, Cli, Mode, Site, Tools, artifact_dir, unix_ms};
+use crate::harness::{Browser, Cli, Mode, Site, Tools, artifact_dir, http_get, unix_ms};
 
 /// Longest a page may take to sign itself in after the client is done. The
 /// design target is a blink (SSE: milliseconds; polling: one 500 ms tick);
@@ -167,7 +167,7 @@ fn sign_in(mode: Mode) {
         .filter(|r| path_of(r["url"].as_str().unwrap()).starts_with("/pag.sqrl?"))
         .count();
     match mode {
-        Mode::Sse | Mode::Rotate => {
+        Mode::Sse | Mode::Rotate | Mode::Elsewhere => {
             browser.check(
                 events.len() == 1 && events[0]["status"] == 200,
                 format!("expected one event stream, served: {events:?}"),
@@ -254,4 +254,175 @@ fn with_a_silently_held_event_stream_polling_signs_the_browser_in() {
 #[test]
 fn a_rotated_code_signs_the_browser_in() {
     sign_in(Mode::Rotate);
+}
+
+/// Opens the login page in Chromium and signs it in with `cli` (the code's
+/// URL as the page prints it); returns the browser on the account page.
+fn signed_in(tools: &Tools, site: &Site, cli: &Cli, name: &str) -> Browser {
+    let mut browser = Browser::open(tools, &site.base(), Mode::Sse, artifact_dir(name));
+    let ready = browser.expect("ready", Duration::from_secs(40));
+    cli.run(&["login", ready["url"].as_str().unwrap(), "--yes"]);
+    browser.send(&format!("expect-account {}", unix_ms()));
+    browser.expect("account", Duration::from_secs(30));
+    browser
+}
+
+/// The account page's list of active sessions (not the login history).
+fn active_sessions(page: &Value) -> &str {
+    let text = page["text"].as_str().unwrap();
+    let from = text.find("Active sessions").unwrap_or(text.len());
+    let to = text.find("Recent logins").unwrap_or(text.len()).max(from);
+    &text[from..to]
+}
+
+/// The page a command led to.
+fn page(browser: &mut Browser, command: &str) -> Value {
+    browser.send(command);
+    browser.expect("page", Duration::from_secs(20))
+}
+
+/// A person clicks Revoke next to another session and Log out on the
+/// account page: both take effect (a same-origin form post from a page sent
+/// with `Referrer-Policy: no-referrer`, which Chromium sends with
+/// `Origin: null`, must pass the cross-site check).
+#[test]
+fn revoke_and_log_out_work_when_clicked() {
+    let Some(tools) = Tools::find() else { return };
+    let site = Site::start(|_| {});
+    let base = site.base();
+    let cli = Cli::with_identity();
+    let mut browser = signed_in(&tools, &site, &cli, "revoke-logout");
+
+    // Another browser of the same account.
+    let other = site.session_elsewhere(&cli);
+    let listed = page(&mut browser, "goto /account");
+    browser.check(
+        active_sessions(&listed).contains("ureq"),
+        format!("the other session is not listed:\n{}", listed["text"]),
+    );
+
+    let revoked = page(
+        &mut browser,
+        "click form[action^=\"/account/sessions/\"] button",
+    );
+    browser.check(
+        revoked["pageUrl"] == format!("{base}/account"),
+        format!("Revoke led to {}: {}", revoked["pageUrl"], revoked["text"]),
+    );
+    browser.check(
+        !active_sessions(&revoked).contains("ureq"),
+        format!("the revoked session is still listed:\n{}", revoked["text"]),
+    );
+    let gone = http_get(&format!("{base}/account"), &[("Cookie", &other)]);
+    browser.check(
+        gone.status == 303,
+        format!(
+            "the revoked session still opens the account: {}",
+            gone.status
+        ),
+    );
+
+    let out = page(&mut browser, "click form[action=\"/logout\"] button");
+    browser.check(
+        out["pageUrl"] == format!("{base}/"),
+        format!("Log out led to {}: {}", out["pageUrl"], out["text"]),
+    );
+    let after = page(&mut browser, "goto /account");
+    browser.check(
+        after["pageUrl"] == format!("{base}/"),
+        format!(
+            "/account still opens after logging out: {}",
+            after["pageUrl"]
+        ),
+    );
+}
+
+/// Login CSRF: someone mints a same-device sign-in link for their own
+/// identity and sends this browser to it. The link belongs to the browser
+/// whose page started it; here it is refused and signs nobody in.
+#[test]
+fn a_sign_in_link_minted_elsewhere_is_refused() {
+    let Some(tools) = Tools::find() else { return };
+    let site = Site::start(|_| {});
+    let base = site.base();
+    let mut browser = Browser::open(&tools, &base, Mode::Sse, artifact_dir("foreign-link"));
+    browser.expect("ready", Duration::from_secs(40));
+
+    let attacker = Cli::with_identity();
+    let (url, attackers_cookie) = site.page_elsewhere();
+    let outcome = attacker.run(&["login", &url, "--same-device", "--yes"]);
+    let link = outcome["cps_url"].as_str().unwrap().to_owned();
+
+    let opened = page(&mut browser, &format!("goto {link}"));
+    browser.check(
+        opened["status"] == 403
+            && opened["text"]
+                .as_str()
+                .unwrap()
+                .contains("belongs to another browser"),
+        format!(
+            "the foreign link answered {}: {}",
+            opened["status"], opened["text"]
+        ),
+    );
+    let account = page(&mut browser, "goto /account");
+    browser.check(
+        account["pageUrl"] == format!("{base}/"),
+        format!("the browser was signed in: {}", account["pageUrl"]),
+    );
+    // The link itself was not spent: its own browser still signs in.
+    let own = http_get(&link, &[("Cookie", &attackers_cookie)]);
+    browser.check(
+        own.status == 303,
+        format!("its own browser got {}", own.status),
+    );
+}
+
+/// A code confirmed from a device on another network: the page shows the
+/// identity's fingerprint and signs in only when the person clicks.
+#[test]
+fn a_sign_in_from_another_network_waits_for_a_click() {
+    let Some(tools) = Tools::find() else { return };
+    let site = Site::start(|config| {
+        config.trusted_proxies = vec![sqrl_server::net::IpNet::parse("127.0.0.1").unwrap()];
+    });
+    let base = site.base();
+    let cli = Cli::with_identity();
+    let mut browser = Browser::open(&tools, &base, Mode::Elsewhere, artifact_dir("elsewhere"));
+    let ready = browser.expect("ready", Duration::from_secs(40));
+    let url = ready["url"].as_str().unwrap();
+
+    // The device notices the other network (with --yes alone it would
+    // stop; the CLI's own tests show that) and is told to go on.
+    let outcome = cli.run(&["login", url, "--yes", "--allow-relayed-code"]);
+    let shown = cli.run(&["identity", "show", "--site", url]);
+    let idk = IdentityKey::from_base64url(shown["idk"].as_str().unwrap()).unwrap();
+
+    browser.send("expect-check");
+    let check = browser.expect("check", Duration::from_secs(20));
+    browser.check(
+        check["fingerprint"] == idk.fingerprint() && outcome["fingerprint"] == idk.fingerprint(),
+        format!(
+            "the page shows {}, the CLI {}, the identity is {}",
+            check["fingerprint"],
+            outcome["fingerprint"],
+            idk.fingerprint()
+        ),
+    );
+    browser.check(
+        check["pageUrl"] == format!("{base}/"),
+        format!("the page moved on without a click: {}", check["pageUrl"]),
+    );
+    let account = page(&mut browser, "click #check-continue");
+    browser.check(
+        account["pageUrl"] == format!("{base}/account")
+            && account["text"]
+                .as_str()
+                .unwrap()
+                .contains(&idk.fingerprint()),
+        format!(
+            "after the click: {} {}",
+            account["pageUrl"], account["text"]
+        ),
+    );
 }

@@ -25,6 +25,7 @@ use crate::notify::Notifier;
 use crate::ratelimit::RateLimiter;
 use crate::routes;
 use crate::store::Store;
+use crate::streams::EventStreams;
 
 /// The path clients POST to (SPEC 9: `/cli.sqrl`).
 pub const CLIENT_PATH: &str = "/cli.sqrl";
@@ -69,6 +70,8 @@ pub struct Shared {
     pub clock: Clock,
     /// Flips to `true` when the server shuts down (ends live streams).
     pub shutdown: watch::Receiver<bool>,
+    /// Open login event streams, capped per attempt, per address and in all.
+    pub event_streams: EventStreams,
 }
 
 impl std::ops::Deref for AppState {
@@ -118,6 +121,7 @@ impl AppState {
             policy = policy.with_ask(question);
         }
         let limiter = config.rate_limit.map(RateLimiter::new);
+        let event_streams = EventStreams::new(&config.limits);
         Ok(Self {
             inner: Arc::new(Shared {
                 config,
@@ -130,6 +134,7 @@ impl AppState {
                 limiter,
                 clock,
                 shutdown,
+                event_streams,
             }),
         })
     }

@@ -32,6 +32,7 @@ pub mod ratelimit;
 pub mod routes;
 mod serve;
 pub mod store;
+pub mod streams;
 pub mod token;
 
 use std::future::Future;

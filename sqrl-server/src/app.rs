@@ -25,6 +25,7 @@ use crate::notify::Notifier;
 use crate::ratelimit::RateLimiter;
 use crate::routes;
 use crate::store::Store;
+use crate::streams::EventStreams;
 
 /// The path clients POST to (SPEC 9: `/cli.sqrl`).
 pub const CLIENT_PATH: &str = "/cli.sqrl";
@@ -71,6 +72,8 @@ pub struct Shared {
     pub hsts: Option<HeaderValue>,
     /// Flips to `true` when the server shuts down (ends live streams).
     pub shutdown: watch::Receiver<bool>,
+    /// Open login event streams, capped per attempt, per address and in all.
+    pub event_streams: EventStreams,
 }
 
 impl std::ops::Deref for AppState {
@@ -124,6 +127,7 @@ impl AppState {
             HeaderValue::from_str(&format!("max-age={}", config.hsts_max_age.as_secs()))
                 .unwrap_or(HeaderValue::from_static("max-age=31536000"))
         });
+        let event_streams = EventStreams::new(&config.limits);
         Ok(Self {
             inner: Arc::new(Shared {
                 config,
@@ -137,6 +141,7 @@ impl AppState {
                 clock,
                 hsts,
                 shutdown,
+                event_streams,
             }),
         })
     }

@@ -97,6 +97,40 @@ pub struct Cli {
     #[arg(long, env = "SQRL_RATE_LIMIT_BURST")]
     pub rate_limit_burst: Option<u32>,
 
+    /// Seconds a client has to send a whole request header, counted from
+    /// when the connection opens or goes idle after a response (so it is
+    /// also the keep-alive idle timeout) [default: 10].
+    #[arg(long, env = "SQRL_HEADER_READ_TIMEOUT")]
+    pub header_read_timeout: Option<u64>,
+
+    /// Seconds a client has to complete the TLS handshake [default: 10].
+    #[arg(long, env = "SQRL_TLS_HANDSHAKE_TIMEOUT")]
+    pub tls_handshake_timeout: Option<u64>,
+
+    /// Open connections allowed in all; keep it below the file-descriptor
+    /// limit (`ulimit -n`) [default: 4096].
+    #[arg(long, env = "SQRL_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+
+    /// Open connections allowed from one client address (IPv6: one /64).
+    /// Trusted proxies are exempt (they carry many users) [default: 256].
+    #[arg(long, env = "SQRL_MAX_CONNECTIONS_PER_ADDRESS")]
+    pub max_connections_per_address: Option<usize>,
+
+    /// Open login event streams allowed in all [default: 1024].
+    #[arg(long, env = "SQRL_MAX_EVENT_STREAMS")]
+    pub max_event_streams: Option<usize>,
+
+    /// Open login event streams allowed from one client address (IPv6: one
+    /// /64) [default: 64].
+    #[arg(long, env = "SQRL_MAX_EVENT_STREAMS_PER_ADDRESS")]
+    pub max_event_streams_per_address: Option<usize>,
+
+    /// Open event streams of one login attempt; another one closes the
+    /// oldest [default: 3].
+    #[arg(long, env = "SQRL_MAX_EVENT_STREAMS_PER_ATTEMPT")]
+    pub max_event_streams_per_attempt: Option<usize>,
+
     /// Seconds a nut shown on a login page stays valid (the page rotates it sooner).
     #[arg(long, env = "SQRL_NUT_LIFETIME")]
     pub nut_lifetime: Option<u64>,
@@ -174,6 +208,20 @@ pub struct FileConfig {
     pub rate_limit_per_second: Option<f64>,
     /// See [`Cli::rate_limit_burst`].
     pub rate_limit_burst: Option<u32>,
+    /// See [`Cli::header_read_timeout`].
+    pub header_read_timeout: Option<u64>,
+    /// See [`Cli::tls_handshake_timeout`].
+    pub tls_handshake_timeout: Option<u64>,
+    /// See [`Cli::max_connections`].
+    pub max_connections: Option<usize>,
+    /// See [`Cli::max_connections_per_address`].
+    pub max_connections_per_address: Option<usize>,
+    /// See [`Cli::max_event_streams`].
+    pub max_event_streams: Option<usize>,
+    /// See [`Cli::max_event_streams_per_address`].
+    pub max_event_streams_per_address: Option<usize>,
+    /// See [`Cli::max_event_streams_per_attempt`].
+    pub max_event_streams_per_attempt: Option<usize>,
     /// See [`Cli::nut_lifetime`].
     pub nut_lifetime: Option<u64>,
     /// See [`Cli::attempt_lifetime`].
@@ -441,6 +489,127 @@ pub struct RateLimit {
     pub burst: u32,
 }
 
+/// What one client, or all of them, may hold open: connections (and how
+/// long they may stay silent) and login event streams.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// Time to send a whole request header, from when the connection opens
+    /// or goes idle after a response (the keep-alive idle timeout too).
+    pub header_read_timeout: Duration,
+    /// Time to complete the TLS handshake.
+    pub tls_handshake_timeout: Duration,
+    /// Open connections in all.
+    pub max_connections: usize,
+    /// Open connections per client address (IPv6: /64); trusted proxies are exempt.
+    pub max_connections_per_address: usize,
+    /// Open event streams in all.
+    pub max_event_streams: usize,
+    /// Open event streams per client address (IPv6: /64).
+    pub max_event_streams_per_address: usize,
+    /// Open event streams per login attempt (a new one closes the oldest).
+    pub max_event_streams_per_attempt: usize,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        Self {
+            header_read_timeout: Duration::from_secs(10),
+            tls_handshake_timeout: Duration::from_secs(10),
+            max_connections: 4096,
+            max_connections_per_address: 256,
+            max_event_streams: 1024,
+            max_event_streams_per_address: 64,
+            max_event_streams_per_attempt: 3,
+        }
+    }
+}
+
+/// Longest configurable header-read or TLS handshake timeout.
+const MAX_CONNECTION_TIMEOUT: u64 = 300;
+
+/// Most event streams one attempt may hold (a page needs one).
+const MAX_STREAMS_PER_ATTEMPT: usize = 16;
+
+/// The connection limits of flags (with environment) over a file, validated.
+fn connection_limits(cli: &Cli, file: &FileConfig) -> Result<ConnectionLimits, ConfigError> {
+    let defaults = ConnectionLimits::default();
+    let timeout = |name: &'static str, value: Option<u64>, default: Duration| match value {
+        None => Ok(default),
+        Some(secs) if (1..=MAX_CONNECTION_TIMEOUT).contains(&secs) => Ok(Duration::from_secs(secs)),
+        Some(_) => Err(invalid(
+            name,
+            format!("must be 1 to {MAX_CONNECTION_TIMEOUT} seconds"),
+        )),
+    };
+    let header_read_timeout = timeout(
+        "header-read-timeout",
+        cli.header_read_timeout.or(file.header_read_timeout),
+        defaults.header_read_timeout,
+    )?;
+    let tls_handshake_timeout = timeout(
+        "tls-handshake-timeout",
+        cli.tls_handshake_timeout.or(file.tls_handshake_timeout),
+        defaults.tls_handshake_timeout,
+    )?;
+    let max_connections = cli
+        .max_connections
+        .or(file.max_connections)
+        .unwrap_or(defaults.max_connections);
+    if max_connections == 0 {
+        return Err(invalid("max-connections", "must be at least 1"));
+    }
+    let max_connections_per_address = cli
+        .max_connections_per_address
+        .or(file.max_connections_per_address)
+        .unwrap_or(defaults.max_connections_per_address.min(max_connections));
+    if !(1..=max_connections).contains(&max_connections_per_address) {
+        return Err(invalid(
+            "max-connections-per-address",
+            "must be 1 to max-connections",
+        ));
+    }
+    let max_event_streams = cli
+        .max_event_streams
+        .or(file.max_event_streams)
+        .unwrap_or(defaults.max_event_streams);
+    if max_event_streams == 0 {
+        return Err(invalid("max-event-streams", "must be at least 1"));
+    }
+    let max_event_streams_per_address = cli
+        .max_event_streams_per_address
+        .or(file.max_event_streams_per_address)
+        .unwrap_or(
+            defaults
+                .max_event_streams_per_address
+                .min(max_event_streams),
+        );
+    if !(1..=max_event_streams).contains(&max_event_streams_per_address) {
+        return Err(invalid(
+            "max-event-streams-per-address",
+            "must be 1 to max-event-streams",
+        ));
+    }
+    let max_event_streams_per_attempt = cli
+        .max_event_streams_per_attempt
+        .or(file.max_event_streams_per_attempt)
+        .unwrap_or(defaults.max_event_streams_per_attempt);
+    if !(1..=MAX_STREAMS_PER_ATTEMPT).contains(&max_event_streams_per_attempt) {
+        return Err(invalid(
+            "max-event-streams-per-attempt",
+            format!("must be 1 to {MAX_STREAMS_PER_ATTEMPT}"),
+        ));
+    }
+    Ok(ConnectionLimits {
+        header_read_timeout,
+        tls_handshake_timeout,
+        max_connections,
+        max_connections_per_address,
+        max_event_streams,
+        max_event_streams_per_address,
+        max_event_streams_per_attempt,
+    })
+}
+
 /// Built-in TLS key material.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TlsFiles {
@@ -466,6 +635,8 @@ pub struct Config {
     pub trusted_proxies: Vec<IpNet>,
     /// Rate limit per client address; `None` disables it.
     pub rate_limit: Option<RateLimit>,
+    /// Connection and event-stream limits.
+    pub limits: ConnectionLimits,
     /// Lifetime of a nut on a waiting page, and of each reply nut.
     pub nut_lifetime: Duration,
     /// Lifetime of a whole login attempt (at most 10 minutes).
@@ -517,6 +688,7 @@ impl Default for Config {
                 per_second: 20.0,
                 burst: 300,
             }),
+            limits: ConnectionLimits::default(),
             nut_lifetime: Duration::from_secs(120),
             attempt_lifetime: MAX_ATTEMPT_LIFETIME,
             nut_rotation: Duration::from_secs(50),
@@ -558,6 +730,7 @@ impl Config {
     /// Merges flags (already holding environment values) over a file.
     pub fn merge(cli: Cli, file: FileConfig) -> Result<Self, ConfigError> {
         let defaults = Self::default();
+        let limits = connection_limits(&cli, &file)?;
         let tls = match (cli.tls_cert.or(file.tls_cert), cli.tls_key.or(file.tls_key)) {
             (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
             (None, None) => None,
@@ -706,6 +879,7 @@ impl Config {
             tls,
             trusted_proxies,
             rate_limit,
+            limits,
             nut_lifetime,
             attempt_lifetime,
             nut_rotation: defaults
@@ -861,5 +1035,71 @@ mod tests {
         assert!(toml::from_str::<FileConfig>("unknown = 1").is_err());
         let ok = merge(&["--rate-limit-per-second", "0"]).unwrap();
         assert!(ok.rate_limit.is_none());
+    }
+
+    #[test]
+    fn connection_limits_merge_and_validate() {
+        let merge = |args: &[&str], file: &str| {
+            let mut all = vec!["sqrl-server"];
+            all.extend_from_slice(args);
+            Config::merge(
+                Cli::try_parse_from(all).unwrap(),
+                toml::from_str(file).unwrap(),
+            )
+        };
+        assert_eq!(merge(&[], "").unwrap().limits, ConnectionLimits::default());
+        let limits = merge(
+            &[
+                "--header-read-timeout",
+                "5",
+                "--max-connections-per-address",
+                "8",
+            ],
+            "header_read_timeout = 7\ntls_handshake_timeout = 3\nmax_connections = 100\n\
+             max_event_streams = 10\nmax_event_streams_per_address = 2\n\
+             max_event_streams_per_attempt = 1",
+        )
+        .unwrap()
+        .limits;
+        assert_eq!(
+            limits,
+            ConnectionLimits {
+                header_read_timeout: Duration::from_secs(5),
+                tls_handshake_timeout: Duration::from_secs(3),
+                max_connections: 100,
+                max_connections_per_address: 8,
+                max_event_streams: 10,
+                max_event_streams_per_address: 2,
+                max_event_streams_per_attempt: 1,
+            }
+        );
+        // A small total lowers the default per-address cap with it.
+        let small = merge(&["--max-connections", "10"], "").unwrap().limits;
+        assert_eq!(small.max_connections_per_address, 10);
+        for bad in [
+            &["--header-read-timeout", "0"][..],
+            &["--header-read-timeout", "301"],
+            &["--tls-handshake-timeout", "0"],
+            &["--max-connections", "0"],
+            &[
+                "--max-connections",
+                "10",
+                "--max-connections-per-address",
+                "11",
+            ],
+            &["--max-connections-per-address", "0"],
+            &["--max-event-streams", "0"],
+            &["--max-event-streams-per-address", "0"],
+            &[
+                "--max-event-streams",
+                "5",
+                "--max-event-streams-per-address",
+                "6",
+            ],
+            &["--max-event-streams-per-attempt", "0"],
+            &["--max-event-streams-per-attempt", "17"],
+        ] {
+            assert!(merge(bad, "").is_err(), "{bad:?}");
+        }
     }
 }

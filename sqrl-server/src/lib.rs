@@ -31,7 +31,9 @@ pub mod notify;
 pub mod qr;
 pub mod ratelimit;
 pub mod routes;
+mod serve;
 pub mod store;
+pub mod streams;
 pub mod token;
 
 use std::future::Future;
@@ -85,7 +87,6 @@ fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> StartError {
 pub struct RunningServer {
     addr: SocketAddr,
     state: AppState,
-    handle: axum_server::Handle,
     stop: watch::Sender<bool>,
     server: JoinHandle<std::io::Result<()>>,
     pruner: JoinHandle<()>,
@@ -121,7 +122,6 @@ impl RunningServer {
     /// requests in flight (up to a grace period) and returns.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
-        self.handle.graceful_shutdown(Some(SHUTDOWN_GRACE));
         self.pruner.abort();
         match self.server.await {
             Ok(Ok(())) => {}
@@ -147,51 +147,28 @@ pub async fn start_with(
     store: Arc<dyn Store>,
     notifier: Arc<dyn Notifier>,
 ) -> Result<RunningServer, StartError> {
-    let listener =
-        std::net::TcpListener::bind(config.bind).map_err(io(format!("binding {}", config.bind)))?;
-    listener
-        .set_nonblocking(true)
-        .map_err(io("configuring the listener"))?;
+    let listener = serve::bind(config.bind).map_err(io(format!("binding {}", config.bind)))?;
     let addr = listener
         .local_addr()
         .map_err(io("reading the bound address"))?;
     let origin = config.origin_for(addr);
-    let tls = config.tls.clone();
+    let tls = match &config.tls {
+        Some(files) => Some(
+            serve::tls_acceptor(files)
+                .map_err(|(context, source)| StartError::Io { context, source })?,
+        ),
+        None => None,
+    };
     let (stop, stopped) = watch::channel(false);
     let state = AppState::new(config, origin, store, notifier, Clock::new(), stopped)?;
-    let service = app::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
-    let handle = axum_server::Handle::new();
-
-    let server = match tls {
-        Some(files) => {
-            // One process-wide provider; a second install (several servers in
-            // one test binary) is harmless.
-            let _ = rustls::crypto::ring::default_provider().install_default();
-            let tls_config =
-                axum_server::tls_rustls::RustlsConfig::from_pem_file(&files.cert, &files.key)
-                    .await
-                    .map_err(io(format!(
-                        "reading TLS certificate {} and key {}",
-                        files.cert.display(),
-                        files.key.display()
-                    )))?;
-            let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(tls_config)
-                .acceptor(axum_server::accept::NoDelayAcceptor::new());
-            let server = axum_server::from_tcp(listener)
-                .acceptor(acceptor)
-                .handle(handle.clone());
-            tokio::spawn(async move { server.serve(service).await })
-        }
-        None => {
-            // TCP_NODELAY: an event-stream frame is a few bytes written after
-            // earlier ones; with Nagle's algorithm it would wait for the
-            // browser's delayed ACK (tens of milliseconds).
-            let server = axum_server::from_tcp(listener)
-                .acceptor(axum_server::accept::NoDelayAcceptor::new())
-                .handle(handle.clone());
-            tokio::spawn(async move { server.serve(service).await })
-        }
-    };
+    let server = tokio::spawn(serve::serve(
+        listener,
+        app::router(state.clone()),
+        state.clone(),
+        tls,
+        stop.subscribe(),
+        SHUTDOWN_GRACE,
+    ));
 
     let pruner = {
         let state = state.clone();
@@ -212,7 +189,6 @@ pub async fn start_with(
     Ok(RunningServer {
         addr,
         state,
-        handle,
         stop,
         server,
         pruner,

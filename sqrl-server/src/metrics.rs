@@ -48,6 +48,25 @@ struct Inner {
     rate_limited: u64,
     /// `sqrl_requests_refused_total{reason}`.
     refused: BTreeMap<&'static str, u64>,
+    /// Connections and event streams (see [`Metrics::connection_opened`] and below).
+    connections: ConnectionCounts,
+}
+
+/// Open connections and event streams, and what was refused.
+#[derive(Debug, Default)]
+struct ConnectionCounts {
+    /// `sqrl_open_connections`.
+    open: u64,
+    /// `sqrl_refused_connections_total{reason}`.
+    refused: BTreeMap<&'static str, u64>,
+    /// `sqrl_accept_errors_total`.
+    accept_errors: u64,
+    /// `sqrl_open_event_streams`.
+    open_streams: u64,
+    /// `sqrl_refused_event_streams_total{reason}`.
+    refused_streams: BTreeMap<&'static str, u64>,
+    /// `sqrl_replaced_event_streams_total`.
+    replaced_streams: u64,
 }
 
 /// The service's metrics registry.
@@ -112,6 +131,50 @@ impl Metrics {
     /// login).
     pub fn refused(&self, reason: &'static str) {
         self.with(|inner| *inner.refused.entry(reason).or_default() += 1);
+    }
+
+    /// Counts one accepted connection as open.
+    pub fn connection_opened(&self) {
+        self.with(|inner| inner.connections.open += 1);
+    }
+
+    /// Counts one open connection as closed.
+    pub fn connection_closed(&self) {
+        self.with(|inner| inner.connections.open = inner.connections.open.saturating_sub(1));
+    }
+
+    /// Counts one connection refused over a cap (`per-address`, `total`) or
+    /// closed before it sent a request (`tls-handshake`).
+    pub fn connection_refused(&self, reason: &'static str) {
+        self.with(|inner| *inner.connections.refused.entry(reason).or_default() += 1);
+    }
+
+    /// Counts one failure to accept a connection (out of file descriptors...).
+    pub fn accept_error(&self) {
+        self.with(|inner| inner.connections.accept_errors += 1);
+    }
+
+    /// Counts one login event stream as open.
+    pub fn event_stream_opened(&self) {
+        self.with(|inner| inner.connections.open_streams += 1);
+    }
+
+    /// Counts one open event stream as closed.
+    pub fn event_stream_closed(&self) {
+        self.with(|inner| {
+            inner.connections.open_streams = inner.connections.open_streams.saturating_sub(1);
+        });
+    }
+
+    /// Counts one event stream refused over a cap (`per-address`, `total`).
+    pub fn event_stream_refused(&self, reason: &'static str) {
+        self.with(|inner| *inner.connections.refused_streams.entry(reason).or_default() += 1);
+    }
+
+    /// Counts one event stream closed because a newer one of its attempt
+    /// took its place.
+    pub fn event_stream_replaced(&self) {
+        self.with(|inner| inner.connections.replaced_streams += 1);
     }
 
     /// The text exposition format.
@@ -202,9 +265,60 @@ impl Metrics {
                  # TYPE sqrl_page_notify_seconds histogram"
             );
             write_histogram(&mut out, "sqrl_page_notify_seconds", "", &inner.notify_latency);
+            write_connections(&mut out, &inner.connections);
             out
         })
     }
+}
+
+fn write_connections(out: &mut String, counts: &ConnectionCounts) {
+    let _ = writeln!(
+        out,
+        "# HELP sqrl_open_connections Client connections open now.\n\
+         # TYPE sqrl_open_connections gauge\nsqrl_open_connections {}",
+        counts.open
+    );
+    let _ = writeln!(
+        out,
+        "# HELP sqrl_refused_connections_total Connections closed unserved: over a cap \
+         (per-address, total) or a TLS handshake that failed or timed out (tls-handshake).\n\
+         # TYPE sqrl_refused_connections_total counter"
+    );
+    for (reason, count) in &counts.refused {
+        let _ = writeln!(
+            out,
+            "sqrl_refused_connections_total{{reason=\"{reason}\"}} {count}"
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP sqrl_accept_errors_total Failures to accept a connection (such as no file descriptor left).\n\
+         # TYPE sqrl_accept_errors_total counter\nsqrl_accept_errors_total {}",
+        counts.accept_errors
+    );
+    let _ = writeln!(
+        out,
+        "# HELP sqrl_open_event_streams Login event streams open now.\n\
+         # TYPE sqrl_open_event_streams gauge\nsqrl_open_event_streams {}",
+        counts.open_streams
+    );
+    let _ = writeln!(
+        out,
+        "# HELP sqrl_refused_event_streams_total Login event streams refused over a cap, by cap.\n\
+         # TYPE sqrl_refused_event_streams_total counter"
+    );
+    for (reason, count) in &counts.refused_streams {
+        let _ = writeln!(
+            out,
+            "sqrl_refused_event_streams_total{{reason=\"{reason}\"}} {count}"
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP sqrl_replaced_event_streams_total Event streams closed for a newer one of the same attempt.\n\
+         # TYPE sqrl_replaced_event_streams_total counter\nsqrl_replaced_event_streams_total {}",
+        counts.replaced_streams
+    );
 }
 
 fn write_histogram(out: &mut String, name: &str, labels: &str, histogram: &Histogram) {
@@ -247,5 +361,29 @@ mod tests {
             text.contains("sqrl_client_request_seconds_bucket{command=\"ident\",le=\"0.001\"} 2")
         );
         assert!(text.contains("sqrl_client_request_seconds_count{command=\"query\"} 1"));
+    }
+
+    #[test]
+    fn renders_connection_gauges_and_refusals() {
+        let metrics = Metrics::default();
+        metrics.connection_opened();
+        metrics.connection_opened();
+        metrics.connection_closed();
+        metrics.connection_refused("per-address");
+        metrics.accept_error();
+        metrics.event_stream_opened();
+        metrics.event_stream_refused("total");
+        metrics.event_stream_replaced();
+        // A gauge never goes below zero.
+        metrics.event_stream_closed();
+        metrics.event_stream_closed();
+        let text = metrics.render();
+        assert!(text.contains("sqrl_open_connections 1\n"));
+        assert!(text.contains("sqrl_refused_connections_total{reason=\"per-address\"} 1"));
+        assert!(text.contains("sqrl_accept_errors_total 1\n"));
+        assert!(text.contains("sqrl_open_event_streams 0\n"));
+        assert!(text.contains("sqrl_refused_event_streams_total{reason=\"total\"} 1"));
+        assert!(text.contains("sqrl_replaced_event_streams_total 1\n"));
+        assert!(text.contains("# TYPE sqrl_open_event_streams gauge"));
     }
 }

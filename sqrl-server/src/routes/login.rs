@@ -28,6 +28,7 @@ use crate::notify::Subscription;
 use crate::qr;
 use crate::routes::account;
 use crate::store::{Attempt, AttemptState, LinkOutcome, NewAttempt, NewSession, Redeemed};
+use crate::streams::StreamSlot;
 use crate::token::{Token, TokenHash};
 
 const LOGIN_JS: &str = include_str!("../assets/login.js");
@@ -406,6 +407,9 @@ struct EventLoop {
     /// Woken by a notification since the last event (for the latency metric).
     notified: bool,
     done: bool,
+    /// This stream's place among the open ones, given back when the stream
+    /// is dropped (ended, or the client went away).
+    slot: StreamSlot,
 }
 
 impl EventLoop {
@@ -460,6 +464,8 @@ impl EventLoop {
                 }
                 _ = tokio::time::sleep(wait) => {}
                 _ = self.shutdown.changed() => return None,
+                // A newer stream of the same attempt took this one's place.
+                () = self.slot.replaced() => return None,
             }
         }
     }
@@ -471,12 +477,20 @@ impl EventLoop {
 /// the confirming identity when its device was on another network: the page
 /// shows it and waits for a click), `logged-in`, `client-session`,
 /// `rejected`, `expired`.
+///
+/// Open streams are capped (see [`crate::streams`]): over a cap the answer is
+/// 429 (this address) or 503 (all), and the page polls instead.
 pub async fn events(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     Query(query): Query<AttemptQuery>,
     headers: HeaderMap,
-) -> Result<impl IntoResponse, AppError> {
+) -> Result<Response, AppError> {
     let attempt = waiting_attempt(&state, &query.nut, query.pag.as_deref(), &headers).await?;
+    let slot = match StreamSlot::acquire(&state, &attempt.id, ip) {
+        Ok(slot) => slot,
+        Err(refusal) => return Ok(refusal.into_response()),
+    };
     // Subscribe before the first read: no change can fall in between.
     let subscription = state.notifier.subscribe(&attempt.id);
     let event_loop = EventLoop {
@@ -487,6 +501,7 @@ pub async fn events(
         last: None,
         notified: false,
         done: false,
+        slot,
     };
     let stream = futures_util::stream::unfold(event_loop, |mut event_loop| async move {
         let event = event_loop.next().await?;
@@ -498,7 +513,8 @@ pub async fn events(
     Ok((
         [("x-accel-buffering", "no")],
         Sse::new(stream).keep_alive(KeepAlive::default()),
-    ))
+    )
+        .into_response())
 }
 
 /// `GET /login/collect?nut=[&pag=]`: the browser holding a confirmed

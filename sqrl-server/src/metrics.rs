@@ -229,17 +229,12 @@ impl Metrics {
                  # TYPE sqrl_rate_limited_total counter\nsqrl_rate_limited_total {}",
                 inner.rate_limited
             );
-            let _ = writeln!(
-                out,
-                "# HELP sqrl_requests_refused_total Requests refused by a defence, by reason.\n\
-                 # TYPE sqrl_requests_refused_total counter"
+            write_by_reason(
+                &mut out,
+                "sqrl_requests_refused_total",
+                "Requests refused by a defence, by reason.",
+                &inner.refused,
             );
-            for (reason, count) in &inner.refused {
-                let _ = writeln!(
-                    out,
-                    "sqrl_requests_refused_total{{reason=\"{reason}\"}} {count}"
-                );
-            }
             let _ = writeln!(
                 out,
                 "# HELP sqrl_client_request_seconds Time to answer a SQRL client request.\n\
@@ -278,18 +273,13 @@ fn write_connections(out: &mut String, counts: &ConnectionCounts) {
          # TYPE sqrl_open_connections gauge\nsqrl_open_connections {}",
         counts.open
     );
-    let _ = writeln!(
+    write_by_reason(
         out,
-        "# HELP sqrl_refused_connections_total Connections closed unserved: over a cap \
-         (per-address, total) or a TLS handshake that failed or timed out (tls-handshake).\n\
-         # TYPE sqrl_refused_connections_total counter"
+        "sqrl_refused_connections_total",
+        "Connections closed unserved: over a cap (per-address, total) or a TLS handshake \
+         that failed or timed out (tls-handshake).",
+        &counts.refused,
     );
-    for (reason, count) in &counts.refused {
-        let _ = writeln!(
-            out,
-            "sqrl_refused_connections_total{{reason=\"{reason}\"}} {count}"
-        );
-    }
     let _ = writeln!(
         out,
         "# HELP sqrl_accept_errors_total Failures to accept a connection (such as no file descriptor left).\n\
@@ -302,23 +292,26 @@ fn write_connections(out: &mut String, counts: &ConnectionCounts) {
          # TYPE sqrl_open_event_streams gauge\nsqrl_open_event_streams {}",
         counts.open_streams
     );
-    let _ = writeln!(
+    write_by_reason(
         out,
-        "# HELP sqrl_refused_event_streams_total Login event streams refused over a cap, by cap.\n\
-         # TYPE sqrl_refused_event_streams_total counter"
+        "sqrl_refused_event_streams_total",
+        "Login event streams refused over a cap, by cap.",
+        &counts.refused_streams,
     );
-    for (reason, count) in &counts.refused_streams {
-        let _ = writeln!(
-            out,
-            "sqrl_refused_event_streams_total{{reason=\"{reason}\"}} {count}"
-        );
-    }
     let _ = writeln!(
         out,
         "# HELP sqrl_replaced_event_streams_total Event streams closed for a newer one of the same attempt.\n\
          # TYPE sqrl_replaced_event_streams_total counter\nsqrl_replaced_event_streams_total {}",
         counts.replaced_streams
     );
+}
+
+/// A counter family labelled by `reason`.
+fn write_by_reason(out: &mut String, name: &str, help: &str, counts: &BTreeMap<&'static str, u64>) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+    for (reason, count) in counts {
+        let _ = writeln!(out, "{name}{{reason=\"{reason}\"}} {count}");
+    }
 }
 
 fn write_histogram(out: &mut String, name: &str, labels: &str, histogram: &Histogram) {

@@ -20,6 +20,16 @@ fn with_operator(config: &mut Config) {
     config.operator_token = Some(OperatorToken::new(OPERATOR_TOKEN));
 }
 
+/// `GET path` on the server's own address, naming `host` in the `Host` header.
+async fn get_as_host(h: &Harness, path: &str, host: &str) -> reqwest::Response {
+    h.http
+        .get(format!("http://{}{path}", h.server.addr()))
+        .header("host", host)
+        .send()
+        .await
+        .unwrap()
+}
+
 const FIREFOX: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0";
 
 // --- Host -------------------------------------------------------------------
@@ -30,24 +40,12 @@ const FIREFOX: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 
 async fn a_foreign_host_is_misdirected() {
     let h = Harness::start().await;
     for path in ["/nut.sqrl", "/", "/cli.sqrl"] {
-        let response = h
-            .http
-            .get(h.url(path))
-            .header("host", "evil.example")
-            .send()
-            .await
-            .unwrap();
+        let response = get_as_host(&h, path, "evil.example").await;
         assert_eq!(response.status(), StatusCode::MISDIRECTED_REQUEST, "{path}");
     }
     assert_eq!(h.count("SELECT count(*) FROM login_attempts"), 0);
     // A load balancer's health check addresses the instance, not the name.
-    let health = h
-        .http
-        .get(h.url("/healthz"))
-        .header("host", "10.0.0.5:8080")
-        .send()
-        .await
-        .unwrap();
+    let health = get_as_host(&h, "/healthz", "10.0.0.5:8080").await;
     assert_eq!(health.status(), StatusCode::OK);
     // The public origin itself is served.
     assert_eq!(h.get("/nut.sqrl").await.status(), StatusCode::OK);
@@ -259,13 +257,7 @@ async fn an_https_origin_gets_host_prefixed_cookies_and_hsts() {
         config.public_origin = Some(PublicOrigin::parse("https://login.example.com").unwrap());
     })
     .await;
-    let page = h
-        .http
-        .get(format!("http://{}/", h.server.addr()))
-        .header("host", "login.example.com")
-        .send()
-        .await
-        .unwrap();
+    let page = get_as_host(&h, "/", "login.example.com").await;
     assert_eq!(page.status(), StatusCode::OK);
     assert_eq!(
         page.headers()["strict-transport-security"],
@@ -358,13 +350,7 @@ async fn a_confirmation_from_another_network_shows_the_identity_on_the_page() {
 async fn metrics_are_the_operators_and_count_refusals() {
     let h = Harness::start_with(with_operator).await;
     assert_eq!(h.get("/metrics").await.status(), StatusCode::UNAUTHORIZED);
-    let _ = h
-        .http
-        .get(h.url("/"))
-        .header("host", "evil.example")
-        .send()
-        .await
-        .unwrap();
+    let _ = get_as_host(&h, "/", "evil.example").await;
     let metrics = text(h.http.get(h.url("/metrics")).bearer_auth(OPERATOR_TOKEN)).await;
     assert!(
         metrics.contains("sqrl_requests_refused_total{reason=\"misdirected\"} 1"),

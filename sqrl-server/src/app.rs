@@ -70,6 +70,8 @@ pub struct Shared {
     pub clock: Clock,
     /// The `Strict-Transport-Security` value, when the origin is https.
     pub hsts: Option<HeaderValue>,
+    /// Conversations with no login page behind them (memory only).
+    pub retries: crate::retry::RetryConversations,
     /// Flips to `true` when the server shuts down (ends live streams).
     pub shutdown: watch::Receiver<bool>,
     /// Open login event streams, capped per attempt, per address and in all.
@@ -140,6 +142,7 @@ impl AppState {
                 limiter,
                 clock,
                 hsts,
+                retries: crate::retry::RetryConversations::new(crate::retry::DEFAULT_CAPACITY),
                 shutdown,
                 event_streams,
             }),

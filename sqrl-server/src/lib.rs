@@ -30,6 +30,7 @@ pub mod net;
 pub mod notify;
 pub mod qr;
 pub mod ratelimit;
+pub mod retry;
 pub mod routes;
 mod serve;
 pub mod store;

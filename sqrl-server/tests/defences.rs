@@ -100,6 +100,35 @@ async fn a_same_device_login_without_a_waiting_page_is_refused() {
     assert_eq!(h.identity_count(), 0);
 }
 
+/// A made-up nut used to cost a durable write (a conversation row kept for
+/// two minutes) per request. Its retry conversation, which has no page
+/// behind it, now lives in memory only; the retry still works.
+#[tokio::test]
+async fn a_made_up_nut_costs_no_database_write() {
+    let h = Harness::start().await;
+    let id = Identity::new();
+    h.associate(&id).await;
+    let rows = || h.count("SELECT count(*) FROM conversations");
+    let before = rows();
+    for _ in 0..20 {
+        let made_up = h.minted_url().await.replace("nut=", "nut=AAAA");
+        let minted_rows = rows();
+        let mut c = SqrlConversation::new(&h.http, &made_up);
+        assert_tif(&c.query(&id, O::NOIPTEST).await, 0x61);
+        assert_eq!(rows(), minted_rows, "no row for the made-up nut's retry");
+    }
+    assert_eq!(rows(), before + 20, "only the pages' own nuts");
+    // The retry of a stale link still works for identity management.
+    let made_up = h.minted_url().await.replace("nut=", "nut=AAAA");
+    let mut c = SqrlConversation::new(&h.http, &made_up);
+    assert_tif(&c.query(&id, O::NOIPTEST).await, 0x61);
+    assert_tif(&c.query(&id, O::NOIPTEST).await, 0x01);
+    let disabled = c
+        .run(Request::new(Command::Disable, &id).options(O::NOIPTEST))
+        .await;
+    assert_tif(&disabled, 0x09);
+}
+
 // --- Sessions die with the identity --------------------------------------------
 
 /// A user who disables SQRL login because their identity may be in someone

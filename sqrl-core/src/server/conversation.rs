@@ -74,7 +74,8 @@ pub struct Conversation {
     pub expected_server: Vec<ServerValueDigest>,
     /// The browser waiting for this login; `None` for a conversation that
     /// continues a request whose nut was unknown or stale (then the IPs never
-    /// match and no browser is logged in; a CPS login still works).
+    /// match and no login can happen, CPS included: only `query` and the
+    /// identity-management commands go on).
     pub browser: Option<WaitingBrowser>,
     /// The identity the conversation is bound to since its first request that
     /// passed the checks (SPEC 8.1): another identity gets TIF 0x1C0.

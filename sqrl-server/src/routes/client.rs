@@ -27,7 +27,9 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use rand_core::OsRng;
 use sqrl_core::msg::Tif;
-use sqrl_core::server::{BrowserOutcome, Decision, Failure, Incoming, Issued, Nut, Records};
+use sqrl_core::server::{
+    BrowserOutcome, Conversation, Decision, Failure, Incoming, Issued, Nut, Records,
+};
 
 use crate::app::{AppState, ClientIp};
 use crate::error::AppError;
@@ -54,7 +56,10 @@ pub async fn client(
     let now = state.clock.now();
 
     let conversation = match incoming.nut() {
-        Some(nut) => state.store.take_conversation(nut).await?,
+        Some(nut) => match state.retries.take(nut) {
+            Some(retry) => Some(retry),
+            None => state.store.take_conversation(nut).await?,
+        },
         None => None,
     };
     let attempt = conversation
@@ -92,7 +97,7 @@ pub async fn client(
         seen: records.clone(),
         mutation: decision.mutation().clone(),
         next_nut: issued.nut.clone(),
-        next: issued.conversation.clone(),
+        next: durable(&issued),
         attempt: update.clone(),
         indexed_secret,
         revoke_sessions: decision
@@ -116,13 +121,21 @@ pub async fn client(
         Some(refused) => {
             failure = refused.failure().map(ToString::to_string);
             let issued = finish(&state, refused, None, now)?;
-            state
-                .store
-                .put_conversation(issued.nut.clone(), issued.conversation.clone())
-                .await?;
+            if durable(&issued).is_some() {
+                state
+                    .store
+                    .put_conversation(issued.nut.clone(), issued.conversation.clone())
+                    .await?;
+            }
             (issued, AttemptUpdate::None)
         }
     };
+
+    if durable(&issued).is_none() {
+        state
+            .retries
+            .insert(&issued.nut, issued.conversation.clone());
+    }
 
     if let Some(attempt) = &attempt {
         if !matches!(update, AttemptUpdate::None) {
@@ -173,6 +186,17 @@ async fn describe_waiting_browser(
         decision.describe_waiting_browser(&notice);
     }
     Ok(())
+}
+
+/// The conversation to store durably under the reply's nut, or `None` for
+/// one with no login page behind it, which is kept in memory instead (see
+/// [`crate::retry`]): a made-up nut must not cost a database write.
+fn durable(issued: &Issued) -> Option<Conversation> {
+    if issued.conversation.browser.is_some() {
+        Some(issued.conversation.clone())
+    } else {
+        None
+    }
 }
 
 /// Builds the reply with a fresh nut. A conversation with a waiting browser

@@ -251,8 +251,9 @@ pub struct Step {
     pub mutation: Mutation,
     /// The nut of the reply.
     pub next_nut: Nut,
-    /// The conversation to store under it.
-    pub next: Conversation,
+    /// The conversation to store under it; `None` when the driver keeps it
+    /// elsewhere (one with no login page behind it, see [`crate::retry`]).
+    pub next: Option<Conversation>,
     /// The waiting page's update.
     pub attempt: AttemptUpdate,
     /// What to check and store of the request's `ins`/`pins`.

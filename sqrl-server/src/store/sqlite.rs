@@ -960,7 +960,9 @@ impl Store for SqliteStore {
                     end_sessions_of(tx, idk)?;
                 }
             }
-            insert_conversation(tx, &step.next_nut, &step.next)?;
+            if let Some(next) = &step.next {
+                insert_conversation(tx, &step.next_nut, next)?;
+            }
             Ok(Written::Commit(StepOutcome::Committed))
         })
         .await

@@ -120,9 +120,15 @@ async fn login(http: &reqwest::Client, base: &str, into: &mut Sample) {
 
 /// The server's connection metrics.
 async fn server_counts(http: &reqwest::Client, base: &str) -> Vec<String> {
-    let Ok(response) = http.get(format!("{base}/metrics")).send().await else {
+    let request = http
+        .get(format!("{base}/metrics"))
+        .bearer_auth(common::OPERATOR_TOKEN);
+    let Ok(response) = request.send().await else {
         return vec!["(metrics unavailable)".to_owned()];
     };
+    if !response.status().is_success() {
+        return vec![format!("(metrics answered {})", response.status())];
+    }
     let text = response.text().await.unwrap_or_default();
     text.lines()
         .filter(|line| {

@@ -216,7 +216,8 @@ pub async fn mint_url(http: &reqwest::Client, base: &str) -> String {
 
 /// Starts the `sqrl-server` binary at `binary` (a test passes
 /// `env!("CARGO_BIN_EXE_sqrl-server")`) on `127.0.0.1:0` with the database
-/// `db` (no rate limit): the child process and the address it listens on. Its
+/// `db` (no rate limit, [`OPERATOR_TOKEN`] for the operator API and metrics):
+/// the child process and the address it listens on. Its
 /// log is drained in the background so that it never blocks on a full pipe.
 pub fn spawn_server_binary(binary: &str, db: &Path) -> (Child, String) {
     use std::io::BufRead as _;
@@ -226,6 +227,8 @@ pub fn spawn_server_binary(binary: &str, db: &Path) -> (Child, String) {
             "127.0.0.1:0",
             "--rate-limit-per-second",
             "0",
+            "--operator-token",
+            OPERATOR_TOKEN,
             "--db",
         ])
         .arg(db)

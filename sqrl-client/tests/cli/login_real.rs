@@ -261,13 +261,16 @@ fn a_relayed_code_is_refused_and_the_page_elsewhere_stays_signed_out() {
     assert_eq!(site.poll(&web, &page).0, "confirmed");
 
     // Accepted on purpose: the browser elsewhere is signed in, and its account
-    // page shows the fingerprint the CLI printed.
+    // page shows the fingerprint the CLI printed. The identity is known now,
+    // so the site's reply names the browser being signed in, and the CLI
+    // shows it.
     let page = site.open_page_from(&attacker, "203.0.113.7");
     let outcome = env
         .login(&page.url)
         .args(&["--allow-relayed-code"])
         .run()
         .success()
+        .says("at 203.0.113.7, whose sign-in page opened")
         .json();
     assert_eq!(outcome["ip_matched"], false);
     let (state, url) = site.poll(&attacker, &page);

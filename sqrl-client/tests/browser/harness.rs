@@ -283,8 +283,31 @@ impl Cli {
         serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout:?}"))
     }
 
+    /// Starts `sqrl agent` on the port pages look for (25519) for one login
+    /// and waits until it listens.
+    pub fn agent(&self) -> Child {
+        let mut child = self
+            .command(&["agent", "--max-logins", "1", "--yes"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.as_mut().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert!(line.contains("127.0.0.1:25519"), "agent: {line:?}");
+        child
+    }
+
     /// Runs `sqrl ARGS --json` and returns how it ended.
     pub fn output(&self, args: &[&str]) -> std::process::Output {
+        self.command(args).stdin(Stdio::null()).output().unwrap()
+    }
+
+    /// `sqrl ARGS --json` with this identity's files, ready to run.
+    fn command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_sqrl"));
         for (key, _) in std::env::vars_os() {
             if key.to_string_lossy().starts_with("SQRL_") {
@@ -300,10 +323,8 @@ impl Cli {
             .arg("--password-file")
             .arg(&password)
             .arg("--json")
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap()
+            .args(args);
+        command
     }
 }
 

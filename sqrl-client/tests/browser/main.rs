@@ -426,3 +426,50 @@ fn a_sign_in_from_another_network_waits_for_a_click() {
         ),
     );
 }
+
+/// Same-device sign-in as a person does it: a SQRL app runs on this
+/// computer (`sqrl agent` on 127.0.0.1:25519), the page notices it and makes
+/// the same-device link the obvious choice, a click on it goes through the
+/// app (which signs in with CPS and redirects the browser to the site's
+/// single-use link), and the link opens the account: the page's own cookie,
+/// which the link is redeemed with, comes along through the redirect from
+/// localhost.
+#[test]
+fn the_same_device_link_signs_in_through_the_local_app() {
+    let Some(tools) = Tools::find() else { return };
+    let site = Site::start(|_| {});
+    let base = site.base();
+    let cli = Cli::with_identity();
+    let mut agent = cli.agent();
+    let mut browser = Browser::open(&tools, &base, Mode::Sse, artifact_dir("same-device"));
+    browser.expect("ready", Duration::from_secs(40));
+
+    let signed_in = page(&mut browser, "click #link");
+    let _ = agent.wait();
+    browser.check(
+        signed_in["pageUrl"] == format!("{base}/account"),
+        format!(
+            "the same-device link led to {}: {}",
+            signed_in["pageUrl"], signed_in["text"]
+        ),
+    );
+    let text = signed_in["text"].as_str().unwrap();
+    browser.check(
+        text.contains("same-device"),
+        format!("the login is not recorded as same-device:\n{text}"),
+    );
+    let documents: Vec<String> = requests(&signed_in)
+        .into_iter()
+        .filter(|r| r["navigation"] == true)
+        .map(|r| r["url"].as_str().unwrap().to_owned())
+        .collect();
+    browser.check(
+        documents
+            .iter()
+            .any(|url| url.starts_with("http://localhost:25519/"))
+            && documents
+                .iter()
+                .any(|url| path_of(url).starts_with("/login/complete?token=")),
+        format!("the browser did not go through the app: {documents:?}"),
+    );
+}

@@ -325,9 +325,10 @@ pub fn attempt_cookie(state: &AppState, started: &Started) -> HeaderValue {
         &started.pag.encode(),
         state.config.attempt_lifetime.as_secs(),
         // Lax, not Strict: a same-device login comes back through the local
-        // SQRL client (a redirect from localhost), a cross-site navigation on
-        // which Strict cookies are withheld, and the session link is
-        // redeemed only with this cookie.
+        // SQRL client (a redirect from localhost), which browsers that judge
+        // a navigation by its whole redirect chain treat as cross-site and
+        // withhold Strict cookies from; the session link is redeemed only
+        // with this cookie.
         "Lax",
     )
 }

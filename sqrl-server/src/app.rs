@@ -183,7 +183,10 @@ pub fn router(state: AppState) -> Router {
         .route("/static/style.css", get(routes::login::style))
         .route("/login/rotate", post(routes::login::rotate))
         .route("/login/collect", get(routes::login::collect))
-        .route("/login/complete", get(routes::login::complete))
+        .route(
+            "/login/complete",
+            get(routes::login::complete).post(routes::login::confirm_complete),
+        )
         .route(CLIENT_PATH, post(routes::client::client))
         .route("/nut.sqrl", get(routes::ssp::nut))
         .route("/png.sqrl", get(routes::ssp::png))

@@ -388,3 +388,87 @@ async fn metrics_are_the_operators_and_count_refusals() {
     let off = Harness::start().await;
     assert_eq!(off.get("/metrics").await.status(), StatusCode::NOT_FOUND);
 }
+
+/// Someone who photographed the code answers it first with a same-device
+/// (CPS) login of their own identity, and sends the link to the victim's
+/// browser, which holds the page's cookie. The link was confirmed from
+/// another network, so the browser is shown the identity and signs in only
+/// on a same-origin click.
+#[tokio::test]
+async fn a_same_device_link_confirmed_from_another_network_asks_first() {
+    let h = Harness::start_with(behind_local_proxy).await;
+    let observer = Identity::new();
+    let mut victim = h.browser().posing_as("198.51.100.7");
+    let page = victim.open_login_page().await;
+    let mut c = SqrlConversation::new(&h.http, &page.link).posing_as("203.0.113.9");
+    c.query(&observer, O::CPS | O::NOIPTEST).await;
+    let reply = c.ident(&observer, O::CPS | O::NOIPTEST, true).await;
+    assert_tif(&reply, 0x01);
+    let link = reply.url().unwrap().to_owned();
+
+    let shown = victim.get(&link).await;
+    assert_eq!(shown.status(), StatusCode::OK);
+    let html = shown.text().await.unwrap();
+    let fingerprint = observer.idk(&c.url).fingerprint();
+    assert!(html.contains(&fingerprint), "{html}");
+    assert_eq!(h.count("SELECT count(*) FROM sessions"), 0, "not yet");
+
+    let token = link.rsplit("token=").next().unwrap().to_owned();
+    let post = |site: &'static str| {
+        victim
+            .request(Method::POST, "/login/complete")
+            .header("sec-fetch-site", site)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("token={token}"))
+            .send()
+    };
+    assert_eq!(
+        post("cross-site").await.unwrap().status(),
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(h.count("SELECT count(*) FROM sessions"), 0);
+    let clicked = post("same-origin").await.unwrap();
+    assert_eq!(clicked.status(), StatusCode::SEE_OTHER);
+    assert_eq!(h.count("SELECT count(*) FROM sessions"), 1);
+
+    // From the browser's own network the link signs in at once.
+    let mut own = h.browser().posing_as("198.51.100.7");
+    let page = own.open_login_page().await;
+    let mut c = SqrlConversation::new(&h.http, &page.link).posing_as("198.51.100.7");
+    c.query(&observer, O::CPS).await;
+    let link = c
+        .ident(&observer, O::CPS, false)
+        .await
+        .url()
+        .unwrap()
+        .to_owned();
+    assert_eq!(own.collect(&link).await.0, StatusCode::SEE_OTHER);
+}
+
+/// A site that learnt a page's nut must not navigate the browser holding
+/// the page's cookie into collecting it: only the page (same origin) does.
+#[tokio::test]
+async fn collecting_with_the_cookie_refuses_a_cross_site_navigation() {
+    let h = Harness::start().await;
+    let id = Identity::new();
+    let mut browser = h.browser();
+    let page = browser.open_login_page().await;
+    let mut c = SqrlConversation::new(&h.http, &page.url);
+    c.query(&id, NONE).await;
+    c.ident(&id, NONE, true).await;
+    let collect = format!("/login/collect?nut={}", page.nut);
+    let refused = browser
+        .request(Method::GET, &collect)
+        .header("sec-fetch-site", "cross-site")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    let collected = browser
+        .request(Method::GET, &collect)
+        .header("sec-fetch-site", "same-origin")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(collected.status(), StatusCode::SEE_OTHER);
+}

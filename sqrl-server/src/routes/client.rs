@@ -267,6 +267,7 @@ fn page_update(
                     token_hash: token.hash(),
                     expires_at: now.saturating_add(state.config.login_token_lifetime.as_secs()),
                     answer,
+                    device_on_browser_network: decision.tif().contains(Tif::IP_MATCHED),
                 },
                 Some(url),
             )

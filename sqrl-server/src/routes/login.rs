@@ -13,7 +13,7 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::{Form, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -526,6 +526,15 @@ pub async fn collect(
     Query(query): Query<AttemptQuery>,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
+    // With the secret in the cookie, only the page itself (or the person
+    // typing the URL) may collect: another site that learnt the nut (say,
+    // from a photo of the code it then answered) must not navigate this
+    // browser into a session of its choosing past the page's own check.
+    // With `pag` in the query the caller holds the secret itself (an SSP
+    // integration on another origin).
+    if query.pag.as_deref().is_none_or(str::is_empty) {
+        account::require_same_origin(&state, &headers)?;
+    }
     let attempt = waiting_attempt(&state, &query.nut, query.pag.as_deref(), &headers).await?;
     let now = state.clock.now();
     let session_token = Token::generate(&mut OsRng);
@@ -613,27 +622,52 @@ pub struct CompleteQuery {
 }
 
 /// `GET /login/complete?token=`: turns a single-use CPS link (`url=`, SPEC 7)
-/// into a new session of this browser's own.
+/// into a new session of this browser's own; for a link confirmed from
+/// another network, first a page naming the identity, whose button posts
+/// back here ([`confirm_complete`]).
 pub async fn complete(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
     Query(query): Query<CompleteQuery>,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
-    let Some(link) = Token::parse(&query.token) else {
+    redeem(&state, ip, &query.token, &headers, false).await
+}
+
+/// `POST /login/complete` (form field `token`): the person saw the identity
+/// a link confirmed from another network signs in as, and clicked on.
+pub async fn confirm_complete(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    Form(form): Form<CompleteQuery>,
+) -> Result<Response, AppError> {
+    account::require_same_origin(&state, &headers)?;
+    redeem(&state, ip, &form.token, &headers, true).await
+}
+
+async fn redeem(
+    state: &AppState,
+    ip: std::net::IpAddr,
+    token: &str,
+    headers: &HeaderMap,
+    confirmed: bool,
+) -> Result<Response, AppError> {
+    let Some(link) = Token::parse(token) else {
         return Ok(link_gone());
     };
     let now = state.clock.now();
     let session_token = Token::generate(&mut OsRng);
-    let session = new_session(&state, &session_token, ip, &headers, now);
-    let presented = held_attempt_secrets(&state, &headers);
+    let session = new_session(state, &session_token, ip, headers, now);
+    let presented = held_attempt_secrets(state, headers);
     match state
         .store
-        .redeem_link(link.hash(), now, session, presented)
+        .redeem_link(link.hash(), now, session, presented, confirmed)
         .await?
     {
+        LinkOutcome::Confirm { idk } => Ok(confirm_identity(&link, &idk)),
         LinkOutcome::Redeemed(redeemed) => {
-            Ok(logged_in(&state, ip, &session_token, &redeemed).await)
+            Ok(logged_in(state, ip, &session_token, &redeemed).await)
         }
         LinkOutcome::Gone => Ok(link_gone()),
         LinkOutcome::OtherBrowser => {
@@ -642,6 +676,28 @@ pub async fn complete(
             Ok(other_browser())
         }
     }
+}
+
+/// The page shown before a same-device link confirmed from another network
+/// signs this browser in: whose identity, and a button (a same-origin form
+/// post) to go on.
+fn confirm_identity(link: &Token, idk: &sqrl_core::keys::IdentityKey) -> Response {
+    let body = format!(
+        "<h1>Sign in as this SQRL identity?</h1>\
+         <p>A SQRL app on another network confirmed this sign-in. You are about to be \
+         signed in as the identity with this fingerprint:</p>\
+         <p class=\"fingerprint\" id=\"check-fingerprint\">{fingerprint}</p>\
+         <p>Your SQRL app shows the fingerprint of your identity when you sign in. \
+         If it is not the same, or you did not just sign in, do not continue: \
+         someone else may have answered your code.</p>\
+         <form method=\"post\" action=\"/login/complete\">\
+         <input type=\"hidden\" name=\"token\" value=\"{token}\">\
+         <button type=\"submit\" id=\"check-continue\">Continue</button></form>\
+         <p><a href=\"/\">Cancel</a></p>",
+        fingerprint = html::escape(&idk.fingerprint()),
+        token = html::escape(&link.encode()),
+    );
+    html_response(html::page("Confirm sign-in", &body))
 }
 
 /// Every login attempt whose secret this browser holds (one cookie per

@@ -112,6 +112,10 @@ ALTER TABLE login_attempts ADD COLUMN confirmed_idk BLOB
     CHECK (confirmed_idk IS NULL OR length(confirmed_idk) = 32);
 ALTER TABLE login_attempts ADD COLUMN device_on_browser_network INTEGER
     CHECK (device_on_browser_network IN (0, 1));
+-- The same for a same-device (CPS) link: confirmed from another network,
+-- it signs in only after the person has seen the identity and clicked.
+ALTER TABLE login_links ADD COLUMN device_on_browser_network INTEGER NOT NULL DEFAULT 1
+    CHECK (device_on_browser_network IN (0, 1));
 "#;
 
 const SECRETS_AND_ANSWERS: &str = r#"

@@ -229,6 +229,8 @@ pub enum AttemptUpdate {
         expires_at: u64,
         /// The answer to the `ask`, if one was asked.
         answer: Option<AskAnswer>,
+        /// Whether the confirming device was on the browser's network.
+        device_on_browser_network: bool,
     },
     /// → `rejected`.
     Rejected {
@@ -315,6 +317,14 @@ pub enum LinkOutcome {
     /// The link is live but this browser does not hold its page's secret:
     /// it was opened somewhere other than where the login began.
     OtherBrowser,
+    /// The link is live and this browser's, but the device that confirmed
+    /// was on another network: the person must first see which identity
+    /// they would be signed in as (someone who saw the code may have
+    /// answered it). Nothing was spent.
+    Confirm {
+        /// The identity the link signs in as.
+        idk: IdentityKey,
+    },
 }
 
 /// A stored session.
@@ -455,13 +465,16 @@ pub trait Store: Send + Sync + 'static {
     /// secret (`presented`: the attempts whose secrets the browser holds,
     /// with the hash of each): deletes it, creates the session and records the
     /// login, in one transaction. Nothing changes unless the link is live and
-    /// one of `presented` is its attempt's secret.
+    /// one of `presented` is its attempt's secret, nor, for a link confirmed
+    /// from another network than the browser's, unless the person `confirmed`
+    /// the identity ([`LinkOutcome::Confirm`]).
     async fn redeem_link(
         &self,
         token_hash: TokenHash,
         now: u64,
         session: NewSession,
         presented: Vec<(String, TokenHash)>,
+        confirmed: bool,
     ) -> Result<LinkOutcome, StoreError>;
 
     /// The live session for a cookie token, if any (refreshing its last use).

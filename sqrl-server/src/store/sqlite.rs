@@ -626,6 +626,7 @@ fn apply_attempt_update(
             token_hash,
             expires_at,
             answer,
+            device_on_browser_network,
         } => {
             let Some(account) = account_of(tx, idk)? else {
                 return Ok(false);
@@ -645,8 +646,9 @@ fn apply_attempt_update(
             exec(
                 tx,
                 "INSERT INTO login_links (token_hash, account_id, attempt_id, method, created_at,
-                                          expires_at, ask_button, ask_label, ask_url)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                                          expires_at, ask_button, ask_label, ask_url,
+                                          device_on_browser_network)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
                 params![
                     token_hash.as_bytes(),
                     account,
@@ -656,7 +658,8 @@ fn apply_attempt_update(
                     sql_time(*expires_at),
                     button,
                     label,
-                    url
+                    url,
+                    device_on_browser_network
                 ],
             )?;
         }
@@ -1013,6 +1016,7 @@ impl Store for SqliteStore {
         now: u64,
         session: NewSession,
         presented: Vec<(String, TokenHash)>,
+        confirmed: bool,
     ) -> Result<LinkOutcome, StoreError> {
         self.write(move |tx| {
             // The link's page must be this browser's: it holds that
@@ -1020,18 +1024,22 @@ impl Store for SqliteStore {
             // opened in the wrong browser (login CSRF) burns nothing.
             let link = first(
                 tx,
-                "SELECT l.attempt_id, a.pag_hash
+                "SELECT l.attempt_id, a.pag_hash, l.device_on_browser_network, i.idk
                    FROM login_links l LEFT JOIN login_attempts a ON a.id = l.attempt_id
+                        LEFT JOIN sqrl_identities i ON i.account_id = l.account_id
                   WHERE l.token_hash = ?1",
                 [token_hash.as_bytes()],
                 |row| {
                     Ok((
-                        row.get::<_, Option<String>>(0)?,
-                        row.get::<_, Option<Vec<u8>>>(1)?,
+                        (
+                            row.get::<_, Option<String>>(0)?,
+                            row.get::<_, Option<Vec<u8>>>(1)?,
+                        ),
+                        (row.get::<_, bool>(2)?, row.get::<_, Option<Vec<u8>>>(3)?),
                     ))
                 },
             )?;
-            let Some(link) = link else {
+            let Some((link, (on_network, idk))) = link else {
                 return Ok(LinkOutcome::Gone);
             };
             let holds_secret = match link {
@@ -1047,6 +1055,15 @@ impl Store for SqliteStore {
             };
             if !holds_secret {
                 return Ok(LinkOutcome::OtherBrowser);
+            }
+            if !on_network && !confirmed {
+                let Some(idk) = idk else {
+                    // The association is gone: the link can sign no one in.
+                    return Ok(LinkOutcome::Gone);
+                };
+                return Ok(LinkOutcome::Confirm {
+                    idk: identity_key(&idk, "sqrl_identities")?,
+                });
             }
             let row = first(
                 tx,

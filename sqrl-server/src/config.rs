@@ -400,16 +400,22 @@ impl PublicOrigin {
 /// `None` for a malformed authority.
 fn split_authority<'a>(authority: &'a str, default_port: &'a str) -> Option<(&'a str, &'a str)> {
     let (host, port) = if let Some(rest) = authority.strip_prefix('[') {
+        // Brackets hold an IPv6 address and nothing else.
         let (host, after) = rest.split_once(']')?;
+        host.parse::<std::net::Ipv6Addr>().ok()?;
         match after {
             "" => (host, None),
             _ => (host, Some(after.strip_prefix(':')?)),
         }
     } else {
-        match authority.split_once(':') {
+        let (host, port) = match authority.split_once(':') {
             Some((host, port)) => (host, Some(port)),
             None => (authority, None),
+        };
+        if host.contains(['[', ']']) {
+            return None;
         }
+        (host, port)
     };
     let port = port.unwrap_or(default_port);
     let valid = !host.is_empty() && !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit());
@@ -964,6 +970,41 @@ mod tests {
         assert!(v6.matches_host("[::1]:8080"));
         assert!(!v6.matches_host("[::1]"));
         assert!(!v6.matches_host("[::1]x8080"));
+    }
+
+    #[test]
+    fn host_matching_never_panics_and_matches_only_the_origin() {
+        // Every string of up to four characters from an alphabet of the
+        // characters that matter to the parser.
+        let alphabet = ['[', ']', ':', 'a', '1', '.', 'é'];
+        let origins = [
+            PublicOrigin::parse("http://a:1").unwrap(),
+            PublicOrigin::parse("https://a").unwrap(),
+            PublicOrigin::parse("http://[::1]:1").unwrap(),
+        ];
+        let mut hosts = vec![String::new()];
+        for _ in 0..4 {
+            let longer: Vec<String> = hosts
+                .iter()
+                .flat_map(|host| alphabet.iter().map(move |c| format!("{host}{c}")))
+                .collect();
+            hosts.extend(longer);
+        }
+        for host in &hosts {
+            for origin in &origins {
+                let expected: &[&str] = match origin.authority.as_str() {
+                    "a:1" => &["a:1"],
+                    "a" => &["a"],
+                    // "[::1]:1" is longer than four characters.
+                    _ => &[],
+                };
+                assert_eq!(
+                    origin.matches_host(host),
+                    expected.contains(&host.as_str()),
+                    "{host:?} against {origin:?}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -15,6 +15,9 @@
 //   reads   "expect-check"
 //   prints  {"event":"check", "fingerprint", "status", ...} once the page
 //           shows the identity a sign-in from another network would use;
+//   reads   "expect-local-app"
+//   prints  {"event":"local-app", "text", "linkClass"} once the page shows
+//           that a SQRL app answers on this computer;
 //   reads   "click <selector>"  (clicks the first match, as a person would)
 //           "goto <url or path>"
 //   prints  {"event":"page", "pageUrl", "text", "status"?, ...} for the
@@ -229,6 +232,15 @@ try {
           fingerprint: (await page.locator("#check-fingerprint").textContent())?.trim() ?? "",
           status: (await page.locator("#status").textContent())?.trim() ?? "",
           saved,
+          ...record(),
+        });
+      } else if (verb === "expect-local-app") {
+        // The page found a SQRL app on this computer and says so.
+        await page.locator("#local-app").waitFor({ state: "visible", timeout: 10_000 });
+        send({
+          event: "local-app",
+          text: (await page.locator("#local-app").textContent())?.trim() ?? "",
+          linkClass: (await page.locator("#link").getAttribute("class")) ?? "",
           ...record(),
         });
       } else if (verb === "click") {

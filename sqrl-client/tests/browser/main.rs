@@ -443,6 +443,16 @@ fn the_same_device_link_signs_in_through_the_local_app() {
     let mut agent = cli.agent();
     let mut browser = Browser::open(&tools, &base, Mode::Sse, artifact_dir("same-device"));
     browser.expect("ready", Duration::from_secs(40));
+    browser.send("expect-local-app");
+    let local = browser.expect("local-app", Duration::from_secs(20));
+    browser.check(
+        local["linkClass"]
+            .as_str()
+            .unwrap()
+            .split_whitespace()
+            .any(|class| class == "primary"),
+        format!("the same-device link is not the primary action: {local}"),
+    );
 
     let signed_in = page(&mut browser, "click #link");
     let _ = agent.wait();

@@ -209,6 +209,59 @@ impl Site {
     }
 }
 
+/// Someone on another network (the site, trusting 127.0.0.1 as its proxy,
+/// sees them at `ip`) who answers a page's same-device `link` first, with a
+/// new identity of their own and CPS, as a client built on `sqrl-core`
+/// would: `query`, then `ident`. Returns the session link the site hands
+/// out and the identity's fingerprint.
+pub fn answer_with_cps_from(link: &str, ip: &str) -> (String, String) {
+    use sqrl_core::keys::{IdentityUnlockKey, RandomLockKey};
+    use sqrl_core::msg::{ClientOptions, ClientRequest, Command, RequestBody, ServerReply};
+    use sqrl_core::rand_core::OsRng;
+
+    let url = sqrl_core::url::SqrlUrl::parse(link).unwrap();
+    let iuk = IdentityUnlockKey::generate(&mut OsRng);
+    let key = iuk.master_key().site_key(url.site_key_string());
+    let agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(20)))
+        .build()
+        .new_agent();
+    let mut server = sqrl_core::base64url::encode(link);
+    let mut post_url = url.post_url();
+    let mut session_link = None;
+    for command in [Command::Query, Command::Ident] {
+        let mut request = ClientRequest::builder(command, key.public_key())
+            .options(ClientOptions::CPS | ClientOptions::NOIPTEST);
+        if command == Command::Ident {
+            let (suk, vuk) = RandomLockKey::generate(&mut OsRng)
+                .lock(&iuk.lock_key())
+                .unwrap();
+            request = request.lock(suk, vuk);
+        }
+        let body = RequestBody::sign(&request.build().unwrap(), &server, &key, None, None)
+            .unwrap()
+            .to_form();
+        let text = agent
+            .post(&post_url)
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .header("X-Forwarded-For", ip)
+            .send(body.as_bytes())
+            .unwrap()
+            .body_mut()
+            .read_to_string()
+            .unwrap();
+        let reply = ServerReply::parse(&text).unwrap();
+        post_url = url.post_url_for_query(reply.qry()).unwrap();
+        session_link = reply.url().map(str::to_owned);
+        server = text;
+    }
+    (
+        session_link.expect("a session link for the CPS ident"),
+        key.public_key().fingerprint(),
+    )
+}
+
 /// A plain HTTP response: status, `name=value` of each `Set-Cookie`, body.
 pub struct HttpReply {
     pub status: u16,

@@ -483,3 +483,41 @@ fn the_same_device_link_signs_in_through_the_local_app() {
         format!("the browser did not go through the app: {documents:?}"),
     );
 }
+
+/// Someone who saw the code answers the page's same-device link first, from
+/// another network, with their own identity, and sends this browser (which
+/// holds the page's cookie) the session link. The browser is shown whose
+/// identity it would be signed in as, and is signed in only when the person
+/// clicks Continue (a same-origin form post).
+#[test]
+fn a_same_device_link_answered_from_elsewhere_shows_the_identity_first() {
+    let Some(tools) = Tools::find() else { return };
+    let site = Site::start(|config| {
+        config.trusted_proxies = vec![sqrl_server::net::IpNet::parse("127.0.0.1").unwrap()];
+    });
+    let base = site.base();
+    let mut browser = Browser::open(&tools, &base, Mode::Sse, artifact_dir("cps-elsewhere"));
+    let ready = browser.expect("ready", Duration::from_secs(40));
+    let (link, fingerprint) =
+        harness::answer_with_cps_from(ready["link"].as_str().unwrap(), "203.0.113.9");
+
+    let shown = page(&mut browser, &format!("goto {link}"));
+    browser.check(
+        shown["status"] == 200
+            && shown["text"].as_str().unwrap().contains(&fingerprint)
+            && path_of(shown["pageUrl"].as_str().unwrap()).starts_with("/login/complete"),
+        format!(
+            "the link did not stop to show the identity: {} {}",
+            shown["pageUrl"], shown["text"]
+        ),
+    );
+    let signed_in = page(&mut browser, "click #check-continue");
+    browser.check(
+        signed_in["pageUrl"] == format!("{base}/account")
+            && signed_in["text"].as_str().unwrap().contains(&fingerprint),
+        format!(
+            "Continue led to {}: {}",
+            signed_in["pageUrl"], signed_in["text"]
+        ),
+    );
+}

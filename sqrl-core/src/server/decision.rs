@@ -220,13 +220,7 @@ impl Decision {
     /// enabled identity with a page waiting. Returns whether the notice was
     /// added.
     pub fn describe_waiting_browser(&mut self, notice: &str) -> bool {
-        let eligible = self.command == Some(Command::Query)
-            && self.is_success()
-            && matches!(self.browser, BrowserOutcome::Scanned)
-            && self.tif.contains(Tif::CURRENT_ID_MATCH)
-            && !self.tif.contains(Tif::SQRL_DISABLED)
-            && !self.tif.contains(Tif::IP_MATCHED);
-        if !eligible {
+        if !self.wants_browser_description() {
             return false;
         }
         self.ask = Some(match self.ask.take() {
@@ -234,6 +228,17 @@ impl Decision {
             None => Ask::new(notice),
         });
         true
+    }
+
+    /// Whether [`Decision::describe_waiting_browser`] would add a notice, so
+    /// a driver reads the waiting browser's details only then.
+    pub fn wants_browser_description(&self) -> bool {
+        self.command == Some(Command::Query)
+            && self.is_success()
+            && matches!(self.browser, BrowserOutcome::Scanned)
+            && self.tif.contains(Tif::CURRENT_ID_MATCH)
+            && !self.tif.contains(Tif::SQRL_DISABLED)
+            && !self.tif.contains(Tif::IP_MATCHED)
     }
 
     /// The same request answered as a transient failure (TIF 0x60 with the

@@ -27,9 +27,7 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use rand_core::OsRng;
 use sqrl_core::msg::Tif;
-use sqrl_core::server::{
-    BrowserOutcome, Conversation, Decision, Failure, Incoming, Issued, Nut, Records,
-};
+use sqrl_core::server::{BrowserOutcome, Decision, Failure, Incoming, Issued, Nut, Records};
 
 use crate::app::{AppState, ClientIp};
 use crate::error::AppError;
@@ -97,7 +95,7 @@ pub async fn client(
         seen: records.clone(),
         mutation: decision.mutation().clone(),
         next_nut: issued.nut.clone(),
-        next: durable(&issued),
+        next: has_page(&issued).then(|| issued.conversation.clone()),
         attempt: update.clone(),
         indexed_secret,
         revoke_sessions: decision
@@ -121,7 +119,7 @@ pub async fn client(
         Some(refused) => {
             failure = refused.failure().map(ToString::to_string);
             let issued = finish(&state, refused, None, now)?;
-            if durable(&issued).is_some() {
+            if has_page(&issued) {
                 state
                     .store
                     .put_conversation(issued.nut.clone(), issued.conversation.clone())
@@ -131,7 +129,7 @@ pub async fn client(
         }
     };
 
-    if durable(&issued).is_none() {
+    if !has_page(&issued) {
         state
             .retries
             .insert(&issued.nut, issued.conversation.clone());
@@ -171,10 +169,7 @@ async fn describe_waiting_browser(
     attempt: &str,
     now: u64,
 ) -> Result<(), AppError> {
-    let mismatched_query = decision.command() == Some(sqrl_core::msg::Command::Query)
-        && decision.is_success()
-        && !decision.tif().contains(Tif::IP_MATCHED);
-    if !mismatched_query {
+    if !decision.wants_browser_description() {
         return Ok(());
     }
     if let Some(attempt) = state.store.attempt(attempt).await? {
@@ -188,15 +183,11 @@ async fn describe_waiting_browser(
     Ok(())
 }
 
-/// The conversation to store durably under the reply's nut, or `None` for
-/// one with no login page behind it, which is kept in memory instead (see
-/// [`crate::retry`]): a made-up nut must not cost a database write.
-fn durable(issued: &Issued) -> Option<Conversation> {
-    if issued.conversation.browser.is_some() {
-        Some(issued.conversation.clone())
-    } else {
-        None
-    }
+/// Whether a login page waits behind the reply's conversation. Only then is
+/// it stored durably; one with no page behind it is kept in memory instead
+/// (see [`crate::retry`]): a made-up nut must not cost a database write.
+fn has_page(issued: &Issued) -> bool {
+    issued.conversation.browser.is_some()
 }
 
 /// Builds the reply with a fresh nut. A conversation with a waiting browser

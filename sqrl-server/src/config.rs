@@ -14,6 +14,15 @@ use clap::{Parser, ValueHint};
 use serde::Deserialize;
 
 use crate::net::IpNet;
+pub use crate::store::Database;
+
+/// Reads `--db` (any text names a SQLite file unless it is a PostgreSQL URL).
+fn parse_database(text: &str) -> Result<Database, String> {
+    if text.is_empty() {
+        return Err("empty database name".to_owned());
+    }
+    Ok(Database::parse(text))
+}
 
 /// Why a configuration could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -65,9 +74,11 @@ pub struct Cli {
     #[arg(long, env = "SQRL_BIND")]
     pub bind: Option<SocketAddr>,
 
-    /// SQLite database file, created if missing [default: ./sqrl.db].
-    #[arg(long, env = "SQRL_DB", value_hint = ValueHint::FilePath)]
-    pub db: Option<PathBuf>,
+    /// The database: a SQLite file, created if missing [default: ./sqrl.db],
+    /// or a PostgreSQL URL (`postgres://user@host/dbname`) shared by several
+    /// instances.
+    #[arg(long, env = "SQRL_DB", value_hint = ValueHint::FilePath, value_parser = parse_database)]
+    pub db: Option<Database>,
 
     /// The origin visitors use, e.g. `https://login.example.com`. `http://`
     /// makes the service hand out `qrl://` links, `https://` `sqrl://` links.
@@ -183,7 +194,8 @@ pub struct Cli {
     #[arg(long, env = "SQRL_REQUEST_TIMEOUT")]
     pub request_timeout: Option<u64>,
 
-    /// Number of SQLite connections.
+    /// Number of database connections (SQLite: readers plus the writer;
+    /// PostgreSQL: the pool's size).
     #[arg(long, env = "SQRL_DB_CONNECTIONS")]
     pub db_connections: Option<usize>,
 }
@@ -195,7 +207,7 @@ pub struct FileConfig {
     /// See [`Cli::bind`].
     pub bind: Option<SocketAddr>,
     /// See [`Cli::db`].
-    pub db: Option<PathBuf>,
+    pub db: Option<Database>,
     /// See [`Cli::public_origin`].
     pub public_origin: Option<String>,
     /// See [`Cli::tls_cert`].
@@ -630,8 +642,8 @@ pub struct TlsFiles {
 pub struct Config {
     /// Listener address.
     pub bind: SocketAddr,
-    /// SQLite file.
-    pub db: PathBuf,
+    /// The database.
+    pub db: Database,
     /// The public origin; `None` derives it from the bound address (useful with
     /// port 0 in tests).
     pub public_origin: Option<PublicOrigin>,
@@ -686,7 +698,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
-            db: PathBuf::from("sqrl.db"),
+            db: Database::Sqlite(PathBuf::from("sqrl.db")),
             public_origin: None,
             tls: None,
             trusted_proxies: Vec::new(),
@@ -719,7 +731,7 @@ impl Config {
     pub fn for_tests(db: impl Into<PathBuf>) -> Self {
         Self {
             bind: SocketAddr::from(([127, 0, 0, 1], 0)),
-            db: db.into(),
+            db: Database::Sqlite(db.into()),
             ..Self::default()
         }
     }
@@ -1015,7 +1027,7 @@ mod tests {
         )
         .unwrap();
         let config = Config::merge(cli, file).unwrap();
-        assert_eq!(config.db, PathBuf::from("flag.db"));
+        assert_eq!(config.db, Database::Sqlite(PathBuf::from("flag.db")));
         assert_eq!(config.bind, "0.0.0.0:9000".parse().unwrap());
         assert_eq!(config.trusted_proxies.len(), 1);
         assert_eq!(

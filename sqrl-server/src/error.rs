@@ -40,10 +40,16 @@ impl From<StoreError> for AppError {
 
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
+        let mut retry_after = None;
         let (status, message) = match self {
             AppError::Client(status, message) => (status, message),
             AppError::Store(error) => {
-                tracing::error!(%error, "storage failure");
+                // The source chain holds what the database said.
+                let source = std::error::Error::source(&error).map(ToString::to_string);
+                tracing::error!(%error, kind = error.kind(), source, "storage failure");
+                if error.is_transient() {
+                    retry_after = Some("1");
+                }
                 (
                     StatusCode::SERVICE_UNAVAILABLE,
                     "storage unavailable, try again",
@@ -57,11 +63,18 @@ impl IntoResponse for AppError {
                 )
             }
         };
-        (
+        let mut response = (
             status,
             [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
             format!("{message}\n"),
         )
-            .into_response()
+            .into_response();
+        if let Some(seconds) = retry_after {
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                header::HeaderValue::from_static(seconds),
+            );
+        }
+        response
     }
 }

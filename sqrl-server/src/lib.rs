@@ -49,8 +49,10 @@ use crate::app::AppState;
 use crate::clock::Clock;
 use crate::config::{Config, PublicOrigin};
 use crate::notify::{InProcessNotifier, Notifier};
-use crate::store::Store;
+use crate::store::postgres::PostgresStore;
+use crate::store::postgres::listen::PostgresNotifier;
 use crate::store::sqlite::SqliteStore;
+use crate::store::{Database, Store};
 
 /// How often expired rows are deleted.
 const PRUNE_INTERVAL: Duration = Duration::from_secs(60);
@@ -132,14 +134,27 @@ impl RunningServer {
     }
 }
 
-/// Opens the SQLite database of `config` and starts the service.
+/// Opens the database of `config` and starts the service: SQLite with
+/// in-process notifications, or PostgreSQL with notifications shared by every
+/// instance on the same database.
 pub async fn start(config: Config) -> Result<RunningServer, StartError> {
-    let path = config.db.clone();
     let connections = config.db_connections;
-    let store = tokio::task::spawn_blocking(move || SqliteStore::open(&path, connections))
-        .await
-        .map_err(|e| StartError::Store(store::StoreError::Task(e.to_string())))??;
-    start_with(config, Arc::new(store), Arc::new(InProcessNotifier::new())).await
+    let (store, notifier): (Arc<dyn Store>, Arc<dyn Notifier>) = match &config.db {
+        Database::Sqlite(path) => {
+            let path = path.clone();
+            let store = tokio::task::spawn_blocking(move || SqliteStore::open(&path, connections))
+                .await
+                .map_err(|e| StartError::Store(store::StoreError::Task(e.to_string())))??;
+            (Arc::new(store), Arc::new(InProcessNotifier::new()))
+        }
+        Database::Postgres(url) => {
+            let store = PostgresStore::connect(url, connections).await?;
+            let notifier = PostgresNotifier::start(&store);
+            (Arc::new(store), Arc::new(notifier))
+        }
+    };
+    tracing::info!(database = %config.db.describe(), "storage ready");
+    start_with(config, store, notifier).await
 }
 
 /// Starts the service on the given storage and notifier.

@@ -89,6 +89,14 @@ impl InProcessNotifier {
         }
     }
 
+    /// Wakes every subscriber (after notifications may have been missed).
+    pub fn notify_all(&self) {
+        let now = Some(Instant::now());
+        for sender in self.channels().by_attempt.values() {
+            sender.send_replace(now);
+        }
+    }
+
     /// Number of attempts with a channel (tests).
     pub fn channel_count(&self) -> usize {
         self.channels().by_attempt.len()

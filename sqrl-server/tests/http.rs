@@ -1120,7 +1120,7 @@ async fn data_survives_a_restart() {
     let migrations = h.count("SELECT count(*) FROM schema_migrations");
     assert_eq!(
         migrations,
-        sqrl_server::store::migrations::MIGRATIONS.len() as i64,
+        sqrl_server::store::migrations::sqlite::MIGRATIONS.len() as i64,
         "migrations run once"
     );
 }

@@ -23,7 +23,12 @@
     "rejected": "This login was refused (SQRL disabled or removed for this identity).",
     "expired": "This code has expired. Reload the page to try again."
   };
-  var terminal = { "confirmed": 1, "logged-in": 1, "client-session": 1, "rejected": 1, "expired": 1 };
+  // The page stops listening once the login is confirmed (it goes on to
+  // sign in) or can change no more (the server's list, served before this
+  // script).
+  function ends(state) {
+    return state === "confirmed" || SQRL_TERMINAL_STATES.indexOf(state) >= 0;
+  }
 
   function stop() {
     done = true;
@@ -39,7 +44,7 @@
       // Once a client has the code, showing a new one would only confuse.
       if (rotateTimer) { clearInterval(rotateTimer); rotateTimer = null; }
     }
-    if (terminal[message.state]) {
+    if (ends(message.state)) {
       stop();
       if (message.state === "confirmed" && message.url) {
         if (message.check) {

@@ -208,13 +208,56 @@ pub async fn waiting_attempt(
     Ok(attempt)
 }
 
+/// What a waiting page shows: its attempt's state, or `expired` once the
+/// attempt's time is up (whatever its stored state). The event stream, the
+/// SSP API's `/pag.sqrl` and the page's script all speak these names; the
+/// script is served with the list of terminal ones ([`script`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PageState {
+    /// The attempt, live.
+    Attempt(AttemptState),
+    /// The attempt's time is up, or it is gone.
+    Expired,
+}
+
+impl PageState {
+    /// The state an attempt shows at `now`.
+    pub fn of(attempt: &Attempt, now: u64) -> Self {
+        if attempt.expires_at <= now {
+            PageState::Expired
+        } else {
+            PageState::Attempt(attempt.state)
+        }
+    }
+
+    /// Every state a page can show.
+    pub fn all() -> impl Iterator<Item = PageState> {
+        AttemptState::ALL
+            .into_iter()
+            .map(PageState::Attempt)
+            .chain([PageState::Expired])
+    }
+
+    /// The name on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PageState::Attempt(state) => state.as_str(),
+            PageState::Expired => "expired",
+        }
+    }
+
+    /// Whether nothing more can happen: the stream ends after reporting it.
+    pub fn is_terminal(self) -> bool {
+        match self {
+            PageState::Attempt(state) => state.is_terminal(),
+            PageState::Expired => true,
+        }
+    }
+}
+
 /// The state name the page shows for an attempt at `now`.
 pub fn state_name(attempt: &Attempt, now: u64) -> &'static str {
-    if attempt.expires_at <= now {
-        "expired"
-    } else {
-        attempt.state.as_str()
-    }
+    PageState::of(attempt, now).as_str()
 }
 
 /// What the page shows for an attempt: its state name, and once confirmed the
@@ -333,6 +376,22 @@ pub fn attempt_cookie(state: &AppState, started: &Started) -> HeaderValue {
     )
 }
 
+/// The page's script, preceded by the names of the terminal states as
+/// [`PageState`] defines them, so the script never keeps its own list.
+fn script_source() -> &'static str {
+    static SOURCE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SOURCE.get_or_init(|| {
+        let terminal: Vec<&str> = PageState::all()
+            .filter(|state| state.is_terminal())
+            .map(PageState::as_str)
+            .collect();
+        format!(
+            "var SQRL_TERMINAL_STATES = {};\n{LOGIN_JS}",
+            serde_json::Value::from(terminal)
+        )
+    })
+}
+
 /// `GET /static/login.js`.
 pub async fn script() -> Response {
     (
@@ -340,7 +399,7 @@ pub async fn script() -> Response {
             (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
             (header::CACHE_CONTROL, "public, max-age=300"),
         ],
-        LOGIN_JS,
+        script_source(),
     )
         .into_response()
 }
@@ -443,10 +502,10 @@ impl EventLoop {
                     }
                     None => (name, None, None),
                 };
-                self.done = matches!(
-                    name,
-                    "expired" | "rejected" | "logged-in" | "client-session"
-                );
+                self.done = match &attempt {
+                    Some(attempt) => PageState::of(attempt, now).is_terminal(),
+                    None => true,
+                };
                 self.last = Some(name.to_owned());
                 if std::mem::take(&mut self.notified) {
                     if let Some(at) = self.subscription.last_notified() {
@@ -733,4 +792,29 @@ fn other_browser() -> Response {
     let mut response = html_response(body);
     *response.status_mut() = StatusCode::FORBIDDEN;
     response
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_script_has_a_message_for_every_state() {
+        for state in PageState::all() {
+            let key = format!("\"{}\":", state.as_str());
+            assert!(LOGIN_JS.contains(&key), "login.js has no message for {key}");
+        }
+    }
+
+    #[test]
+    fn the_script_is_told_the_terminal_states() {
+        let source = script_source();
+        let first = source.lines().next().unwrap();
+        assert_eq!(
+            first,
+            r#"var SQRL_TERMINAL_STATES = ["logged-in","client-session","rejected","expired"];"#
+        );
+        assert!(!LOGIN_JS.contains("var terminal = {"), "no second list");
+    }
 }

@@ -12,7 +12,6 @@
 
 mod writer;
 
-use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -21,20 +20,21 @@ use async_trait::async_trait;
 use rusqlite::{
     Connection, OpenFlags, OptionalExtension as _, Params, Row, TransactionBehavior, params,
 };
-use sqrl_core::keys::{IdentityKey, ServerUnlockKey, VerifyUnlockKey};
-use sqrl_core::msg::Button;
-use sqrl_core::server::{
-    AccountOptions, AccountRecord, Conversation, Lookups, Mutation, Nut, Records,
-    ServerValueDigest, WaitingBrowser,
-};
+use sqrl_core::keys::IdentityKey;
+use sqrl_core::server::{AccountRecord, Conversation, Lookups, Mutation, Nut, Records};
 use tokio::sync::Semaphore;
 
-use super::migrations::MIGRATIONS;
-use super::{
-    AccountView, AskAnswer, Attempt, AttemptState, AttemptUpdate, Confirmation, Conflict,
-    IdentityView, LinkOutcome, LoginEvent, LoginMethod, NewAssociation, NewAttempt, NewSession,
-    Redeemed, SessionInfo, Step, StepOutcome, Store, StoreError,
+use super::migrations::sqlite::MIGRATIONS;
+use super::rows::{
+    AnswerColumns, AttemptRow, ConversationRow, IdentityRow, corrupt, from_sql_time, identity_key,
+    ip_text, sql_time,
 };
+use super::{
+    AccountView, AskAnswer, Attempt, AttemptUpdate, Conflict, IdentityView, LinkOutcome,
+    LoginEvent, LoginMethod, NewAssociation, NewAttempt, NewSession, Redeemed, SessionInfo, Step,
+    StepOutcome, StoreError,
+};
+use super::{Accounts, Attempts, Housekeeping, Sessions};
 use crate::indexed_secret::{SecretDigest, SecretStep};
 use crate::token::TokenHash;
 use writer::{Writer, Written};
@@ -223,64 +223,6 @@ pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
-// --- value conversions ---------------------------------------------------------
-
-/// Seconds as SQLite stores them (i64; our clock never exceeds it).
-fn sql_time(seconds: u64) -> i64 {
-    i64::try_from(seconds).unwrap_or(i64::MAX)
-}
-
-fn from_sql_time(value: i64) -> u64 {
-    u64::try_from(value).unwrap_or(0)
-}
-
-fn corrupt(table: &'static str, reason: &'static str) -> StoreError {
-    StoreError::Corrupt { table, reason }
-}
-
-fn key32(bytes: &[u8], table: &'static str) -> Result<[u8; 32], StoreError> {
-    bytes
-        .try_into()
-        .map_err(|_| corrupt(table, "key is not 32 bytes"))
-}
-
-fn identity_key(bytes: &[u8], table: &'static str) -> Result<IdentityKey, StoreError> {
-    IdentityKey::from_bytes(&key32(bytes, table)?).map_err(|_| corrupt(table, "invalid idk"))
-}
-
-fn parse_ip(text: &str, table: &'static str) -> Result<IpAddr, StoreError> {
-    text.parse()
-        .map_err(|_| corrupt(table, "invalid IP address"))
-}
-
-/// An [`AskAnswer`] as the three `ask_*` columns (`ask_button`, `ask_label`,
-/// `ask_url`).
-type AnswerColumns<'a> = (Option<i64>, Option<&'a str>, Option<&'a str>);
-
-fn answer_columns(answer: Option<&AskAnswer>) -> AnswerColumns<'_> {
-    match answer {
-        Some(answer) => (
-            Some(answer.button.index().map_or(0, |index| index as i64)),
-            answer.label.as_deref(),
-            answer.url.as_deref(),
-        ),
-        None => (None, None, None),
-    }
-}
-
-fn answer_from_columns(
-    button: Option<i64>,
-    label: Option<String>,
-    url: Option<String>,
-    table: &'static str,
-) -> Result<Option<AskAnswer>, StoreError> {
-    let Some(button) = button else {
-        return Ok(None);
-    };
-    let button = Button::parse(&button.to_string()).map_err(|_| corrupt(table, "ask_button"))?;
-    Ok(Some(AskAnswer { button, label, url }))
-}
-
 /// The indexed secret stored for `idk` and `sin`, if any.
 fn stored_secret(
     conn: &Connection,
@@ -335,34 +277,22 @@ fn account_record(
     conn: &Connection,
     idk: &IdentityKey,
 ) -> Result<Option<AccountRecord>, StoreError> {
-    let row = first(
+    first(
         conn,
         "SELECT suk, vuk, disabled, sqrl_only, hardlock FROM sqrl_identities WHERE idk = ?1",
         [idk.to_bytes()],
         |row| {
-            Ok((
-                row.get::<_, Vec<u8>>(0)?,
-                row.get::<_, Vec<u8>>(1)?,
-                row.get::<_, bool>(2)?,
-                row.get::<_, bool>(3)?,
-                row.get::<_, bool>(4)?,
-            ))
+            Ok(IdentityRow {
+                suk: row.get(0)?,
+                vuk: row.get(1)?,
+                disabled: row.get(2)?,
+                sqrl_only: row.get(3)?,
+                hardlock: row.get(4)?,
+            })
         },
-    )?;
-    let Some((suk, vuk, disabled, sqrl_only, hardlock)) = row else {
-        return Ok(None);
-    };
-    const T: &str = "sqrl_identities";
-    Ok(Some(AccountRecord {
-        suk: ServerUnlockKey::from_bytes(key32(&suk, T)?),
-        vuk: VerifyUnlockKey::from_bytes(&key32(&vuk, T)?)
-            .map_err(|_| corrupt(T, "invalid vuk"))?,
-        disabled,
-        options: AccountOptions {
-            sqrl_only,
-            hardlock,
-        },
-    }))
+    )?
+    .map(IdentityRow::into_record)
+    .transpose()
 }
 
 fn read_records(conn: &Connection, lookups: &Lookups) -> Result<Records, StoreError> {
@@ -389,28 +319,17 @@ fn insert_conversation(
     // A conversation outlives neither its attempt nor the attempt's deletion:
     // if the attempt is gone, the conversation continues without a browser
     // (no login for a page that is no longer waiting).
-    let mut expires_at = conversation.expires_at;
-    let browser = match &conversation.browser {
-        Some(browser) => {
-            let attempt_expiry: Option<i64> = first(
-                conn,
-                "SELECT expires_at FROM login_attempts WHERE id = ?1",
-                [&browser.attempt],
-                |row| row.get(0),
-            )?;
-            // No step of a conversation outlives its attempt.
-            attempt_expiry.map(|attempt_expiry| {
-                expires_at = expires_at.min(from_sql_time(attempt_expiry));
-                browser
-            })
-        }
+    let attempt_expiry = match &conversation.browser {
+        Some(browser) => first(
+            conn,
+            "SELECT expires_at FROM login_attempts WHERE id = ?1",
+            [&browser.attempt],
+            |row| row.get::<_, i64>(0),
+        )?
+        .map(from_sql_time),
         None => None,
     };
-    let expected: Vec<u8> = conversation
-        .expected_server
-        .iter()
-        .flat_map(|digest| digest.to_bytes())
-        .collect();
+    let row = ConversationRow::of(conversation, attempt_expiry);
     exec(
         conn,
         "INSERT INTO conversations
@@ -418,51 +337,16 @@ fn insert_conversation(
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         params![
             nut.as_str(),
-            browser.map(|b| b.attempt.as_str()),
-            browser.map(|b| b.ip.to_canonical().to_string()),
-            expected,
-            conversation.idk.map(|idk| idk.to_bytes()),
-            conversation.sin.as_deref(),
-            conversation.asked,
-            sql_time(expires_at),
+            row.attempt_id,
+            row.browser_ip,
+            row.expected_server,
+            row.idk,
+            row.sin,
+            row.asked,
+            row.expires_at,
         ],
     )?;
     Ok(())
-}
-
-type ConversationRow = (
-    Option<String>,
-    Option<String>,
-    Vec<u8>,
-    Option<Vec<u8>>,
-    Option<String>,
-    bool,
-    i64,
-);
-
-fn conversation_from_row(row: ConversationRow) -> Result<Conversation, StoreError> {
-    const T: &str = "conversations";
-    let (attempt, browser_ip, expected, idk, sin, asked, expires_at) = row;
-    let browser = match (attempt, browser_ip) {
-        (Some(attempt), Some(ip)) => Some(WaitingBrowser {
-            ip: parse_ip(&ip, T)?,
-            attempt,
-        }),
-        _ => None,
-    };
-    let expected_server = expected
-        .chunks(32)
-        .map(|chunk| key32(chunk, T).map(ServerValueDigest::from_bytes))
-        .collect::<Result<Vec<_>, _>>()?;
-    let idk = idk.map(|bytes| identity_key(&bytes, T)).transpose()?;
-    Ok(Conversation {
-        expected_server,
-        browser,
-        idk,
-        sin,
-        asked,
-        expires_at: from_sql_time(expires_at),
-    })
 }
 
 fn account_of(conn: &Connection, idk: &IdentityKey) -> Result<Option<i64>, StoreError> {
@@ -517,9 +401,13 @@ fn apply_mutation(tx: &Connection, mutation: &Mutation, now: u64) -> Result<bool
             };
             let updated = exec(
                 tx,
+                // A replacement is a fresh association: enabled. The core never
+                // replaces a disabled identity (TIF 0x08 instead), and the
+                // `disabled = 0` guard keeps a race from re-enabling one.
                 "UPDATE sqrl_identities
-                    SET idk = ?1, suk = ?2, vuk = ?3, sqrl_only = ?4, hardlock = ?5, updated_at = ?6
-                  WHERE idk = ?7",
+                    SET idk = ?1, suk = ?2, vuk = ?3, sqrl_only = ?4, hardlock = ?5, updated_at = ?6,
+                        disabled = 0
+                  WHERE idk = ?7 AND disabled = 0",
                 params![
                     idk.to_bytes(),
                     suk.as_bytes(),
@@ -601,7 +489,7 @@ fn apply_attempt_update(
             let Some(account) = account_of(tx, idk)? else {
                 return Ok(false);
             };
-            let (button, label, url) = answer_columns(answer.as_ref());
+            let AnswerColumns { button, label, url } = AnswerColumns::of(answer.as_ref());
             exec(
                 tx,
                 "UPDATE login_attempts SET state = 'confirmed', account_id = ?1, updated_at = ?2,
@@ -642,7 +530,7 @@ fn apply_attempt_update(
                     params![now_sql, id],
                 )?;
             }
-            let (button, label, url) = answer_columns(answer.as_ref());
+            let AnswerColumns { button, label, url } = AnswerColumns::of(answer.as_ref());
             exec(
                 tx,
                 "INSERT INTO login_links (token_hash, account_id, attempt_id, method, created_at,
@@ -741,7 +629,7 @@ fn start_session(
     session: &NewSession,
     now: u64,
 ) -> Result<(), StoreError> {
-    let ip = session.ip.to_canonical().to_string();
+    let ip = ip_text(session.ip);
     exec(
         tx,
         "INSERT INTO sessions
@@ -756,7 +644,7 @@ fn start_session(
             session.user_agent
         ],
     )?;
-    let (button, label, url) = answer_columns(answer);
+    let AnswerColumns { button, label, url } = AnswerColumns::of(answer);
     exec(
         tx,
         "INSERT INTO login_history
@@ -789,7 +677,7 @@ fn session_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<SessionInfo> {
 }
 
 #[async_trait]
-impl Store for SqliteStore {
+impl Attempts for SqliteStore {
     async fn create_attempt(
         &self,
         attempt: NewAttempt,
@@ -805,7 +693,7 @@ impl Store for SqliteStore {
                 params![
                     attempt.id,
                     attempt.pag_hash.as_bytes(),
-                    attempt.browser_ip.to_canonical().to_string(),
+                    ip_text(attempt.browser_ip),
                     attempt.user_agent,
                     sql_time(attempt.created_at),
                     sql_time(attempt.expires_at)
@@ -842,7 +730,6 @@ impl Store for SqliteStore {
     async fn attempt(&self, id: &str) -> Result<Option<Attempt>, StoreError> {
         let id = id.to_owned();
         self.read(move |conn| {
-            const T: &str = "login_attempts";
             let row = first(
                 conn,
                 "SELECT pag_hash, browser_ip, state, created_at, expires_at, user_agent,
@@ -850,46 +737,19 @@ impl Store for SqliteStore {
                    FROM login_attempts WHERE id = ?1",
                 [&id],
                 |row| {
-                    Ok((
-                        (
-                            row.get::<_, Vec<u8>>(0)?,
-                            row.get::<_, String>(1)?,
-                            row.get::<_, String>(2)?,
-                            row.get::<_, i64>(3)?,
-                            row.get::<_, i64>(4)?,
-                        ),
-                        (
-                            row.get::<_, String>(5)?,
-                            row.get::<_, Option<Vec<u8>>>(6)?,
-                            row.get::<_, Option<bool>>(7)?,
-                        ),
-                    ))
+                    Ok(AttemptRow {
+                        pag_hash: row.get(0)?,
+                        browser_ip: row.get(1)?,
+                        state: row.get(2)?,
+                        created_at: row.get(3)?,
+                        expires_at: row.get(4)?,
+                        user_agent: row.get(5)?,
+                        confirmed_idk: row.get(6)?,
+                        device_on_browser_network: row.get(7)?,
+                    })
                 },
             )?;
-            let Some((
-                (pag_hash, ip, state, created_at, expires_at),
-                (user_agent, confirmed_idk, on_network),
-            )) = row
-            else {
-                return Ok(None);
-            };
-            let confirmed_by = match confirmed_idk {
-                Some(idk) => Some(Confirmation {
-                    idk: identity_key(&idk, T)?,
-                    device_on_browser_network: on_network.unwrap_or(false),
-                }),
-                None => None,
-            };
-            Ok(Some(Attempt {
-                id,
-                pag_hash: TokenHash::from_slice(&pag_hash).ok_or(corrupt(T, "pag_hash"))?,
-                browser_ip: parse_ip(&ip, T)?,
-                user_agent,
-                confirmed_by,
-                state: AttemptState::parse(&state).ok_or(corrupt(T, "state"))?,
-                created_at: from_sql_time(created_at),
-                expires_at: from_sql_time(expires_at),
-            }))
+            row.map(|row| row.into_attempt(id)).transpose()
         })
         .await
     }
@@ -899,24 +759,24 @@ impl Store for SqliteStore {
         self.write(move |conn| {
             // In the writer: two concurrent requests with the same nut cannot
             // both get the conversation.
-            let row: Option<ConversationRow> = first(
+            let row = first(
                 conn,
                 "DELETE FROM conversations WHERE nut = ?1
                  RETURNING attempt_id, browser_ip, expected_server, idk, sin, asked, expires_at",
                 [nut.as_str()],
                 |row| {
-                    Ok((
-                        row.get(0)?,
-                        row.get(1)?,
-                        row.get(2)?,
-                        row.get(3)?,
-                        row.get(4)?,
-                        row.get(5)?,
-                        row.get(6)?,
-                    ))
+                    Ok(ConversationRow {
+                        attempt_id: row.get(0)?,
+                        browser_ip: row.get(1)?,
+                        expected_server: row.get(2)?,
+                        idk: row.get(3)?,
+                        sin: row.get(4)?,
+                        asked: row.get(5)?,
+                        expires_at: row.get(6)?,
+                    })
                 },
             )?;
-            row.map(conversation_from_row).transpose()
+            row.map(ConversationRow::into_conversation).transpose()
         })
         .await
     }
@@ -970,7 +830,10 @@ impl Store for SqliteStore {
         })
         .await
     }
+}
 
+#[async_trait]
+impl Sessions for SqliteStore {
     async fn collect_attempt(
         &self,
         attempt: &str,
@@ -997,7 +860,7 @@ impl Store for SqliteStore {
             let Some((Some(account_id), button, label, url)) = row else {
                 return Ok(None);
             };
-            let answer = answer_from_columns(button, label, url, "login_attempts")?;
+            let answer = AnswerColumns { button, label, url }.into_answer("login_attempts")?;
             let method = LoginMethod::CrossDevice;
             start_session(tx, account_id, method, answer.as_ref(), &session, now)?;
             Ok(Some(Redeemed {
@@ -1092,7 +955,7 @@ impl Store for SqliteStore {
             }
             const T: &str = "login_links";
             let method = LoginMethod::parse(&method).ok_or(corrupt(T, "method"))?;
-            let answer = answer_from_columns(button, label, url, T)?;
+            let answer = AnswerColumns { button, label, url }.into_answer(T)?;
             start_session(tx, account_id, method, answer.as_ref(), &session, now)?;
             if let Some(attempt) = &attempt {
                 exec(
@@ -1222,14 +1085,17 @@ impl Store for SqliteStore {
                         ip,
                         user_agent,
                         method: LoginMethod::parse(&method).ok_or(corrupt(T, "method"))?,
-                        answer: answer_from_columns(button, label, url, T)?,
+                        answer: AnswerColumns { button, label, url }.into_answer(T)?,
                     })
                 })
                 .collect()
         })
         .await
     }
+}
 
+#[async_trait]
+impl Accounts for SqliteStore {
     async fn account(&self, account_id: i64) -> Result<Option<AccountView>, StoreError> {
         self.read(move |conn| load_account(conn, account_id)).await
     }
@@ -1319,7 +1185,10 @@ impl Store for SqliteStore {
         })
         .await
     }
+}
 
+#[async_trait]
+impl Housekeeping for SqliteStore {
     async fn prune(&self, now: u64) -> Result<u64, StoreError> {
         self.write(move |tx| {
             let now = sql_time(now);

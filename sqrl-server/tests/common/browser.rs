@@ -142,6 +142,7 @@ impl Browser {
             .unwrap();
         assert_eq!(response.status(), StatusCode::OK, "event stream refused");
         EventStream {
+            upstream: super::upstream(response.headers()),
             response,
             buffer: String::new(),
         }
@@ -209,6 +210,9 @@ pub struct WaitingPage {
 pub struct EventStream {
     response: reqwest::Response,
     buffer: String,
+    /// Which instance serves the stream, behind a proxy that says so
+    /// (`X-Upstream`).
+    pub upstream: Option<String>,
 }
 
 /// One `{"state", "url", "check"}` event.
@@ -249,9 +253,11 @@ impl EventStream {
             let chunk = tokio::time::timeout_at(deadline, self.response.chunk())
                 .await
                 .ok()?;
-            match chunk.unwrap() {
-                Some(bytes) => self.buffer.push_str(&String::from_utf8_lossy(&bytes)),
-                None => return None,
+            match chunk {
+                Ok(Some(bytes)) => self.buffer.push_str(&String::from_utf8_lossy(&bytes)),
+                // Ended, or cut off (its server died): a browser's
+                // EventSource sees both as the end of this stream.
+                Ok(None) | Err(_) => return None,
             }
         }
     }

@@ -146,6 +146,9 @@ pub struct SqrlConversation {
     /// another address.
     pub forwarded_for: Option<String>,
     pub last_reply: Option<ServerReply>,
+    /// The `X-Upstream` header of the last reply: which instance behind a
+    /// load balancer answered (the multi-instance test's proxy adds it).
+    pub last_upstream: Option<String>,
 }
 
 impl SqrlConversation {
@@ -158,6 +161,7 @@ impl SqrlConversation {
             url: parsed,
             forwarded_for: None,
             last_reply: None,
+            last_upstream: None,
         }
     }
 
@@ -229,7 +233,10 @@ impl SqrlConversation {
 
     /// POSTs a form body as is and follows the reply.
     pub async fn send_form(&mut self, form: String) -> ServerReply {
-        let (status, text) = self.post_raw(form).await;
+        let response = self.post(form).await;
+        let status = response.status();
+        self.last_upstream = upstream(response.headers());
+        let text = response.text().await.unwrap();
         assert_eq!(status, StatusCode::OK, "reply body: {text}");
         let reply = ServerReply::parse(&text).unwrap_or_else(|e| panic!("bad reply {text:?}: {e}"));
         self.server = text;
@@ -239,6 +246,12 @@ impl SqrlConversation {
     }
 
     pub async fn post_raw(&self, form: String) -> (StatusCode, String) {
+        let response = self.post(form).await;
+        let status = response.status();
+        (status, response.text().await.unwrap())
+    }
+
+    async fn post(&self, form: String) -> reqwest::Response {
         let mut request = self
             .http
             .post(&self.post_url)
@@ -247,9 +260,7 @@ impl SqrlConversation {
         if let Some(ip) = &self.forwarded_for {
             request = request.header("x-forwarded-for", ip);
         }
-        let response = request.send().await.unwrap();
-        let status = response.status();
-        (status, response.text().await.unwrap())
+        request.send().await.unwrap()
     }
 
     pub async fn query(&mut self, id: &Identity, options: ClientOptions) -> ServerReply {
@@ -262,6 +273,14 @@ impl SqrlConversation {
         self.run(if new { request.new_lock() } else { request })
             .await
     }
+}
+
+/// The `X-Upstream` header, if any.
+pub fn upstream(headers: &reqwest::header::HeaderMap) -> Option<String> {
+    headers
+        .get("x-upstream")
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned)
 }
 
 pub fn tif(reply: &ServerReply) -> u32 {

@@ -220,6 +220,13 @@ pub async fn mint_url(http: &reqwest::Client, base: &str) -> String {
 /// the child process and the address it listens on. Its
 /// log is drained in the background so that it never blocks on a full pipe.
 pub fn spawn_server_binary(binary: &str, db: &Path) -> (Child, String) {
+    spawn_server(binary, &["--db".into(), db.as_os_str().to_owned()])
+}
+
+/// Starts the `sqrl-server` binary at `binary` on `127.0.0.1:0` with no rate
+/// limit, [`OPERATOR_TOKEN`], and `args`: the child process and the address
+/// it listens on.
+pub fn spawn_server(binary: &str, args: &[std::ffi::OsString]) -> (Child, String) {
     use std::io::BufRead as _;
     let mut child = Process::new(binary)
         .args([
@@ -229,9 +236,8 @@ pub fn spawn_server_binary(binary: &str, db: &Path) -> (Child, String) {
             "0",
             "--operator-token",
             OPERATOR_TOKEN,
-            "--db",
         ])
-        .arg(db)
+        .args(args)
         .env("SQRL_LOG", "info")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

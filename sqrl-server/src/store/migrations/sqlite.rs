@@ -8,7 +8,19 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "initial schema", INITIAL),
     (2, "indexed secrets and ask answers", SECRETS_AND_ANSWERS),
     (3, "who confirmed an attempt, and from where", CONFIRMATION),
+    (4, "attempt states checked", ATTEMPT_STATES),
 ];
+
+const ATTEMPT_STATES: &str = r#"
+-- The attempt states (`AttemptState::ALL`): SQLite cannot add a CHECK to an
+-- existing column, so triggers refuse any other value.
+CREATE TRIGGER login_attempts_state_insert BEFORE INSERT ON login_attempts
+WHEN NEW.state NOT IN ('pending', 'scanned', 'confirmed', 'logged-in', 'client-session', 'rejected')
+BEGIN SELECT RAISE(ABORT, 'login_attempts.state: not an attempt state'); END;
+CREATE TRIGGER login_attempts_state_update BEFORE UPDATE OF state ON login_attempts
+WHEN NEW.state NOT IN ('pending', 'scanned', 'confirmed', 'logged-in', 'client-session', 'rejected')
+BEGIN SELECT RAISE(ABORT, 'login_attempts.state: not an attempt state'); END;
+"#;
 
 const INITIAL: &str = r#"
 CREATE TABLE accounts (

@@ -1,0 +1,147 @@
+//! The PostgreSQL schema: the same migrations as [`super::sqlite`], version
+//! for version, in PostgreSQL's dialect. Applied at start-up under an
+//! advisory lock, so several instances starting at once apply each migration
+//! exactly once (see `store::postgres::migrate`). Append new migrations to
+//! both lists together; never edit an applied one.
+
+/// `(version, name, SQL)`, in order.
+pub const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "initial schema", INITIAL),
+    (2, "indexed secrets and ask answers", SECRETS_AND_ANSWERS),
+    (3, "who confirmed an attempt, and from where", CONFIRMATION),
+    (4, "attempt states checked", ATTEMPT_STATES),
+];
+
+const INITIAL: &str = r#"
+CREATE TABLE accounts (
+    id          BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    created_at  BIGINT NOT NULL
+);
+
+-- SPEC 8.3: one SQRL association per account; the IDK is unique.
+CREATE TABLE sqrl_identities (
+    idk         BYTEA PRIMARY KEY CHECK (length(idk) = 32),
+    account_id  BIGINT NOT NULL UNIQUE REFERENCES accounts(id) ON DELETE CASCADE,
+    suk         BYTEA NOT NULL CHECK (length(suk) = 32),
+    vuk         BYTEA NOT NULL CHECK (length(vuk) = 32),
+    disabled    BOOLEAN NOT NULL DEFAULT FALSE,
+    sqrl_only   BOOLEAN NOT NULL DEFAULT FALSE,
+    hardlock    BOOLEAN NOT NULL DEFAULT FALSE,
+    created_at  BIGINT NOT NULL,
+    updated_at  BIGINT NOT NULL
+);
+
+-- PITFALLS 25: the durable list of retired identity keys (TIF 0x200/0x240).
+CREATE TABLE superseded_identities (
+    idk           BYTEA PRIMARY KEY CHECK (length(idk) = 32),
+    account_id    BIGINT REFERENCES accounts(id) ON DELETE SET NULL,
+    superseded_at BIGINT NOT NULL
+);
+
+-- SPEC 8.1: a waiting browser. `id` is the page's first nut; `pag_hash` the
+-- SHA-256 of the secret only that browser holds.
+CREATE TABLE login_attempts (
+    id          TEXT PRIMARY KEY,
+    pag_hash    BYTEA NOT NULL CHECK (length(pag_hash) = 32),
+    browser_ip  TEXT NOT NULL,
+    user_agent  TEXT NOT NULL,
+    state       TEXT NOT NULL,
+    account_id  BIGINT REFERENCES accounts(id) ON DELETE CASCADE,
+    created_at  BIGINT NOT NULL,
+    updated_at  BIGINT NOT NULL,
+    expires_at  BIGINT NOT NULL
+);
+CREATE INDEX login_attempts_expiry ON login_attempts(expires_at);
+
+-- One conversation step per live nut (sqrl_core::server::Conversation).
+-- `expected_server` is the concatenation of 32-byte SHA-256 digests.
+CREATE TABLE conversations (
+    nut             TEXT PRIMARY KEY,
+    attempt_id      TEXT REFERENCES login_attempts(id) ON DELETE CASCADE,
+    browser_ip      TEXT,
+    expected_server BYTEA NOT NULL CHECK (length(expected_server) % 32 = 0),
+    idk             BYTEA CHECK (idk IS NULL OR length(idk) = 32),
+    sin             TEXT,
+    asked           BOOLEAN NOT NULL,
+    expires_at      BIGINT NOT NULL,
+    CHECK ((attempt_id IS NULL) = (browser_ip IS NULL))
+);
+CREATE INDEX conversations_expiry ON conversations(expires_at);
+CREATE INDEX conversations_attempt ON conversations(attempt_id);
+
+-- Single-use, short-lived links that turn into a session (CPS url=, and the
+-- link a confirmed page navigates to).
+CREATE TABLE login_links (
+    token_hash  BYTEA PRIMARY KEY CHECK (length(token_hash) = 32),
+    account_id  BIGINT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+    attempt_id  TEXT REFERENCES login_attempts(id) ON DELETE SET NULL,
+    method      TEXT NOT NULL,
+    created_at  BIGINT NOT NULL,
+    expires_at  BIGINT NOT NULL
+);
+CREATE INDEX login_links_attempt ON login_links(attempt_id);
+CREATE INDEX login_links_expiry ON login_links(expires_at);
+
+CREATE TABLE sessions (
+    id           BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    token_hash   BYTEA NOT NULL UNIQUE CHECK (length(token_hash) = 32),
+    account_id   BIGINT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+    created_at   BIGINT NOT NULL,
+    last_seen_at BIGINT NOT NULL,
+    expires_at   BIGINT NOT NULL,
+    ip           TEXT NOT NULL,
+    user_agent   TEXT NOT NULL
+);
+CREATE INDEX sessions_account ON sessions(account_id);
+CREATE INDEX sessions_expiry ON sessions(expires_at);
+
+CREATE TABLE login_history (
+    id          BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    account_id  BIGINT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+    at          BIGINT NOT NULL,
+    ip          TEXT NOT NULL,
+    user_agent  TEXT NOT NULL,
+    method      TEXT NOT NULL
+);
+CREATE INDEX login_history_account ON login_history(account_id, at);
+"#;
+
+const SECRETS_AND_ANSWERS: &str = r#"
+-- SPEC 4.6: the indexed secret an identity first presented for a `sin`, as
+-- SHA-256; follows its identity (deleted with it, moved by a replacement).
+CREATE TABLE indexed_secrets (
+    idk         BYTEA NOT NULL REFERENCES sqrl_identities(idk)
+                    ON DELETE CASCADE ON UPDATE CASCADE,
+    sin         TEXT NOT NULL,
+    ins_hash    BYTEA NOT NULL CHECK (length(ins_hash) = 32),
+    created_at  BIGINT NOT NULL,
+    PRIMARY KEY (idk, sin)
+);
+
+-- SPEC 3 `ask`, 2.2 `btn`: the user's answer, carried from the confirmed
+-- attempt (or CPS link) to the login history.
+ALTER TABLE login_attempts ADD COLUMN ask_button SMALLINT CHECK (ask_button IN (0, 1, 2));
+ALTER TABLE login_attempts ADD COLUMN ask_label TEXT;
+ALTER TABLE login_attempts ADD COLUMN ask_url TEXT;
+ALTER TABLE login_links ADD COLUMN ask_button SMALLINT CHECK (ask_button IN (0, 1, 2));
+ALTER TABLE login_links ADD COLUMN ask_label TEXT;
+ALTER TABLE login_links ADD COLUMN ask_url TEXT;
+ALTER TABLE login_history ADD COLUMN ask_button SMALLINT CHECK (ask_button IN (0, 1, 2));
+ALTER TABLE login_history ADD COLUMN ask_label TEXT;
+ALTER TABLE login_history ADD COLUMN ask_url TEXT;
+"#;
+
+const CONFIRMATION: &str = r#"
+-- The identity that confirmed an attempt, and whether its device was on the
+-- browser's network (TIF 0x04); the same for a same-device (CPS) link.
+ALTER TABLE login_attempts ADD COLUMN confirmed_idk BYTEA
+    CHECK (confirmed_idk IS NULL OR length(confirmed_idk) = 32);
+ALTER TABLE login_attempts ADD COLUMN device_on_browser_network BOOLEAN;
+ALTER TABLE login_links ADD COLUMN device_on_browser_network BOOLEAN NOT NULL DEFAULT TRUE;
+"#;
+
+const ATTEMPT_STATES: &str = r#"
+-- The attempt states (`AttemptState::ALL`).
+ALTER TABLE login_attempts ADD CONSTRAINT login_attempts_state_check
+    CHECK (state IN ('pending', 'scanned', 'confirmed', 'logged-in', 'client-session', 'rejected'));
+"#;

@@ -1,0 +1,1456 @@
+//! The PostgreSQL [`Store`](super::Store): one database shared by many
+//! instances. A pool of tokio-postgres connections (deadpool) serves the
+//! requests; [`listen::PostgresNotifier`] carries "attempt changed" between
+//! instances with `LISTEN/NOTIFY`.
+//!
+//! Every method is one transaction (or one statement). Where two instances
+//! may race, the database decides, never a read followed by a write that
+//! assumes the read still holds:
+//!
+//! * a nut is taken with `DELETE … RETURNING`, so it is used once;
+//! * a step locks the account rows its decision read (`FOR UPDATE`) and
+//!   compares them with what the decision saw; a concurrent creation of the
+//!   same identity hits the primary key and becomes a conflict (TIF 0x60);
+//! * attempt transitions are conditional `UPDATE`s on the current state;
+//! * a link is spent by the `DELETE … RETURNING` that finds it;
+//! * migrations run under an advisory lock, so instances starting together
+//!   apply each one once; pruning takes another and is skipped by instances
+//!   that find it held.
+//!
+//! Durability is PostgreSQL's: a commit is acknowledged once its WAL is
+//! flushed (`synchronous_commit` as the operator configured the server).
+
+pub mod listen;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use deadpool_postgres::{
+    GenericClient, Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime,
+};
+use sqrl_core::keys::IdentityKey;
+use sqrl_core::server::{AccountRecord, Conversation, Lookups, Mutation, Nut, Records};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{NoTls, Row};
+
+use super::migrations::postgres::MIGRATIONS;
+use super::rows::{
+    AnswerColumns, AttemptRow, ConversationRow, IdentityRow, corrupt, from_sql_time, identity_key,
+    ip_text, sql_time,
+};
+use super::{
+    AccountView, Accounts, AskAnswer, Attempt, AttemptUpdate, Attempts, BackendError, Conflict,
+    Housekeeping, IdentityView, LinkOutcome, LoginEvent, LoginMethod, NewAssociation, NewAttempt,
+    NewSession, Redeemed, SessionInfo, Sessions, Step, StepOutcome, StoreError,
+};
+use crate::indexed_secret::{SecretDigest, SecretStep};
+use crate::token::TokenHash;
+
+/// Sessions refresh `last_seen_at` at most this often (seconds), so reading a
+/// session is not a write on every request.
+const LAST_SEEN_GRANULARITY: u64 = 60;
+
+/// How long a request waits for a pooled connection, or for a new one.
+const POOL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Advisory lock keys (any constants unique to this schema): one serialises
+/// migrations across instances, the other lets one instance prune at a time.
+const MIGRATION_LOCK: i64 = 0x5351_524c_0001;
+const PRUNE_LOCK: i64 = 0x5351_524c_0002;
+
+/// The PostgreSQL store.
+#[derive(Clone)]
+pub struct PostgresStore {
+    pool: Pool,
+    config: tokio_postgres::Config,
+}
+
+impl std::fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The connection config may hold a password: show the target only.
+        f.debug_struct("PostgresStore")
+            .field("hosts", &self.config.get_hosts())
+            .field("dbname", &self.config.get_dbname())
+            .field("pool", &self.pool.status())
+            .finish()
+    }
+}
+
+/// `url` without its password, for logs.
+pub fn redact(url: &str) -> String {
+    let mut text = url.to_owned();
+    // postgres://user:password@host/...
+    if let Some(scheme_end) = text.find("://") {
+        let authority_start = scheme_end + 3;
+        let authority_end = text[authority_start..]
+            .find(['/', '?'])
+            .map_or(text.len(), |i| authority_start + i);
+        if let Some(at) = text[authority_start..authority_end].rfind('@') {
+            let userinfo = &text[authority_start..authority_start + at];
+            if let Some(colon) = userinfo.find(':') {
+                let start = authority_start + colon + 1;
+                text.replace_range(start..authority_start + at, "***");
+            }
+        }
+    }
+    // ...?password=secret&...
+    if let Some(query) = text.find('?') {
+        let (head, tail) = text.split_at(query + 1);
+        let redacted: Vec<String> = tail
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((key, _)) if key.eq_ignore_ascii_case("password") => format!("{key}=***"),
+                _ => pair.to_owned(),
+            })
+            .collect();
+        text = format!("{head}{}", redacted.join("&"));
+    }
+    text
+}
+
+// --- errors ----------------------------------------------------------------------
+
+impl From<tokio_postgres::Error> for StoreError {
+    fn from(error: tokio_postgres::Error) -> Self {
+        let code = error.code().cloned();
+        let closed = error.is_closed();
+        let source: BackendError = Box::new(error);
+        let Some(code) = code else {
+            // No SQLSTATE: the connection failed or was lost.
+            return if closed {
+                StoreError::Unavailable(source)
+            } else {
+                StoreError::Database(source)
+            };
+        };
+        if code == SqlState::T_R_SERIALIZATION_FAILURE
+            || code == SqlState::T_R_DEADLOCK_DETECTED
+            || code == SqlState::LOCK_NOT_AVAILABLE
+            || code == SqlState::QUERY_CANCELED
+        {
+            StoreError::Busy(source)
+        } else if code == SqlState::DISK_FULL
+            || code == SqlState::OUT_OF_MEMORY
+            || code == SqlState::INSUFFICIENT_RESOURCES
+            || code == SqlState::PROGRAM_LIMIT_EXCEEDED
+        {
+            StoreError::Full(source)
+        } else if code == SqlState::IO_ERROR {
+            StoreError::Io(source)
+        } else if code == SqlState::ADMIN_SHUTDOWN
+            || code == SqlState::CRASH_SHUTDOWN
+            || code == SqlState::CANNOT_CONNECT_NOW
+            || code == SqlState::TOO_MANY_CONNECTIONS
+            || code == SqlState::CONNECTION_EXCEPTION
+            || code == SqlState::CONNECTION_FAILURE
+            || code == SqlState::READ_ONLY_SQL_TRANSACTION
+        {
+            StoreError::Unavailable(source)
+        } else {
+            StoreError::Database(source)
+        }
+    }
+}
+
+impl From<PoolError> for StoreError {
+    fn from(error: PoolError) -> Self {
+        match error {
+            PoolError::Backend(error) => error.into(),
+            other => StoreError::Unavailable(Box::new(other)),
+        }
+    }
+}
+
+/// Whether `error` is PostgreSQL refusing a row that another transaction
+/// wrote first (a unique key): a lost race, not a fault.
+fn lost_race(error: &StoreError) -> bool {
+    let source = match error {
+        StoreError::Database(source) | StoreError::Busy(source) => source,
+        _ => return false,
+    };
+    matches!(error, StoreError::Busy(_))
+        || source
+            .downcast_ref::<tokio_postgres::Error>()
+            .and_then(tokio_postgres::Error::code)
+            .is_some_and(|code| {
+                *code == SqlState::UNIQUE_VIOLATION || *code == SqlState::FOREIGN_KEY_VIOLATION
+            })
+}
+
+// --- statements -------------------------------------------------------------------
+
+type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
+
+async fn exec<C: GenericClient>(c: &C, sql: &str, params: Params<'_>) -> Result<u64, StoreError> {
+    let statement = c.prepare_cached(sql).await?;
+    Ok(c.execute(&statement, params).await?)
+}
+
+async fn opt<C: GenericClient>(
+    c: &C,
+    sql: &str,
+    params: Params<'_>,
+) -> Result<Option<Row>, StoreError> {
+    let statement = c.prepare_cached(sql).await?;
+    Ok(c.query_opt(&statement, params).await?)
+}
+
+async fn all<C: GenericClient>(
+    c: &C,
+    sql: &str,
+    params: Params<'_>,
+) -> Result<Vec<Row>, StoreError> {
+    let statement = c.prepare_cached(sql).await?;
+    Ok(c.query(&statement, params).await?)
+}
+
+/// Column `index` of `row`; a type mismatch is an error, never a panic.
+fn get<'a, T: tokio_postgres::types::FromSql<'a>>(
+    row: &'a Row,
+    index: usize,
+) -> Result<T, StoreError> {
+    Ok(row.try_get(index)?)
+}
+
+fn answer_of(
+    row: &Row,
+    first: usize,
+    table: &'static str,
+) -> Result<Option<AskAnswer>, StoreError> {
+    AnswerColumns {
+        button: get(row, first)?,
+        label: get(row, first + 1)?,
+        url: get(row, first + 2)?,
+    }
+    .into_answer(table)
+}
+
+// --- shared steps ---------------------------------------------------------------
+
+async fn account_record<C: GenericClient>(
+    c: &C,
+    idk: &IdentityKey,
+    lock: bool,
+) -> Result<Option<AccountRecord>, StoreError> {
+    let sql = if lock {
+        "SELECT suk, vuk, disabled, sqrl_only, hardlock FROM sqrl_identities WHERE idk = $1
+         FOR UPDATE"
+    } else {
+        "SELECT suk, vuk, disabled, sqrl_only, hardlock FROM sqrl_identities WHERE idk = $1"
+    };
+    let Some(row) = opt(c, sql, &[&idk.to_bytes().as_slice()]).await? else {
+        return Ok(None);
+    };
+    IdentityRow {
+        suk: get(&row, 0)?,
+        vuk: get(&row, 1)?,
+        disabled: get(&row, 2)?,
+        sqrl_only: get(&row, 3)?,
+        hardlock: get(&row, 4)?,
+    }
+    .into_record()
+    .map(Some)
+}
+
+/// The records a decision reads; with `lock`, the association rows stay
+/// locked until the transaction ends.
+async fn read_records<C: GenericClient>(
+    c: &C,
+    lookups: &Lookups,
+    lock: bool,
+) -> Result<Records, StoreError> {
+    let current_superseded = opt(
+        c,
+        "SELECT 1 FROM superseded_identities WHERE idk = $1",
+        &[&lookups.idk.to_bytes().as_slice()],
+    )
+    .await?
+    .is_some();
+    Ok(Records {
+        current: account_record(c, &lookups.idk, lock).await?,
+        current_superseded,
+        previous: match &lookups.pidk {
+            Some(pidk) => account_record(c, pidk, lock).await?,
+            None => None,
+        },
+    })
+}
+
+/// Stores `conversation` under `nut`. The attempt row is share-locked while
+/// it is read, so a concurrent prune cannot delete it under the insert.
+async fn insert_conversation<C: GenericClient>(
+    c: &C,
+    nut: &Nut,
+    conversation: &Conversation,
+) -> Result<(), StoreError> {
+    let attempt_expiry = match &conversation.browser {
+        Some(browser) => opt(
+            c,
+            "SELECT expires_at FROM login_attempts WHERE id = $1 FOR KEY SHARE",
+            &[&browser.attempt],
+        )
+        .await?
+        .map(|row| get::<i64>(&row, 0).map(from_sql_time))
+        .transpose()?,
+        None => None,
+    };
+    let row = ConversationRow::of(conversation, attempt_expiry);
+    exec(
+        c,
+        "INSERT INTO conversations
+            (nut, attempt_id, browser_ip, expected_server, idk, sin, asked, expires_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        &[
+            &nut.as_str(),
+            &row.attempt_id,
+            &row.browser_ip,
+            &row.expected_server,
+            &row.idk,
+            &row.sin,
+            &row.asked,
+            &row.expires_at,
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+async fn account_of<C: GenericClient>(c: &C, idk: &IdentityKey) -> Result<Option<i64>, StoreError> {
+    opt(
+        c,
+        "SELECT account_id FROM sqrl_identities WHERE idk = $1",
+        &[&idk.to_bytes().as_slice()],
+    )
+    .await?
+    .map(|row| get(&row, 0))
+    .transpose()
+}
+
+async fn stored_secret<C: GenericClient>(
+    c: &C,
+    idk: &IdentityKey,
+    sin: &str,
+) -> Result<Option<SecretDigest>, StoreError> {
+    let Some(row) = opt(
+        c,
+        "SELECT ins_hash FROM indexed_secrets WHERE idk = $1 AND sin = $2",
+        &[&idk.to_bytes().as_slice(), &sin],
+    )
+    .await?
+    else {
+        return Ok(None);
+    };
+    let bytes: Vec<u8> = get(&row, 0)?;
+    SecretDigest::from_slice(&bytes)
+        .map(Some)
+        .ok_or(corrupt("indexed_secrets", "ins_hash"))
+}
+
+async fn store_secret<C: GenericClient>(
+    c: &C,
+    step: &SecretStep,
+    now: i64,
+) -> Result<(), StoreError> {
+    const INSERT: &str = "INSERT INTO indexed_secrets (idk, sin, ins_hash, created_at)
+         SELECT $1, $2, $3, $4 WHERE EXISTS (SELECT 1 FROM sqrl_identities WHERE idk = $1)
+         ON CONFLICT DO NOTHING";
+    if let Some((idk, digest)) = &step.successor {
+        let idk = idk.to_bytes();
+        exec(
+            c,
+            "DELETE FROM indexed_secrets WHERE idk = $1",
+            &[&idk.as_slice()],
+        )
+        .await?;
+        exec(
+            c,
+            INSERT,
+            &[
+                &idk.as_slice(),
+                &step.sin,
+                &digest.as_bytes().as_slice(),
+                &now,
+            ],
+        )
+        .await?;
+    } else if let (true, Some((idk, digest))) = (step.remember, &step.holder) {
+        let idk = idk.to_bytes();
+        exec(
+            c,
+            INSERT,
+            &[
+                &idk.as_slice(),
+                &step.sin,
+                &digest.as_bytes().as_slice(),
+                &now,
+            ],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Applies a decision's mutation. `Ok(false)`: the stored state no longer
+/// allows it (the caller rolls back and reports a conflict).
+async fn apply_mutation<C: GenericClient>(
+    c: &C,
+    mutation: &Mutation,
+    now: i64,
+) -> Result<bool, StoreError> {
+    let changed = match mutation {
+        Mutation::None => return Ok(true),
+        Mutation::Create {
+            idk,
+            suk,
+            vuk,
+            options,
+        } => {
+            let row = opt(
+                c,
+                "INSERT INTO accounts (created_at) VALUES ($1) RETURNING id",
+                &[&now],
+            )
+            .await?
+            .ok_or(corrupt("accounts", "insert returned no id"))?;
+            let account: i64 = get(&row, 0)?;
+            exec(
+                c,
+                "INSERT INTO sqrl_identities
+                    (idk, account_id, suk, vuk, disabled, sqrl_only, hardlock, created_at, updated_at)
+                 VALUES ($1, $2, $3, $4, FALSE, $5, $6, $7, $7)
+                 ON CONFLICT DO NOTHING",
+                &[
+                    &idk.to_bytes().as_slice(),
+                    &account,
+                    &suk.as_bytes().as_slice(),
+                    &vuk.to_bytes().as_slice(),
+                    &options.sqrl_only,
+                    &options.hardlock,
+                    &now,
+                ],
+            )
+            .await?
+        }
+        Mutation::Replace {
+            previous,
+            idk,
+            suk,
+            vuk,
+            options,
+        } => {
+            let Some(account) = account_of(c, previous).await? else {
+                return Ok(false);
+            };
+            // A replacement is a fresh association: enabled. The core never
+            // replaces a disabled identity, and the guard keeps a race from
+            // re-enabling one.
+            let updated = exec(
+                c,
+                "UPDATE sqrl_identities
+                    SET idk = $1, suk = $2, vuk = $3, sqrl_only = $4, hardlock = $5,
+                        updated_at = $6, disabled = FALSE
+                  WHERE idk = $7 AND NOT disabled",
+                &[
+                    &idk.to_bytes().as_slice(),
+                    &suk.as_bytes().as_slice(),
+                    &vuk.to_bytes().as_slice(),
+                    &options.sqrl_only,
+                    &options.hardlock,
+                    &now,
+                    &previous.to_bytes().as_slice(),
+                ],
+            )
+            .await?;
+            exec(
+                c,
+                "INSERT INTO superseded_identities (idk, account_id, superseded_at)
+                 VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                &[&previous.to_bytes().as_slice(), &account, &now],
+            )
+            .await?;
+            updated
+        }
+        Mutation::SetOptions { idk, options } => {
+            exec(
+                c,
+                "UPDATE sqrl_identities SET sqrl_only = $1, hardlock = $2, updated_at = $3
+                  WHERE idk = $4",
+                &[
+                    &options.sqrl_only,
+                    &options.hardlock,
+                    &now,
+                    &idk.to_bytes().as_slice(),
+                ],
+            )
+            .await?
+        }
+        Mutation::Disable { idk, options } => {
+            exec(
+                c,
+                "UPDATE sqrl_identities
+                    SET disabled = TRUE, sqrl_only = $1, hardlock = $2, updated_at = $3
+                  WHERE idk = $4",
+                &[
+                    &options.sqrl_only,
+                    &options.hardlock,
+                    &now,
+                    &idk.to_bytes().as_slice(),
+                ],
+            )
+            .await?
+        }
+        Mutation::Enable { idk, options } => {
+            exec(
+                c,
+                "UPDATE sqrl_identities
+                    SET disabled = FALSE, sqrl_only = $1, hardlock = $2, updated_at = $3
+                  WHERE idk = $4",
+                &[
+                    &options.sqrl_only,
+                    &options.hardlock,
+                    &now,
+                    &idk.to_bytes().as_slice(),
+                ],
+            )
+            .await?
+        }
+        Mutation::Remove { idk } => {
+            exec(
+                c,
+                "DELETE FROM sqrl_identities WHERE idk = $1",
+                &[&idk.to_bytes().as_slice()],
+            )
+            .await?
+        }
+        // A mutation this driver does not know must not be acknowledged.
+        _ => return Ok(false),
+    };
+    Ok(changed == 1)
+}
+
+/// Ends every session of the account `idk` is associated with.
+async fn end_sessions_of<C: GenericClient>(c: &C, idk: &IdentityKey) -> Result<(), StoreError> {
+    if let Some(account) = account_of(c, idk).await? {
+        exec(c, "DELETE FROM sessions WHERE account_id = $1", &[&account]).await?;
+    }
+    Ok(())
+}
+
+/// Applies the page update. `Ok(false)`: a login's account vanished.
+async fn apply_attempt_update<C: GenericClient>(
+    c: &C,
+    update: &AttemptUpdate,
+    now: i64,
+) -> Result<bool, StoreError> {
+    match update {
+        AttemptUpdate::None => {}
+        AttemptUpdate::Scanned { attempt } => {
+            exec(
+                c,
+                "UPDATE login_attempts SET state = 'scanned', updated_at = $1
+                  WHERE id = $2 AND state = 'pending' AND expires_at > $1",
+                &[&now, attempt],
+            )
+            .await?;
+        }
+        AttemptUpdate::LogIn {
+            attempt,
+            idk,
+            answer,
+            device_on_browser_network,
+        } => {
+            let Some(account) = account_of(c, idk).await? else {
+                return Ok(false);
+            };
+            let answer = AnswerColumns::of(answer.as_ref());
+            exec(
+                c,
+                "UPDATE login_attempts SET state = 'confirmed', account_id = $1, updated_at = $2,
+                        ask_button = $4, ask_label = $5, ask_url = $6,
+                        confirmed_idk = $7, device_on_browser_network = $8
+                  WHERE id = $3 AND state IN ('pending', 'scanned') AND expires_at > $2",
+                &[
+                    &account,
+                    &now,
+                    attempt,
+                    &answer.button,
+                    &answer.label,
+                    &answer.url,
+                    &idk.to_bytes().as_slice(),
+                    device_on_browser_network,
+                ],
+            )
+            .await?;
+        }
+        AttemptUpdate::ClientSession {
+            attempt,
+            idk,
+            token_hash,
+            expires_at,
+            answer,
+            device_on_browser_network,
+        } => {
+            let Some(account) = account_of(c, idk).await? else {
+                return Ok(false);
+            };
+            // The link stays bound to its page's browser even when the page
+            // itself moved on: only the holder of that page's secret may
+            // redeem it.
+            if let Some(id) = attempt {
+                exec(
+                    c,
+                    "UPDATE login_attempts SET state = 'client-session', updated_at = $1
+                      WHERE id = $2 AND state IN ('pending', 'scanned') AND expires_at > $1",
+                    &[&now, id],
+                )
+                .await?;
+            }
+            let answer = AnswerColumns::of(answer.as_ref());
+            exec(
+                c,
+                "INSERT INTO login_links (token_hash, account_id, attempt_id, method, created_at,
+                                          expires_at, ask_button, ask_label, ask_url,
+                                          device_on_browser_network)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                &[
+                    &token_hash.as_bytes().as_slice(),
+                    &account,
+                    attempt,
+                    &LoginMethod::SameDevice.as_str(),
+                    &now,
+                    &sql_time(*expires_at),
+                    &answer.button,
+                    &answer.label,
+                    &answer.url,
+                    device_on_browser_network,
+                ],
+            )
+            .await?;
+        }
+        AttemptUpdate::Rejected { attempt } => {
+            exec(
+                c,
+                "UPDATE login_attempts SET state = 'rejected', updated_at = $1
+                  WHERE id = $2 AND state IN ('pending', 'scanned')",
+                &[&now, attempt],
+            )
+            .await?;
+        }
+    }
+    Ok(true)
+}
+
+async fn load_account<C: GenericClient>(
+    c: &C,
+    account_id: i64,
+) -> Result<Option<AccountView>, StoreError> {
+    const T: &str = "sqrl_identities";
+    let Some(row) = opt(
+        c,
+        "SELECT created_at FROM accounts WHERE id = $1",
+        &[&account_id],
+    )
+    .await?
+    else {
+        return Ok(None);
+    };
+    let created_at: i64 = get(&row, 0)?;
+    let identity = match opt(
+        c,
+        "SELECT idk, disabled, sqrl_only, hardlock, created_at
+           FROM sqrl_identities WHERE account_id = $1",
+        &[&account_id],
+    )
+    .await?
+    {
+        Some(row) => {
+            let idk: Vec<u8> = get(&row, 0)?;
+            let indexed_secrets = all(
+                c,
+                "SELECT sin FROM indexed_secrets WHERE idk = $1 ORDER BY sin",
+                &[&idk],
+            )
+            .await?
+            .iter()
+            .map(|row| get::<String>(row, 0))
+            .collect::<Result<Vec<_>, _>>()?;
+            Some(IdentityView {
+                idk: identity_key(&idk, T)?,
+                disabled: get(&row, 1)?,
+                sqrl_only: get(&row, 2)?,
+                hardlock: get(&row, 3)?,
+                created_at: from_sql_time(get(&row, 4)?),
+                indexed_secrets,
+            })
+        }
+        None => None,
+    };
+    let superseded = all(
+        c,
+        "SELECT idk FROM superseded_identities WHERE account_id = $1 ORDER BY superseded_at",
+        &[&account_id],
+    )
+    .await?
+    .iter()
+    .map(|row| identity_key(&get::<Vec<u8>>(row, 0)?, "superseded_identities"))
+    .collect::<Result<Vec<_>, _>>()?;
+    Ok(Some(AccountView {
+        id: account_id,
+        created_at: from_sql_time(created_at),
+        identity,
+        superseded,
+    }))
+}
+
+/// Inserts a session and its login-history row.
+async fn start_session<C: GenericClient>(
+    c: &C,
+    account_id: i64,
+    method: LoginMethod,
+    answer: Option<&AskAnswer>,
+    session: &NewSession,
+    now: u64,
+) -> Result<(), StoreError> {
+    let ip = ip_text(session.ip);
+    exec(
+        c,
+        "INSERT INTO sessions
+            (token_hash, account_id, created_at, last_seen_at, expires_at, ip, user_agent)
+         VALUES ($1, $2, $3, $3, $4, $5, $6)",
+        &[
+            &session.token_hash.as_bytes().as_slice(),
+            &account_id,
+            &sql_time(session.created_at),
+            &sql_time(session.expires_at),
+            &ip,
+            &session.user_agent,
+        ],
+    )
+    .await?;
+    let answer = AnswerColumns::of(answer);
+    exec(
+        c,
+        "INSERT INTO login_history
+            (account_id, at, ip, user_agent, method, ask_button, ask_label, ask_url)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        &[
+            &account_id,
+            &sql_time(now),
+            &ip,
+            &session.user_agent,
+            &method.as_str(),
+            &answer.button,
+            &answer.label,
+            &answer.url,
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+const SESSION_COLUMNS: &str =
+    "id, account_id, created_at, last_seen_at, expires_at, ip, user_agent";
+
+fn session_from_row(row: &Row) -> Result<SessionInfo, StoreError> {
+    Ok(SessionInfo {
+        id: get(row, 0)?,
+        account_id: get(row, 1)?,
+        created_at: from_sql_time(get(row, 2)?),
+        last_seen_at: from_sql_time(get(row, 3)?),
+        expires_at: from_sql_time(get(row, 4)?),
+        ip: get(row, 5)?,
+        user_agent: get(row, 6)?,
+    })
+}
+
+// --- the store ----------------------------------------------------------------------
+
+impl PostgresStore {
+    /// Connects to the database at `url` with a pool of up to `connections`
+    /// connections, and applies pending migrations.
+    pub async fn connect(url: &str, connections: usize) -> Result<Self, StoreError> {
+        let config: tokio_postgres::Config = url
+            .parse()
+            .map_err(|e| StoreError::Open(format!("database URL {}: {e}", redact(url))))?;
+        Self::connect_with(config, connections).await
+    }
+
+    /// Like [`PostgresStore::connect`], with the settings already parsed
+    /// (tests set a schema search path this way).
+    pub async fn connect_with(
+        mut config: tokio_postgres::Config,
+        connections: usize,
+    ) -> Result<Self, StoreError> {
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(POOL_TIMEOUT);
+        }
+        if config.get_application_name().is_none() {
+            config.application_name("sqrl-server");
+        }
+        let manager = Manager::from_config(
+            config.clone(),
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(connections.max(1))
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(POOL_TIMEOUT))
+            .create_timeout(Some(POOL_TIMEOUT))
+            .build()
+            .map_err(|e| StoreError::Open(format!("connection pool: {e}")))?;
+        let store = Self { pool, config };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// The connection settings (the notifier's listening connection uses them).
+    pub fn config(&self) -> &tokio_postgres::Config {
+        &self.config
+    }
+
+    async fn client(&self) -> Result<Object, StoreError> {
+        Ok(self.pool.get().await?)
+    }
+
+    /// Applies every migration newer than the database's version, each in
+    /// its own transaction under a transaction-scoped advisory lock: an
+    /// instance starting while another migrates waits, then finds the
+    /// migration applied.
+    async fn migrate(&self) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        {
+            let tx = client.transaction().await?;
+            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+                .await?;
+            tx.batch_execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (
+                    version    BIGINT PRIMARY KEY,
+                    name       TEXT NOT NULL,
+                    applied_at BIGINT NOT NULL
+                )",
+            )
+            .await?;
+            tx.commit().await?;
+        }
+        for (version, name, sql) in MIGRATIONS {
+            let tx = client.transaction().await?;
+            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+                .await?;
+            let applied = tx
+                .query_opt(
+                    "SELECT 1 FROM schema_migrations WHERE version = $1",
+                    &[version],
+                )
+                .await?
+                .is_some();
+            if !applied {
+                tx.batch_execute(sql).await?;
+                tx.execute(
+                    "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+                    &[version, name, &sql_time(crate::clock::unix_now())],
+                )
+                .await?;
+                tracing::info!(version, name, "applied database migration");
+            }
+            tx.commit().await?;
+        }
+        Ok(())
+    }
+
+    async fn try_commit_step(&self, step: &Step) -> Result<StepOutcome, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let now = sql_time(step.now);
+        // Optimistic concurrency: the decision was made on `seen`. The rows
+        // are locked while they are compared, so nothing changes them
+        // between this check and the commit.
+        if let Some(lookups) = &step.lookups {
+            if read_records(&tx, lookups, true).await? != step.seen {
+                return Ok(StepOutcome::Conflict);
+            }
+        }
+        if let Some(secret) = &step.indexed_secret {
+            if let Some((idk, presented)) = &secret.holder {
+                let stored = stored_secret(&tx, idk, &secret.sin).await?;
+                if stored.is_some_and(|stored| !stored.matches(presented)) {
+                    return Ok(StepOutcome::IndexedSecretMismatch);
+                }
+            }
+        }
+        // Dropping `tx` without commit rolls everything back.
+        if !apply_mutation(&tx, &step.mutation, now).await?
+            || !apply_attempt_update(&tx, &step.attempt, now).await?
+        {
+            return Ok(StepOutcome::Conflict);
+        }
+        if let Some(secret) = &step.indexed_secret {
+            store_secret(&tx, secret, now).await?;
+        }
+        if step.revoke_sessions {
+            if let Some(idk) = step.mutation.idk() {
+                end_sessions_of(&tx, idk).await?;
+            }
+        }
+        if let Some(next) = &step.next {
+            insert_conversation(&tx, &step.next_nut, next).await?;
+        }
+        tx.commit().await?;
+        Ok(StepOutcome::Committed)
+    }
+
+    async fn try_associate(
+        &self,
+        account_id: Option<i64>,
+        association: &NewAssociation,
+        now: i64,
+    ) -> Result<Result<i64, Conflict>, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let idk = association.idk.to_bytes();
+        if account_of(&tx, &association.idk).await?.is_some() {
+            return Ok(Err(Conflict::IdentityTaken));
+        }
+        if opt(
+            &tx,
+            "SELECT 1 FROM superseded_identities WHERE idk = $1",
+            &[&idk.as_slice()],
+        )
+        .await?
+        .is_some()
+        {
+            return Ok(Err(Conflict::IdentitySuperseded));
+        }
+        let account = match account_id {
+            Some(id) => {
+                // Locks the account so two associations cannot both find it bare.
+                if opt(
+                    &tx,
+                    "SELECT 1 FROM accounts WHERE id = $1 FOR UPDATE",
+                    &[&id],
+                )
+                .await?
+                .is_none()
+                {
+                    return Ok(Err(Conflict::NoAccount));
+                }
+                if opt(
+                    &tx,
+                    "SELECT 1 FROM sqrl_identities WHERE account_id = $1",
+                    &[&id],
+                )
+                .await?
+                .is_some()
+                {
+                    return Ok(Err(Conflict::AccountHasIdentity));
+                }
+                id
+            }
+            None => {
+                let row = opt(
+                    &tx,
+                    "INSERT INTO accounts (created_at) VALUES ($1) RETURNING id",
+                    &[&now],
+                )
+                .await?
+                .ok_or(corrupt("accounts", "insert returned no id"))?;
+                get(&row, 0)?
+            }
+        };
+        exec(
+            &tx,
+            "INSERT INTO sqrl_identities
+                (idk, account_id, suk, vuk, disabled, sqrl_only, hardlock, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, FALSE, FALSE, FALSE, $5, $5)",
+            &[
+                &idk.as_slice(),
+                &account,
+                &association.suk.as_bytes().as_slice(),
+                &association.vuk.to_bytes().as_slice(),
+                &now,
+            ],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Ok(account))
+    }
+}
+
+#[async_trait]
+impl Attempts for PostgresStore {
+    async fn create_attempt(
+        &self,
+        attempt: NewAttempt,
+        nut: Nut,
+        conversation: Conversation,
+    ) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        exec(
+            &tx,
+            "INSERT INTO login_attempts
+                (id, pag_hash, browser_ip, user_agent, state, created_at, updated_at, expires_at)
+             VALUES ($1, $2, $3, $4, 'pending', $5, $5, $6)",
+            &[
+                &attempt.id,
+                &attempt.pag_hash.as_bytes().as_slice(),
+                &ip_text(attempt.browser_ip),
+                &attempt.user_agent,
+                &sql_time(attempt.created_at),
+                &sql_time(attempt.expires_at),
+            ],
+        )
+        .await?;
+        insert_conversation(&tx, &nut, &conversation).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn rotate_nut(
+        &self,
+        attempt: &str,
+        now: u64,
+        nut: Nut,
+        conversation: Conversation,
+    ) -> Result<bool, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        // Share-locked: the attempt cannot leave `pending` (nor be pruned)
+        // until this nut is stored.
+        let pending = opt(
+            &tx,
+            "SELECT 1 FROM login_attempts
+              WHERE id = $1 AND state = 'pending' AND expires_at > $2 FOR SHARE",
+            &[&attempt, &sql_time(now)],
+        )
+        .await?
+        .is_some();
+        if pending {
+            insert_conversation(&tx, &nut, &conversation).await?;
+            tx.commit().await?;
+        }
+        Ok(pending)
+    }
+
+    async fn attempt(&self, id: &str) -> Result<Option<Attempt>, StoreError> {
+        let client = self.client().await?;
+        let Some(row) = opt(
+            &client,
+            "SELECT pag_hash, browser_ip, state, created_at, expires_at, user_agent,
+                    confirmed_idk, device_on_browser_network
+               FROM login_attempts WHERE id = $1",
+            &[&id],
+        )
+        .await?
+        else {
+            return Ok(None);
+        };
+        AttemptRow {
+            pag_hash: get(&row, 0)?,
+            browser_ip: get(&row, 1)?,
+            state: get(&row, 2)?,
+            created_at: get(&row, 3)?,
+            expires_at: get(&row, 4)?,
+            user_agent: get(&row, 5)?,
+            confirmed_idk: get(&row, 6)?,
+            device_on_browser_network: get(&row, 7)?,
+        }
+        .into_attempt(id.to_owned())
+        .map(Some)
+    }
+
+    async fn take_conversation(&self, nut: &Nut) -> Result<Option<Conversation>, StoreError> {
+        let client = self.client().await?;
+        // One statement: of two concurrent requests with the same nut, on any
+        // instances, only one gets the conversation.
+        let Some(row) = opt(
+            &client,
+            "DELETE FROM conversations WHERE nut = $1
+             RETURNING attempt_id, browser_ip, expected_server, idk, sin, asked, expires_at",
+            &[&nut.as_str()],
+        )
+        .await?
+        else {
+            return Ok(None);
+        };
+        ConversationRow {
+            attempt_id: get(&row, 0)?,
+            browser_ip: get(&row, 1)?,
+            expected_server: get(&row, 2)?,
+            idk: get(&row, 3)?,
+            sin: get(&row, 4)?,
+            asked: get(&row, 5)?,
+            expires_at: get(&row, 6)?,
+        }
+        .into_conversation()
+        .map(Some)
+    }
+
+    async fn put_conversation(
+        &self,
+        nut: Nut,
+        conversation: Conversation,
+    ) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        insert_conversation(&tx, &nut, &conversation).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn records(&self, lookups: &Lookups) -> Result<Records, StoreError> {
+        let client = self.client().await?;
+        read_records(&client, lookups, false).await
+    }
+
+    async fn commit_step(&self, step: Step) -> Result<StepOutcome, StoreError> {
+        match self.try_commit_step(&step).await {
+            // Another instance wrote the same identity first, or the
+            // database chose this transaction to give way: nothing was
+            // written, and the client retries (TIF 0x60).
+            Err(error) if lost_race(&error) => Ok(StepOutcome::Conflict),
+            other => other,
+        }
+    }
+}
+
+#[async_trait]
+impl Sessions for PostgresStore {
+    async fn collect_attempt(
+        &self,
+        attempt: &str,
+        now: u64,
+        session: NewSession,
+    ) -> Result<Option<Redeemed>, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let Some(row) = opt(
+            &tx,
+            "UPDATE login_attempts SET state = 'logged-in', updated_at = $1
+              WHERE id = $2 AND state = 'confirmed' AND expires_at > $1
+              RETURNING account_id, ask_button, ask_label, ask_url",
+            &[&sql_time(now), &attempt],
+        )
+        .await?
+        else {
+            return Ok(None);
+        };
+        let Some(account_id) = get::<Option<i64>>(&row, 0)? else {
+            return Ok(None);
+        };
+        let answer = answer_of(&row, 1, "login_attempts")?;
+        let method = LoginMethod::CrossDevice;
+        start_session(&tx, account_id, method, answer.as_ref(), &session, now).await?;
+        tx.commit().await?;
+        Ok(Some(Redeemed {
+            account_id,
+            method,
+            attempt: Some(attempt.to_owned()),
+            answer,
+        }))
+    }
+
+    async fn redeem_link(
+        &self,
+        token_hash: TokenHash,
+        now: u64,
+        session: NewSession,
+        presented: Vec<(String, TokenHash)>,
+        confirmed: bool,
+    ) -> Result<LinkOutcome, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let token = token_hash.as_bytes();
+        // The link's page must be this browser's: it holds that attempt's
+        // secret. Checked before the link is spent, so a link opened in the
+        // wrong browser (login CSRF) burns nothing.
+        let Some(link) = opt(
+            &tx,
+            "SELECT l.attempt_id, a.pag_hash, l.device_on_browser_network, i.idk
+               FROM login_links l LEFT JOIN login_attempts a ON a.id = l.attempt_id
+                    LEFT JOIN sqrl_identities i ON i.account_id = l.account_id
+              WHERE l.token_hash = $1",
+            &[&token.as_slice()],
+        )
+        .await?
+        else {
+            return Ok(LinkOutcome::Gone);
+        };
+        let attempt: Option<String> = get(&link, 0)?;
+        let pag_hash: Option<Vec<u8>> = get(&link, 1)?;
+        let on_network: bool = get(&link, 2)?;
+        let idk: Option<Vec<u8>> = get(&link, 3)?;
+        let holds_secret = match (attempt, pag_hash) {
+            (Some(attempt), Some(pag_hash)) => {
+                let stored = TokenHash::from_slice(&pag_hash)
+                    .ok_or(corrupt("login_attempts", "pag_hash"))?;
+                presented
+                    .iter()
+                    .any(|(id, hash)| *id == attempt && *hash == stored)
+            }
+            // Its page is gone (expired and pruned): nobody can prove it.
+            _ => false,
+        };
+        if !holds_secret {
+            return Ok(LinkOutcome::OtherBrowser);
+        }
+        if !on_network && !confirmed {
+            let Some(idk) = idk else {
+                return Ok(LinkOutcome::Gone);
+            };
+            return Ok(LinkOutcome::Confirm {
+                idk: identity_key(&idk, "sqrl_identities")?,
+            });
+        }
+        let Some(row) = opt(
+            &tx,
+            "DELETE FROM login_links WHERE token_hash = $1
+             RETURNING account_id, attempt_id, method, expires_at, ask_button, ask_label, ask_url",
+            &[&token.as_slice()],
+        )
+        .await?
+        else {
+            return Ok(LinkOutcome::Gone);
+        };
+        const T: &str = "login_links";
+        let account_id: i64 = get(&row, 0)?;
+        let attempt: Option<String> = get(&row, 1)?;
+        let method: String = get(&row, 2)?;
+        let expires_at: i64 = get(&row, 3)?;
+        if from_sql_time(expires_at) <= now {
+            // The spent, expired link is deleted either way.
+            tx.commit().await?;
+            return Ok(LinkOutcome::Gone);
+        }
+        let method = LoginMethod::parse(&method).ok_or(corrupt(T, "method"))?;
+        let answer = answer_of(&row, 4, T)?;
+        start_session(&tx, account_id, method, answer.as_ref(), &session, now).await?;
+        if let Some(attempt) = &attempt {
+            exec(
+                &tx,
+                "UPDATE login_attempts SET state = 'logged-in', updated_at = $1 WHERE id = $2",
+                &[&sql_time(now), attempt],
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(LinkOutcome::Redeemed(Redeemed {
+            account_id,
+            method,
+            attempt,
+            answer,
+        }))
+    }
+
+    async fn session(
+        &self,
+        token_hash: TokenHash,
+        now: u64,
+        idle_cutoff: u64,
+    ) -> Result<Option<SessionInfo>, StoreError> {
+        let client = self.client().await?;
+        let Some(row) = opt(
+            &client,
+            &format!(
+                "SELECT {SESSION_COLUMNS} FROM sessions WHERE token_hash = $1 AND expires_at > $2"
+            ),
+            &[&token_hash.as_bytes().as_slice(), &sql_time(now)],
+        )
+        .await?
+        else {
+            return Ok(None);
+        };
+        let session = session_from_row(&row)?;
+        if session.last_seen_at < idle_cutoff {
+            // Timed out for want of use: end it for good, so that a later
+            // change of the idle timeout cannot revive it.
+            exec(
+                &client,
+                "DELETE FROM sessions WHERE id = $1",
+                &[&session.id],
+            )
+            .await?;
+            return Ok(None);
+        }
+        if session.last_seen_at + LAST_SEEN_GRANULARITY <= now {
+            exec(
+                &client,
+                "UPDATE sessions SET last_seen_at = $1 WHERE id = $2",
+                &[&sql_time(now), &session.id],
+            )
+            .await?;
+        }
+        Ok(Some(session))
+    }
+
+    async fn sessions(
+        &self,
+        account_id: i64,
+        now: u64,
+        idle_cutoff: u64,
+    ) -> Result<Vec<SessionInfo>, StoreError> {
+        let client = self.client().await?;
+        all(
+            &client,
+            &format!(
+                "SELECT {SESSION_COLUMNS} FROM sessions
+                  WHERE account_id = $1 AND expires_at > $2 AND last_seen_at >= $3
+                  ORDER BY created_at DESC, id DESC"
+            ),
+            &[&account_id, &sql_time(now), &sql_time(idle_cutoff)],
+        )
+        .await?
+        .iter()
+        .map(session_from_row)
+        .collect()
+    }
+
+    async fn revoke_session(&self, account_id: i64, session_id: i64) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        Ok(exec(
+            &client,
+            "DELETE FROM sessions WHERE id = $1 AND account_id = $2",
+            &[&session_id, &account_id],
+        )
+        .await?
+            == 1)
+    }
+
+    async fn login_history(
+        &self,
+        account_id: i64,
+        limit: u32,
+    ) -> Result<Vec<LoginEvent>, StoreError> {
+        const T: &str = "login_history";
+        let client = self.client().await?;
+        all(
+            &client,
+            "SELECT at, ip, user_agent, method, ask_button, ask_label, ask_url
+               FROM login_history
+              WHERE account_id = $1 ORDER BY at DESC, id DESC LIMIT $2",
+            &[&account_id, &i64::from(limit)],
+        )
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(LoginEvent {
+                at: from_sql_time(get(row, 0)?),
+                ip: get(row, 1)?,
+                user_agent: get(row, 2)?,
+                method: LoginMethod::parse(&get::<String>(row, 3)?).ok_or(corrupt(T, "method"))?,
+                answer: answer_of(row, 4, T)?,
+            })
+        })
+        .collect()
+    }
+}
+
+#[async_trait]
+impl Accounts for PostgresStore {
+    async fn account(&self, account_id: i64) -> Result<Option<AccountView>, StoreError> {
+        let client = self.client().await?;
+        load_account(&client, account_id).await
+    }
+
+    async fn account_by_identity(
+        &self,
+        idk: &IdentityKey,
+    ) -> Result<Option<AccountView>, StoreError> {
+        let client = self.client().await?;
+        match account_of(&client, idk).await? {
+            Some(account) => load_account(&client, account).await,
+            None => Ok(None),
+        }
+    }
+
+    async fn associate(
+        &self,
+        account_id: Option<i64>,
+        association: NewAssociation,
+        now: u64,
+    ) -> Result<Result<i64, Conflict>, StoreError> {
+        let now = sql_time(now);
+        match self.try_associate(account_id, &association, now).await {
+            // A concurrent association took the identity or the account
+            // first: the checks, run again, say which.
+            Err(error) if lost_race(&error) => {
+                self.try_associate(account_id, &association, now).await
+            }
+            other => other,
+        }
+    }
+
+    async fn remove_identity(&self, idk: &IdentityKey) -> Result<bool, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        end_sessions_of(&tx, idk).await?;
+        let removed = exec(
+            &tx,
+            "DELETE FROM sqrl_identities WHERE idk = $1",
+            &[&idk.to_bytes().as_slice()],
+        )
+        .await?
+            == 1;
+        tx.commit().await?;
+        Ok(removed)
+    }
+}
+
+#[async_trait]
+impl Housekeeping for PostgresStore {
+    async fn prune(&self, now: u64) -> Result<u64, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        // One instance prunes at a time; the others find the lock taken and
+        // leave the work to it.
+        let row = tx
+            .query_one("SELECT pg_try_advisory_xact_lock($1)", &[&PRUNE_LOCK])
+            .await?;
+        if !get::<bool>(&row, 0)? {
+            return Ok(0);
+        }
+        let now = sql_time(now);
+        let mut deleted = 0;
+        for sql in [
+            "DELETE FROM conversations WHERE expires_at <= $1",
+            "DELETE FROM login_links WHERE expires_at <= $1",
+            "DELETE FROM login_attempts WHERE expires_at <= $1",
+            "DELETE FROM sessions WHERE expires_at <= $1",
+        ] {
+            deleted += exec(&tx, sql, &[&now]).await?;
+        }
+        tx.commit().await?;
+        Ok(deleted)
+    }
+
+    async fn health(&self) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        client.query_one("SELECT 1", &[]).await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            redact("postgres://sqrl:s3cret@db.example:5432/sqrl"),
+            "postgres://sqrl:***@db.example:5432/sqrl"
+        );
+        assert_eq!(
+            redact("postgresql://db/sqrl?user=a&password=s3cret&sslmode=disable"),
+            "postgresql://db/sqrl?user=a&password=***&sslmode=disable"
+        );
+        assert_eq!(
+            redact("postgres://127.0.0.1/test"),
+            "postgres://127.0.0.1/test"
+        );
+        assert_eq!(redact("postgres://user@host/db"), "postgres://user@host/db");
+    }
+}

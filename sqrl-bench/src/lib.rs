@@ -129,11 +129,20 @@ pub async fn run(config: &Config) -> Result<Report, BenchError> {
         Stop::After(duration) => format!("measuring for {:.1} s", duration.as_secs_f64()),
         Stop::Logins(count) => format!("measuring {count} logins"),
     });
+    // The bench's own CPU too: a load generator that is itself saturated
+    // measures itself, not the server.
+    let own = ProcessCpu::open(std::process::id()).ok();
+    let own_before = own.as_ref().and_then(|own| own.used().ok());
     let cpu_before = server.as_ref().map(ProcessCpu::used).transpose()?;
     let phase = run_phase(config, &pool, devices, config.stop)
         .await
         .map_err(BenchError::Task)?;
     let cpu_after = server.as_ref().map(ProcessCpu::used).transpose()?;
+    let own_after = own.as_ref().and_then(|own| own.used().ok());
+    let bench_cpu = match (own_before, own_after) {
+        (Some(before), Some(after)) => Some(after.saturating_sub(before)),
+        _ => None,
+    };
     // The loops' connections close here, before the floor is timed.
     drop(phase.devices);
 
@@ -157,13 +166,10 @@ pub async fn run(config: &Config) -> Result<Report, BenchError> {
         )),
         _ => None,
     };
-    Ok(Report::new(
-        config,
-        collector,
-        phase.elapsed,
-        server_cpu,
-        floor,
-    ))
+    let mut report = Report::new(config, collector, phase.elapsed, server_cpu, floor);
+    report.bench_cores_busy =
+        bench_cpu.map(|used| used.as_secs_f64() / phase.elapsed.as_secs_f64().max(1e-9));
+    Ok(report)
 }
 
 /// Fails early when nothing listens at the site. `/pag.sqrl` without

@@ -104,6 +104,9 @@ pub struct Report {
     pub confirmed_before_reply: u64,
     /// The server's CPU, with `--server-pid`.
     pub server_cpu: Option<ServerCpu>,
+    /// The bench's own CPU seconds per second of the window (near its
+    /// number of cores: the bench, not the server, limits the result).
+    pub bench_cores_busy: Option<f64>,
     /// The Ed25519 verification floor measured in this run.
     pub floor: Floor,
     /// Floor per login / server CPU per login.
@@ -183,6 +186,7 @@ impl Report {
             polls_per_login: (polling > 0).then(|| collector.polls as f64 / polling as f64),
             confirmed_before_reply: collector.confirmed_early,
             server_cpu,
+            bench_cores_busy: None,
             floor,
             floor_share,
         }
@@ -302,6 +306,9 @@ impl Report {
             None => {
                 let _ = writeln!(out, "server CPU: not measured (give --server-pid)");
             }
+        }
+        if let Some(busy) = self.bench_cores_busy {
+            let _ = writeln!(out, "bench CPU: {busy:.2} cores busy");
         }
         let clock = if self.floor.thread_cpu_time {
             "thread CPU time"

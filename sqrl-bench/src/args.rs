@@ -64,8 +64,8 @@ pub struct Args {
     #[arg(long, value_enum, default_value = "qrl")]
     pub link_scheme: LinkScheme,
 
-    /// HOST[:PORT] named in built SQRL links when the site's public name
-    /// differs from --url (the host is part of the site key).
+    /// The host (and port) named in built SQRL links when the site's public
+    /// name differs from --url's (the host is part of the site key).
     #[arg(long, value_name = "HOST[:PORT]")]
     pub link_host: Option<String>,
 

@@ -73,7 +73,7 @@ pub struct ErrorCount {
 /// At most this many distinct failure kinds are told apart; more are
 /// counted under one "other" entry, so that a server answering varied
 /// garbage cannot grow the report without end.
-const MAX_ERROR_KINDS: usize = 64;
+pub const MAX_ERROR_KINDS: usize = 64;
 
 /// Everything a set of logins recorded.
 #[derive(Debug, Clone, Default)]

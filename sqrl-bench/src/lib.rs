@@ -183,7 +183,7 @@ async fn preflight(config: &Config) -> Result<(), BenchError> {
     match client.get(&url).timeout(timeout).send().await {
         Err(error) if error.is_connect() || error.is_timeout() => Err(BenchError::Unreachable {
             url,
-            reason: outcome::ErrorKind::from_http(&error).to_string(),
+            reason: outcome::root_cause(&error),
         }),
         _ => Ok(()),
     }

@@ -141,7 +141,7 @@ impl fmt::Display for ErrorKind {
 
 /// The innermost cause of an error: reqwest's own text is often only
 /// "error sending request".
-fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
     let mut cause = error;
     while let Some(source) = cause.source() {
         cause = source;

@@ -27,6 +27,9 @@ use sqrl_server::store::postgres::listen::PostgresNotifier;
 
 const REQUIRE_NGINX_ENV: &str = "SQRL_REQUIRE_NGINX";
 
+/// The deployment example the test runs as it is.
+const NGINX_CONFIG: &str = include_str!("../deploy/nginx-cluster.conf");
+
 /// Long enough for a notification, far shorter than the event stream's
 /// periodic re-read (15 s): an event within it was carried by a notification.
 const DELIVERY: Duration = Duration::from_secs(3);
@@ -183,43 +186,11 @@ impl Cluster {
         // As root, nginx's workers would drop to `nobody`, who cannot use the
         // test's private directory.
         let user = if is_root() { "user root;" } else { "" };
-        let config = format!(
-            r#"{user}
-worker_processes 1;
-daemon off;
-pid {root}/nginx.pid;
-error_log {root}/error.log warn;
-events {{ worker_connections 1024; }}
-http {{
-    access_log off;
-    client_body_temp_path {root}/body;
-    proxy_temp_path {root}/proxy;
-    fastcgi_temp_path {root}/fastcgi;
-    uwsgi_temp_path {root}/uwsgi;
-    scgi_temp_path {root}/scgi;
-    upstream sqrl {{
-{servers}        keepalive 16;
-    }}
-    server {{
-        listen 127.0.0.1:{port};
-        location / {{
-            proxy_pass http://sqrl;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_set_header Host $http_host;
-            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-            # Event streams: pass each event on at once, keep them open.
-            proxy_buffering off;
-            proxy_read_timeout 1h;
-            # A dead instance: try the next one (a request that never
-            # reached it is safe to send elsewhere, even a POST).
-            proxy_next_upstream error timeout;
-            add_header X-Upstream $upstream_addr always;
-        }}
-    }}
-}}
-"#
-        );
+        let config = NGINX_CONFIG
+            .replace("@USER@", user)
+            .replace("@ROOT@", &root.to_string())
+            .replace("@LISTEN@", &format!("127.0.0.1:{port}"))
+            .replace("@UPSTREAMS@", servers.trim_end());
         let path = dir.path().join("nginx.conf");
         std::fs::write(&path, config).unwrap();
         let nginx = Command::new(nginx)

@@ -180,7 +180,7 @@ impl Cluster {
         let dir = tempfile::tempdir().unwrap();
         let servers: String = addrs
             .iter()
-            .map(|addr| format!("        server {addr} max_fails=1 fail_timeout=60s;\n"))
+            .map(|addr| format!("        server {addr} max_fails=1 fail_timeout=10s;\n"))
             .collect();
         let root = dir.path().display();
         // As root, nginx's workers would drop to `nobody`, who cannot use the

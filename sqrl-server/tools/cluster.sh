@@ -51,7 +51,15 @@ for i in $(seq 1 "$instances"); do
     --public-origin "http://$listen" --trusted-proxies 127.0.0.1/32 "$@" \
     >"$root/instance-$i.log" 2>&1 &
   pids+=($!)
-  upstreams+="        server 127.0.0.1:$port max_fails=1 fail_timeout=60s;"$'\n'
+  upstreams+="        server 127.0.0.1:$port max_fails=1 fail_timeout=10s;"$'\n'
+done
+# nginx marks an instance that refuses a connection as down for a while:
+# start it only once every instance answers.
+for i in $(seq 1 "$instances"); do
+  for _ in $(seq 1 200); do
+    curl -fsS "http://127.0.0.1:$((18080 + i))/healthz" >/dev/null 2>&1 && break
+    sleep 0.1
+  done
 done
 user=""
 [ "$(id -u)" -eq 0 ] && user="user root;"

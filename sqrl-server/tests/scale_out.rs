@@ -109,6 +109,47 @@ async fn notifications_reach_other_instances_and_survive_a_lost_connection() {
     database.drop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_store_recovers_when_the_database_drops_its_connections() {
+    use sqrl_server::store::Store;
+    let Some(database) = TestDatabase::create().await else {
+        return;
+    };
+    let store = PostgresStore::connect_with(database.config(), 4)
+        .await
+        .unwrap();
+    let store: &dyn Store = &store;
+    store.health().await.unwrap();
+    // What a database restart does to every open connection.
+    let admin = database.client().await;
+    let cut = admin
+        .query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+              WHERE application_name = 'sqrl-server' AND pid <> pg_backend_pid()",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert!(!cut.is_empty());
+    // The pool notices closed connections and opens new ones: at most a
+    // request or two fail (each with a typed, transient error), then all
+    // succeed.
+    let mut failures = 0;
+    for _ in 0..20 {
+        match store.health().await {
+            Ok(()) => {}
+            Err(error) => {
+                assert!(error.is_transient(), "{error:?} is a lost connection");
+                failures += 1;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(failures <= 4, "{failures} of 20 failed after the cut");
+    store.health().await.unwrap();
+    database.drop().await;
+}
+
 // --- three instances behind nginx ----------------------------------------------------
 
 fn nginx_binary() -> Option<PathBuf> {

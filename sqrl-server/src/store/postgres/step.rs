@@ -108,9 +108,10 @@ async fn try_step(
     Ok(stepped(plan, next))
 }
 
-/// Reads and deletes the conversation under `nut` (used once: of two
-/// concurrent requests with the same nut, on any instances, one gets it),
-/// with the attempt of the page behind it, in one statement.
+/// Reads and deletes the conversation under `nut`, with the attempt of the
+/// page behind it, in one statement. A nut is used once: of two concurrent
+/// requests with the same nut, on any instances, one gets it (the other's
+/// `DELETE` waits for the first transaction and then finds nothing).
 async fn take_conversation<C: GenericClient>(
     c: &C,
     nut: &Nut,

@@ -115,8 +115,9 @@ fn lost_race(error: &StoreError) -> bool {
     }
 }
 
-/// Reads and deletes the conversation under `nut`: used once, even by a
-/// request that fails.
+/// Reads and deletes the conversation under `nut`: a nut is used once, by
+/// the request whose step commits, whatever its reply says (a step that
+/// commits nothing leaves it).
 fn take_conversation(conn: &Connection, nut: &Nut) -> Result<Option<Conversation>, StoreError> {
     let row = first(
         conn,

@@ -112,7 +112,9 @@ impl AppState {
         shutdown: watch::Receiver<bool>,
     ) -> Result<Self, StateError> {
         let endpoint = Endpoint::from_origin(&origin.http_origin(), CLIENT_PATH)?;
-        let mut policy = Policy::new();
+        // Each nut of a page's conversation lives one nut lifetime from the
+        // reply that hands it out (the store caps it at the attempt's end).
+        let mut policy = Policy::new().with_nut_lifetime(config.nut_lifetime.as_secs());
         if let Some(sin) = &config.sin {
             policy = policy.with_sin(sin.clone())?;
         }

@@ -7,7 +7,7 @@
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use crate::store::StoreError;
+use crate::store::{StepError, StoreError};
 
 /// An error a handler returns.
 #[derive(Debug)]
@@ -35,6 +35,16 @@ impl AppError {
 impl From<StoreError> for AppError {
     fn from(error: StoreError) -> Self {
         AppError::Store(error)
+    }
+}
+
+impl From<StepError> for AppError {
+    fn from(error: StepError) -> Self {
+        match error {
+            StepError::Store(error) => AppError::Store(error),
+            // The reply could not be built from the server's own values.
+            StepError::Plan(error) => AppError::Internal(format!("{error}: {}", error.0)),
+        }
     }
 }
 

@@ -24,7 +24,6 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod html;
-pub mod indexed_secret;
 pub mod metrics;
 pub mod net;
 pub mod notify;

@@ -6,26 +6,34 @@
 //! `contract!` macro makes one test per scenario and backend. The PostgreSQL
 //! tests use a fresh schema of the database named by `SQRL_TEST_POSTGRES`
 //! (see `common/postgres.rs`).
+//!
+//! A step's decision is the driver's (`sqrl_core` in the server); here it is
+//! a closure that records what the store showed it and plans whatever the
+//! scenario needs, including plans the core would never make, so that the
+//! store's own guards are tested too.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use common::TestDatabase;
 use sqrl_core::keys::{IdentityKey, RandomLockKey, ServerUnlockKey, VerifyUnlockKey};
+use sqrl_core::msg::{MessageError, ServerReply, Tif};
 use sqrl_core::rand_core::OsRng;
 use sqrl_core::server::{
-    AccountOptions, AccountRecord, Conversation, Lookups, Mutation, Nut, Records,
-    ServerValueDigest, WaitingBrowser,
+    AccountOptions, AccountRecord, Conversation, Issued, Lookups, Mutation, Nut, Records,
+    SecretDigest, SecretWrite, ServerValueDigest, WaitingBrowser,
 };
-use sqrl_server::indexed_secret::{SecretDigest, SecretStep};
 use sqrl_server::store::postgres::PostgresStore;
 use sqrl_server::store::sqlite::SqliteStore;
+use sqrl_server::store::step::MAX_STEP_TRIES;
 use sqrl_server::store::{
-    AttemptState, AttemptUpdate, Conflict, LinkOutcome, LoginMethod, NewAssociation, NewAttempt,
-    NewSession, Step, StepOutcome, Store,
+    AttemptState, AttemptUpdate, Conflict, ConversationSource, Decide, LinkOutcome, LoginMethod,
+    NewAssociation, NewAttempt, NewSession, NextConversation, PlanError, StepError, StepInput,
+    StepPlan, StepRequest, Stepped, Store,
 };
 use sqrl_server::token::{Token, TokenHash};
 
@@ -64,17 +72,20 @@ macro_rules! contract {
 contract!(
     an_attempt_moves_forward_only,
     a_nut_is_taken_once,
+    a_failed_step_writes_nothing_and_leaves_the_nut,
     a_new_identity_logs_the_page_in,
-    a_step_on_stale_records_writes_nothing,
+    a_plan_that_does_not_apply_is_decided_again,
+    a_refused_write_is_decided_again,
+    records_stay_as_decided_until_the_commit,
     a_replacement_supersedes_and_is_enabled,
     a_disabled_identity_is_never_replaced,
     disabling_ends_the_sessions,
-    a_mismatched_indexed_secret_writes_nothing,
+    indexed_secrets_are_read_under_the_conversations_sin,
     a_link_signs_in_only_its_own_browser,
     sessions_time_out_and_can_be_revoked,
     the_operator_associates_and_removes,
     pruning_removes_only_what_expired,
-    racing_takes_get_a_nut_once,
+    racing_steps_get_a_nut_once,
     racing_creations_of_one_identity_make_one_account,
     racing_collections_make_one_session,
     racing_redemptions_make_one_session,
@@ -140,18 +151,43 @@ async fn start_attempt(store: &dyn Store) -> (String, Token) {
     (id, pag)
 }
 
-fn step(mutation: Mutation, attempt: AttemptUpdate) -> Step {
-    Step {
-        now: NOW,
-        lookups: None,
-        seen: Records::default(),
+/// A finished decision as the core hands it over: a reply under a fresh
+/// nut, `next` as the next conversation, `mutation` and `secret_write` to
+/// apply.
+fn issued(
+    mutation: Mutation,
+    secret_write: Option<SecretWrite>,
+    next: Option<Conversation>,
+) -> Issued {
+    let nut = nut();
+    let qry = format!("/cli.sqrl?nut={}", nut.as_str());
+    Issued {
+        reply: ServerReply::builder(nut.as_str(), Tif::CURRENT_ID_MATCH, qry)
+            .build()
+            .unwrap(),
+        nut,
+        // No page behind it unless the scenario says so: kept in memory.
+        conversation: next.unwrap_or_else(|| conversation(None, NOW + 120)),
         mutation,
-        next_nut: nut(),
-        next: None,
+        secret_write,
+        command: None,
+        failure: None,
+        button: None,
+    }
+}
+
+/// A plan to apply `mutation` and `attempt`, with no conversation to store.
+fn plan(mutation: Mutation, attempt: AttemptUpdate) -> StepPlan {
+    StepPlan {
+        issued: issued(mutation, None, None),
         attempt,
-        indexed_secret: None,
         revoke_sessions: false,
     }
+}
+
+/// A plan that changes nothing.
+fn nothing() -> StepPlan {
+    plan(Mutation::None, AttemptUpdate::None)
 }
 
 fn create(idk: IdentityKey, suk: ServerUnlockKey, vuk: VerifyUnlockKey) -> Mutation {
@@ -163,15 +199,73 @@ fn create(idk: IdentityKey, suk: ServerUnlockKey, vuk: VerifyUnlockKey) -> Mutat
     }
 }
 
+fn request(nut: Option<&Nut>, lookups: Option<Lookups>) -> StepRequest {
+    StepRequest {
+        now: NOW,
+        conversation: match nut {
+            Some(nut) => ConversationSource::Stored(nut.clone()),
+            None => ConversationSource::None,
+        },
+        lookups,
+    }
+}
+
+fn lookup(idk: IdentityKey) -> Option<Lookups> {
+    Some(Lookups { idk, pidk: None })
+}
+
+/// What a step's decision was shown, each time it was asked.
+type Shown = Arc<Mutex<Vec<StepInput>>>;
+
+/// A decision that records its input and plans with `planner`.
+fn deciding(
+    mut planner: impl FnMut(&StepInput) -> Result<StepPlan, PlanError> + Send + 'static,
+) -> (Decide, Shown) {
+    let shown = Shown::default();
+    let record = Arc::clone(&shown);
+    let decide: Decide = Box::new(move |input: StepInput| {
+        let plan = planner(&input);
+        record.lock().unwrap().push(input);
+        plan
+    });
+    (decide, shown)
+}
+
+fn taken(shown: &Shown) -> Vec<StepInput> {
+    shown.lock().unwrap().clone()
+}
+
+/// Runs a step that plans a copy of `plan` whatever it is shown, and
+/// expects it to commit.
+async fn commit(store: &dyn Store, lookups: Option<Lookups>, plan: StepPlan) -> Stepped {
+    let (decide, _) = deciding(move |_| Ok(plan.clone()));
+    store.step(request(None, lookups), decide).await.unwrap()
+}
+
+/// What a step for `nut` and `lookups` shows its decision (the conversation
+/// is taken: the nut is used up). Writes nothing.
+async fn inspect(store: &dyn Store, nut: Option<&Nut>, lookups: Option<Lookups>) -> StepInput {
+    let (decide, shown) = deciding(|_| Ok(nothing()));
+    let stepped = store.step(request(nut, lookups), decide).await.unwrap();
+    assert_eq!(stepped.next, NextConversation::Unstored);
+    let mut shown = taken(&shown);
+    assert_eq!(shown.len(), 1, "decided once");
+    shown.remove(0)
+}
+
+async fn record(store: &dyn Store, idk: IdentityKey) -> Records {
+    inspect(store, None, lookup(idk)).await.records
+}
+
 /// Associates a new identity through a committed step (as `ident` does).
 async fn associated(store: &dyn Store) -> (IdentityKey, ServerUnlockKey, VerifyUnlockKey) {
     let (idk, suk, vuk) = identity();
-    let mut step = step(create(idk, suk, vuk), AttemptUpdate::None);
-    step.lookups = Some(Lookups { idk, pidk: None });
-    assert_eq!(
-        store.commit_step(step).await.unwrap(),
-        StepOutcome::Committed
-    );
+    commit(
+        store,
+        lookup(idk),
+        plan(create(idk, suk, vuk), AttemptUpdate::None),
+    )
+    .await;
     (idk, suk, vuk)
 }
 
@@ -185,27 +279,26 @@ fn session(token: &Token) -> NewSession {
     }
 }
 
-async fn record(store: &dyn Store, idk: IdentityKey) -> Records {
-    store.records(&Lookups { idk, pidk: None }).await.unwrap()
+fn log_in(attempt: &str, idk: IdentityKey) -> AttemptUpdate {
+    AttemptUpdate::LogIn {
+        attempt: attempt.to_owned(),
+        idk,
+        answer: None,
+        device_on_browser_network: true,
+    }
 }
 
 /// A confirmed attempt of a new identity, ready to collect.
 async fn confirmed_attempt(store: &dyn Store) -> (String, IdentityKey) {
     let (attempt, _) = start_attempt(store).await;
     let (idk, suk, vuk) = identity();
-    let outcome = store
-        .commit_step(step(
-            create(idk, suk, vuk),
-            AttemptUpdate::LogIn {
-                attempt: attempt.clone(),
-                idk,
-                answer: None,
-                device_on_browser_network: true,
-            },
-        ))
-        .await
-        .unwrap();
-    assert_eq!(outcome, StepOutcome::Committed);
+    let stepped = commit(
+        store,
+        lookup(idk),
+        plan(create(idk, suk, vuk), log_in(&attempt, idk)),
+    )
+    .await;
+    assert_eq!(stepped.changed_attempt.as_deref(), Some(attempt.as_str()));
     (attempt, idk)
 }
 
@@ -218,8 +311,10 @@ async fn client_session_link(
     let (attempt, pag) = start_attempt(store).await;
     let (idk, suk, vuk) = identity();
     let link = Token::generate(&mut OsRng);
-    let outcome = store
-        .commit_step(step(
+    commit(
+        store,
+        lookup(idk),
+        plan(
             create(idk, suk, vuk),
             AttemptUpdate::ClientSession {
                 attempt: Some(attempt.clone()),
@@ -229,11 +324,14 @@ async fn client_session_link(
                 answer: None,
                 device_on_browser_network,
             },
-        ))
-        .await
-        .unwrap();
-    assert_eq!(outcome, StepOutcome::Committed);
+        ),
+    )
+    .await;
     (link, attempt, pag, idk)
+}
+
+async fn state(store: &dyn Store, attempt: &str) -> AttemptState {
+    store.attempt(attempt).await.unwrap().unwrap().state
 }
 
 mod scenarios {
@@ -262,22 +360,18 @@ mod scenarios {
                 .await
                 .unwrap()
         );
-        assert!(store.take_conversation(&rotated).await.unwrap().is_some());
+        assert!(
+            inspect(&*store, Some(&rotated), None)
+                .await
+                .conversation
+                .is_some()
+        );
 
-        let scanned = step(
-            Mutation::None,
-            AttemptUpdate::Scanned {
-                attempt: attempt.clone(),
-            },
-        );
-        assert_eq!(
-            store.commit_step(scanned).await.unwrap(),
-            StepOutcome::Committed
-        );
-        assert_eq!(
-            store.attempt(&attempt).await.unwrap().unwrap().state,
-            AttemptState::Scanned
-        );
+        let scanned = AttemptUpdate::Scanned {
+            attempt: attempt.clone(),
+        };
+        commit(&*store, None, plan(Mutation::None, scanned.clone())).await;
+        assert_eq!(state(&*store, &attempt).await, AttemptState::Scanned);
         // Once scanned, no new code, and no way back to pending.
         assert!(
             !store
@@ -290,28 +384,16 @@ mod scenarios {
                 .await
                 .unwrap()
         );
-        let rejected = step(
-            Mutation::None,
-            AttemptUpdate::Rejected {
-                attempt: attempt.clone(),
-            },
-        );
-        store.commit_step(rejected).await.unwrap();
-        let state = store.attempt(&attempt).await.unwrap().unwrap().state;
-        assert_eq!(state, AttemptState::Rejected);
-        assert!(state.is_terminal());
+        let rejected = AttemptUpdate::Rejected {
+            attempt: attempt.clone(),
+        };
+        commit(&*store, None, plan(Mutation::None, rejected)).await;
+        let now = state(&*store, &attempt).await;
+        assert_eq!(now, AttemptState::Rejected);
+        assert!(now.is_terminal());
         // A terminal attempt is not scanned again.
-        let again = step(
-            Mutation::None,
-            AttemptUpdate::Scanned {
-                attempt: attempt.clone(),
-            },
-        );
-        store.commit_step(again).await.unwrap();
-        assert_eq!(
-            store.attempt(&attempt).await.unwrap().unwrap().state,
-            AttemptState::Rejected
-        );
+        commit(&*store, None, plan(Mutation::None, scanned)).await;
+        assert_eq!(state(&*store, &attempt).await, AttemptState::Rejected);
         // An expired attempt does not rotate.
         let (late, _) = start_attempt(&*store).await;
         assert!(
@@ -330,30 +412,90 @@ mod scenarios {
     pub async fn a_nut_is_taken_once(store: Arc<dyn Store>) {
         let (attempt, _) = start_attempt(&*store).await;
         let first = Nut::parse(&attempt).unwrap();
-        let taken = store.take_conversation(&first).await.unwrap().unwrap();
-        // What was stored comes back whole, its expiry capped by the attempt's.
-        assert_eq!(taken, conversation(Some(&attempt), NOW + 120));
-        assert!(store.take_conversation(&first).await.unwrap().is_none());
+        let input = inspect(&*store, Some(&first), None).await;
+        // What was stored comes back whole, with the page's attempt.
+        assert_eq!(
+            input.conversation,
+            Some(conversation(Some(&attempt), NOW + 120))
+        );
+        let page = input.attempt.unwrap();
+        assert_eq!(
+            (page.id.as_str(), page.browser_ip, page.user_agent.as_str()),
+            (attempt.as_str(), ip(), "Test/1.0")
+        );
+        assert_eq!(page.created_at, NOW);
+        let again = inspect(&*store, Some(&first), None).await;
+        assert!(again.conversation.is_none());
+        assert!(again.attempt.is_none());
 
-        // A conversation outlives neither its attempt's expiry...
-        let capped = nut();
-        store
-            .put_conversation(capped.clone(), conversation(Some(&attempt), NOW + 10_000))
-            .await
-            .unwrap();
-        let back = store.take_conversation(&capped).await.unwrap().unwrap();
-        assert_eq!(back.expires_at, NOW + 600);
+        // The next conversation of a page is stored under the reply's nut...
+        let mut next = plan(Mutation::None, AttemptUpdate::None);
+        next.issued = issued(
+            Mutation::None,
+            None,
+            Some(conversation(Some(&attempt), NOW + 10_000)),
+        );
+        let capped = next.issued.nut.clone();
+        let stepped = commit(&*store, None, next).await;
+        assert_eq!(stepped.next, NextConversation::Stored);
+        assert_eq!(stepped.issued.nut, capped);
+        // ...and outlives neither its attempt's expiry...
+        let back = inspect(&*store, Some(&capped), None).await;
+        assert_eq!(back.conversation.unwrap().expires_at, NOW + 600);
         // ...nor the attempt: without it, the conversation has no browser.
-        let orphan = nut();
-        store
-            .put_conversation(
-                orphan.clone(),
-                conversation(Some("no-such-attempt"), NOW + 60),
-            )
-            .await
-            .unwrap();
-        let back = store.take_conversation(&orphan).await.unwrap().unwrap();
-        assert!(back.browser.is_none());
+        let mut orphan = nothing();
+        orphan.issued = issued(
+            Mutation::None,
+            None,
+            Some(conversation(Some("no-such-attempt"), NOW + 60)),
+        );
+        let orphan_nut = orphan.issued.nut.clone();
+        commit(&*store, None, orphan).await;
+        let back = inspect(&*store, Some(&orphan_nut), None).await;
+        assert!(back.conversation.unwrap().browser.is_none());
+        assert!(back.attempt.is_none());
+
+        // One with no page behind it is not stored: the driver keeps it.
+        let unstored = commit(&*store, None, nothing()).await;
+        assert_eq!(unstored.next, NextConversation::Unstored);
+        assert!(
+            inspect(&*store, Some(&unstored.issued.nut), None)
+                .await
+                .conversation
+                .is_none()
+        );
+        // A conversation the driver took from its memory is shown as given,
+        // and nothing is taken from the store.
+        let (decide, shown) = deciding(|_| Ok(nothing()));
+        let kept = conversation(None, NOW + 30);
+        let request = StepRequest {
+            now: NOW,
+            conversation: ConversationSource::Taken(Box::new(kept.clone())),
+            lookups: None,
+        };
+        store.step(request, decide).await.unwrap();
+        assert_eq!(taken(&shown)[0].conversation, Some(kept));
+    }
+
+    pub async fn a_failed_step_writes_nothing_and_leaves_the_nut(store: Arc<dyn Store>) {
+        let (attempt, _) = start_attempt(&*store).await;
+        let first = Nut::parse(&attempt).unwrap();
+        let (idk, _, _) = identity();
+        // A decision whose reply cannot be built.
+        let (decide, shown) = deciding(|_| {
+            Err(PlanError(MessageError::InvalidValue {
+                name: "url",
+                reason: "test",
+            }))
+        });
+        let failed = store.step(request(Some(&first), lookup(idk)), decide).await;
+        assert!(matches!(failed, Err(StepError::Plan(_))), "{failed:?}");
+        assert_eq!(taken(&shown).len(), 1);
+        // Nothing was written, and the client may send its request again.
+        let input = inspect(&*store, Some(&first), lookup(idk)).await;
+        assert!(input.conversation.is_some(), "the nut is still unused");
+        assert!(input.records.current.is_none());
+        assert_eq!(state(&*store, &attempt).await, AttemptState::Pending);
     }
 
     pub async fn a_new_identity_logs_the_page_in(store: Arc<dyn Store>) {
@@ -402,61 +544,204 @@ mod scenarios {
         assert_eq!(history[0].ip, ip().to_string());
     }
 
-    pub async fn a_step_on_stale_records_writes_nothing(store: Arc<dyn Store>) {
+    pub async fn a_plan_that_does_not_apply_is_decided_again(store: Arc<dyn Store>) {
+        let (idk, _, _) = associated(&*store).await;
+        let account = store.account_by_identity(&idk).await.unwrap().unwrap().id;
+        let (attempt, _) = start_attempt(&*store).await;
+        let first = Nut::parse(&attempt).unwrap();
+        // The first plan is made as if the identity were new (as a decision
+        // on records that changed before its commit would be): it must not
+        // apply, not even in part.
+        let (_, suk, vuk) = identity();
+        let mut stale = plan(create(idk, suk, vuk), log_in(&attempt, idk));
+        stale.issued = issued(
+            create(idk, suk, vuk),
+            None,
+            Some(conversation(Some(&attempt), NOW + 120)),
+        );
+        let stale_nut = stale.issued.nut.clone();
+        let options = AccountOptions {
+            sqrl_only: true,
+            hardlock: false,
+        };
+        let mut fresh = plan(Mutation::SetOptions { idk, options }, log_in(&attempt, idk));
+        fresh.issued = issued(
+            Mutation::SetOptions { idk, options },
+            None,
+            Some(conversation(Some(&attempt), NOW + 120)),
+        );
+        let fresh_nut = fresh.issued.nut.clone();
+        let mut calls = 0;
+        let (decide, shown) = deciding(move |_| {
+            calls += 1;
+            Ok(if calls == 1 {
+                stale.clone()
+            } else {
+                fresh.clone()
+            })
+        });
+        let stepped = store
+            .step(request(Some(&first), lookup(idk)), decide)
+            .await
+            .unwrap();
+        let shown = taken(&shown);
+        assert_eq!(shown.len(), 2, "decided again after the first try");
+        for input in &shown {
+            // The first try's take was undone with the rest of it.
+            assert_eq!(
+                input.conversation,
+                Some(conversation(Some(&attempt), NOW + 120))
+            );
+            assert!(input.records.current.is_some());
+        }
+        assert_eq!(stepped.issued.nut, fresh_nut);
+        assert_eq!(stepped.next, NextConversation::Stored);
+        // Only the second plan's writes are there.
+        let current = record(&*store, idk).await.current.unwrap();
+        assert_eq!(current.options, options);
+        assert_eq!(
+            store.account_by_identity(&idk).await.unwrap().unwrap().id,
+            account
+        );
+        assert!(
+            store.account(account + 1).await.unwrap().is_none(),
+            "the first plan's new account was undone"
+        );
+        assert!(
+            inspect(&*store, Some(&stale_nut), None)
+                .await
+                .conversation
+                .is_none()
+        );
+        assert!(
+            inspect(&*store, Some(&fresh_nut), None)
+                .await
+                .conversation
+                .is_some()
+        );
+        let confirmed = store.attempt(&attempt).await.unwrap().unwrap();
+        assert_eq!(confirmed.state, AttemptState::Confirmed);
+        assert_eq!(confirmed.confirmed_by.unwrap().idk, idk);
+    }
+
+    pub async fn a_refused_write_is_decided_again(store: Arc<dyn Store>) {
+        // A link token another link already holds: the database refuses the
+        // insert (its key is taken), the try is undone and decided again.
+        let (taken_link, _, _, idk) = client_session_link(&*store, true).await;
+        let (attempt, pag) = start_attempt(&*store).await;
+        let fresh = Token::generate(&mut OsRng).hash();
+        let page = attempt.clone();
+        let mut calls = 0;
+        let (decide, shown) = deciding(move |_| {
+            calls += 1;
+            let token_hash = if calls == 1 { taken_link.hash() } else { fresh };
+            Ok(plan(
+                Mutation::None,
+                AttemptUpdate::ClientSession {
+                    attempt: Some(page.clone()),
+                    idk,
+                    token_hash,
+                    expires_at: NOW + 60,
+                    answer: None,
+                    device_on_browser_network: true,
+                },
+            ))
+        });
+        let stepped = store
+            .step(request(None, lookup(idk)), decide)
+            .await
+            .unwrap();
+        assert_eq!(taken(&shown).len(), 2);
+        assert_eq!(stepped.changed_attempt.as_deref(), Some(attempt.as_str()));
+        assert_eq!(state(&*store, &attempt).await, AttemptState::ClientSession);
+        let token = Token::generate(&mut OsRng);
+        assert!(matches!(
+            store
+                .redeem_link(
+                    fresh,
+                    NOW,
+                    session(&token),
+                    vec![(attempt, pag.hash())],
+                    false
+                )
+                .await
+                .unwrap(),
+            LinkOutcome::Redeemed(_)
+        ));
+    }
+
+    pub async fn records_stay_as_decided_until_the_commit(store: Arc<dyn Store>) {
+        // The operator removes the identity while a step decides on it: the
+        // removal waits for the step's commit, so the records the decision
+        // was shown still hold when its plan is applied.
         let (idk, _, _) = associated(&*store).await;
         let (attempt, _) = start_attempt(&*store).await;
-        // A decision made before the association existed.
-        let next = nut();
-        let mut stale = step(
-            Mutation::None,
-            AttemptUpdate::LogIn {
-                attempt: attempt.clone(),
-                idk,
-                answer: None,
-                device_on_browser_network: true,
-            },
-        );
-        stale.lookups = Some(Lookups { idk, pidk: None });
-        stale.seen = Records::default();
-        stale.next_nut = next.clone();
-        stale.next = Some(conversation(Some(&attempt), NOW + 120));
-        assert_eq!(
-            store.commit_step(stale).await.unwrap(),
-            StepOutcome::Conflict
-        );
-        assert_eq!(
-            store.attempt(&attempt).await.unwrap().unwrap().state,
-            AttemptState::Pending
-        );
-        assert!(store.take_conversation(&next).await.unwrap().is_none());
+        let (go, wait) = std::sync::mpsc::channel::<()>();
+        let runtime = tokio::runtime::Handle::current();
+        let remover = Arc::clone(&store);
+        // Its own thread, so that it runs while the decision holds its
+        // thread (SQLite's writer, or a runtime worker).
+        let removal = std::thread::spawn(move || {
+            wait.recv().unwrap();
+            runtime.block_on(remover.remove_identity(&idk)).unwrap()
+        });
+        let mut first = true;
+        let page = attempt.clone();
+        let (decide, shown) = deciding(move |_| {
+            if first {
+                first = false;
+                go.send(()).unwrap();
+                // Time for the removal to reach the association's row.
+                std::thread::sleep(Duration::from_millis(300));
+            }
+            let options = AccountOptions::default();
+            Ok(plan(
+                Mutation::SetOptions { idk, options },
+                log_in(&page, idk),
+            ))
+        });
+        store
+            .step(request(None, lookup(idk)), decide)
+            .await
+            .unwrap();
+        let shown = taken(&shown);
+        assert_eq!(shown.len(), 1, "decided once: nothing changed under it");
+        assert!(shown[0].records.current.is_some());
+        assert_eq!(state(&*store, &attempt).await, AttemptState::Confirmed);
+        let removed = tokio::task::spawn_blocking(move || removal.join().unwrap())
+            .await
+            .unwrap();
+        assert!(removed, "the removal went ahead after the step");
+        assert!(record(&*store, idk).await.current.is_none());
     }
 
     pub async fn a_replacement_supersedes_and_is_enabled(store: Arc<dyn Store>) {
-        let (previous, _, _) = associated(&*store).await;
+        let (previous, previous_suk, _) = associated(&*store).await;
         let account = store.account_by_identity(&previous).await.unwrap().unwrap();
         let (idk, suk, vuk) = identity();
-        let lookups = Lookups {
+        let options = AccountOptions {
+            sqrl_only: true,
+            hardlock: false,
+        };
+        let replace = Mutation::Replace {
+            previous,
+            idk,
+            suk,
+            vuk,
+            options,
+        };
+        let (decide, shown) = deciding(move |_| Ok(plan(replace.clone(), AttemptUpdate::None)));
+        let lookups = Some(Lookups {
             idk,
             pidk: Some(previous),
-        };
-        let mut replace = step(
-            Mutation::Replace {
-                previous,
-                idk,
-                suk,
-                vuk,
-                options: AccountOptions {
-                    sqrl_only: true,
-                    hardlock: false,
-                },
-            },
-            AttemptUpdate::None,
-        );
-        replace.seen = store.records(&lookups).await.unwrap();
-        replace.lookups = Some(lookups);
+        });
+        store.step(request(None, lookups), decide).await.unwrap();
+        // The decision was shown the previous identity's association.
+        let shown = taken(&shown);
+        assert!(shown[0].records.current.is_none());
         assert_eq!(
-            store.commit_step(replace).await.unwrap(),
-            StepOutcome::Committed
+            shown[0].records.previous.as_ref().unwrap().suk,
+            previous_suk
         );
 
         // SPEC 3.1, PITFALLS 25: the new identity holds the same account,
@@ -471,10 +756,7 @@ mod scenarios {
                 suk,
                 vuk,
                 disabled: false,
-                options: AccountOptions {
-                    sqrl_only: true,
-                    hardlock: false
-                },
+                options,
             }
         );
         let old = record(&*store, previous).await;
@@ -501,39 +783,55 @@ mod scenarios {
 
     pub async fn a_disabled_identity_is_never_replaced(store: Arc<dyn Store>) {
         let (previous, _, _) = associated(&*store).await;
-        let disable = step(
-            Mutation::Disable {
-                idk: previous,
-                options: AccountOptions::default(),
-            },
-            AttemptUpdate::None,
-        );
-        assert_eq!(
-            store.commit_step(disable).await.unwrap(),
-            StepOutcome::Committed
-        );
+        let disable = Mutation::Disable {
+            idk: previous,
+            options: AccountOptions::default(),
+        };
+        commit(
+            &*store,
+            lookup(previous),
+            plan(disable, AttemptUpdate::None),
+        )
+        .await;
         assert!(record(&*store, previous).await.current.unwrap().disabled);
-        // Even a step that skips the record check (a driver bug, or a race
-        // the check missed) must not turn a disabled identity into an
-        // enabled one: only `enable` with the unlock key may do that.
+        // A decision that replaces it anyway (the core answers TIF 0x08
+        // instead): only `enable` with the unlock key may turn a disabled
+        // identity into an enabled one. Every try is refused; the store gives
+        // up with a transient error, and nothing changed.
+        let (attempt, _) = start_attempt(&*store).await;
+        let first = Nut::parse(&attempt).unwrap();
         let (idk, suk, vuk) = identity();
-        let replace = step(
-            Mutation::Replace {
+        let page = attempt.clone();
+        let (decide, shown) = deciding(move |_| {
+            let replace = Mutation::Replace {
                 previous,
                 idk,
                 suk,
                 vuk,
                 options: AccountOptions::default(),
-            },
-            AttemptUpdate::None,
-        );
-        assert_eq!(
-            store.commit_step(replace).await.unwrap(),
-            StepOutcome::Conflict
-        );
+            };
+            Ok(plan(replace, log_in(&page, idk)))
+        });
+        let lookups = Some(Lookups {
+            idk,
+            pidk: Some(previous),
+        });
+        match store.step(request(Some(&first), lookups), decide).await {
+            Err(StepError::Store(error)) => assert!(error.is_transient(), "{error}"),
+            other => panic!("expected a transient failure, got {other:?}"),
+        }
+        assert_eq!(taken(&shown).len(), MAX_STEP_TRIES);
         assert!(record(&*store, previous).await.current.unwrap().disabled);
         assert!(record(&*store, idk).await.current.is_none());
         assert!(!record(&*store, previous).await.current_superseded);
+        assert_eq!(state(&*store, &attempt).await, AttemptState::Pending);
+        assert!(
+            inspect(&*store, Some(&first), None)
+                .await
+                .conversation
+                .is_some(),
+            "the nut is still unused"
+        );
     }
 
     pub async fn disabling_ends_the_sessions(store: Arc<dyn Store>) {
@@ -545,17 +843,16 @@ mod scenarios {
             .unwrap()
             .unwrap();
         // Options change: sessions stay.
-        let options = step(
-            Mutation::SetOptions {
-                idk,
-                options: AccountOptions {
-                    sqrl_only: true,
-                    hardlock: true,
-                },
-            },
-            AttemptUpdate::None,
-        );
-        store.commit_step(options).await.unwrap();
+        let options = AccountOptions {
+            sqrl_only: true,
+            hardlock: true,
+        };
+        commit(
+            &*store,
+            lookup(idk),
+            plan(Mutation::SetOptions { idk, options }, AttemptUpdate::None),
+        )
+        .await;
         assert!(
             store
                 .session(token.hash(), NOW, NOW)
@@ -566,7 +863,7 @@ mod scenarios {
         let current = record(&*store, idk).await.current.unwrap();
         assert!(current.options.sqrl_only && current.options.hardlock);
 
-        let mut disable = step(
+        let mut disable = plan(
             Mutation::Disable {
                 idk,
                 options: AccountOptions::default(),
@@ -574,7 +871,7 @@ mod scenarios {
             AttemptUpdate::None,
         );
         disable.revoke_sessions = true;
-        store.commit_step(disable).await.unwrap();
+        commit(&*store, lookup(idk), disable).await;
         assert!(
             store
                 .session(token.hash(), NOW, NOW)
@@ -582,65 +879,138 @@ mod scenarios {
                 .unwrap()
                 .is_none()
         );
-        let enable = step(
-            Mutation::Enable {
-                idk,
-                options: AccountOptions::default(),
-            },
-            AttemptUpdate::None,
-        );
-        store.commit_step(enable).await.unwrap();
+        let enable = Mutation::Enable {
+            idk,
+            options: AccountOptions::default(),
+        };
+        commit(&*store, lookup(idk), plan(enable, AttemptUpdate::None)).await;
         assert!(!record(&*store, idk).await.current.unwrap().disabled);
     }
 
-    pub async fn a_mismatched_indexed_secret_writes_nothing(store: Arc<dyn Store>) {
-        let (idk, _, _) = associated(&*store).await;
+    pub async fn indexed_secrets_are_read_under_the_conversations_sin(store: Arc<dyn Store>) {
+        // What the decision is shown for `lookups` when its conversation
+        // asked `sin`.
+        async fn shown(store: &dyn Store, lookups: Option<Lookups>, sin: Option<&str>) -> Records {
+            let mut asked = conversation(None, NOW + 60);
+            asked.sin = sin.map(str::to_owned);
+            let (decide, shown) = deciding(|_| Ok(nothing()));
+            let request = StepRequest {
+                now: NOW,
+                conversation: ConversationSource::Taken(Box::new(asked)),
+                lookups,
+            };
+            store.step(request, decide).await.unwrap();
+            taken(&shown).remove(0).records
+        }
+        let keep = |mutation: Mutation, write: SecretWrite| StepPlan {
+            issued: issued(mutation, Some(write), None),
+            attempt: AttemptUpdate::None,
+            revoke_sessions: false,
+        };
+        let (idk, suk, vuk) = identity();
         let first = SecretDigest::from_slice(&[1; 32]).unwrap();
         let other = SecretDigest::from_slice(&[2; 32]).unwrap();
-        let remember = |digest: SecretDigest| SecretStep {
-            sin: "7".to_owned(),
-            holder: Some((idk, digest)),
-            remember: true,
-            successor: None,
+        // A new association keeps its secret.
+        let establish = |idk, digest| SecretWrite::Establish {
+            idk,
+            sin: "0".to_owned(),
+            digest,
         };
-        let mut first_step = step(Mutation::None, AttemptUpdate::None);
-        first_step.indexed_secret = Some(remember(first));
+        commit(
+            &*store,
+            lookup(idk),
+            keep(create(idk, suk, vuk), establish(idk, first)),
+        )
+        .await;
+        // A stored conversation's sin ("0") selects the digest shown.
+        let (attempt, _) = start_attempt(&*store).await;
+        let page = Nut::parse(&attempt).unwrap();
+        let records = inspect(&*store, Some(&page), lookup(idk)).await.records;
+        assert_eq!(records.current_secret, Some(first));
         assert_eq!(
-            store.commit_step(first_step).await.unwrap(),
-            StepOutcome::Committed
+            shown(&*store, lookup(idk), Some("0")).await.current_secret,
+            Some(first)
         );
-        let account = store.account_by_identity(&idk).await.unwrap().unwrap();
         assert_eq!(
-            account.identity.unwrap().indexed_secrets,
-            vec!["7".to_owned()]
+            shown(&*store, lookup(idk), Some("1")).await.current_secret,
+            None
+        );
+        assert_eq!(shown(&*store, lookup(idk), None).await.current_secret, None);
+
+        // The first secret stays: remembering another is no overwrite.
+        let remember = |sin: &str, digest| SecretWrite::Remember {
+            idk,
+            sin: sin.to_owned(),
+            digest,
+        };
+        let options = Mutation::SetOptions {
+            idk,
+            options: AccountOptions::default(),
+        };
+        commit(
+            &*store,
+            lookup(idk),
+            keep(options.clone(), remember("0", other)),
+        )
+        .await;
+        assert_eq!(
+            shown(&*store, lookup(idk), Some("0")).await.current_secret,
+            Some(first)
+        );
+        // Another sin's first secret is kept beside it.
+        commit(&*store, lookup(idk), keep(options, remember("1", other))).await;
+        assert_eq!(
+            shown(&*store, lookup(idk), Some("1")).await.current_secret,
+            Some(other)
+        );
+        let view = store.account_by_identity(&idk).await.unwrap().unwrap();
+        assert_eq!(
+            view.identity.unwrap().indexed_secrets,
+            vec!["0".to_owned(), "1".to_owned()]
         );
 
-        let (attempt, _) = start_attempt(&*store).await;
-        let mut wrong = step(
-            Mutation::Disable {
-                idk,
-                options: AccountOptions::default(),
-            },
-            AttemptUpdate::Rejected {
-                attempt: attempt.clone(),
-            },
-        );
-        wrong.indexed_secret = Some(remember(other));
+        // A replacement is shown the previous identity's digest, and its
+        // secret write leaves the account holding the new identity's only.
+        let (new, suk, vuk) = identity();
+        let lookups = Some(Lookups {
+            idk: new,
+            pidk: Some(idk),
+        });
+        let records = shown(&*store, lookups, Some("0")).await;
         assert_eq!(
-            store.commit_step(wrong).await.unwrap(),
-            StepOutcome::IndexedSecretMismatch
+            (records.current_secret, records.previous_secret),
+            (None, Some(first))
         );
-        assert!(!record(&*store, idk).await.current.unwrap().disabled);
+        let replace = Mutation::Replace {
+            previous: idk,
+            idk: new,
+            suk,
+            vuk,
+            options: AccountOptions::default(),
+        };
+        commit(&*store, lookups, keep(replace, establish(new, other))).await;
         assert_eq!(
-            store.attempt(&attempt).await.unwrap().unwrap().state,
-            AttemptState::Pending
+            shown(&*store, lookup(new), Some("0")).await.current_secret,
+            Some(other)
         );
-        let mut right = step(Mutation::None, AttemptUpdate::None);
-        right.indexed_secret = Some(remember(first));
         assert_eq!(
-            store.commit_step(right).await.unwrap(),
-            StepOutcome::Committed
+            shown(&*store, lookup(new), Some("1")).await.current_secret,
+            None
         );
+        assert_eq!(
+            shown(&*store, lookup(idk), Some("0")).await.current_secret,
+            None
+        );
+
+        // Removing the association removes its secrets.
+        commit(
+            &*store,
+            lookup(new),
+            plan(Mutation::Remove { idk: new }, AttemptUpdate::None),
+        )
+        .await;
+        let records = shown(&*store, lookup(new), Some("0")).await;
+        assert_eq!((records.current, records.current_secret), (None, None));
     }
 
     pub async fn a_link_signs_in_only_its_own_browser(store: Arc<dyn Store>) {
@@ -866,18 +1236,7 @@ mod scenarios {
 
         // Removal ends the account's sessions and keeps the account.
         let (attempt, _) = start_attempt(&*store).await;
-        store
-            .commit_step(step(
-                Mutation::None,
-                AttemptUpdate::LogIn {
-                    attempt: attempt.clone(),
-                    idk,
-                    answer: None,
-                    device_on_browser_network: true,
-                },
-            ))
-            .await
-            .unwrap();
+        commit(&*store, None, plan(Mutation::None, log_in(&attempt, idk))).await;
         let token = Token::generate(&mut OsRng);
         store
             .collect_attempt(&attempt, NOW, session(&token))
@@ -916,59 +1275,117 @@ mod scenarios {
     pub async fn pruning_removes_only_what_expired(store: Arc<dyn Store>) {
         let (attempt, _) = start_attempt(&*store).await;
         let kept = nut();
-        store
-            .put_conversation(kept.clone(), conversation(None, NOW + 1000))
-            .await
-            .unwrap();
+        assert!(
+            store
+                .rotate_nut(
+                    &attempt,
+                    NOW,
+                    kept.clone(),
+                    conversation(Some(&attempt), NOW + 500)
+                )
+                .await
+                .unwrap()
+        );
         let deleted = store.prune(NOW + 200).await.unwrap();
         // The attempt's first conversation (expiring at NOW + 120) went.
         assert_eq!(deleted, 1);
         assert!(store.attempt(&attempt).await.unwrap().is_some());
+        assert!(
+            inspect(&*store, Some(&kept), None)
+                .await
+                .conversation
+                .is_some()
+        );
         store.prune(NOW + 600).await.unwrap();
         assert!(store.attempt(&attempt).await.unwrap().is_none());
-        assert!(store.take_conversation(&kept).await.unwrap().is_some());
         store.health().await.unwrap();
     }
 
-    pub async fn racing_takes_get_a_nut_once(store: Arc<dyn Store>) {
+    pub async fn racing_steps_get_a_nut_once(store: Arc<dyn Store>) {
         let (attempt, _) = start_attempt(&*store).await;
         let first = Nut::parse(&attempt).unwrap();
-        let takers: Vec<_> = (0..16)
+        let racers: Vec<_> = (0..16)
             .map(|_| {
                 let store = Arc::clone(&store);
                 let nut = first.clone();
-                tokio::spawn(async move { store.take_conversation(&nut).await.unwrap() })
+                let (decide, shown) = deciding(|_| Ok(nothing()));
+                tokio::spawn(async move {
+                    store.step(request(Some(&nut), None), decide).await.unwrap();
+                    taken(&shown)
+                })
             })
             .collect();
         let mut got = 0;
-        for taker in takers {
-            got += usize::from(taker.await.unwrap().is_some());
+        for racer in racers {
+            let shown = racer.await.unwrap();
+            assert_eq!(shown.len(), 1);
+            got += usize::from(shown[0].conversation.is_some());
         }
         assert_eq!(got, 1);
     }
 
     pub async fn racing_creations_of_one_identity_make_one_account(store: Arc<dyn Store>) {
         let (idk, suk, vuk) = identity();
-        let racers: Vec<_> = (0..8)
-            .map(|_| {
+        let mut pages = Vec::new();
+        for _ in 0..8 {
+            pages.push(start_attempt(&*store).await.0);
+        }
+        let racers: Vec<_> = pages
+            .iter()
+            .map(|attempt| {
                 let store = Arc::clone(&store);
+                let first = Nut::parse(attempt).unwrap();
+                let page = attempt.clone();
+                // As the core decides: a new identity is created, a known
+                // one logs in.
+                let (decide, shown) = deciding(move |input| {
+                    let mutation = match &input.records.current {
+                        None => create(idk, suk, vuk),
+                        Some(_) => Mutation::SetOptions {
+                            idk,
+                            options: AccountOptions::default(),
+                        },
+                    };
+                    Ok(plan(mutation, log_in(&page, idk)))
+                });
                 tokio::spawn(async move {
-                    let mut create = step(create(idk, suk, vuk), AttemptUpdate::None);
-                    create.lookups = Some(Lookups { idk, pidk: None });
-                    store.commit_step(create).await.unwrap()
+                    // Every racer gets its reply, none an error.
+                    store
+                        .step(request(Some(&first), lookup(idk)), decide)
+                        .await
+                        .unwrap();
+                    taken(&shown)
                 })
             })
             .collect();
-        let mut committed = 0;
+        let mut decisions = 0;
+        let mut created = 0;
         for racer in racers {
-            match racer.await.unwrap() {
-                StepOutcome::Committed => committed += 1,
-                StepOutcome::Conflict => {}
-                other => panic!("unexpected {other:?}"),
-            }
+            let shown = racer.await.unwrap();
+            decisions += shown.len();
+            created += shown
+                .iter()
+                .filter(|input| input.records.current.is_none())
+                .count();
         }
-        assert_eq!(committed, 1);
-        assert!(store.account_by_identity(&idk).await.unwrap().is_some());
+        assert_eq!(created, 1, "one decision found the identity new");
+        assert_eq!(
+            decisions, 8,
+            "each racer decided once, on records nobody changed before its commit"
+        );
+        let account = store.account_by_identity(&idk).await.unwrap().unwrap();
+        for attempt in &pages {
+            let confirmed = store.attempt(attempt).await.unwrap().unwrap();
+            assert_eq!(confirmed.state, AttemptState::Confirmed);
+            assert_eq!(confirmed.confirmed_by.unwrap().idk, idk);
+        }
+        let token = Token::generate(&mut OsRng);
+        let redeemed = store
+            .collect_attempt(&pages[7], NOW, session(&token))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(redeemed.account_id, account.id);
     }
 
     pub async fn racing_collections_make_one_session(store: Arc<dyn Store>) {

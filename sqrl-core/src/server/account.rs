@@ -1,6 +1,7 @@
 //! What a server stores per SQRL identity (SPEC 8.3), and the changes a decision
 //! asks it to make.
 
+use super::secret::SecretDigest;
 use crate::keys::{IdentityKey, ServerUnlockKey, VerifyUnlockKey};
 use crate::msg::ClientOptions;
 
@@ -38,8 +39,9 @@ pub struct AccountRecord {
 }
 
 /// The stored facts a decision needs about the request's keys. The driver reads
-/// them for the keys [`super::Incoming::lookups`] names, ideally in the
-/// transaction that will apply the decision's [`Mutation`].
+/// them for the keys [`super::Incoming::lookups`] names, in the transaction
+/// that applies the decision, and keeps them locked until it commits: the
+/// decision is only as true as these records.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Records {
     /// The account associated with `idk`, if any.
@@ -50,6 +52,13 @@ pub struct Records {
     /// The account associated with `pidk`, if the request has a `pidk` and an
     /// account exists for it.
     pub previous: Option<AccountRecord>,
+    /// The indexed-secret digest kept for `idk` under the `sin` of the
+    /// conversation the request continues ([`super::Conversation::sin`]);
+    /// `None` when none is kept, or that conversation asked for none. See
+    /// [`super::SecretWrite`].
+    pub current_secret: Option<SecretDigest>,
+    /// The same for `pidk`.
+    pub previous_secret: Option<SecretDigest>,
 }
 
 /// The keys whose records a decision needs.
@@ -63,8 +72,9 @@ pub struct Lookups {
 
 /// The account change a decision requires. The driver applies it atomically
 /// (one transaction, together with storing the next conversation step) before
-/// it sends the reply; if it cannot, it answers with
-/// [`super::Decision::into_transient_failure`] instead.
+/// it sends the reply. Decided on locked [`Records`], it applies; if the
+/// database still refuses it (a race the locks did not cover), the driver
+/// rolls the whole step back and decides again on fresh records.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Mutation {

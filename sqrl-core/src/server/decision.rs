@@ -4,6 +4,7 @@
 use super::account::Mutation;
 use super::conversation::{Conversation, ServerValueDigest};
 use super::nut::{Nut, RequestTarget};
+use super::secret::SecretWrite;
 use crate::keys::{IdentityKey, IndexedSecret, ServerUnlockKey};
 use crate::msg::{Ask, Button, Command, MessageError, ServerReply, Tif, VersionSet};
 
@@ -66,8 +67,9 @@ pub enum Failure {
     #[error("a sin is configured but this {0} answered none (a transaction starts with query)")]
     UnansweredSin(&'static str),
     /// The presented `ins` (or, for an account known only by `pidk`, `pins`)
-    /// differs from the indexed secret the driver stored for the account
-    /// (TIF 0xC0 plus state, via [`Decision::into_client_failure`]).
+    /// differs from the indexed secret kept for the account
+    /// ([`super::Records::current_secret`]; TIF 0xC0 plus the state known
+    /// before the command).
     #[error("ins/pins differs from the indexed secret stored for this account")]
     IndexedSecretMismatch,
     /// A new association (`ident` of an unknown identity, or identity
@@ -108,15 +110,16 @@ pub enum Failure {
     /// (TIF 0x40 plus state).
     #[error("identity unknown")]
     UnknownIdentity,
-    /// The driver could not apply the mutation (e.g. a concurrent request
-    /// changed the account first) (TIF 0x60: retry).
+    /// The mutation could not be applied (the in-memory reference server's
+    /// answer when its records changed under a decision) (TIF 0x60: retry).
     #[error("account changed concurrently")]
     Conflict,
 }
 
 /// The `ins`/`pins` a client sent in answer to the previous reply's `sin`
-/// (SPEC 4.6). A server may keep a digest of them to check later requests, or
-/// use them as keys for data it keeps for the user.
+/// (SPEC 4.6). The decision checks them against the kept digest and says what
+/// to keep ([`SecretWrite`]); a server may also use them as keys for data it
+/// keeps for the user.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IndexedSecrets {
     /// The `sin` they answer.
@@ -142,16 +145,15 @@ pub struct Decision {
     pub(super) ask: Option<Ask>,
     pub(super) button: Option<Button>,
     pub(super) indexed_secrets: Option<IndexedSecrets>,
+    pub(super) secret_write: Option<SecretWrite>,
     pub(super) version: VersionSet,
     pub(super) target: RequestTarget,
     pub(super) next: Conversation,
-    /// The IP-match bit, kept to rebuild a failure in
-    /// [`Decision::into_transient_failure`].
+    /// The IP-match bit, kept to rebuild a failure as transient.
     pub(super) ip_bit: Tif,
     /// The state bits the server honestly knew before the command (0x04 when
     /// the IPs matched; 0x01/0x08 once `ids` verified), kept to rebuild a
-    /// failure in [`Decision::into_client_failure`] (SPEC 3.2, last
-    /// paragraph).
+    /// late failure as a client failure (SPEC 3.2, last paragraph).
     pub(super) state: Tif,
 }
 
@@ -202,6 +204,12 @@ impl Decision {
         self.indexed_secrets.as_ref()
     }
 
+    /// What to keep of the presented indexed secret, applied with
+    /// [`Decision::mutation`] (see [`SecretWrite`]).
+    pub fn secret_write(&self) -> Option<&SecretWrite> {
+        self.secret_write.as_ref()
+    }
+
     /// The SUK the reply returns, if any (SPEC 3: `opt=suk`, TIF 0x02, or a
     /// disabled account; PITFALLS 24).
     pub fn suk(&self) -> Option<&ServerUnlockKey> {
@@ -243,9 +251,10 @@ impl Decision {
 
     /// The same request answered as a transient failure (TIF 0x60 with the
     /// state bits already known), nothing changed: for a driver that could
-    /// not apply [`Decision::mutation`] (a concurrent request won a race). The
-    /// client retries with the fresh nut and sees the new state.
-    pub fn into_transient_failure(self) -> Decision {
+    /// not apply [`Decision::mutation`] and cannot decide again (the
+    /// in-memory reference server). The client retries with the fresh nut
+    /// and sees the new state.
+    pub(super) fn into_transient_failure(self) -> Decision {
         let state = self.tif & (Tif::CURRENT_ID_MATCH | Tif::SQRL_DISABLED) | self.ip_bit;
         Decision {
             tif: Tif::TRANSIENT_ERROR | Tif::COMMAND_FAILED | state,
@@ -255,17 +264,18 @@ impl Decision {
             suk: None,
             ask: None,
             indexed_secrets: None,
+            secret_write: None,
             // `sin` stays: with one configured, every reply carries it.
             ..self
         }
     }
 
     /// The same request answered as a client failure (TIF 0xC0 with the state
-    /// bits known before the command), nothing changed, for a check the
-    /// driver makes against its own storage after the decision: chiefly
-    /// [`Failure::IndexedSecretMismatch`], when the presented `ins`/`pins`
-    /// ([`Decision::indexed_secrets`]) differs from the secret stored for the
-    /// account.
+    /// bits known before the command), nothing changed, for a check that
+    /// comes after command semantics: a state-changing command that answered
+    /// no `sin` ([`Failure::UnansweredSin`]), or a presented `ins`/`pins`
+    /// that differs from the digest kept for the account
+    /// ([`Failure::IndexedSecretMismatch`]).
     ///
     /// Why 0xC0: SPEC 3.2 answers malformed parameters and missing or bad
     /// signatures with it, and a wrong indexed secret is a bad
@@ -273,7 +283,7 @@ impl Decision {
     /// went wrong, a retry cannot succeed, and two identical 0x60 replies mean
     /// "the page expired" to the client (SPEC 3.1). Not 0x100: that bit names
     /// a nut bound to another identity (SPEC 8.1).
-    pub fn into_client_failure(self, failure: Failure) -> Decision {
+    pub(super) fn into_client_failure(self, failure: Failure) -> Decision {
         Decision {
             tif: Tif::CLIENT_FAILURE | Tif::COMMAND_FAILED | self.state,
             failure: Some(failure),
@@ -282,13 +292,16 @@ impl Decision {
             suk: None,
             ask: None,
             indexed_secrets: None,
+            secret_write: None,
             ..self
         }
     }
 
     /// Builds the reply with the next nut (fresh, unpredictable, see
-    /// [`Nut::generate`]) and returns it with the conversation record to store
-    /// under that nut.
+    /// [`Nut::generate`]) and returns it with everything the driver commits
+    /// before sending it: the conversation record to store under that nut
+    /// (its expiry final, see [`super::Policy::with_nut_lifetime`]), the
+    /// account change and the indexed secret to keep.
     ///
     /// `cps_url` is the session URL minted for
     /// [`BrowserOutcome::ClientProvidedSession`]; it is sent as `url=` only
@@ -321,13 +334,19 @@ impl Decision {
             nut: next_nut,
             reply,
             conversation,
+            mutation: self.mutation,
+            secret_write: self.secret_write,
+            command: self.command,
+            failure: self.failure,
+            button: self.button,
         })
     }
 }
 
-/// A reply ready to send, and the record the driver stores under its nut.
+/// A reply ready to send, with everything the driver commits, in one
+/// transaction, before it sends it.
 #[derive(Debug, Clone)]
-#[must_use = "the conversation must be stored under the nut before the reply is sent"]
+#[must_use = "the mutation, the secret and the conversation must be committed before the reply is sent"]
 pub struct Issued {
     /// The nut the reply hands out: the key to store `conversation` under.
     pub nut: Nut,
@@ -335,6 +354,17 @@ pub struct Issued {
     pub reply: ServerReply,
     /// The record of the next conversation step.
     pub conversation: Conversation,
+    /// The account change ([`Decision::mutation`]).
+    pub mutation: Mutation,
+    /// The indexed secret to keep ([`Decision::secret_write`]).
+    pub secret_write: Option<SecretWrite>,
+    /// The command, when the body parsed (for logs and metrics).
+    pub command: Option<Command>,
+    /// Why the request failed, if it did (for logs and metrics; the client
+    /// learns only the TIF).
+    pub failure: Option<Failure>,
+    /// The `btn=` answer to the previous reply's `ask`.
+    pub button: Option<Button>,
 }
 
 impl Issued {

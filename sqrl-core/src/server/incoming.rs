@@ -7,23 +7,27 @@ use super::conversation::Conversation;
 use super::decision::{BrowserOutcome, Decision, Failure, IndexedSecrets};
 use super::nut::{Nut, RequestTarget};
 use super::policy::Policy;
+use super::secret::{self, Holder};
 use crate::keys::ServerUnlockKey;
 use crate::msg::{ClientOptions, ClientRequest, Command, MessageError, RequestBody, Tif};
 
-/// A received `POST /cli.sqrl`: step 1 of the server's two steps.
+/// A received `POST /cli.sqrl`, parsed and its identity signatures checked;
+/// [`Incoming::decide`] decides it against what storage holds.
 ///
 /// ```text
 /// let incoming = Incoming::parse(path_and_query, body, client_ip);
-/// // In one transaction:
+/// // One transaction, the identities of incoming.lookups() locked:
 /// let conversation = store.take(incoming.nut());   // delete-and-return: used once
-/// let records = incoming.lookups().map(|keys| store.records(keys)).unwrap_or_default();
-/// let decision = incoming.decide(&policy, conversation, records, now);
-/// store.apply(decision.mutation());
+/// let records = store.records(incoming.lookups(), conversation.sin);  // locked
+/// let mut decision = incoming.decide(&policy, conversation, records, now);
 /// let url = mint_if_cps(decision.browser());
 /// let issued = decision.finish(Nut::generate(rng), url)?;
-/// store.put(issued.nut, issued.conversation);
+/// store.apply(&issued.mutation, &issued.secret_write);
+/// store.put(&issued.nut, &issued.conversation);
 /// // commit, then send issued.body()
 /// ```
+///
+/// See the [module documentation](super) for the driver's steps in full.
 ///
 /// The conversation is taken out of storage *before* the decision, whatever
 /// the request holds: a nut is single-use even when the request fails (SPEC
@@ -39,13 +43,19 @@ pub struct Incoming {
 struct Parsed {
     body: RequestBody,
     request: ClientRequest,
+    /// Whether `ids` (and `pids`) verify. Checked at parse time: it is the
+    /// costly part of a decision (Ed25519) and needs no stored state, so a
+    /// driver pays it before it locks anything, and a decision made while a
+    /// store holds its locks stays cheap.
+    signatures: Result<(), MessageError>,
 }
 
 impl Incoming {
-    /// Parses a request. Never fails: a malformed body is remembered and
-    /// answered with TIF 0xC0 (0x50 for an unknown command) by
-    /// [`Incoming::decide`], because even a malformed request consumes its nut
-    /// and gets a reply with a fresh one.
+    /// Parses a request and checks its identity signatures (`ids`, `pids`).
+    /// Never fails: a malformed body or a bad signature is remembered and
+    /// answered by [`Incoming::decide`] (TIF 0xC0, 0x50 for an unknown
+    /// command) in SPEC 3.2 order, because even a malformed request consumes
+    /// its nut and gets a reply with a fresh one.
     ///
     /// `path_and_query` is the request target (`/cli.sqrl?nut=...`);
     /// `client_ip` is the peer address without port, after the driver's
@@ -53,7 +63,12 @@ impl Incoming {
     pub fn parse(path_and_query: &str, body: &str, client_ip: IpAddr) -> Self {
         let parsed = RequestBody::parse(body).and_then(|body| {
             let request = body.client_request()?;
-            Ok(Parsed { body, request })
+            let signatures = body.verify_identity_signatures(&request);
+            Ok(Parsed {
+                body,
+                request,
+                signatures,
+            })
         });
         Self {
             target: RequestTarget::parse(path_and_query),
@@ -84,10 +99,11 @@ impl Incoming {
             .map(|parsed| parsed.request.command())
     }
 
-    /// Step 2: decides the request against the conversation taken for
+    /// Decides the request against the conversation taken for
     /// [`Incoming::nut`] (`None` if there was none) and the records for
     /// [`Incoming::lookups`], at `now` on the clock of
-    /// [`Conversation::expires_at`].
+    /// [`Conversation::expires_at`]. Pure: the same inputs give the same
+    /// decision, so a driver whose commit lost a race may decide again.
     ///
     /// Order (SPEC 3.2): the body parses (else 0xC0 / 0x50); `server=` echoes
     /// what was sent and the nut is live (else 0x60, but 0xC0 if a signature
@@ -100,9 +116,12 @@ impl Incoming {
     ///
     /// With a `sin` configured ([`Policy::with_sin`]) every reply carries it,
     /// and a command that may change state and would succeed fails instead
-    /// (0xC0 plus state) when it answers no `sin`. That check comes last, so
-    /// that every other failure keeps its own TIF: it only stops a command
-    /// that would otherwise change something.
+    /// (0xC0 plus state) when it answers no `sin`. An answer that differs from
+    /// the digest kept for the account ([`Records::current_secret`]) fails the
+    /// same way ([`Failure::IndexedSecretMismatch`]). Those checks come last,
+    /// so that every other failure keeps its own TIF: they only stop a
+    /// command that would otherwise succeed. A success then says what to keep
+    /// of the secret ([`Decision::secret_write`]).
     pub fn decide(
         self,
         policy: &Policy,
@@ -110,8 +129,9 @@ impl Incoming {
         records: Records,
         now: u64,
     ) -> Decision {
+        let holder = Holder::of(&records, self.lookups().as_ref());
         let decision = self.decide_steps(policy, conversation, records, now);
-        match decision.command {
+        let decision = match decision.command {
             // A state-changing command must answer the sin (see
             // `Policy::with_sin`): without this, a client that skips the
             // `query` would never present its indexed secret.
@@ -121,9 +141,22 @@ impl Incoming {
                     && decision.is_success()
                     && decision.indexed_secrets.is_none() =>
             {
-                decision.into_client_failure(Failure::UnansweredSin(command.as_str()))
+                return decision.into_client_failure(Failure::UnansweredSin(command.as_str()));
             }
             _ => decision,
+        };
+        if !decision.is_success() {
+            return decision;
+        }
+        let Some(secrets) = &decision.indexed_secrets else {
+            return decision;
+        };
+        match secret::judge(secrets, holder.as_ref(), &decision.mutation) {
+            Err(secret::Mismatch) => decision.into_client_failure(Failure::IndexedSecretMismatch),
+            Ok(write) => Decision {
+                secret_write: write,
+                ..decision
+            },
         }
     }
 
@@ -158,7 +191,15 @@ impl Incoming {
             Tif::NONE
         };
         let next = match &live {
-            Some(conversation) => conversation.clone(),
+            Some(conversation) => {
+                let mut next = conversation.clone();
+                // A page's conversation gets a fresh lifetime with each
+                // nut; one without a page keeps its retry window.
+                if let (Some(_), Some(lifetime)) = (&next.browser, policy.nut_lifetime()) {
+                    next.expires_at = now.saturating_add(lifetime);
+                }
+                next
+            }
             None => Conversation::for_urls([], None, now.saturating_add(policy.retry_window())),
         };
         let mut decision = Decision {
@@ -174,6 +215,7 @@ impl Incoming {
             ask: None,
             button: None,
             indexed_secrets: None,
+            secret_write: None,
             version: policy.versions().clone(),
             target,
             next,
@@ -181,7 +223,11 @@ impl Incoming {
             state: ip_bit,
         };
 
-        let Parsed { body, request } = match parsed {
+        let Parsed {
+            body,
+            request,
+            signatures,
+        } = match parsed {
             Ok(parsed) => parsed,
             Err(error) => return fail(decision, error.tif() | ip_bit, Failure::Malformed(error)),
         };
@@ -189,7 +235,7 @@ impl Incoming {
 
         // Step 3 for the identity keys. Checked before the transient verdict:
         // 0x60 is only for requests whose signatures are fine (SPEC 3.2).
-        if let Err(error) = body.verify_identity_signatures(&request) {
+        if let Err(error) = signatures {
             return fail(
                 decision,
                 client_failure() | ip_bit,

@@ -2,10 +2,11 @@
 //! worked example of a driver. **Not for production**: everything lives in
 //! process memory and is lost when it drops, and there is no concurrency.
 //!
-//! It holds accounts, the superseded list, conversations and login attempts in
-//! maps, issues SQRL URLs for an [`Endpoint`], and answers request bodies with
-//! reply bodies exactly as a real server would, applying each decision's
-//! mutation and storing the next conversation in one step.
+//! It holds accounts, the superseded list, indexed-secret digests,
+//! conversations and login attempts in maps, issues SQRL URLs for an
+//! [`Endpoint`], and answers request bodies with reply bodies exactly as a
+//! real server would, following the driver's steps of the
+//! [module documentation](super): take, read, decide, finish, apply, store.
 
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
@@ -14,7 +15,7 @@ use rand_core::CryptoRngCore;
 
 use super::{
     AccountRecord, BrowserOutcome, Conversation, Endpoint, Failure, Incoming, IndexedSecrets,
-    Invitation, Mutation, Nut, Policy, Records, WaitingBrowser,
+    Invitation, Mutation, Nut, Policy, Records, SecretDigest, SecretWrite, WaitingBrowser,
 };
 use crate::keys::IdentityKey;
 use crate::msg::{Button, MessageError, Tif};
@@ -71,6 +72,8 @@ pub struct MemoryServer<R> {
     attempt_lifetime: u64,
     accounts: HashMap<IdentityKey, AccountRecord>,
     superseded: HashSet<IdentityKey>,
+    /// Indexed-secret digests by identity key and `sin`.
+    secrets: HashMap<IdentityKey, HashMap<String, SecretDigest>>,
     conversations: HashMap<Nut, Conversation>,
     attempts: HashMap<String, AttemptState>,
     cps_tokens: HashMap<String, IdentityKey>,
@@ -101,6 +104,7 @@ impl<R: CryptoRngCore> MemoryServer<R> {
             attempt_lifetime: DEFAULT_ATTEMPT_LIFETIME,
             accounts: HashMap::new(),
             superseded: HashSet::new(),
+            secrets: HashMap::new(),
             conversations: HashMap::new(),
             attempts: HashMap::new(),
             cps_tokens: HashMap::new(),
@@ -159,15 +163,27 @@ impl<R: CryptoRngCore> MemoryServer<R> {
         let conversation = incoming
             .nut()
             .and_then(|nut| self.conversations.remove(nut));
+        // The secrets kept under the sin the conversation's last reply asked.
+        let sin = conversation.as_ref().and_then(|c| c.sin.clone());
+        let secret = |idk: &IdentityKey| {
+            let sin = sin.as_deref()?;
+            self.secrets.get(idk)?.get(sin).copied()
+        };
         let records = incoming
             .lookups()
             .map(|keys| Records {
                 current: self.accounts.get(&keys.idk).cloned(),
                 current_superseded: self.superseded.contains(&keys.idk),
                 previous: keys.pidk.and_then(|pidk| self.accounts.get(&pidk).cloned()),
+                current_secret: secret(&keys.idk),
+                previous_secret: keys.pidk.as_ref().and_then(secret),
             })
             .unwrap_or_default();
         let mut decision = incoming.decide(&self.policy, conversation, records, self.now);
+        // Nothing runs between the read and this write here, so a mutation
+        // that does not apply means the maps were changed directly (a test's
+        // `insert_account`): answered as transient, as a store would after
+        // giving up on a race.
         if !self.apply(decision.mutation()) {
             decision = decision.into_transient_failure();
         }
@@ -181,15 +197,15 @@ impl<R: CryptoRngCore> MemoryServer<R> {
             _ => None,
         };
         let tif = decision.tif();
-        let failure = decision.failure().cloned();
-        let mutation = decision.mutation().clone();
         let browser = decision.browser().clone();
-        let button = decision.button();
         let indexed_secrets = decision.indexed_secrets().cloned();
         let issued = match decision.finish(Nut::generate(&mut self.rng), cps_url.as_deref()) {
             Ok(issued) => issued,
             Err(error) => return self.internal_error(error),
         };
+        if let Some(write) = &issued.secret_write {
+            self.keep_secret(write);
+        }
         if let Some(browser_side) = &issued.conversation.browser {
             if let Some(state) = self.attempts.get_mut(&browser_side.attempt) {
                 match &browser {
@@ -210,12 +226,29 @@ impl<R: CryptoRngCore> MemoryServer<R> {
         Handled {
             body,
             tif,
-            failure,
-            mutation,
+            failure: issued.failure,
+            mutation: issued.mutation,
             browser,
             cps_url,
-            button,
+            button: issued.button,
             indexed_secrets,
+        }
+    }
+
+    /// Keeps an indexed-secret digest as the decision says.
+    fn keep_secret(&mut self, write: &SecretWrite) {
+        match write {
+            SecretWrite::Remember { idk, sin, digest } => {
+                if self.accounts.contains_key(idk) {
+                    let kept = self.secrets.entry(*idk).or_default();
+                    kept.entry(sin.clone()).or_insert(*digest);
+                }
+            }
+            SecretWrite::Establish { idk, sin, digest } => {
+                let kept = self.secrets.entry(*idk).or_default();
+                kept.clear();
+                kept.insert(sin.clone(), *digest);
+            }
         }
     }
 
@@ -279,6 +312,9 @@ impl<R: CryptoRngCore> MemoryServer<R> {
                     },
                 );
                 self.superseded.insert(*previous);
+                // The retired key's secrets go; the decision's secret write
+                // keeps the new identity's.
+                self.secrets.remove(previous);
                 true
             }
             Mutation::SetOptions { idk, options } => self.update(idk, |account| {
@@ -292,7 +328,10 @@ impl<R: CryptoRngCore> MemoryServer<R> {
                 account.disabled = false;
                 account.options = *options;
             }),
-            Mutation::Remove { idk } => self.accounts.remove(idk).is_some(),
+            Mutation::Remove { idk } => {
+                self.secrets.remove(idk);
+                self.accounts.remove(idk).is_some()
+            }
         }
     }
 
@@ -330,6 +369,11 @@ impl<R: CryptoRngCore> MemoryServer<R> {
     /// How many associations exist.
     pub fn account_count(&self) -> usize {
         self.accounts.len()
+    }
+
+    /// The indexed-secret digest kept for `idk` and `sin`.
+    pub fn kept_secret(&self, idk: &IdentityKey, sin: &str) -> Option<SecretDigest> {
+        self.secrets.get(idk)?.get(sin).copied()
     }
 
     /// Whether `idk` is on the superseded list.

@@ -14,6 +14,7 @@ pub struct Policy {
     sin: Option<String>,
     ask: Option<Ask>,
     retry_window: u64,
+    nut_lifetime: Option<u64>,
 }
 
 impl Default for Policy {
@@ -23,12 +24,15 @@ impl Default for Policy {
             sin: None,
             ask: None,
             retry_window: DEFAULT_RETRY_WINDOW,
+            nut_lifetime: None,
         }
     }
 }
 
 impl Policy {
-    /// Protocol version 1, no `sin`, no `ask`, [`DEFAULT_RETRY_WINDOW`].
+    /// Protocol version 1, no `sin`, no `ask`, [`DEFAULT_RETRY_WINDOW`], and
+    /// a conversation's steps all expire when its first did (no
+    /// [`Policy::with_nut_lifetime`]).
     pub fn new() -> Self {
         Self::default()
     }
@@ -46,11 +50,12 @@ impl Policy {
     /// Why: a client that skipped the `query` would otherwise never be asked,
     /// and could log in without presenting the secret a site checks.
     ///
-    /// The answers are exposed by [`super::Decision::indexed_secrets`]; a
-    /// driver that keeps them refuses one that differs from what it stored with
-    /// [`super::Decision::into_client_failure`]. The index is a literal
-    /// string; it must be non-empty printable ASCII (it travels as one reply
-    /// line).
+    /// The answers are exposed by [`super::Decision::indexed_secrets`]. The
+    /// decision checks them against the digest the driver read into
+    /// [`super::Records`] (refusing one that differs, TIF 0xC0 plus state)
+    /// and says what to keep ([`super::Decision::secret_write`]). The index
+    /// is a literal string; it must be non-empty printable ASCII (it travels
+    /// as one reply line).
     pub fn with_sin(mut self, sin: impl Into<String>) -> Result<Self, MessageError> {
         let sin = sin.into();
         if sin.is_empty() || !sin.bytes().all(|b| b.is_ascii_graphic()) {
@@ -77,6 +82,18 @@ impl Policy {
         self
     }
 
+    /// Gives every nut handed out in a conversation with a waiting page
+    /// `seconds` to live, counted from the reply that hands it out: a slow
+    /// user does not run out of time between `query` and `ident`, and no nut
+    /// lives longer than one lifetime. The record's
+    /// [`super::Conversation::expires_at`] is final when
+    /// [`super::Decision::finish`] returns it; a driver may only shorten it
+    /// (for example to the end of the whole login attempt).
+    pub fn with_nut_lifetime(mut self, seconds: u64) -> Self {
+        self.nut_lifetime = Some(seconds);
+        self
+    }
+
     /// The versions the server speaks (`ver=` of every reply).
     pub fn versions(&self) -> &VersionSet {
         &self.versions
@@ -95,5 +112,10 @@ impl Policy {
     /// The retry window in seconds.
     pub fn retry_window(&self) -> u64 {
         self.retry_window
+    }
+
+    /// The lifetime of each nut of a page's conversation, if set.
+    pub fn nut_lifetime(&self) -> Option<u64> {
+        self.nut_lifetime
     }
 }

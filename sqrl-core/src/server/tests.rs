@@ -50,6 +50,9 @@ struct Req {
     lock: bool,
     urs: Urs,
     answer_sin: bool,
+    /// Answer the `sin` with secrets derived from another identity's keys
+    /// (a client that derives them wrongly).
+    wrong_secret: bool,
     button: Option<Button>,
 }
 
@@ -62,6 +65,7 @@ impl Req {
             lock: false,
             urs: Urs::None,
             answer_sin: true,
+            wrong_secret: false,
             button: None,
         }
     }
@@ -83,6 +87,10 @@ impl Req {
     }
     fn without_ins(mut self) -> Self {
         self.answer_sin = false;
+        self
+    }
+    fn wrong_secret(mut self) -> Self {
+        self.wrong_secret = true;
         self
     }
     fn button(mut self, button: Button) -> Self {
@@ -182,8 +190,16 @@ impl Phone {
         }
         if req.answer_sin {
             if let Some(sin) = self.last.as_ref().and_then(ServerReply::sin) {
-                builder = builder.indexed_secret(self.site.indexed_secret(sin));
-                if let Some((_, previous_site)) = previous {
+                let stranger = IdentityUnlockKey::from_bytes([0xEE; 32])
+                    .master_key()
+                    .site_key(self.url.site_key_string());
+                let (site, previous_site) = match previous {
+                    _ if req.wrong_secret => (&stranger, previous.map(|_| &stranger)),
+                    Some((_, previous_site)) => (&self.site, Some(previous_site)),
+                    None => (&self.site, None),
+                };
+                builder = builder.indexed_secret(site.indexed_secret(sin));
+                if let Some(previous_site) = previous_site {
                     builder = builder.previous_indexed_secret(previous_site.indexed_secret(sin));
                 }
             }
@@ -1059,84 +1075,254 @@ fn sin_cannot_be_bypassed_by_skipping_the_query() {
     assert_eq!(handled.tif, tif(0x05));
 }
 
+/// The digest of `phone`'s `ins` for `sin`.
+fn ins_digest(phone: &Phone, sin: &str) -> SecretDigest {
+    SecretDigest::of(&phone.site.indexed_secret(sin))
+}
+
 #[test]
-fn client_failure_conversion_reports_the_state_before_the_command() {
+fn a_new_association_keeps_its_secret_and_a_different_one_is_refused() {
+    let mut server = server();
+    server.set_policy(Policy::new().with_sin("7").unwrap());
+    let phone = enrol(&mut server, 44);
+    // The ident that created the association kept its ins.
+    assert_eq!(
+        server.kept_secret(&phone.idk(), "7"),
+        Some(ins_digest(&phone, "7"))
+    );
+
+    // Later, a wrong secret: 0xC0 plus the state known before the command
+    // (0x05), and nothing changes, options included.
+    let (mut phone, attempt) = again(&mut server, &phone);
+    assert_eq!(
+        phone.send(&mut server, Req::new(Command::Query)).tif,
+        tif(0x05)
+    );
+    let handled = phone.send(
+        &mut server,
+        Req::new(Command::Ident)
+            .options(ClientOptions::SQRLONLY)
+            .wrong_secret(),
+    );
+    assert_eq!(handled.tif, tif(0xC5));
+    assert_eq!(handled.failure, Some(Failure::IndexedSecretMismatch));
+    assert_eq!(handled.mutation, Mutation::None);
+    assert_eq!(handled.browser, BrowserOutcome::Unchanged);
+    assert_eq!(server.attempt(&attempt), Some(&AttemptState::Scanned));
+    assert!(!server.account(&phone.idk()).unwrap().options.sqrl_only);
+    assert_eq!(
+        server.kept_secret(&phone.idk(), "7"),
+        Some(ins_digest(&phone, "7"))
+    );
+    // A query is checked as well: its success would tell the client nothing
+    // is wrong.
+    let handled = phone.send(&mut server, Req::new(Command::Query).wrong_secret());
+    assert_eq!(handled.tif, tif(0xC5));
+    assert_eq!(handled.failure, Some(Failure::IndexedSecretMismatch));
+    // The right secret still logs the waiting browser in.
+    let handled = phone.send(&mut server, Req::new(Command::Ident));
+    assert_eq!(handled.tif, tif(0x05));
+    assert_eq!(
+        server.attempt(&attempt),
+        Some(&AttemptState::LoggedIn(phone.idk()))
+    );
+}
+
+#[test]
+fn the_first_secret_of_an_existing_association_is_remembered_once() {
+    let mut server = server();
+    let phone = enrol(&mut server, 45);
+    server.set_policy(Policy::new().with_sin("8").unwrap());
+    let (mut phone, _) = again(&mut server, &phone);
+    // A query keeps nothing (PITFALLS 28).
+    phone.send(&mut server, Req::new(Command::Query));
+    let handled = phone.send(&mut server, Req::new(Command::Query));
+    assert_eq!(handled.tif, tif(0x05));
+    assert_eq!(server.kept_secret(&phone.idk(), "8"), None);
+    // A successful ident of the known identity keeps it, once.
+    let handled = phone.send(&mut server, Req::new(Command::Ident));
+    assert_eq!(handled.tif, tif(0x05));
+    assert_eq!(
+        server.kept_secret(&phone.idk(), "8"),
+        Some(ins_digest(&phone, "8"))
+    );
+}
+
+#[test]
+fn the_secret_decision_reads_the_kept_digest_from_the_records() {
+    // Decided directly: the records carry what the driver read.
     let sin = Policy::new().with_sin("s3").unwrap();
-    let decide = |phone: &Phone, req: Req, conversation: Conversation, records: Records| {
-        let (_, body) = phone.build(&req);
-        let target = phone.target();
-        Incoming::parse(&target, &body.to_form(), phone.ip).decide(
-            &sin,
-            Some(conversation),
-            records,
-            0,
-        )
-    };
     let mut server = server();
     server.set_policy(sin.clone());
     let invitation = server.start_login(ip(BROWSER_IP), None);
-    let mut phone = Phone::new(44, &invitation.url, BROWSER_IP);
-    // A query first, so that the ident answers the sin.
+    let mut phone = Phone::new(46, &invitation.url, BROWSER_IP);
     let (_, body) = phone.build(&Req::new(Command::Query));
-    let target = phone.target();
-    let query = Incoming::parse(&target, &body.to_form(), phone.ip).decide(
+    let query = Incoming::parse(&phone.target(), &body.to_form(), phone.ip).decide(
         &sin,
         Some(invitation.conversation.clone()),
         Records::default(),
         0,
     );
     let issued = query.finish(Nut::generate(&mut OsRng), None).unwrap();
+    assert_eq!(issued.secret_write, None, "a query keeps nothing");
     phone.last = Some(issued.reply.clone());
 
-    // A new association: 0x05 after, but 0x04 was the state before it.
-    let created = decide(
-        &phone,
-        Req::new(Command::Ident).lock(),
-        issued.conversation.clone(),
-        Records::default(),
-    );
-    assert_eq!(created.tif(), tif(0x05));
-    assert!(created.indexed_secrets().is_some());
-    let refused = created.into_client_failure(Failure::IndexedSecretMismatch);
-    assert_eq!(refused.tif(), tif(0xC4));
-    assert_eq!(refused.failure(), Some(&Failure::IndexedSecretMismatch));
-    assert_eq!(refused.mutation(), &Mutation::None);
-    assert_eq!(refused.browser(), &BrowserOutcome::Unchanged);
-    assert!(refused.indexed_secrets().is_none());
-    let reply = refused.finish(Nut::generate(&mut OsRng), None).unwrap();
-    assert_eq!(reply.reply.tif(), tif(0xC4));
-    assert_eq!(reply.reply.sin(), Some("s3"));
-    assert_eq!(reply.conversation.sin.as_deref(), Some("s3"));
-    // The browser still waits: the right secret can still log it in.
-    assert!(reply.conversation.browser.is_some());
-
-    // A known, disabled account re-enabled: 0x01 after, 0x09 before. The
-    // SUK the success would return is not sent with the refusal.
     let (suk, vuk) = RandomLockKey::generate(&mut OsRng)
         .lock(&phone.iuk.lock_key())
         .unwrap();
-    let records = Records {
+    let known = |secret: Option<SecretDigest>, disabled: bool| Records {
         current: Some(AccountRecord {
             suk,
             vuk,
-            disabled: true,
+            disabled,
             options: AccountOptions::default(),
         }),
+        current_secret: secret,
         ..Records::default()
     };
-    let enabled = decide(
-        &phone,
+    let decide = |req: Req, records: Records| {
+        let (_, body) = phone.build(&req);
+        Incoming::parse(&phone.target(), &body.to_form(), phone.ip).decide(
+            &sin,
+            Some(issued.conversation.clone()),
+            records,
+            0,
+        )
+    };
+    let right = ins_digest(&phone, "s3");
+    let other = SecretDigest::from_slice(&[9; 32]).unwrap();
+
+    // A new association: 0x05 after, and it keeps its ins.
+    let created = decide(Req::new(Command::Ident).lock(), Records::default());
+    assert_eq!(created.tif(), tif(0x05));
+    assert_eq!(
+        created.secret_write(),
+        Some(&SecretWrite::Establish {
+            idk: phone.idk(),
+            sin: "s3".into(),
+            digest: right,
+        })
+    );
+    // Known, with the same digest kept: nothing more to keep.
+    let same = decide(Req::new(Command::Ident), known(Some(right), false));
+    assert_eq!(same.tif(), tif(0x05));
+    assert_eq!(same.secret_write(), None);
+    // Known, nothing kept yet: remembered.
+    let first = decide(Req::new(Command::Ident), known(None, false));
+    assert_eq!(
+        first.secret_write(),
+        Some(&SecretWrite::Remember {
+            idk: phone.idk(),
+            sin: "s3".into(),
+            digest: right,
+        })
+    );
+    // Known, another digest kept: refused with the state before (0x05).
+    let refused = decide(Req::new(Command::Ident), known(Some(other), false));
+    assert_eq!(refused.tif(), tif(0xC5));
+    assert_eq!(refused.failure(), Some(&Failure::IndexedSecretMismatch));
+    assert_eq!(refused.mutation(), &Mutation::None);
+    assert_eq!(refused.browser(), &BrowserOutcome::Unchanged);
+    assert_eq!(refused.secret_write(), None);
+    let reply = refused.finish(Nut::generate(&mut OsRng), None).unwrap();
+    assert_eq!(reply.reply.tif(), tif(0xC5));
+    assert_eq!(reply.reply.sin(), Some("s3"));
+    assert_eq!(reply.mutation, Mutation::None);
+    // The browser still waits: the right secret can still log it in.
+    assert!(reply.conversation.browser.is_some());
+
+    // A disabled account re-enabled: 0x01 after, 0x0D before. The SUK the
+    // success would return is not sent with the refusal.
+    let enable = || {
         Req::new(Command::Enable)
             .options(ClientOptions::SUK)
-            .urs(Urs::Current(suk)),
-        issued.conversation.clone(),
-        records,
-    );
+            .urs(Urs::Current(suk))
+    };
+    let enabled = decide(enable(), known(Some(right), true));
     assert_eq!(enabled.tif(), tif(0x05));
     assert!(enabled.suk().is_some());
-    let refused = enabled.into_client_failure(Failure::IndexedSecretMismatch);
+    let refused = decide(enable(), known(Some(other), true));
     assert_eq!(refused.tif(), tif(0xCD));
     assert!(refused.suk().is_none());
+}
+
+#[test]
+fn a_replacement_must_present_the_retired_secret_and_keeps_the_new_one() {
+    let mut server = server();
+    server.set_policy(Policy::new().with_sin("9").unwrap());
+    let old = enrol(&mut server, 47);
+    let (mut new, attempt) = again(&mut server, &old.rekeyed(48));
+    new.send(&mut server, Req::new(Command::Query).previous());
+    let suk = *new.reply().suk().unwrap();
+    let replace = || {
+        Req::new(Command::Ident)
+            .previous()
+            .lock()
+            .urs(Urs::Previous(suk))
+    };
+    // pins from a stranger: 0xC0 plus what was known (0x02 | 0x04).
+    let handled = new.send(&mut server, replace().wrong_secret());
+    assert_eq!(handled.tif, tif(0xC6));
+    assert_eq!(handled.failure, Some(Failure::IndexedSecretMismatch));
+    assert!(server.account(&old.idk()).is_some());
+    assert!(server.account(&new.idk()).is_none());
+    assert_eq!(server.attempt(&attempt), Some(&AttemptState::Scanned));
+    // The retired identity's own pins: replaced, and the account's secret is
+    // now the new identity's ins.
+    let handled = new.send(&mut server, replace());
+    assert_eq!(handled.tif, tif(0x05));
+    assert!(matches!(handled.mutation, Mutation::Replace { .. }));
+    assert_eq!(
+        server.kept_secret(&new.idk(), "9"),
+        Some(ins_digest(&new, "9"))
+    );
+    assert_eq!(server.kept_secret(&old.idk(), "9"), None);
+}
+
+#[test]
+fn a_page_conversation_gets_a_fresh_nut_lifetime_with_each_reply() {
+    let mut server = server();
+    let invitation = server.start_login(ip(BROWSER_IP), None);
+    let phone = Phone::new(49, &invitation.url, BROWSER_IP);
+    let (_, body) = phone.build(&Req::new(Command::Query));
+    let policy = Policy::new().with_nut_lifetime(30);
+    let decide = |conversation: Conversation, now: u64| {
+        Incoming::parse(&phone.target(), &body.to_form(), phone.ip)
+            .decide(&policy, Some(conversation), Records::default(), now)
+            .finish(Nut::generate(&mut OsRng), None)
+            .unwrap()
+    };
+    // The page's first nut lives as the page said (the attempt's lifetime);
+    // the next one, 30 s from the reply that hands it out.
+    assert_eq!(
+        invitation.conversation.expires_at,
+        super::memory::DEFAULT_ATTEMPT_LIFETIME
+    );
+    let issued = decide(invitation.conversation.clone(), 100);
+    assert_eq!(issued.reply.tif(), tif(0x04));
+    assert_eq!(issued.conversation.expires_at, 130);
+    // Without the setting, every step keeps the first expiry.
+    let issued = Incoming::parse(&phone.target(), &body.to_form(), phone.ip)
+        .decide(
+            &Policy::new(),
+            Some(invitation.conversation.clone()),
+            Records::default(),
+            100,
+        )
+        .finish(Nut::generate(&mut OsRng), None)
+        .unwrap();
+    assert_eq!(
+        issued.conversation.expires_at,
+        invitation.conversation.expires_at
+    );
+    // A conversation with no page keeps its retry window.
+    let issued = decide(Conversation::for_urls([], None, 500), 100);
+    assert_eq!(issued.conversation.expires_at, 500);
+    let issued = Incoming::parse(&phone.target(), &body.to_form(), phone.ip)
+        .decide(&policy, None, Records::default(), 100)
+        .finish(Nut::generate(&mut OsRng), None)
+        .unwrap();
+    assert_eq!(issued.conversation.expires_at, 100 + DEFAULT_RETRY_WINDOW);
 }
 
 #[test]

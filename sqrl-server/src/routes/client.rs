@@ -1,19 +1,22 @@
 //! `POST /cli.sqrl`: the SQRL client endpoint (SPEC 2–3, 8).
 //!
-//! Every protocol decision is `sqrl_core::server`'s; this driver only moves
-//! state in and out of storage around it:
+//! Every protocol decision is `sqrl_core::server`'s, made inside the one
+//! store step of the request ([`crate::store::Attempts::step`]); this driver
+//! only moves the request in and the reply out:
 //!
-//! 1. take (read and delete) the conversation under the request's nut: a nut
-//!    is single use even when the request fails (SPEC 3.2 step 2);
-//! 2. read the account records the request names;
-//! 3. `Incoming::decide`;
-//! 4. commit the mutation, the page update, the indexed secret
-//!    ([`crate::indexed_secret`]) and the next conversation in one
-//!    transaction, provided the records are unchanged (otherwise the reply
-//!    becomes a transient failure, TIF 0x60, and nothing changes) and the
-//!    presented `ins`/`pins` matches the stored one (otherwise the core's
-//!    `Decision::into_client_failure`, TIF 0xC0, and nothing changes);
-//! 5. wake the waiting page, send the reply.
+//! 1. parse the request (`Incoming::parse`, which checks the identity
+//!    signatures before anything is locked);
+//! 2. take the conversation from memory when the nut names one kept there
+//!    ([`crate::retry`]);
+//! 3. one store step, handed the decision (`plan`): the core decides on
+//!    the conversation and records the store read, the waiting browser is
+//!    described to the device when the core asks for it, the page's update
+//!    (and the single-use link of a CPS login) is derived from the
+//!    decision, and the reply is built, once. The store commits it all
+//!    together: the account change, the indexed secret, the page's update,
+//!    the next conversation;
+//! 4. keep a next conversation with no page behind it in memory, wake the
+//!    waiting page, send the reply.
 //!
 //! The answer to an `ask` (`btn`, SPEC 3) travels with the login: the chosen
 //! button's URL is where the browser goes once it has its session, and the
@@ -27,12 +30,14 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use rand_core::OsRng;
 use sqrl_core::msg::Tif;
-use sqrl_core::server::{BrowserOutcome, Decision, Failure, Incoming, Issued, Nut, Records};
+use sqrl_core::server::{BrowserOutcome, Decision, Incoming, Nut};
 
 use crate::app::{AppState, ClientIp};
 use crate::error::AppError;
-use crate::indexed_secret::SecretStep;
-use crate::store::{AskAnswer, AttemptUpdate, Step, StepOutcome};
+use crate::store::{
+    AskAnswer, AttemptUpdate, ConversationSource, Decide, NextConversation, PlanError, StepInput,
+    StepPlan, StepRequest, Stepped,
+};
 use crate::token::Token;
 
 /// Handles one client request. Always a SQRL reply (HTTP 200) unless storage
@@ -55,99 +60,46 @@ pub async fn client(
 
     let conversation = match incoming.nut() {
         Some(nut) => match state.retries.take(nut) {
-            Some(retry) => Some(retry),
-            None => state.store.take_conversation(nut).await?,
+            Some(retry) => ConversationSource::Taken(Box::new(retry)),
+            None => ConversationSource::Stored(nut.clone()),
         },
-        None => None,
+        None => ConversationSource::None,
     };
-    let attempt = conversation
-        .as_ref()
-        .and_then(|c| c.browser.as_ref())
-        .map(|browser| browser.attempt.clone());
-    let lookups = incoming.lookups();
-    let records = match &lookups {
-        Some(lookups) => state.store.records(lookups).await?,
-        None => Records::default(),
-    };
-    let mut decision = incoming.decide(&state.policy, conversation, records.clone(), now);
-    if let Some(attempt) = &attempt {
-        describe_waiting_browser(&state, &mut decision, attempt, now).await?;
-    }
-    let command = decision.command().map_or("malformed", |c| c.as_str());
-    let button = decision.button().map(|b| b.as_str());
-    // The failure's Display names the check, never a key or secret.
-    let mut failure = decision.failure().map(ToString::to_string);
-
-    let indexed_secret = SecretStep::plan(&decision, &records, lookups.as_ref());
-    let answer = ask_answer(&state, &decision);
-    let (update, cps_url) = page_update(&state, &decision, attempt.as_ref(), answer, now);
-    let issued = finish(&state, decision.clone(), cps_url.as_deref(), now)?;
-    // Records matter to the commit only when something is written on their
-    // strength (a mutation or a login).
-    let guarded = !decision.mutation().is_none()
-        || matches!(
-            update,
-            AttemptUpdate::LogIn { .. } | AttemptUpdate::ClientSession { .. }
-        );
-    let step = Step {
+    let request = StepRequest {
         now,
-        lookups: if guarded { lookups } else { None },
-        seen: records.clone(),
-        mutation: decision.mutation().clone(),
-        next_nut: issued.nut.clone(),
-        next: has_page(&issued).then(|| issued.conversation.clone()),
-        attempt: update.clone(),
-        indexed_secret,
-        revoke_sessions: decision
-            .mutation()
-            .ends_sessions(state.config.revoke_sessions_on_rekey),
+        conversation,
+        lookups: incoming.lookups(),
     };
-    // When nothing was written, the reply is the core's failure for the same
-    // request, with a fresh nut whose conversation is stored on its own.
-    let refused = match state.store.commit_step(step).await? {
-        StepOutcome::Committed => None,
-        // A concurrent request changed the account first: the client retries
-        // with the fresh nut (TIF 0x60).
-        StepOutcome::Conflict => Some(decision.into_transient_failure()),
-        // TIF 0xC0 plus the state known before the command.
-        StepOutcome::IndexedSecretMismatch => {
-            Some(decision.into_client_failure(Failure::IndexedSecretMismatch))
-        }
-    };
-    let (issued, update) = match refused {
-        None => (issued, update),
-        Some(refused) => {
-            failure = refused.failure().map(ToString::to_string);
-            let issued = finish(&state, refused, None, now)?;
-            if has_page(&issued) {
-                state
-                    .store
-                    .put_conversation(issued.nut.clone(), issued.conversation.clone())
-                    .await?;
-            }
-            (issued, AttemptUpdate::None)
-        }
-    };
+    let Stepped {
+        issued,
+        next,
+        changed_attempt,
+    } = state
+        .store
+        .step(request, decider(state.clone(), incoming, now))
+        .await?;
 
-    if !has_page(&issued) {
+    if next == NextConversation::Unstored {
         state
             .retries
             .insert(&issued.nut, issued.conversation.clone());
     }
-
-    if let Some(attempt) = &attempt {
-        if !matches!(update, AttemptUpdate::None) {
-            state.notifier.notify(attempt).await;
-        }
+    if let Some(attempt) = &changed_attempt {
+        state.notifier.notify(attempt).await;
     }
 
+    let command = issued.command.map_or("malformed", |c| c.as_str());
     let tif = issued.reply.tif().to_hex();
     state
         .metrics
         .client_request(command, &tif, started.elapsed());
-    match failure {
+    // The failure's Display names the check, never a key or secret.
+    match &issued.failure {
         Some(failure) => tracing::info!(%ip, command, tif, %failure, "client request failed"),
-        None => tracing::info!(%ip, command, tif, button, "client request"),
+        None => {
+            let button = issued.button.map(|b| b.as_str());
+            tracing::info!(%ip, command, tif, button, "client request");
+        }
     }
     Ok((
         [
@@ -159,20 +111,35 @@ pub async fn client(
         .into_response())
 }
 
-/// When the device is on another network than the waiting browser, tells
-/// the person at the device which browser they are about to sign in (in the
-/// reply's `ask`; see `Decision::describe_waiting_browser`). The attempt is
-/// read only then.
-async fn describe_waiting_browser(
+/// The decision the store runs inside its step. It may run more than once
+/// (a step the database refused is decided again), so it keeps the parsed
+/// request and decides on a copy each time.
+fn decider(state: AppState, incoming: Incoming, now: u64) -> Decide {
+    Box::new(move |input| plan(&state, incoming.clone(), input, now))
+}
+
+/// Decides the request on what the store read and says what to commit.
+fn plan(
     state: &AppState,
-    decision: &mut Decision,
-    attempt: &str,
+    incoming: Incoming,
+    input: StepInput,
     now: u64,
-) -> Result<(), AppError> {
-    if !decision.wants_browser_description() {
-        return Ok(());
-    }
-    if let Some(attempt) = state.store.attempt(attempt).await? {
+) -> Result<StepPlan, PlanError> {
+    let StepInput {
+        conversation,
+        records,
+        attempt,
+    } = input;
+    let waiting = conversation
+        .as_ref()
+        .and_then(|c| c.browser.as_ref())
+        .map(|browser| browser.attempt.clone());
+    let mut decision = incoming.decide(&state.policy, conversation, records, now);
+    // When the device is on another network than the waiting browser, the
+    // person at the device is told which browser they are about to sign in
+    // (in the reply's `ask`): a code relayed from someone else's screen names
+    // a browser they do not recognise.
+    if let Some(attempt) = attempt.filter(|_| decision.wants_browser_description()) {
         let notice = crate::browser::waiting_browser_notice(
             attempt.browser_ip,
             &attempt.user_agent,
@@ -180,32 +147,19 @@ async fn describe_waiting_browser(
         );
         decision.describe_waiting_browser(&notice);
     }
-    Ok(())
-}
-
-/// Whether a login page waits behind the reply's conversation. Only then is
-/// it stored durably; one with no page behind it is kept in memory instead
-/// (see [`crate::retry`]): a made-up nut must not cost a database write.
-fn has_page(issued: &Issued) -> bool {
-    issued.conversation.browser.is_some()
-}
-
-/// Builds the reply with a fresh nut. A conversation with a waiting browser
-/// lives for one nut lifetime from now (the store caps it at the attempt's
-/// expiry); one without keeps the core's retry window.
-fn finish(
-    state: &AppState,
-    decision: Decision,
-    cps_url: Option<&str>,
-    now: u64,
-) -> Result<Issued, AppError> {
-    let mut issued = decision
-        .finish(Nut::generate(&mut OsRng), cps_url)
-        .map_err(|error| AppError::Internal(format!("building reply: {error}")))?;
-    if issued.conversation.browser.is_some() {
-        issued.conversation.expires_at = now.saturating_add(state.config.nut_lifetime.as_secs());
-    }
-    Ok(issued)
+    let answer = ask_answer(state, &decision);
+    let (update, cps_url) = page_update(state, &decision, waiting, answer, now);
+    let revoke_sessions = decision
+        .mutation()
+        .ends_sessions(state.config.revoke_sessions_on_rekey);
+    let issued = decision
+        .finish(Nut::generate(&mut OsRng), cps_url.as_deref())
+        .map_err(PlanError)?;
+    Ok(StepPlan {
+        issued,
+        attempt: update,
+        revoke_sessions,
+    })
 }
 
 /// The user's answer to the `ask` of the previous reply, with the chosen
@@ -226,20 +180,15 @@ fn ask_answer(state: &AppState, decision: &Decision) -> Option<AskAnswer> {
 fn page_update(
     state: &AppState,
     decision: &Decision,
-    attempt: Option<&String>,
+    attempt: Option<String>,
     answer: Option<AskAnswer>,
     now: u64,
 ) -> (AttemptUpdate, Option<String>) {
     match (decision.browser(), attempt) {
-        (BrowserOutcome::Scanned, Some(attempt)) => (
-            AttemptUpdate::Scanned {
-                attempt: attempt.clone(),
-            },
-            None,
-        ),
+        (BrowserOutcome::Scanned, Some(attempt)) => (AttemptUpdate::Scanned { attempt }, None),
         (BrowserOutcome::LogIn { idk }, Some(attempt)) => (
             AttemptUpdate::LogIn {
-                attempt: attempt.clone(),
+                attempt,
                 idk: *idk,
                 answer,
                 device_on_browser_network: decision.tif().contains(Tif::IP_MATCHED),
@@ -253,7 +202,7 @@ fn page_update(
             let url = state.url(&format!("/login/complete?token={}", token.encode()));
             (
                 AttemptUpdate::ClientSession {
-                    attempt: attempt.cloned(),
+                    attempt,
                     idk: *idk,
                     token_hash: token.hash(),
                     expires_at: now.saturating_add(state.config.login_token_lifetime.as_secs()),
@@ -263,12 +212,7 @@ fn page_update(
                 Some(url),
             )
         }
-        (BrowserOutcome::Rejected, Some(attempt)) => (
-            AttemptUpdate::Rejected {
-                attempt: attempt.clone(),
-            },
-            None,
-        ),
+        (BrowserOutcome::Rejected, Some(attempt)) => (AttemptUpdate::Rejected { attempt }, None),
         _ => (AttemptUpdate::None, None),
     }
 }

@@ -1,7 +1,6 @@
 //! Accounts and their SQRL associations, as the account page and the
 //! operator API see them. (The protocol's own reads and writes of
-//! associations go through [`super::Attempts::records`] and
-//! [`super::Attempts::commit_step`].)
+//! associations happen in [`super::Attempts::step`].)
 
 use async_trait::async_trait;
 use sqrl_core::keys::{IdentityKey, ServerUnlockKey, VerifyUnlockKey};

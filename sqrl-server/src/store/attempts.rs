@@ -1,16 +1,16 @@
 //! Login attempts (the waiting browser) and the conversations (nuts) that
 //! lead a client to them: created by a page load or `/nut.sqrl`, advanced by
-//! each `/cli.sqrl` step in one transaction ([`Step`]).
+//! each `/cli.sqrl` request in one step ([`super::step`]).
 
 use std::net::IpAddr;
 
 use async_trait::async_trait;
 use sqrl_core::keys::IdentityKey;
 use sqrl_core::msg::Button;
-use sqrl_core::server::{Conversation, Lookups, Mutation, Nut, Records};
+use sqrl_core::server::{Conversation, Nut};
 
 use super::StoreError;
-use crate::indexed_secret::SecretStep;
+use super::step::{Decide, StepError, StepRequest, Stepped};
 use crate::token::TokenHash;
 
 /// Where a login attempt stands, as the waiting page sees it.
@@ -144,7 +144,7 @@ pub struct Confirmation {
     pub device_on_browser_network: bool,
 }
 
-/// What a committed request step does to the waiting page's attempt.
+/// What a request step does to the waiting page's attempt.
 #[derive(Debug, Clone)]
 pub enum AttemptUpdate {
     /// Nothing.
@@ -188,44 +188,17 @@ pub enum AttemptUpdate {
     },
 }
 
-/// One `/cli.sqrl` request's effects, committed atomically.
-#[derive(Debug, Clone)]
-pub struct Step {
-    /// Now (seconds).
-    pub now: u64,
-    /// The keys whose records the decision read, if any.
-    pub lookups: Option<Lookups>,
-    /// The records the decision saw. If they changed since, nothing is
-    /// written and [`StepOutcome::Conflict`] is returned.
-    pub seen: Records,
-    /// The account change.
-    pub mutation: Mutation,
-    /// The nut of the reply.
-    pub next_nut: Nut,
-    /// The conversation to store under it; `None` when the driver keeps it
-    /// elsewhere (one with no login page behind it, see [`crate::retry`]).
-    pub next: Option<Conversation>,
-    /// The waiting page's update.
-    pub attempt: AttemptUpdate,
-    /// What to check and store of the request's `ins`/`pins`.
-    pub indexed_secret: Option<SecretStep>,
-    /// End every browser session of the account the mutation acts on, in the
-    /// same transaction: the identity that opened them was disabled or
-    /// replaced, so they must not outlive it.
-    pub revoke_sessions: bool,
-}
-
-/// Whether a [`Step`] was committed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StepOutcome {
-    /// Everything was written.
-    Committed,
-    /// The account records changed since the decision read them; nothing was
-    /// written.
-    Conflict,
-    /// The presented indexed secret differs from the one stored for the
-    /// account ([`SecretStep::holder`]); nothing was written.
-    IndexedSecretMismatch,
+impl AttemptUpdate {
+    /// The attempt the update changes, if any: its page must be told.
+    pub fn attempt(&self) -> Option<&str> {
+        match self {
+            AttemptUpdate::None => None,
+            AttemptUpdate::Scanned { attempt }
+            | AttemptUpdate::LogIn { attempt, .. }
+            | AttemptUpdate::Rejected { attempt } => Some(attempt),
+            AttemptUpdate::ClientSession { attempt, .. } => attempt.as_deref(),
+        }
+    }
 }
 
 /// Login attempts and conversations. Every method is one transaction.
@@ -253,21 +226,12 @@ pub trait Attempts: Send + Sync + 'static {
     /// Reads an attempt.
     async fn attempt(&self, id: &str) -> Result<Option<Attempt>, StoreError>;
 
-    /// Reads and deletes the conversation stored under `nut`, whatever its
-    /// state: a nut is used once (SPEC 3.2 step 2).
-    async fn take_conversation(&self, nut: &Nut) -> Result<Option<Conversation>, StoreError>;
-
-    /// Stores a conversation under `nut` (the reply to a step that could not
-    /// be committed).
-    async fn put_conversation(
-        &self,
-        nut: Nut,
-        conversation: Conversation,
-    ) -> Result<(), StoreError>;
-
-    /// Reads the records a decision needs.
-    async fn records(&self, lookups: &Lookups) -> Result<Records, StoreError>;
-
-    /// Commits one request step atomically (see [`Step`]).
-    async fn commit_step(&self, step: Step) -> Result<StepOutcome, StoreError>;
+    /// Runs one `/cli.sqrl` request in one trip to the store (see
+    /// [`super::step`]): takes the request's conversation, reads the
+    /// records (and the waiting page's attempt), calls `decide` with them,
+    /// and commits what it planned (the mutation, the indexed secret, the
+    /// page's update, session revocation, the next conversation) at once.
+    /// Retried on fresh records when the database refuses the commit; when
+    /// it fails, nothing is written and the conversation is not taken.
+    async fn step(&self, request: StepRequest, decide: Decide) -> Result<Stepped, StepError>;
 }

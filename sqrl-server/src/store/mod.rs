@@ -1,7 +1,7 @@
 //! All durable state, behind four small interfaces by concern:
 //!
 //! * [`Attempts`]: login attempts (the waiting browser) and conversations
-//!   (nuts), advanced by each `/cli.sqrl` step;
+//!   (nuts), advanced by each `/cli.sqrl` request in one [`step`];
 //! * [`Sessions`]: confirmed attempts and single-use links becoming browser
 //!   sessions, their lookup and end, and the login history;
 //! * [`Accounts`]: accounts and SQRL associations for the account page and
@@ -24,16 +24,20 @@ pub mod postgres;
 mod rows;
 mod sessions;
 pub mod sqlite;
+pub mod step;
 
 pub use accounts::{AccountView, Accounts, Conflict, IdentityView, NewAssociation};
 pub use attempts::{
-    AskAnswer, Attempt, AttemptState, AttemptUpdate, Attempts, Confirmation, NewAttempt, Step,
-    StepOutcome,
+    AskAnswer, Attempt, AttemptState, AttemptUpdate, Attempts, Confirmation, NewAttempt,
 };
 pub use error::{BackendError, StoreError};
 pub use housekeeping::Housekeeping;
 pub use sessions::{
     LinkOutcome, LoginEvent, LoginMethod, NewSession, Redeemed, SessionInfo, Sessions,
+};
+pub use step::{
+    ConversationSource, Decide, NextConversation, PlanError, StepError, StepInput, StepPlan,
+    StepRequest, Stepped,
 };
 
 /// The whole storage interface: every concern. Implemented for any type that

@@ -8,9 +8,11 @@
 //! assumes the read still holds:
 //!
 //! * a nut is taken with `DELETE … RETURNING`, so it is used once;
-//! * a step locks the account rows its decision read (`FOR UPDATE`) and
-//!   compares them with what the decision saw; a concurrent creation of the
-//!   same identity hits the primary key and becomes a conflict (TIF 0x60);
+//! * a `/cli.sqrl` step (module `step`) is decided inside its transaction,
+//!   on records it holds locked: the identity keys it names (an advisory
+//!   lock, taken first, so that two creations of one new identity run one
+//!   after the other) and the association rows it read (`FOR UPDATE`). If
+//!   the database still aborts it, the whole step is decided again;
 //! * attempt transitions are conditional `UPDATE`s on the current state;
 //! * a link is spent by the `DELETE … RETURNING` that finds it;
 //! * migrations run under an advisory lock, so instances starting together
@@ -21,6 +23,7 @@
 //! flushed (`synchronous_commit` as the operator configured the server).
 
 pub mod listen;
+mod step;
 
 use std::time::Duration;
 
@@ -28,23 +31,23 @@ use async_trait::async_trait;
 use deadpool_postgres::{
     GenericClient, Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime,
 };
+use sha2::{Digest as _, Sha256};
 use sqrl_core::keys::IdentityKey;
-use sqrl_core::server::{AccountRecord, Conversation, Lookups, Mutation, Nut, Records};
+use sqrl_core::server::{Conversation, Nut};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
 
 use super::migrations::postgres::MIGRATIONS;
 use super::rows::{
-    AnswerColumns, AttemptRow, ConversationRow, IdentityRow, corrupt, from_sql_time, identity_key,
-    ip_text, sql_time,
+    AnswerColumns, AttemptRow, ConversationRow, corrupt, from_sql_time, identity_key, ip_text,
+    sql_time,
 };
 use super::{
-    AccountView, Accounts, AskAnswer, Attempt, AttemptUpdate, Attempts, BackendError, Conflict,
+    AccountView, Accounts, AskAnswer, Attempt, Attempts, BackendError, Conflict, Decide,
     Housekeeping, IdentityView, LinkOutcome, LoginEvent, LoginMethod, NewAssociation, NewAttempt,
-    NewSession, Redeemed, SessionInfo, Sessions, Step, StepOutcome, StoreError,
+    NewSession, Redeemed, SessionInfo, Sessions, StepError, StepRequest, Stepped, StoreError,
 };
-use crate::indexed_secret::{SecretDigest, SecretStep};
 use crate::token::TokenHash;
 
 /// Sessions refresh `last_seen_at` at most this often (seconds), so reading a
@@ -58,6 +61,11 @@ const POOL_TIMEOUT: Duration = Duration::from_secs(5);
 /// migrations across instances, the other lets one instance prune at a time.
 const MIGRATION_LOCK: i64 = 0x5351_524c_0001;
 const PRUNE_LOCK: i64 = 0x5351_524c_0002;
+
+/// The first half of the two-part advisory lock key of an identity (see
+/// `lock_identity`); PostgreSQL keeps two-part keys apart from the one-part
+/// keys above.
+const IDENTITY_LOCK_CLASS: i32 = 0x5351_524c;
 
 /// The PostgreSQL store.
 #[derive(Clone)]
@@ -228,55 +236,6 @@ fn answer_of(
 
 // --- shared steps ---------------------------------------------------------------
 
-async fn account_record<C: GenericClient>(
-    c: &C,
-    idk: &IdentityKey,
-    lock: bool,
-) -> Result<Option<AccountRecord>, StoreError> {
-    let sql = if lock {
-        "SELECT suk, vuk, disabled, sqrl_only, hardlock FROM sqrl_identities WHERE idk = $1
-         FOR UPDATE"
-    } else {
-        "SELECT suk, vuk, disabled, sqrl_only, hardlock FROM sqrl_identities WHERE idk = $1"
-    };
-    let Some(row) = opt(c, sql, &[&idk.to_bytes().as_slice()]).await? else {
-        return Ok(None);
-    };
-    IdentityRow {
-        suk: get(&row, 0)?,
-        vuk: get(&row, 1)?,
-        disabled: get(&row, 2)?,
-        sqrl_only: get(&row, 3)?,
-        hardlock: get(&row, 4)?,
-    }
-    .into_record()
-    .map(Some)
-}
-
-/// The records a decision reads; with `lock`, the association rows stay
-/// locked until the transaction ends.
-async fn read_records<C: GenericClient>(
-    c: &C,
-    lookups: &Lookups,
-    lock: bool,
-) -> Result<Records, StoreError> {
-    let current_superseded = opt(
-        c,
-        "SELECT 1 FROM superseded_identities WHERE idk = $1",
-        &[&lookups.idk.to_bytes().as_slice()],
-    )
-    .await?
-    .is_some();
-    Ok(Records {
-        current: account_record(c, &lookups.idk, lock).await?,
-        current_superseded,
-        previous: match &lookups.pidk {
-            Some(pidk) => account_record(c, pidk, lock).await?,
-            None => None,
-        },
-    })
-}
-
 /// Stores `conversation` under `nut`. The attempt row is share-locked while
 /// it is read, so a concurrent prune cannot delete it under the insert.
 async fn insert_conversation<C: GenericClient>(
@@ -327,208 +286,6 @@ async fn account_of<C: GenericClient>(c: &C, idk: &IdentityKey) -> Result<Option
     .transpose()
 }
 
-async fn stored_secret<C: GenericClient>(
-    c: &C,
-    idk: &IdentityKey,
-    sin: &str,
-) -> Result<Option<SecretDigest>, StoreError> {
-    let Some(row) = opt(
-        c,
-        "SELECT ins_hash FROM indexed_secrets WHERE idk = $1 AND sin = $2",
-        &[&idk.to_bytes().as_slice(), &sin],
-    )
-    .await?
-    else {
-        return Ok(None);
-    };
-    let bytes: Vec<u8> = get(&row, 0)?;
-    SecretDigest::from_slice(&bytes)
-        .map(Some)
-        .ok_or(corrupt("indexed_secrets", "ins_hash"))
-}
-
-async fn store_secret<C: GenericClient>(
-    c: &C,
-    step: &SecretStep,
-    now: i64,
-) -> Result<(), StoreError> {
-    const INSERT: &str = "INSERT INTO indexed_secrets (idk, sin, ins_hash, created_at)
-         SELECT $1, $2, $3, $4 WHERE EXISTS (SELECT 1 FROM sqrl_identities WHERE idk = $1)
-         ON CONFLICT DO NOTHING";
-    if let Some((idk, digest)) = &step.successor {
-        let idk = idk.to_bytes();
-        exec(
-            c,
-            "DELETE FROM indexed_secrets WHERE idk = $1",
-            &[&idk.as_slice()],
-        )
-        .await?;
-        exec(
-            c,
-            INSERT,
-            &[
-                &idk.as_slice(),
-                &step.sin,
-                &digest.as_bytes().as_slice(),
-                &now,
-            ],
-        )
-        .await?;
-    } else if let (true, Some((idk, digest))) = (step.remember, &step.holder) {
-        let idk = idk.to_bytes();
-        exec(
-            c,
-            INSERT,
-            &[
-                &idk.as_slice(),
-                &step.sin,
-                &digest.as_bytes().as_slice(),
-                &now,
-            ],
-        )
-        .await?;
-    }
-    Ok(())
-}
-
-/// Applies a decision's mutation. `Ok(false)`: the stored state no longer
-/// allows it (the caller rolls back and reports a conflict).
-async fn apply_mutation<C: GenericClient>(
-    c: &C,
-    mutation: &Mutation,
-    now: i64,
-) -> Result<bool, StoreError> {
-    let changed = match mutation {
-        Mutation::None => return Ok(true),
-        Mutation::Create {
-            idk,
-            suk,
-            vuk,
-            options,
-        } => {
-            let row = opt(
-                c,
-                "INSERT INTO accounts (created_at) VALUES ($1) RETURNING id",
-                &[&now],
-            )
-            .await?
-            .ok_or(corrupt("accounts", "insert returned no id"))?;
-            let account: i64 = get(&row, 0)?;
-            exec(
-                c,
-                "INSERT INTO sqrl_identities
-                    (idk, account_id, suk, vuk, disabled, sqrl_only, hardlock, created_at, updated_at)
-                 VALUES ($1, $2, $3, $4, FALSE, $5, $6, $7, $7)
-                 ON CONFLICT DO NOTHING",
-                &[
-                    &idk.to_bytes().as_slice(),
-                    &account,
-                    &suk.as_bytes().as_slice(),
-                    &vuk.to_bytes().as_slice(),
-                    &options.sqrl_only,
-                    &options.hardlock,
-                    &now,
-                ],
-            )
-            .await?
-        }
-        Mutation::Replace {
-            previous,
-            idk,
-            suk,
-            vuk,
-            options,
-        } => {
-            let Some(account) = account_of(c, previous).await? else {
-                return Ok(false);
-            };
-            // A replacement is a fresh association: enabled. The core never
-            // replaces a disabled identity, and the guard keeps a race from
-            // re-enabling one.
-            let updated = exec(
-                c,
-                "UPDATE sqrl_identities
-                    SET idk = $1, suk = $2, vuk = $3, sqrl_only = $4, hardlock = $5,
-                        updated_at = $6, disabled = FALSE
-                  WHERE idk = $7 AND NOT disabled",
-                &[
-                    &idk.to_bytes().as_slice(),
-                    &suk.as_bytes().as_slice(),
-                    &vuk.to_bytes().as_slice(),
-                    &options.sqrl_only,
-                    &options.hardlock,
-                    &now,
-                    &previous.to_bytes().as_slice(),
-                ],
-            )
-            .await?;
-            exec(
-                c,
-                "INSERT INTO superseded_identities (idk, account_id, superseded_at)
-                 VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-                &[&previous.to_bytes().as_slice(), &account, &now],
-            )
-            .await?;
-            updated
-        }
-        Mutation::SetOptions { idk, options } => {
-            exec(
-                c,
-                "UPDATE sqrl_identities SET sqrl_only = $1, hardlock = $2, updated_at = $3
-                  WHERE idk = $4",
-                &[
-                    &options.sqrl_only,
-                    &options.hardlock,
-                    &now,
-                    &idk.to_bytes().as_slice(),
-                ],
-            )
-            .await?
-        }
-        Mutation::Disable { idk, options } => {
-            exec(
-                c,
-                "UPDATE sqrl_identities
-                    SET disabled = TRUE, sqrl_only = $1, hardlock = $2, updated_at = $3
-                  WHERE idk = $4",
-                &[
-                    &options.sqrl_only,
-                    &options.hardlock,
-                    &now,
-                    &idk.to_bytes().as_slice(),
-                ],
-            )
-            .await?
-        }
-        Mutation::Enable { idk, options } => {
-            exec(
-                c,
-                "UPDATE sqrl_identities
-                    SET disabled = FALSE, sqrl_only = $1, hardlock = $2, updated_at = $3
-                  WHERE idk = $4",
-                &[
-                    &options.sqrl_only,
-                    &options.hardlock,
-                    &now,
-                    &idk.to_bytes().as_slice(),
-                ],
-            )
-            .await?
-        }
-        Mutation::Remove { idk } => {
-            exec(
-                c,
-                "DELETE FROM sqrl_identities WHERE idk = $1",
-                &[&idk.to_bytes().as_slice()],
-            )
-            .await?
-        }
-        // A mutation this driver does not know must not be acknowledged.
-        _ => return Ok(false),
-    };
-    Ok(changed == 1)
-}
-
 /// Ends every session of the account `idk` is associated with.
 async fn end_sessions_of<C: GenericClient>(c: &C, idk: &IdentityKey) -> Result<(), StoreError> {
     if let Some(account) = account_of(c, idk).await? {
@@ -537,108 +294,59 @@ async fn end_sessions_of<C: GenericClient>(c: &C, idk: &IdentityKey) -> Result<(
     Ok(())
 }
 
-/// Applies the page update. `Ok(false)`: a login's account vanished.
-async fn apply_attempt_update<C: GenericClient>(
-    c: &C,
-    update: &AttemptUpdate,
-    now: i64,
-) -> Result<bool, StoreError> {
-    match update {
-        AttemptUpdate::None => {}
-        AttemptUpdate::Scanned { attempt } => {
-            exec(
-                c,
-                "UPDATE login_attempts SET state = 'scanned', updated_at = $1
-                  WHERE id = $2 AND state = 'pending' AND expires_at > $1",
-                &[&now, attempt],
-            )
-            .await?;
-        }
-        AttemptUpdate::LogIn {
-            attempt,
-            idk,
-            answer,
-            device_on_browser_network,
-        } => {
-            let Some(account) = account_of(c, idk).await? else {
-                return Ok(false);
-            };
-            let answer = AnswerColumns::of(answer.as_ref());
-            exec(
-                c,
-                "UPDATE login_attempts SET state = 'confirmed', account_id = $1, updated_at = $2,
-                        ask_button = $4, ask_label = $5, ask_url = $6,
-                        confirmed_idk = $7, device_on_browser_network = $8
-                  WHERE id = $3 AND state IN ('pending', 'scanned') AND expires_at > $2",
-                &[
-                    &account,
-                    &now,
-                    attempt,
-                    &answer.button,
-                    &answer.label,
-                    &answer.url,
-                    &idk.to_bytes().as_slice(),
-                    device_on_browser_network,
-                ],
-            )
-            .await?;
-        }
-        AttemptUpdate::ClientSession {
-            attempt,
-            idk,
-            token_hash,
-            expires_at,
-            answer,
-            device_on_browser_network,
-        } => {
-            let Some(account) = account_of(c, idk).await? else {
-                return Ok(false);
-            };
-            // The link stays bound to its page's browser even when the page
-            // itself moved on: only the holder of that page's secret may
-            // redeem it.
-            if let Some(id) = attempt {
-                exec(
-                    c,
-                    "UPDATE login_attempts SET state = 'client-session', updated_at = $1
-                      WHERE id = $2 AND state IN ('pending', 'scanned') AND expires_at > $1",
-                    &[&now, id],
-                )
-                .await?;
-            }
-            let answer = AnswerColumns::of(answer.as_ref());
-            exec(
-                c,
-                "INSERT INTO login_links (token_hash, account_id, attempt_id, method, created_at,
-                                          expires_at, ask_button, ask_label, ask_url,
-                                          device_on_browser_network)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-                &[
-                    &token_hash.as_bytes().as_slice(),
-                    &account,
-                    attempt,
-                    &LoginMethod::SameDevice.as_str(),
-                    &now,
-                    &sql_time(*expires_at),
-                    &answer.button,
-                    &answer.label,
-                    &answer.url,
-                    device_on_browser_network,
-                ],
-            )
-            .await?;
-        }
-        AttemptUpdate::Rejected { attempt } => {
-            exec(
-                c,
-                "UPDATE login_attempts SET state = 'rejected', updated_at = $1
-                  WHERE id = $2 AND state IN ('pending', 'scanned')",
-                &[&now, attempt],
-            )
-            .await?;
-        }
+/// Reads a login attempt.
+async fn read_attempt<C: GenericClient>(c: &C, id: &str) -> Result<Option<Attempt>, StoreError> {
+    let Some(row) = opt(
+        c,
+        "SELECT pag_hash, browser_ip, state, created_at, expires_at, user_agent,
+                confirmed_idk, device_on_browser_network
+           FROM login_attempts WHERE id = $1",
+        &[&id],
+    )
+    .await?
+    else {
+        return Ok(None);
+    };
+    attempt_from_row(&row, 0, id)
+}
+
+/// The attempt in the columns of `row` from `first` on (`pag_hash`,
+/// `browser_ip`, `state`, `created_at`, `expires_at`, `user_agent`,
+/// `confirmed_idk`, `device_on_browser_network`).
+fn attempt_from_row(row: &Row, first: usize, id: &str) -> Result<Option<Attempt>, StoreError> {
+    AttemptRow {
+        pag_hash: get(row, first)?,
+        browser_ip: get(row, first + 1)?,
+        state: get(row, first + 2)?,
+        created_at: get(row, first + 3)?,
+        expires_at: get(row, first + 4)?,
+        user_agent: get(row, first + 5)?,
+        confirmed_idk: get(row, first + 6)?,
+        device_on_browser_network: get(row, first + 7)?,
     }
-    Ok(true)
+    .into_attempt(id.to_owned())
+    .map(Some)
+}
+
+/// Holds, until the transaction ends, the lock on identity key `idk`: every
+/// transaction that may create or change the association of `idk` takes it
+/// first, so they run one after the other even while no row exists to lock
+/// (two creations of one new identity would otherwise both find it absent).
+async fn lock_identity<C: GenericClient>(c: &C, idk: &IdentityKey) -> Result<(), StoreError> {
+    exec(
+        c,
+        "SELECT pg_advisory_xact_lock($1, $2)",
+        &[&IDENTITY_LOCK_CLASS, &identity_lock_key(idk)],
+    )
+    .await?;
+    Ok(())
+}
+
+/// The advisory lock key of an identity: 32 bits of its SHA-256. Two keys
+/// sharing one only wait for each other.
+fn identity_lock_key(idk: &IdentityKey) -> i32 {
+    let digest = Sha256::digest(idk.to_bytes());
+    i32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]])
 }
 
 async fn load_account<C: GenericClient>(
@@ -861,47 +569,6 @@ impl PostgresStore {
         Ok(())
     }
 
-    async fn try_commit_step(&self, step: &Step) -> Result<StepOutcome, StoreError> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await?;
-        let now = sql_time(step.now);
-        // Optimistic concurrency: the decision was made on `seen`. The rows
-        // are locked while they are compared, so nothing changes them
-        // between this check and the commit.
-        if let Some(lookups) = &step.lookups {
-            if read_records(&tx, lookups, true).await? != step.seen {
-                return Ok(StepOutcome::Conflict);
-            }
-        }
-        if let Some(secret) = &step.indexed_secret {
-            if let Some((idk, presented)) = &secret.holder {
-                let stored = stored_secret(&tx, idk, &secret.sin).await?;
-                if stored.is_some_and(|stored| !stored.matches(presented)) {
-                    return Ok(StepOutcome::IndexedSecretMismatch);
-                }
-            }
-        }
-        // Dropping `tx` without commit rolls everything back.
-        if !apply_mutation(&tx, &step.mutation, now).await?
-            || !apply_attempt_update(&tx, &step.attempt, now).await?
-        {
-            return Ok(StepOutcome::Conflict);
-        }
-        if let Some(secret) = &step.indexed_secret {
-            store_secret(&tx, secret, now).await?;
-        }
-        if step.revoke_sessions {
-            if let Some(idk) = step.mutation.idk() {
-                end_sessions_of(&tx, idk).await?;
-            }
-        }
-        if let Some(next) = &step.next {
-            insert_conversation(&tx, &step.next_nut, next).await?;
-        }
-        tx.commit().await?;
-        Ok(StepOutcome::Committed)
-    }
-
     async fn try_associate(
         &self,
         account_id: Option<i64>,
@@ -910,6 +577,8 @@ impl PostgresStore {
     ) -> Result<Result<i64, Conflict>, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
+        // As a step that creates the identity would: one at a time.
+        lock_identity(&tx, &association.idk).await?;
         let idk = association.idk.to_bytes();
         if account_of(&tx, &association.idk).await?.is_some() {
             return Ok(Err(Conflict::IdentityTaken));
@@ -1037,83 +706,11 @@ impl Attempts for PostgresStore {
 
     async fn attempt(&self, id: &str) -> Result<Option<Attempt>, StoreError> {
         let client = self.client().await?;
-        let Some(row) = opt(
-            &client,
-            "SELECT pag_hash, browser_ip, state, created_at, expires_at, user_agent,
-                    confirmed_idk, device_on_browser_network
-               FROM login_attempts WHERE id = $1",
-            &[&id],
-        )
-        .await?
-        else {
-            return Ok(None);
-        };
-        AttemptRow {
-            pag_hash: get(&row, 0)?,
-            browser_ip: get(&row, 1)?,
-            state: get(&row, 2)?,
-            created_at: get(&row, 3)?,
-            expires_at: get(&row, 4)?,
-            user_agent: get(&row, 5)?,
-            confirmed_idk: get(&row, 6)?,
-            device_on_browser_network: get(&row, 7)?,
-        }
-        .into_attempt(id.to_owned())
-        .map(Some)
+        read_attempt(&client, id).await
     }
 
-    async fn take_conversation(&self, nut: &Nut) -> Result<Option<Conversation>, StoreError> {
-        let client = self.client().await?;
-        // One statement: of two concurrent requests with the same nut, on any
-        // instances, only one gets the conversation.
-        let Some(row) = opt(
-            &client,
-            "DELETE FROM conversations WHERE nut = $1
-             RETURNING attempt_id, browser_ip, expected_server, idk, sin, asked, expires_at",
-            &[&nut.as_str()],
-        )
-        .await?
-        else {
-            return Ok(None);
-        };
-        ConversationRow {
-            attempt_id: get(&row, 0)?,
-            browser_ip: get(&row, 1)?,
-            expected_server: get(&row, 2)?,
-            idk: get(&row, 3)?,
-            sin: get(&row, 4)?,
-            asked: get(&row, 5)?,
-            expires_at: get(&row, 6)?,
-        }
-        .into_conversation()
-        .map(Some)
-    }
-
-    async fn put_conversation(
-        &self,
-        nut: Nut,
-        conversation: Conversation,
-    ) -> Result<(), StoreError> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await?;
-        insert_conversation(&tx, &nut, &conversation).await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    async fn records(&self, lookups: &Lookups) -> Result<Records, StoreError> {
-        let client = self.client().await?;
-        read_records(&client, lookups, false).await
-    }
-
-    async fn commit_step(&self, step: Step) -> Result<StepOutcome, StoreError> {
-        match self.try_commit_step(&step).await {
-            // Another instance wrote the same identity first, or the
-            // database chose this transaction to give way: nothing was
-            // written, and the client retries (TIF 0x60).
-            Err(error) if lost_race(&error) => Ok(StepOutcome::Conflict),
-            other => other,
-        }
+    async fn step(&self, request: StepRequest, mut decide: Decide) -> Result<Stepped, StepError> {
+        step::run(self, &request, &mut decide).await
     }
 }
 

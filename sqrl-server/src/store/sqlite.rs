@@ -1,4 +1,4 @@
-//! The SQLite [`Store`]: WAL journal, `synchronous=FULL` (a commit is on disk
+//! The SQLite [`Store`](super::Store): WAL journal, `synchronous=FULL` (a commit is on disk
 //! before the reply that acknowledges it, so `kill -9` loses nothing
 //! acknowledged), foreign keys on, schema migrations at open.
 //!
@@ -6,10 +6,12 @@
 //! connection from a small pool (WAL readers never wait for the writer);
 //! writes go to the one writer thread (module `writer`), which commits whatever is
 //! queued in one transaction with one fsync and acknowledges each write only
-//! after that commit. Write transactions take SQLite's write lock at the start
+//! after that commit. A `/cli.sqrl` step (module `step`) is one writer job,
+//! its reads included: one trip, no reader hand-off. Write transactions take SQLite's write lock at the start
 //! (`BEGIN IMMEDIATE`), so a read-then-write job can never fail half-way on a
 //! lock upgrade. Statements are prepared once per connection and cached.
 
+mod step;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -21,21 +23,20 @@ use rusqlite::{
     Connection, OpenFlags, OptionalExtension as _, Params, Row, TransactionBehavior, params,
 };
 use sqrl_core::keys::IdentityKey;
-use sqrl_core::server::{AccountRecord, Conversation, Lookups, Mutation, Nut, Records};
+use sqrl_core::server::{Conversation, Nut};
 use tokio::sync::Semaphore;
 
 use super::migrations::sqlite::MIGRATIONS;
 use super::rows::{
-    AnswerColumns, AttemptRow, ConversationRow, IdentityRow, corrupt, from_sql_time, identity_key,
-    ip_text, sql_time,
+    AnswerColumns, AttemptRow, ConversationRow, corrupt, from_sql_time, identity_key, ip_text,
+    sql_time,
 };
 use super::{
-    AccountView, AskAnswer, Attempt, AttemptUpdate, Conflict, IdentityView, LinkOutcome,
-    LoginEvent, LoginMethod, NewAssociation, NewAttempt, NewSession, Redeemed, SessionInfo, Step,
-    StepOutcome, StoreError,
+    AccountView, AskAnswer, Attempt, Conflict, Decide, IdentityView, LinkOutcome, LoginEvent,
+    LoginMethod, NewAssociation, NewAttempt, NewSession, Redeemed, SessionInfo, StepError,
+    StepRequest, Stepped, StoreError,
 };
 use super::{Accounts, Attempts, Housekeeping, Sessions};
-use crate::indexed_secret::{SecretDigest, SecretStep};
 use crate::token::TokenHash;
 use writer::{Writer, Written};
 
@@ -223,94 +224,6 @@ pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// The indexed secret stored for `idk` and `sin`, if any.
-fn stored_secret(
-    conn: &Connection,
-    idk: &IdentityKey,
-    sin: &str,
-) -> Result<Option<SecretDigest>, StoreError> {
-    let row: Option<Vec<u8>> = first(
-        conn,
-        "SELECT ins_hash FROM indexed_secrets WHERE idk = ?1 AND sin = ?2",
-        params![idk.to_bytes(), sin],
-        |row| row.get(0),
-    )?;
-    row.map(|bytes| SecretDigest::from_slice(&bytes).ok_or(corrupt("indexed_secrets", "ins_hash")))
-        .transpose()
-}
-
-/// Whether the step's presented secret contradicts a stored one (SPEC 4.6).
-fn secret_mismatch(conn: &Connection, step: &SecretStep) -> Result<bool, StoreError> {
-    let Some((idk, presented)) = &step.holder else {
-        return Ok(false);
-    };
-    Ok(stored_secret(conn, idk, &step.sin)?.is_some_and(|stored| !stored.matches(presented)))
-}
-
-/// Stores what a committed step established: the first secret of an
-/// existing association, or the secret of a new one (replacing the secrets a
-/// replaced identity held: they were derived from the retired key).
-fn store_secret(tx: &Connection, step: &SecretStep, now: u64) -> Result<(), StoreError> {
-    let insert = |idk: &IdentityKey, digest: &SecretDigest| {
-        exec(
-            tx,
-            "INSERT INTO indexed_secrets (idk, sin, ins_hash, created_at)
-             SELECT ?1, ?2, ?3, ?4 WHERE EXISTS (SELECT 1 FROM sqrl_identities WHERE idk = ?1)
-             ON CONFLICT DO NOTHING",
-            params![idk.to_bytes(), step.sin, digest.as_bytes(), sql_time(now)],
-        )
-    };
-    if let Some((idk, digest)) = &step.successor {
-        exec(
-            tx,
-            "DELETE FROM indexed_secrets WHERE idk = ?1",
-            [idk.to_bytes()],
-        )?;
-        insert(idk, digest)?;
-    } else if let (true, Some((idk, digest))) = (step.remember, &step.holder) {
-        insert(idk, digest)?;
-    }
-    Ok(())
-}
-
-fn account_record(
-    conn: &Connection,
-    idk: &IdentityKey,
-) -> Result<Option<AccountRecord>, StoreError> {
-    first(
-        conn,
-        "SELECT suk, vuk, disabled, sqrl_only, hardlock FROM sqrl_identities WHERE idk = ?1",
-        [idk.to_bytes()],
-        |row| {
-            Ok(IdentityRow {
-                suk: row.get(0)?,
-                vuk: row.get(1)?,
-                disabled: row.get(2)?,
-                sqrl_only: row.get(3)?,
-                hardlock: row.get(4)?,
-            })
-        },
-    )?
-    .map(IdentityRow::into_record)
-    .transpose()
-}
-
-fn read_records(conn: &Connection, lookups: &Lookups) -> Result<Records, StoreError> {
-    let current_superseded = exists(
-        conn,
-        "SELECT 1 FROM superseded_identities WHERE idk = ?1",
-        [lookups.idk.to_bytes()],
-    )?;
-    Ok(Records {
-        current: account_record(conn, &lookups.idk)?,
-        current_superseded,
-        previous: match &lookups.pidk {
-            Some(pidk) => account_record(conn, pidk)?,
-            None => None,
-        },
-    })
-}
-
 fn insert_conversation(
     conn: &Connection,
     nut: &Nut,
@@ -358,103 +271,6 @@ fn account_of(conn: &Connection, idk: &IdentityKey) -> Result<Option<i64>, Store
     )
 }
 
-/// Applies a decision's mutation. `Ok(false)` means the stored state no
-/// longer allows it (the caller rolls back and reports a conflict).
-fn apply_mutation(tx: &Connection, mutation: &Mutation, now: u64) -> Result<bool, StoreError> {
-    let now = sql_time(now);
-    let changed = match mutation {
-        Mutation::None => return Ok(true),
-        Mutation::Create {
-            idk,
-            suk,
-            vuk,
-            options,
-        } => {
-            exec(tx, "INSERT INTO accounts (created_at) VALUES (?1)", [now])?;
-            let account = tx.last_insert_rowid();
-            exec(
-                tx,
-                "INSERT INTO sqrl_identities
-                    (idk, account_id, suk, vuk, disabled, sqrl_only, hardlock, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, 0, ?5, ?6, ?7, ?7)
-                 ON CONFLICT DO NOTHING",
-                params![
-                    idk.to_bytes(),
-                    account,
-                    suk.as_bytes(),
-                    vuk.to_bytes(),
-                    options.sqrl_only,
-                    options.hardlock,
-                    now
-                ],
-            )?
-        }
-        Mutation::Replace {
-            previous,
-            idk,
-            suk,
-            vuk,
-            options,
-        } => {
-            let Some(account) = account_of(tx, previous)? else {
-                return Ok(false);
-            };
-            let updated = exec(
-                tx,
-                // A replacement is a fresh association: enabled. The core never
-                // replaces a disabled identity (TIF 0x08 instead), and the
-                // `disabled = 0` guard keeps a race from re-enabling one.
-                "UPDATE sqrl_identities
-                    SET idk = ?1, suk = ?2, vuk = ?3, sqrl_only = ?4, hardlock = ?5, updated_at = ?6,
-                        disabled = 0
-                  WHERE idk = ?7 AND disabled = 0",
-                params![
-                    idk.to_bytes(),
-                    suk.as_bytes(),
-                    vuk.to_bytes(),
-                    options.sqrl_only,
-                    options.hardlock,
-                    now,
-                    previous.to_bytes()
-                ],
-            )?;
-            // PITFALLS 25: the old key answers 0x200/0x240 from now on.
-            exec(
-                tx,
-                "INSERT INTO superseded_identities (idk, account_id, superseded_at)
-                 VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
-                params![previous.to_bytes(), account, now],
-            )?;
-            updated
-        }
-        Mutation::SetOptions { idk, options } => exec(
-            tx,
-            "UPDATE sqrl_identities SET sqrl_only = ?1, hardlock = ?2, updated_at = ?3 WHERE idk = ?4",
-            params![options.sqrl_only, options.hardlock, now, idk.to_bytes()],
-        )?,
-        Mutation::Disable { idk, options } => exec(
-            tx,
-            "UPDATE sqrl_identities SET disabled = 1, sqrl_only = ?1, hardlock = ?2, updated_at = ?3
-              WHERE idk = ?4",
-            params![options.sqrl_only, options.hardlock, now, idk.to_bytes()],
-        )?,
-        Mutation::Enable { idk, options } => exec(
-            tx,
-            "UPDATE sqrl_identities SET disabled = 0, sqrl_only = ?1, hardlock = ?2, updated_at = ?3
-              WHERE idk = ?4",
-            params![options.sqrl_only, options.hardlock, now, idk.to_bytes()],
-        )?,
-        Mutation::Remove { idk } => exec(
-            tx,
-            "DELETE FROM sqrl_identities WHERE idk = ?1",
-            [idk.to_bytes()],
-        )?,
-        // A mutation this driver does not know must not be acknowledged.
-        _ => return Ok(false),
-    };
-    Ok(changed == 1)
-}
-
 /// Ends every session of the account `idk` is associated with.
 fn end_sessions_of(tx: &Connection, idk: &IdentityKey) -> Result<(), StoreError> {
     if let Some(account) = account_of(tx, idk)? {
@@ -463,104 +279,28 @@ fn end_sessions_of(tx: &Connection, idk: &IdentityKey) -> Result<(), StoreError>
     Ok(())
 }
 
-/// Applies the page update. `Ok(false)` means a login's account vanished.
-fn apply_attempt_update(
-    tx: &Connection,
-    update: &AttemptUpdate,
-    now: u64,
-) -> Result<bool, StoreError> {
-    let now_sql = sql_time(now);
-    match update {
-        AttemptUpdate::None => {}
-        AttemptUpdate::Scanned { attempt } => {
-            exec(
-                tx,
-                "UPDATE login_attempts SET state = 'scanned', updated_at = ?1
-                  WHERE id = ?2 AND state = 'pending' AND expires_at > ?1",
-                params![now_sql, attempt],
-            )?;
-        }
-        AttemptUpdate::LogIn {
-            attempt,
-            idk,
-            answer,
-            device_on_browser_network,
-        } => {
-            let Some(account) = account_of(tx, idk)? else {
-                return Ok(false);
-            };
-            let AnswerColumns { button, label, url } = AnswerColumns::of(answer.as_ref());
-            exec(
-                tx,
-                "UPDATE login_attempts SET state = 'confirmed', account_id = ?1, updated_at = ?2,
-                        ask_button = ?4, ask_label = ?5, ask_url = ?6,
-                        confirmed_idk = ?7, device_on_browser_network = ?8
-                  WHERE id = ?3 AND state IN ('pending', 'scanned') AND expires_at > ?2",
-                params![
-                    account,
-                    now_sql,
-                    attempt,
-                    button,
-                    label,
-                    url,
-                    idk.to_bytes(),
-                    device_on_browser_network
-                ],
-            )?;
-        }
-        AttemptUpdate::ClientSession {
-            attempt,
-            idk,
-            token_hash,
-            expires_at,
-            answer,
-            device_on_browser_network,
-        } => {
-            let Some(account) = account_of(tx, idk)? else {
-                return Ok(false);
-            };
-            // The link stays bound to its page's browser even when the
-            // page itself moved on (another device confirmed first): only
-            // the holder of that page's secret may redeem it.
-            if let Some(id) = attempt {
-                exec(
-                    tx,
-                    "UPDATE login_attempts SET state = 'client-session', updated_at = ?1
-                      WHERE id = ?2 AND state IN ('pending', 'scanned') AND expires_at > ?1",
-                    params![now_sql, id],
-                )?;
-            }
-            let AnswerColumns { button, label, url } = AnswerColumns::of(answer.as_ref());
-            exec(
-                tx,
-                "INSERT INTO login_links (token_hash, account_id, attempt_id, method, created_at,
-                                          expires_at, ask_button, ask_label, ask_url,
-                                          device_on_browser_network)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-                params![
-                    token_hash.as_bytes(),
-                    account,
-                    attempt,
-                    LoginMethod::SameDevice.as_str(),
-                    now_sql,
-                    sql_time(*expires_at),
-                    button,
-                    label,
-                    url,
-                    device_on_browser_network
-                ],
-            )?;
-        }
-        AttemptUpdate::Rejected { attempt } => {
-            exec(
-                tx,
-                "UPDATE login_attempts SET state = 'rejected', updated_at = ?1
-                  WHERE id = ?2 AND state IN ('pending', 'scanned')",
-                params![now_sql, attempt],
-            )?;
-        }
-    }
-    Ok(true)
+/// Reads a login attempt.
+fn read_attempt(conn: &Connection, id: &str) -> Result<Option<Attempt>, StoreError> {
+    let row = first(
+        conn,
+        "SELECT pag_hash, browser_ip, state, created_at, expires_at, user_agent,
+                confirmed_idk, device_on_browser_network
+           FROM login_attempts WHERE id = ?1",
+        [id],
+        |row| {
+            Ok(AttemptRow {
+                pag_hash: row.get(0)?,
+                browser_ip: row.get(1)?,
+                state: row.get(2)?,
+                created_at: row.get(3)?,
+                expires_at: row.get(4)?,
+                user_agent: row.get(5)?,
+                confirmed_idk: row.get(6)?,
+                device_on_browser_network: row.get(7)?,
+            })
+        },
+    )?;
+    row.map(|row| row.into_attempt(id.to_owned())).transpose()
 }
 
 fn load_account(conn: &Connection, account_id: i64) -> Result<Option<AccountView>, StoreError> {
@@ -729,106 +469,14 @@ impl Attempts for SqliteStore {
 
     async fn attempt(&self, id: &str) -> Result<Option<Attempt>, StoreError> {
         let id = id.to_owned();
-        self.read(move |conn| {
-            let row = first(
-                conn,
-                "SELECT pag_hash, browser_ip, state, created_at, expires_at, user_agent,
-                        confirmed_idk, device_on_browser_network
-                   FROM login_attempts WHERE id = ?1",
-                [&id],
-                |row| {
-                    Ok(AttemptRow {
-                        pag_hash: row.get(0)?,
-                        browser_ip: row.get(1)?,
-                        state: row.get(2)?,
-                        created_at: row.get(3)?,
-                        expires_at: row.get(4)?,
-                        user_agent: row.get(5)?,
-                        confirmed_idk: row.get(6)?,
-                        device_on_browser_network: row.get(7)?,
-                    })
-                },
-            )?;
-            row.map(|row| row.into_attempt(id)).transpose()
-        })
-        .await
+        self.read(move |conn| read_attempt(conn, &id)).await
     }
 
-    async fn take_conversation(&self, nut: &Nut) -> Result<Option<Conversation>, StoreError> {
-        let nut = nut.clone();
-        self.write(move |conn| {
-            // In the writer: two concurrent requests with the same nut cannot
-            // both get the conversation.
-            let row = first(
-                conn,
-                "DELETE FROM conversations WHERE nut = ?1
-                 RETURNING attempt_id, browser_ip, expected_server, idk, sin, asked, expires_at",
-                [nut.as_str()],
-                |row| {
-                    Ok(ConversationRow {
-                        attempt_id: row.get(0)?,
-                        browser_ip: row.get(1)?,
-                        expected_server: row.get(2)?,
-                        idk: row.get(3)?,
-                        sin: row.get(4)?,
-                        asked: row.get(5)?,
-                        expires_at: row.get(6)?,
-                    })
-                },
-            )?;
-            row.map(ConversationRow::into_conversation).transpose()
-        })
-        .await
-    }
-
-    async fn put_conversation(
-        &self,
-        nut: Nut,
-        conversation: Conversation,
-    ) -> Result<(), StoreError> {
-        self.write(move |tx| insert_conversation(tx, &nut, &conversation))
-            .await
-    }
-
-    async fn records(&self, lookups: &Lookups) -> Result<Records, StoreError> {
-        let lookups = *lookups;
-        self.read(move |conn| read_records(conn, &lookups)).await
-    }
-
-    async fn commit_step(&self, step: Step) -> Result<StepOutcome, StoreError> {
-        self.write_or_roll_back(move |tx| {
-            // Optimistic concurrency: the decision was made on `seen`; if a
-            // concurrent request changed those rows, this one must not apply.
-            if let Some(lookups) = &step.lookups {
-                if read_records(tx, lookups)? != step.seen {
-                    return Ok(Written::Rollback(StepOutcome::Conflict));
-                }
-            }
-            if let Some(secret) = &step.indexed_secret {
-                if secret_mismatch(tx, secret)? {
-                    return Ok(Written::Rollback(StepOutcome::IndexedSecretMismatch));
-                }
-            }
-            if !apply_mutation(tx, &step.mutation, step.now)?
-                || !apply_attempt_update(tx, &step.attempt, step.now)?
-            {
-                // Undoes whatever the mutation wrote.
-                return Ok(Written::Rollback(StepOutcome::Conflict));
-            }
-            if let Some(secret) = &step.indexed_secret {
-                store_secret(tx, secret, step.now)?;
-            }
-            if step.revoke_sessions {
-                if let Some(idk) = step.mutation.idk() {
-                    end_sessions_of(tx, idk)?;
-                }
-            }
-            if let Some(next) = &step.next {
-                insert_conversation(tx, &step.next_nut, next)?;
-            }
-            Ok(Written::Commit(StepOutcome::Committed))
-        })
-        .await
+    async fn step(&self, request: StepRequest, mut decide: Decide) -> Result<Stepped, StepError> {
+        let stepped = self
+            .write_or_roll_back(move |conn| step::run(conn, &request, &mut decide))
+            .await?;
+        Ok(stepped?)
     }
 }
 

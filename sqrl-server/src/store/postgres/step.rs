@@ -1,0 +1,497 @@
+//! [`Attempts::step`](super::super::Attempts::step) on PostgreSQL: one
+//! transaction per try, the decision made inside it on locked records.
+//!
+//! Lock order, the same in every step: the identity keys (advisory locks,
+//! in key order), then the conversation row (its `DELETE`), then the
+//! association rows (`FOR UPDATE`). Requests for the same identity wait for
+//! each other at the first lock, before they read anything, so each decides
+//! on what the one before it committed.
+
+use deadpool_postgres::GenericClient;
+use sqrl_core::keys::IdentityKey;
+use sqrl_core::server::{AccountRecord, Conversation, Lookups, Mutation, Nut, Records};
+use sqrl_core::server::{SecretDigest, SecretWrite};
+
+use super::super::rows::{AnswerColumns, ConversationRow, IdentityRow, corrupt, sql_time};
+use super::super::step::{
+    ConversationSource, Decide, MAX_STEP_TRIES, NextConversation, StepInput, StepRequest, Tried,
+    gave_up, keeps, stepped,
+};
+use super::super::{Attempt, AttemptUpdate, LoginMethod, StepError, Stepped, StoreError};
+use super::{
+    PostgresStore, account_of, all, attempt_from_row, end_sessions_of, exec, get,
+    identity_lock_key, insert_conversation, lock_identity, lost_race, opt, read_attempt,
+};
+
+/// Runs a step: up to [`MAX_STEP_TRIES`] transactions, until one commits.
+pub(super) async fn run(
+    store: &PostgresStore,
+    request: &StepRequest,
+    decide: &mut Decide,
+) -> Result<Stepped, StepError> {
+    let mut last = None;
+    for _ in 0..MAX_STEP_TRIES {
+        match try_step(store, request, decide).await {
+            Ok(Tried::Applied(stepped)) => return Ok(*stepped),
+            Ok(Tried::Unplanned(error)) => return Err(error.into()),
+            Ok(Tried::NotApplied) => last = None,
+            // Aborted for a lost race (a serialization failure, a deadlock,
+            // a key taken first): nothing was written; decide again.
+            Err(error) if lost_race(&error) => last = Some(error),
+            Err(error) => return Err(error.into()),
+        }
+    }
+    Err(gave_up(last).into())
+}
+
+/// One transaction: lock, take, read, decide, apply, commit. Returning
+/// before the commit drops the transaction, which rolls it back.
+async fn try_step(
+    store: &PostgresStore,
+    request: &StepRequest,
+    decide: &mut Decide,
+) -> Result<Tried, StoreError> {
+    let mut client = store.client().await?;
+    let tx = client.transaction().await?;
+    if let Some(lookups) = &request.lookups {
+        let mut keys = vec![lookups.idk];
+        keys.extend(lookups.pidk);
+        // One order for all, so two steps never wait for each other in a
+        // circle.
+        keys.sort_by_key(identity_lock_key);
+        keys.dedup_by_key(|idk| identity_lock_key(idk));
+        for idk in &keys {
+            lock_identity(&tx, idk).await?;
+        }
+    }
+    let (conversation, attempt) = match &request.conversation {
+        ConversationSource::Stored(nut) => take_conversation(&tx, nut).await?,
+        ConversationSource::Taken(conversation) => {
+            let attempt = match &conversation.browser {
+                Some(browser) => read_attempt(&tx, &browser.attempt).await?,
+                None => None,
+            };
+            (Some(Conversation::clone(conversation)), attempt)
+        }
+        ConversationSource::None => (None, None),
+    };
+    let sin = conversation.as_ref().and_then(|c| c.sin.as_deref());
+    let records = match &request.lookups {
+        Some(lookups) => read_records(&tx, lookups, sin).await?,
+        None => Records::default(),
+    };
+    let plan = match decide(StepInput {
+        conversation,
+        records,
+        attempt,
+    }) {
+        Ok(plan) => plan,
+        Err(error) => return Ok(Tried::Unplanned(error)),
+    };
+    let now = sql_time(request.now);
+    if !apply_mutation(&tx, &plan.issued.mutation, now).await?
+        || !apply_attempt_update(&tx, &plan.attempt, now).await?
+        || !keep_secret(&tx, plan.issued.secret_write.as_ref(), now).await?
+    {
+        return Ok(Tried::NotApplied);
+    }
+    if plan.revoke_sessions {
+        if let Some(idk) = plan.issued.mutation.idk() {
+            end_sessions_of(&tx, idk).await?;
+        }
+    }
+    let next = keeps(&plan);
+    if next == NextConversation::Stored {
+        insert_conversation(&tx, &plan.issued.nut, &plan.issued.conversation).await?;
+    }
+    tx.commit().await?;
+    Ok(stepped(plan, next))
+}
+
+/// Reads and deletes the conversation under `nut`, with the attempt of the
+/// page behind it, in one statement. A nut is used once: of two concurrent
+/// requests with the same nut, on any instances, one gets it (the other's
+/// `DELETE` waits for the first transaction and then finds nothing).
+async fn take_conversation<C: GenericClient>(
+    c: &C,
+    nut: &Nut,
+) -> Result<(Option<Conversation>, Option<Attempt>), StoreError> {
+    let Some(row) = opt(
+        c,
+        "WITH taken AS (
+             DELETE FROM conversations WHERE nut = $1
+             RETURNING attempt_id, browser_ip, expected_server, idk, sin, asked, expires_at)
+         SELECT t.attempt_id, t.browser_ip, t.expected_server, t.idk, t.sin, t.asked,
+                t.expires_at, a.id IS NOT NULL,
+                a.pag_hash, a.browser_ip, a.state, a.created_at, a.expires_at, a.user_agent,
+                a.confirmed_idk, a.device_on_browser_network
+           FROM taken t LEFT JOIN login_attempts a ON a.id = t.attempt_id",
+        &[&nut.as_str()],
+    )
+    .await?
+    else {
+        return Ok((None, None));
+    };
+    let conversation = ConversationRow {
+        attempt_id: get(&row, 0)?,
+        browser_ip: get(&row, 1)?,
+        expected_server: get(&row, 2)?,
+        idk: get(&row, 3)?,
+        sin: get(&row, 4)?,
+        asked: get(&row, 5)?,
+        expires_at: get(&row, 6)?,
+    }
+    .into_conversation()?;
+    let attempt = match (&conversation.browser, get::<bool>(&row, 7)?) {
+        (Some(browser), true) => attempt_from_row(&row, 8, &browser.attempt)?,
+        _ => None,
+    };
+    Ok((Some(conversation), attempt))
+}
+
+/// The records a decision reads, indexed-secret digests under `sin`
+/// included. The association rows stay locked until the transaction ends.
+async fn read_records<C: GenericClient>(
+    c: &C,
+    lookups: &Lookups,
+    sin: Option<&str>,
+) -> Result<Records, StoreError> {
+    let idk = lookups.idk.to_bytes();
+    let mut keys = vec![idk.to_vec()];
+    keys.extend(lookups.pidk.map(|pidk| pidk.to_bytes().to_vec()));
+    // Both queries go out together: tokio-postgres pipelines them on the
+    // transaction's connection.
+    let (superseded, rows) = futures_util::future::try_join(
+        opt(
+            c,
+            "SELECT 1 FROM superseded_identities WHERE idk = $1",
+            &[&idk.as_slice()],
+        ),
+        all(
+            c,
+            "SELECT i.idk, i.suk, i.vuk, i.disabled, i.sqrl_only, i.hardlock,
+                    (SELECT s.ins_hash FROM indexed_secrets s
+                      WHERE s.idk = i.idk AND s.sin = $2)
+               FROM sqrl_identities i WHERE i.idk = ANY($1) FOR UPDATE",
+            &[&keys, &sin],
+        ),
+    )
+    .await?;
+    let mut records = Records {
+        current_superseded: superseded.is_some(),
+        ..Records::default()
+    };
+    for row in &rows {
+        let key: Vec<u8> = get(row, 0)?;
+        let (account, secret) = account_of_row(row)?;
+        if key == idk {
+            records.current = Some(account);
+            records.current_secret = secret;
+        } else {
+            records.previous = Some(account);
+            records.previous_secret = secret;
+        }
+    }
+    Ok(records)
+}
+
+/// The association and its kept secret in a row of `read_records`.
+fn account_of_row(
+    row: &tokio_postgres::Row,
+) -> Result<(AccountRecord, Option<SecretDigest>), StoreError> {
+    let account = IdentityRow {
+        suk: get(row, 1)?,
+        vuk: get(row, 2)?,
+        disabled: get(row, 3)?,
+        sqrl_only: get(row, 4)?,
+        hardlock: get(row, 5)?,
+    }
+    .into_record()?;
+    let secret = get::<Option<Vec<u8>>>(row, 6)?
+        .map(|bytes| SecretDigest::from_slice(&bytes).ok_or(corrupt("indexed_secrets", "ins_hash")))
+        .transpose()?;
+    Ok((account, secret))
+}
+
+/// Keeps an indexed secret as the decision says. A secret is kept only for
+/// an association that exists (it follows its identity). `Ok(false)`: a
+/// write this store does not know.
+async fn keep_secret<C: GenericClient>(
+    c: &C,
+    write: Option<&SecretWrite>,
+    now: i64,
+) -> Result<bool, StoreError> {
+    const INSERT: &str = "INSERT INTO indexed_secrets (idk, sin, ins_hash, created_at)
+         SELECT $1, $2, $3, $4 WHERE EXISTS (SELECT 1 FROM sqrl_identities WHERE idk = $1)
+         ON CONFLICT DO NOTHING";
+    let insert = async |idk: &IdentityKey, sin: &str, digest: &SecretDigest| {
+        let idk = idk.to_bytes();
+        exec(
+            c,
+            INSERT,
+            &[&idk.as_slice(), &sin, &digest.as_bytes().as_slice(), &now],
+        )
+        .await
+    };
+    match write {
+        None => {}
+        // The first secret stays: a second one for the same sin is not
+        // written over it.
+        Some(SecretWrite::Remember { idk, sin, digest }) => {
+            insert(idk, sin, digest).await?;
+        }
+        Some(SecretWrite::Establish { idk, sin, digest }) => {
+            exec(
+                c,
+                "DELETE FROM indexed_secrets WHERE idk = $1",
+                &[&idk.to_bytes().as_slice()],
+            )
+            .await?;
+            insert(idk, sin, digest).await?;
+        }
+        Some(_) => return Ok(false),
+    }
+    Ok(true)
+}
+
+/// Applies a decision's mutation. `Ok(false)`: the stored state does not
+/// allow it (the step is rolled back and decided again).
+async fn apply_mutation<C: GenericClient>(
+    c: &C,
+    mutation: &Mutation,
+    now: i64,
+) -> Result<bool, StoreError> {
+    let changed = match mutation {
+        Mutation::None => return Ok(true),
+        Mutation::Create {
+            idk,
+            suk,
+            vuk,
+            options,
+        } => {
+            let row = opt(
+                c,
+                "INSERT INTO accounts (created_at) VALUES ($1) RETURNING id",
+                &[&now],
+            )
+            .await?
+            .ok_or(corrupt("accounts", "insert returned no id"))?;
+            let account: i64 = get(&row, 0)?;
+            exec(
+                c,
+                "INSERT INTO sqrl_identities
+                    (idk, account_id, suk, vuk, disabled, sqrl_only, hardlock, created_at, updated_at)
+                 VALUES ($1, $2, $3, $4, FALSE, $5, $6, $7, $7)
+                 ON CONFLICT DO NOTHING",
+                &[
+                    &idk.to_bytes().as_slice(),
+                    &account,
+                    &suk.as_bytes().as_slice(),
+                    &vuk.to_bytes().as_slice(),
+                    &options.sqrl_only,
+                    &options.hardlock,
+                    &now,
+                ],
+            )
+            .await?
+        }
+        Mutation::Replace {
+            previous,
+            idk,
+            suk,
+            vuk,
+            options,
+        } => {
+            let Some(account) = account_of(c, previous).await? else {
+                return Ok(false);
+            };
+            // A replacement is a fresh association: enabled. The core never
+            // replaces a disabled identity, and the guard keeps a race from
+            // re-enabling one.
+            let updated = exec(
+                c,
+                "UPDATE sqrl_identities
+                    SET idk = $1, suk = $2, vuk = $3, sqrl_only = $4, hardlock = $5,
+                        updated_at = $6, disabled = FALSE
+                  WHERE idk = $7 AND NOT disabled",
+                &[
+                    &idk.to_bytes().as_slice(),
+                    &suk.as_bytes().as_slice(),
+                    &vuk.to_bytes().as_slice(),
+                    &options.sqrl_only,
+                    &options.hardlock,
+                    &now,
+                    &previous.to_bytes().as_slice(),
+                ],
+            )
+            .await?;
+            exec(
+                c,
+                "INSERT INTO superseded_identities (idk, account_id, superseded_at)
+                 VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                &[&previous.to_bytes().as_slice(), &account, &now],
+            )
+            .await?;
+            updated
+        }
+        Mutation::SetOptions { idk, options } => {
+            exec(
+                c,
+                "UPDATE sqrl_identities SET sqrl_only = $1, hardlock = $2, updated_at = $3
+                  WHERE idk = $4",
+                &[
+                    &options.sqrl_only,
+                    &options.hardlock,
+                    &now,
+                    &idk.to_bytes().as_slice(),
+                ],
+            )
+            .await?
+        }
+        Mutation::Disable { idk, options } => {
+            exec(
+                c,
+                "UPDATE sqrl_identities
+                    SET disabled = TRUE, sqrl_only = $1, hardlock = $2, updated_at = $3
+                  WHERE idk = $4",
+                &[
+                    &options.sqrl_only,
+                    &options.hardlock,
+                    &now,
+                    &idk.to_bytes().as_slice(),
+                ],
+            )
+            .await?
+        }
+        Mutation::Enable { idk, options } => {
+            exec(
+                c,
+                "UPDATE sqrl_identities
+                    SET disabled = FALSE, sqrl_only = $1, hardlock = $2, updated_at = $3
+                  WHERE idk = $4",
+                &[
+                    &options.sqrl_only,
+                    &options.hardlock,
+                    &now,
+                    &idk.to_bytes().as_slice(),
+                ],
+            )
+            .await?
+        }
+        Mutation::Remove { idk } => {
+            exec(
+                c,
+                "DELETE FROM sqrl_identities WHERE idk = $1",
+                &[&idk.to_bytes().as_slice()],
+            )
+            .await?
+        }
+        // A mutation this driver does not know must not be acknowledged.
+        _ => return Ok(false),
+    };
+    Ok(changed == 1)
+}
+
+/// Applies the page update. `Ok(false)`: a login's account is not there.
+async fn apply_attempt_update<C: GenericClient>(
+    c: &C,
+    update: &AttemptUpdate,
+    now: i64,
+) -> Result<bool, StoreError> {
+    match update {
+        AttemptUpdate::None => {}
+        AttemptUpdate::Scanned { attempt } => {
+            exec(
+                c,
+                "UPDATE login_attempts SET state = 'scanned', updated_at = $1
+                  WHERE id = $2 AND state = 'pending' AND expires_at > $1",
+                &[&now, attempt],
+            )
+            .await?;
+        }
+        AttemptUpdate::LogIn {
+            attempt,
+            idk,
+            answer,
+            device_on_browser_network,
+        } => {
+            let Some(account) = account_of(c, idk).await? else {
+                return Ok(false);
+            };
+            let answer = AnswerColumns::of(answer.as_ref());
+            exec(
+                c,
+                "UPDATE login_attempts SET state = 'confirmed', account_id = $1, updated_at = $2,
+                        ask_button = $4, ask_label = $5, ask_url = $6,
+                        confirmed_idk = $7, device_on_browser_network = $8
+                  WHERE id = $3 AND state IN ('pending', 'scanned') AND expires_at > $2",
+                &[
+                    &account,
+                    &now,
+                    attempt,
+                    &answer.button,
+                    &answer.label,
+                    &answer.url,
+                    &idk.to_bytes().as_slice(),
+                    device_on_browser_network,
+                ],
+            )
+            .await?;
+        }
+        AttemptUpdate::ClientSession {
+            attempt,
+            idk,
+            token_hash,
+            expires_at,
+            answer,
+            device_on_browser_network,
+        } => {
+            let Some(account) = account_of(c, idk).await? else {
+                return Ok(false);
+            };
+            // The link stays bound to its page's browser even when the page
+            // itself moved on: only the holder of that page's secret may
+            // redeem it.
+            if let Some(id) = attempt {
+                exec(
+                    c,
+                    "UPDATE login_attempts SET state = 'client-session', updated_at = $1
+                      WHERE id = $2 AND state IN ('pending', 'scanned') AND expires_at > $1",
+                    &[&now, id],
+                )
+                .await?;
+            }
+            let answer = AnswerColumns::of(answer.as_ref());
+            exec(
+                c,
+                "INSERT INTO login_links (token_hash, account_id, attempt_id, method, created_at,
+                                          expires_at, ask_button, ask_label, ask_url,
+                                          device_on_browser_network)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                &[
+                    &token_hash.as_bytes().as_slice(),
+                    &account,
+                    attempt,
+                    &LoginMethod::SameDevice.as_str(),
+                    &now,
+                    &sql_time(*expires_at),
+                    &answer.button,
+                    &answer.label,
+                    &answer.url,
+                    device_on_browser_network,
+                ],
+            )
+            .await?;
+        }
+        AttemptUpdate::Rejected { attempt } => {
+            exec(
+                c,
+                "UPDATE login_attempts SET state = 'rejected', updated_at = $1
+                  WHERE id = $2 AND state IN ('pending', 'scanned')",
+                &[&now, attempt],
+            )
+            .await?;
+        }
+    }
+    Ok(true)
+}

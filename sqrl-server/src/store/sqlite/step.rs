@@ -1,0 +1,438 @@
+//! [`Attempts::step`](super::super::Attempts::step) on SQLite: one job of
+//! the single writer, so the step's reads come from the writer's connection
+//! inside its transaction, nothing else writes between them and the commit,
+//! and no read is handed to another thread.
+
+use rusqlite::{Connection, ErrorCode, params};
+use sqrl_core::keys::IdentityKey;
+use sqrl_core::server::{
+    AccountRecord, Conversation, Lookups, Mutation, Nut, Records, SecretDigest, SecretWrite,
+};
+
+use super::super::rows::{AnswerColumns, ConversationRow, IdentityRow, corrupt, sql_time};
+use super::super::step::{
+    ConversationSource, Decide, MAX_STEP_TRIES, NextConversation, PlanError, StepInput,
+    StepRequest, Stepped, Tried, gave_up, keeps, stepped,
+};
+use super::super::{AttemptUpdate, LoginMethod, StoreError};
+use super::writer::Written;
+use super::{account_of, end_sessions_of, exec, exists, first, insert_conversation, read_attempt};
+
+/// The writer job of one step: tries it up to [`MAX_STEP_TRIES`] times, each
+/// try in a savepoint of its own, so a try that does not apply leaves
+/// nothing behind. The writer commits the job's batch; the result is handed
+/// back once that commit is on disk.
+pub(super) fn run(
+    conn: &Connection,
+    request: &StepRequest,
+    decide: &mut Decide,
+) -> Result<Written<Result<Stepped, PlanError>>, StoreError> {
+    let mut last = None;
+    for _ in 0..MAX_STEP_TRIES {
+        exec(conn, "SAVEPOINT step", [])?;
+        let tried = try_step(conn, request, decide);
+        if let Ok(Tried::Applied(_)) = &tried {
+            exec(conn, "RELEASE step", [])?;
+        } else {
+            exec(conn, "ROLLBACK TO step", [])?;
+            exec(conn, "RELEASE step", [])?;
+        }
+        match tried {
+            Ok(Tried::Applied(stepped)) => return Ok(Written::Commit(Ok(*stepped))),
+            Ok(Tried::Unplanned(error)) => return Ok(Written::Rollback(Err(error))),
+            Ok(Tried::NotApplied) => last = None,
+            Err(error) if lost_race(&error) => last = Some(error),
+            Err(error) => return Err(error),
+        }
+    }
+    Err(gave_up(last))
+}
+
+/// One try: take, read, decide, apply.
+fn try_step(
+    conn: &Connection,
+    request: &StepRequest,
+    decide: &mut Decide,
+) -> Result<Tried, StoreError> {
+    let conversation = match &request.conversation {
+        ConversationSource::Stored(nut) => take_conversation(conn, nut)?,
+        ConversationSource::Taken(conversation) => Some(Conversation::clone(conversation)),
+        ConversationSource::None => None,
+    };
+    let sin = conversation.as_ref().and_then(|c| c.sin.as_deref());
+    let records = match &request.lookups {
+        Some(lookups) => read_records(conn, lookups, sin)?,
+        None => Records::default(),
+    };
+    let attempt = match conversation.as_ref().and_then(|c| c.browser.as_ref()) {
+        Some(browser) => read_attempt(conn, &browser.attempt)?,
+        None => None,
+    };
+    let plan = match decide(StepInput {
+        conversation,
+        records,
+        attempt,
+    }) {
+        Ok(plan) => plan,
+        Err(error) => return Ok(Tried::Unplanned(error)),
+    };
+    let now = request.now;
+    if !apply_mutation(conn, &plan.issued.mutation, now)?
+        || !apply_attempt_update(conn, &plan.attempt, now)?
+        || !keep_secret(conn, plan.issued.secret_write.as_ref(), now)?
+    {
+        return Ok(Tried::NotApplied);
+    }
+    if plan.revoke_sessions {
+        if let Some(idk) = plan.issued.mutation.idk() {
+            end_sessions_of(conn, idk)?;
+        }
+    }
+    let next = keeps(&plan);
+    if next == NextConversation::Stored {
+        insert_conversation(conn, &plan.issued.nut, &plan.issued.conversation)?;
+    }
+    Ok(stepped(plan, next))
+}
+
+/// Whether the database refused a write because of the state another write
+/// left (a key already taken, a row gone): the step is decided again.
+fn lost_race(error: &StoreError) -> bool {
+    let StoreError::Database(source) = error else {
+        return matches!(error, StoreError::Busy(_));
+    };
+    match source.downcast_ref::<rusqlite::Error>() {
+        Some(rusqlite::Error::SqliteFailure(failure, _)) => {
+            failure.code == ErrorCode::ConstraintViolation
+                && matches!(
+                    failure.extended_code,
+                    rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                        | rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+                        | rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY
+                )
+        }
+        _ => false,
+    }
+}
+
+/// Reads and deletes the conversation under `nut`: a nut is used once, by
+/// the request whose step commits, whatever its reply says (a step that
+/// commits nothing leaves it).
+fn take_conversation(conn: &Connection, nut: &Nut) -> Result<Option<Conversation>, StoreError> {
+    let row = first(
+        conn,
+        "DELETE FROM conversations WHERE nut = ?1
+         RETURNING attempt_id, browser_ip, expected_server, idk, sin, asked, expires_at",
+        [nut.as_str()],
+        |row| {
+            Ok(ConversationRow {
+                attempt_id: row.get(0)?,
+                browser_ip: row.get(1)?,
+                expected_server: row.get(2)?,
+                idk: row.get(3)?,
+                sin: row.get(4)?,
+                asked: row.get(5)?,
+                expires_at: row.get(6)?,
+            })
+        },
+    )?;
+    row.map(ConversationRow::into_conversation).transpose()
+}
+
+/// The records a decision reads, indexed-secret digests under `sin`.
+fn read_records(
+    conn: &Connection,
+    lookups: &Lookups,
+    sin: Option<&str>,
+) -> Result<Records, StoreError> {
+    let current_superseded = exists(
+        conn,
+        "SELECT 1 FROM superseded_identities WHERE idk = ?1",
+        [lookups.idk.to_bytes()],
+    )?;
+    let secret = |idk: &IdentityKey| match sin {
+        Some(sin) => kept_secret(conn, idk, sin),
+        None => Ok(None),
+    };
+    let (previous, previous_secret) = match &lookups.pidk {
+        Some(pidk) => (account_record(conn, pidk)?, secret(pidk)?),
+        None => (None, None),
+    };
+    Ok(Records {
+        current: account_record(conn, &lookups.idk)?,
+        current_superseded,
+        previous,
+        current_secret: secret(&lookups.idk)?,
+        previous_secret,
+    })
+}
+
+fn account_record(
+    conn: &Connection,
+    idk: &IdentityKey,
+) -> Result<Option<AccountRecord>, StoreError> {
+    first(
+        conn,
+        "SELECT suk, vuk, disabled, sqrl_only, hardlock FROM sqrl_identities WHERE idk = ?1",
+        [idk.to_bytes()],
+        |row| {
+            Ok(IdentityRow {
+                suk: row.get(0)?,
+                vuk: row.get(1)?,
+                disabled: row.get(2)?,
+                sqrl_only: row.get(3)?,
+                hardlock: row.get(4)?,
+            })
+        },
+    )?
+    .map(IdentityRow::into_record)
+    .transpose()
+}
+
+/// The indexed-secret digest kept for `idk` and `sin`, if any.
+fn kept_secret(
+    conn: &Connection,
+    idk: &IdentityKey,
+    sin: &str,
+) -> Result<Option<SecretDigest>, StoreError> {
+    let row: Option<Vec<u8>> = first(
+        conn,
+        "SELECT ins_hash FROM indexed_secrets WHERE idk = ?1 AND sin = ?2",
+        params![idk.to_bytes(), sin],
+        |row| row.get(0),
+    )?;
+    row.map(|bytes| SecretDigest::from_slice(&bytes).ok_or(corrupt("indexed_secrets", "ins_hash")))
+        .transpose()
+}
+
+/// Keeps an indexed secret as the decision says. A secret is kept only for
+/// an association that exists (it follows its identity). `Ok(false)`: a
+/// write this store does not know.
+fn keep_secret(tx: &Connection, write: Option<&SecretWrite>, now: u64) -> Result<bool, StoreError> {
+    const INSERT: &str = "INSERT INTO indexed_secrets (idk, sin, ins_hash, created_at)
+         SELECT ?1, ?2, ?3, ?4 WHERE EXISTS (SELECT 1 FROM sqrl_identities WHERE idk = ?1)
+         ON CONFLICT DO NOTHING";
+    match write {
+        None => {}
+        // The first secret stays: a second one for the same sin is not
+        // written over it.
+        Some(SecretWrite::Remember { idk, sin, digest }) => {
+            exec(
+                tx,
+                INSERT,
+                params![idk.to_bytes(), sin, digest.as_bytes(), sql_time(now)],
+            )?;
+        }
+        Some(SecretWrite::Establish { idk, sin, digest }) => {
+            exec(
+                tx,
+                "DELETE FROM indexed_secrets WHERE idk = ?1",
+                [idk.to_bytes()],
+            )?;
+            exec(
+                tx,
+                INSERT,
+                params![idk.to_bytes(), sin, digest.as_bytes(), sql_time(now)],
+            )?;
+        }
+        Some(_) => return Ok(false),
+    }
+    Ok(true)
+}
+
+/// Applies a decision's mutation. `Ok(false)`: the stored state does not
+/// allow it (the step is rolled back and decided again).
+fn apply_mutation(tx: &Connection, mutation: &Mutation, now: u64) -> Result<bool, StoreError> {
+    let now = sql_time(now);
+    let changed = match mutation {
+        Mutation::None => return Ok(true),
+        Mutation::Create {
+            idk,
+            suk,
+            vuk,
+            options,
+        } => {
+            exec(tx, "INSERT INTO accounts (created_at) VALUES (?1)", [now])?;
+            let account = tx.last_insert_rowid();
+            exec(
+                tx,
+                "INSERT INTO sqrl_identities
+                    (idk, account_id, suk, vuk, disabled, sqrl_only, hardlock, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, 0, ?5, ?6, ?7, ?7)
+                 ON CONFLICT DO NOTHING",
+                params![
+                    idk.to_bytes(),
+                    account,
+                    suk.as_bytes(),
+                    vuk.to_bytes(),
+                    options.sqrl_only,
+                    options.hardlock,
+                    now
+                ],
+            )?
+        }
+        Mutation::Replace {
+            previous,
+            idk,
+            suk,
+            vuk,
+            options,
+        } => {
+            let Some(account) = account_of(tx, previous)? else {
+                return Ok(false);
+            };
+            let updated = exec(
+                tx,
+                // A replacement is a fresh association: enabled. The core never
+                // replaces a disabled identity (TIF 0x08 instead), and the
+                // `disabled = 0` guard keeps a race from re-enabling one.
+                "UPDATE sqrl_identities
+                    SET idk = ?1, suk = ?2, vuk = ?3, sqrl_only = ?4, hardlock = ?5, updated_at = ?6,
+                        disabled = 0
+                  WHERE idk = ?7 AND disabled = 0",
+                params![
+                    idk.to_bytes(),
+                    suk.as_bytes(),
+                    vuk.to_bytes(),
+                    options.sqrl_only,
+                    options.hardlock,
+                    now,
+                    previous.to_bytes()
+                ],
+            )?;
+            // PITFALLS 25: the old key answers 0x200/0x240 from now on.
+            exec(
+                tx,
+                "INSERT INTO superseded_identities (idk, account_id, superseded_at)
+                 VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
+                params![previous.to_bytes(), account, now],
+            )?;
+            updated
+        }
+        Mutation::SetOptions { idk, options } => exec(
+            tx,
+            "UPDATE sqrl_identities SET sqrl_only = ?1, hardlock = ?2, updated_at = ?3 WHERE idk = ?4",
+            params![options.sqrl_only, options.hardlock, now, idk.to_bytes()],
+        )?,
+        Mutation::Disable { idk, options } => exec(
+            tx,
+            "UPDATE sqrl_identities SET disabled = 1, sqrl_only = ?1, hardlock = ?2, updated_at = ?3
+              WHERE idk = ?4",
+            params![options.sqrl_only, options.hardlock, now, idk.to_bytes()],
+        )?,
+        Mutation::Enable { idk, options } => exec(
+            tx,
+            "UPDATE sqrl_identities SET disabled = 0, sqrl_only = ?1, hardlock = ?2, updated_at = ?3
+              WHERE idk = ?4",
+            params![options.sqrl_only, options.hardlock, now, idk.to_bytes()],
+        )?,
+        Mutation::Remove { idk } => exec(
+            tx,
+            "DELETE FROM sqrl_identities WHERE idk = ?1",
+            [idk.to_bytes()],
+        )?,
+        // A mutation this driver does not know must not be acknowledged.
+        _ => return Ok(false),
+    };
+    Ok(changed == 1)
+}
+
+/// Applies the page update. `Ok(false)`: a login's account is not there.
+fn apply_attempt_update(
+    tx: &Connection,
+    update: &AttemptUpdate,
+    now: u64,
+) -> Result<bool, StoreError> {
+    let now_sql = sql_time(now);
+    match update {
+        AttemptUpdate::None => {}
+        AttemptUpdate::Scanned { attempt } => {
+            exec(
+                tx,
+                "UPDATE login_attempts SET state = 'scanned', updated_at = ?1
+                  WHERE id = ?2 AND state = 'pending' AND expires_at > ?1",
+                params![now_sql, attempt],
+            )?;
+        }
+        AttemptUpdate::LogIn {
+            attempt,
+            idk,
+            answer,
+            device_on_browser_network,
+        } => {
+            let Some(account) = account_of(tx, idk)? else {
+                return Ok(false);
+            };
+            let AnswerColumns { button, label, url } = AnswerColumns::of(answer.as_ref());
+            exec(
+                tx,
+                "UPDATE login_attempts SET state = 'confirmed', account_id = ?1, updated_at = ?2,
+                        ask_button = ?4, ask_label = ?5, ask_url = ?6,
+                        confirmed_idk = ?7, device_on_browser_network = ?8
+                  WHERE id = ?3 AND state IN ('pending', 'scanned') AND expires_at > ?2",
+                params![
+                    account,
+                    now_sql,
+                    attempt,
+                    button,
+                    label,
+                    url,
+                    idk.to_bytes(),
+                    device_on_browser_network
+                ],
+            )?;
+        }
+        AttemptUpdate::ClientSession {
+            attempt,
+            idk,
+            token_hash,
+            expires_at,
+            answer,
+            device_on_browser_network,
+        } => {
+            let Some(account) = account_of(tx, idk)? else {
+                return Ok(false);
+            };
+            // The link stays bound to its page's browser even when the
+            // page itself moved on (another device confirmed first): only
+            // the holder of that page's secret may redeem it.
+            if let Some(id) = attempt {
+                exec(
+                    tx,
+                    "UPDATE login_attempts SET state = 'client-session', updated_at = ?1
+                      WHERE id = ?2 AND state IN ('pending', 'scanned') AND expires_at > ?1",
+                    params![now_sql, id],
+                )?;
+            }
+            let AnswerColumns { button, label, url } = AnswerColumns::of(answer.as_ref());
+            exec(
+                tx,
+                "INSERT INTO login_links (token_hash, account_id, attempt_id, method, created_at,
+                                          expires_at, ask_button, ask_label, ask_url,
+                                          device_on_browser_network)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                params![
+                    token_hash.as_bytes(),
+                    account,
+                    attempt,
+                    LoginMethod::SameDevice.as_str(),
+                    now_sql,
+                    sql_time(*expires_at),
+                    button,
+                    label,
+                    url,
+                    device_on_browser_network
+                ],
+            )?;
+        }
+        AttemptUpdate::Rejected { attempt } => {
+            exec(
+                tx,
+                "UPDATE login_attempts SET state = 'rejected', updated_at = ?1
+                  WHERE id = ?2 AND state IN ('pending', 'scanned')",
+                params![now_sql, attempt],
+            )?;
+        }
+    }
+    Ok(true)
+}

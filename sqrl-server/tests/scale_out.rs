@@ -47,12 +47,14 @@ async fn notifications_reach_other_instances_and_survive_a_lost_connection() {
     let Some(database) = TestDatabase::create().await else {
         return;
     };
-    let a_store = PostgresStore::connect_with(database.config(), 2)
+    // A name of their own: the cut below must not reach other tests'
+    // connections.
+    let mut config = database.config();
+    config.application_name("sqrl-notify-test");
+    let a_store = PostgresStore::connect_with(config.clone(), 2)
         .await
         .unwrap();
-    let b_store = PostgresStore::connect_with(database.config(), 2)
-        .await
-        .unwrap();
+    let b_store = PostgresStore::connect_with(config, 2).await.unwrap();
     let a = PostgresNotifier::start(&a_store);
     let b = PostgresNotifier::start(&b_store);
     wait_until("both listen", || {
@@ -90,8 +92,7 @@ async fn notifications_reach_other_instances_and_survive_a_lost_connection() {
     let terminated = admin
         .query(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-              WHERE query LIKE 'LISTEN%' AND pid <> pg_backend_pid()
-                AND application_name = 'sqrl-server'",
+              WHERE query LIKE 'LISTEN%' AND application_name = 'sqrl-notify-test'",
             &[],
         )
         .await
@@ -115,9 +116,11 @@ async fn the_store_recovers_when_the_database_drops_its_connections() {
     let Some(database) = TestDatabase::create().await else {
         return;
     };
-    let store = PostgresStore::connect_with(database.config(), 4)
-        .await
-        .unwrap();
+    // A name of its own: the cut below must not reach other tests'
+    // connections.
+    let mut config = database.config();
+    config.application_name("sqrl-recovery-test");
+    let store = PostgresStore::connect_with(config, 4).await.unwrap();
     let store: &dyn Store = &store;
     store.health().await.unwrap();
     // What a database restart does to every open connection.
@@ -125,7 +128,7 @@ async fn the_store_recovers_when_the_database_drops_its_connections() {
     let cut = admin
         .query(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-              WHERE application_name = 'sqrl-server' AND pid <> pg_backend_pid()",
+              WHERE application_name = 'sqrl-recovery-test'",
             &[],
         )
         .await

@@ -154,7 +154,7 @@ fn cps_login_through_the_agent() {
     assert_eq!(header(&headers, "cache-control"), Some("no-store"));
     assert_eq!(
         site.server().attempt(&attempt),
-        Some(&AttemptState::HandedToClient)
+        Some(&AttemptState::ClientSession)
     );
     assert!(site.server().redeem_cps_url(&location).is_some());
     let stderr = agent.finish();

@@ -37,7 +37,7 @@ fn new_user_then_returning_user() {
     // The site key string and what the site knows are shown before confirming.
     assert_eq!(
         site.server().attempt(&attempt),
-        Some(&AttemptState::LoggedIn(key))
+        Some(&AttemptState::Confirmed(key))
     );
     assert!(site.server().account(&key).is_some());
     // query then ident, no cps; the IP matched, so no noiptest was needed.
@@ -68,7 +68,7 @@ fn new_user_then_returning_user() {
     );
     assert_eq!(
         site.server().attempt(&attempt),
-        Some(&AttemptState::LoggedIn(key))
+        Some(&AttemptState::Confirmed(key))
     );
     assert_eq!(site.server().account_count(), 1);
 }
@@ -206,7 +206,7 @@ fn rekey_then_login_replaces_the_identity() {
     assert!(site.server().account(&new_key).is_some());
     assert_eq!(
         site.server().attempt(&attempt),
-        Some(&AttemptState::LoggedIn(new_key))
+        Some(&AttemptState::Confirmed(new_key))
     );
 
     // Now a plain returning user.
@@ -322,7 +322,7 @@ fn the_risk_flag_goes_on_without_the_ip_test() {
     assert!(handled[1..].iter().all(|h| h.failure.is_none()));
     assert_eq!(
         site.server().attempt(&attempt),
-        Some(&AttemptState::LoggedIn(key))
+        Some(&AttemptState::Confirmed(key))
     );
 }
 
@@ -376,7 +376,7 @@ fn same_device_requires_the_site_to_confirm_the_ip_match() {
     assert_eq!(site.server().account_count(), 0);
     assert_ne!(
         site.server().attempt(&attempt),
-        Some(&AttemptState::HandedToClient)
+        Some(&AttemptState::ClientSession)
     );
 }
 
@@ -424,7 +424,7 @@ fn same_device_login_returns_the_session_url() {
     );
     assert_eq!(
         site.server().attempt(&attempt),
-        Some(&AttemptState::HandedToClient)
+        Some(&AttemptState::ClientSession)
     );
     assert_eq!(site.server().redeem_cps_url(&cps), Some(key));
 }
@@ -464,7 +464,7 @@ fn login_from_a_qr_image() {
     env.login(path.to_str().unwrap()).run().success();
     assert!(matches!(
         site.server().attempt(&attempt),
-        Some(AttemptState::LoggedIn(_))
+        Some(AttemptState::Confirmed(_))
     ));
     // Not a link and not an image: a clear error.
     env.write("notes.txt", "hello");

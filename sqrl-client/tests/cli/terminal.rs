@@ -382,6 +382,6 @@ fn a_relayed_code_needs_the_word_typed_even_with_yes() {
     );
     assert!(matches!(
         site.server().attempt(&attempt),
-        Some(AttemptState::LoggedIn(_))
+        Some(AttemptState::Confirmed(_))
     ));
 }

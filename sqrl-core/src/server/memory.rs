@@ -24,7 +24,11 @@ use crate::msg::{Button, MessageError, Tif};
 /// default; the target is "within 10 minutes".
 pub const DEFAULT_ATTEMPT_LIFETIME: u64 = 600;
 
-/// Where a login page's attempt stands.
+/// Where a login page's attempt stands. The names are the ones the service
+/// stores and its page shows (`pending`, `scanned`, `confirmed`,
+/// `client-session`, `rejected`); the service adds `logged-in` once the
+/// browser has collected its session, which this reference server does not
+/// model.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum AttemptState {
@@ -34,10 +38,10 @@ pub enum AttemptState {
     Scanned,
     /// The user confirmed (`ident`): the browser may collect its session for
     /// the account of this identity key.
-    LoggedIn(IdentityKey),
+    Confirmed(IdentityKey),
     /// The client provides the session (`cps`): the page's own login is
     /// abandoned.
-    HandedToClient,
+    ClientSession,
     /// The login will not happen.
     Rejected,
 }
@@ -212,9 +216,9 @@ impl<R: CryptoRngCore> MemoryServer<R> {
                     BrowserOutcome::Scanned if *state == AttemptState::Pending => {
                         *state = AttemptState::Scanned;
                     }
-                    BrowserOutcome::LogIn { idk } => *state = AttemptState::LoggedIn(*idk),
+                    BrowserOutcome::LogIn { idk } => *state = AttemptState::Confirmed(*idk),
                     BrowserOutcome::ClientProvidedSession { .. } => {
-                        *state = AttemptState::HandedToClient;
+                        *state = AttemptState::ClientSession;
                     }
                     BrowserOutcome::Rejected => *state = AttemptState::Rejected,
                     _ => {}

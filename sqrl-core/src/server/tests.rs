@@ -310,7 +310,7 @@ fn new_user_query_then_ident_creates_the_association() {
     assert_eq!(handled.browser, BrowserOutcome::LogIn { idk: phone.idk() });
     assert_eq!(
         server.attempt(&attempt),
-        Some(&AttemptState::LoggedIn(phone.idk()))
+        Some(&AttemptState::Confirmed(phone.idk()))
     );
     let account = server.account(&phone.idk()).unwrap();
     assert_eq!(account.suk, *client.suk().unwrap());
@@ -338,7 +338,7 @@ fn returning_user_is_known_and_logs_in_without_new_keys() {
     );
     assert_eq!(
         server.attempt(&attempt),
-        Some(&AttemptState::LoggedIn(phone.idk()))
+        Some(&AttemptState::Confirmed(phone.idk()))
     );
     assert_eq!(server.account(&phone.idk()), Some(&stored));
     assert_eq!(server.account_count(), 1);
@@ -388,7 +388,7 @@ fn noiptest_allows_a_cross_device_login() {
     assert!(matches!(handled.mutation, Mutation::Create { .. }));
     assert_eq!(
         server.attempt(&attempt),
-        Some(&AttemptState::LoggedIn(phone.idk()))
+        Some(&AttemptState::Confirmed(phone.idk()))
     );
 }
 
@@ -768,7 +768,7 @@ fn rekeyed_identity_replaces_the_previous_one() {
     );
     assert_eq!(
         server.attempt(&attempt),
-        Some(&AttemptState::LoggedIn(new.idk()))
+        Some(&AttemptState::Confirmed(new.idk()))
     );
     assert!(server.account(&old.idk()).is_none());
     assert_eq!(
@@ -920,10 +920,7 @@ fn cps_returns_a_url_and_never_logs_the_page_in() {
     let url = handled.cps_url.clone().unwrap();
     assert_eq!(phone.reply().url(), Some(url.as_str()));
     assert!(url.starts_with("https://example.com/"));
-    assert_eq!(
-        server.attempt(&attempt),
-        Some(&AttemptState::HandedToClient)
-    );
+    assert_eq!(server.attempt(&attempt), Some(&AttemptState::ClientSession));
     assert_eq!(server.redeem_cps_url(&url), Some(phone.idk()));
     assert_eq!(server.redeem_cps_url(&url), None);
 }
@@ -1124,7 +1121,7 @@ fn a_new_association_keeps_its_secret_and_a_different_one_is_refused() {
     assert_eq!(handled.tif, tif(0x05));
     assert_eq!(
         server.attempt(&attempt),
-        Some(&AttemptState::LoggedIn(phone.idk()))
+        Some(&AttemptState::Confirmed(phone.idk()))
     );
 }
 
@@ -1474,7 +1471,7 @@ mod with_client {
         );
         assert_eq!(done.tif(), tif(0x01));
         let attempt = invitation.nut.as_str();
-        assert_eq!(server.attempt(attempt), Some(&AttemptState::LoggedIn(idk)));
+        assert_eq!(server.attempt(attempt), Some(&AttemptState::Confirmed(idk)));
 
         // Same device: CPS.
         let invitation = server.start_login(ip(BROWSER_IP), Some("https://example.com/"));
@@ -1493,7 +1490,7 @@ mod with_client {
         let cps_url = done.cps_url().unwrap().to_owned();
         assert_eq!(server.redeem_cps_url(&cps_url), Some(idk));
         let attempt = invitation.nut.as_str();
-        assert_eq!(server.attempt(attempt), Some(&AttemptState::HandedToClient));
+        assert_eq!(server.attempt(attempt), Some(&AttemptState::ClientSession));
 
         // Rekey: a new identity with the old one as previous.
         let new_iuk = IdentityUnlockKey::from_bytes([41; 32]);

@@ -40,13 +40,13 @@ use tokio_postgres::{NoTls, Row};
 
 use super::migrations::postgres::MIGRATIONS;
 use super::rows::{
-    AnswerColumns, AttemptRow, ConversationRow, corrupt, from_sql_time, identity_key, ip_text,
-    sql_time,
+    AnswerColumns, AttemptRow, ConversationRow, HistoryRow, IdentityViewRow, corrupt,
+    from_sql_time, identity_key, ip_text, sql_time,
 };
 use super::{
     AccountView, Accounts, AskAnswer, Attempt, Attempts, BackendError, Conflict, Decide,
-    Housekeeping, IdentityView, LinkOutcome, LoginEvent, LoginMethod, NewAssociation, NewAttempt,
-    NewSession, Redeemed, SessionInfo, Sessions, StepError, StepRequest, Stepped, StoreError,
+    Housekeeping, LinkOutcome, LoginEvent, LoginMethod, NewAssociation, NewAttempt, NewSession,
+    Redeemed, SessionInfo, Sessions, StepError, StepRequest, Stepped, StoreError,
 };
 use crate::token::TokenHash;
 
@@ -353,7 +353,6 @@ async fn load_account<C: GenericClient>(
     c: &C,
     account_id: i64,
 ) -> Result<Option<AccountView>, StoreError> {
-    const T: &str = "sqrl_identities";
     let Some(row) = opt(
         c,
         "SELECT created_at FROM accounts WHERE id = $1",
@@ -383,14 +382,16 @@ async fn load_account<C: GenericClient>(
             .iter()
             .map(|row| get::<String>(row, 0))
             .collect::<Result<Vec<_>, _>>()?;
-            Some(IdentityView {
-                idk: identity_key(&idk, T)?,
-                disabled: get(&row, 1)?,
-                sqrl_only: get(&row, 2)?,
-                hardlock: get(&row, 3)?,
-                created_at: from_sql_time(get(&row, 4)?),
-                indexed_secrets,
-            })
+            Some(
+                IdentityViewRow {
+                    idk,
+                    disabled: get(&row, 1)?,
+                    sqrl_only: get(&row, 2)?,
+                    hardlock: get(&row, 3)?,
+                    created_at: get(&row, 4)?,
+                }
+                .into_view(indexed_secrets)?,
+            )
         }
         None => None,
     };
@@ -921,7 +922,6 @@ impl Sessions for PostgresStore {
         account_id: i64,
         limit: u32,
     ) -> Result<Vec<LoginEvent>, StoreError> {
-        const T: &str = "login_history";
         let client = self.client().await?;
         all(
             &client,
@@ -933,13 +933,18 @@ impl Sessions for PostgresStore {
         .await?
         .iter()
         .map(|row| {
-            Ok(LoginEvent {
-                at: from_sql_time(get(row, 0)?),
+            HistoryRow {
+                at: get(row, 0)?,
                 ip: get(row, 1)?,
                 user_agent: get(row, 2)?,
-                method: LoginMethod::parse(&get::<String>(row, 3)?).ok_or(corrupt(T, "method"))?,
-                answer: answer_of(row, 4, T)?,
-            })
+                method: get(row, 3)?,
+                answer: AnswerColumns {
+                    button: get(row, 4)?,
+                    label: get(row, 5)?,
+                    url: get(row, 6)?,
+                },
+            }
+            .into_event()
         })
         .collect()
     }

@@ -10,7 +10,10 @@ use sqrl_core::server::{
     AccountOptions, AccountRecord, Conversation, ServerValueDigest, WaitingBrowser,
 };
 
-use super::{AskAnswer, Attempt, AttemptState, Confirmation, StoreError};
+use super::{
+    AskAnswer, Attempt, AttemptState, Confirmation, IdentityView, LoginEvent, LoginMethod,
+    StoreError,
+};
 use crate::token::TokenHash;
 
 /// Seconds as the databases store them (a signed 64-bit integer; our clock
@@ -212,6 +215,73 @@ impl AttemptRow {
             confirmed_by,
             created_at: from_sql_time(self.created_at),
             expires_at: from_sql_time(self.expires_at),
+        })
+    }
+}
+
+/// An account's `sqrl_identities` row as the account page shows it.
+#[derive(Debug)]
+pub(super) struct IdentityViewRow {
+    pub idk: Vec<u8>,
+    pub disabled: bool,
+    pub sqrl_only: bool,
+    pub hardlock: bool,
+    pub created_at: i64,
+}
+
+impl IdentityViewRow {
+    pub fn into_view(self, indexed_secrets: Vec<String>) -> Result<IdentityView, StoreError> {
+        Ok(IdentityView {
+            idk: identity_key(&self.idk, "sqrl_identities")?,
+            disabled: self.disabled,
+            sqrl_only: self.sqrl_only,
+            hardlock: self.hardlock,
+            created_at: from_sql_time(self.created_at),
+            indexed_secrets,
+        })
+    }
+}
+
+/// What a single-use link is checked against before it is spent: its page
+/// (and that page's secret), where its confirmation came from, and the
+/// identity it signs in as.
+#[derive(Debug)]
+pub(super) struct LinkCheckRow {
+    pub attempt_id: Option<String>,
+    pub pag_hash: Option<Vec<u8>>,
+    pub device_on_browser_network: bool,
+    pub idk: Option<Vec<u8>>,
+}
+
+/// A spent `login_links` row.
+#[derive(Debug)]
+pub(super) struct SpentLinkRow {
+    pub account_id: i64,
+    pub attempt_id: Option<String>,
+    pub method: String,
+    pub expires_at: i64,
+    pub answer: AnswerColumns,
+}
+
+/// A `login_history` row.
+#[derive(Debug)]
+pub(super) struct HistoryRow {
+    pub at: i64,
+    pub ip: String,
+    pub user_agent: String,
+    pub method: String,
+    pub answer: AnswerColumns,
+}
+
+impl HistoryRow {
+    pub fn into_event(self) -> Result<LoginEvent, StoreError> {
+        const T: &str = "login_history";
+        Ok(LoginEvent {
+            at: from_sql_time(self.at),
+            ip: self.ip,
+            user_agent: self.user_agent,
+            method: LoginMethod::parse(&self.method).ok_or(corrupt(T, "method"))?,
+            answer: self.answer.into_answer(T)?,
         })
     }
 }

@@ -28,13 +28,13 @@ use tokio::sync::Semaphore;
 
 use super::migrations::sqlite::MIGRATIONS;
 use super::rows::{
-    AnswerColumns, AttemptRow, ConversationRow, corrupt, from_sql_time, identity_key, ip_text,
-    sql_time,
+    AnswerColumns, AttemptRow, ConversationRow, HistoryRow, IdentityViewRow, LinkCheckRow,
+    SpentLinkRow, corrupt, from_sql_time, identity_key, ip_text, sql_time,
 };
 use super::{
-    AccountView, AskAnswer, Attempt, Conflict, Decide, IdentityView, LinkOutcome, LoginEvent,
-    LoginMethod, NewAssociation, NewAttempt, NewSession, Redeemed, SessionInfo, StepError,
-    StepRequest, Stepped, StoreError,
+    AccountView, AskAnswer, Attempt, Conflict, Decide, LinkOutcome, LoginEvent, LoginMethod,
+    NewAssociation, NewAttempt, NewSession, Redeemed, SessionInfo, StepError, StepRequest, Stepped,
+    StoreError,
 };
 use super::{Accounts, Attempts, Housekeeping, Sessions};
 use crate::token::TokenHash;
@@ -304,7 +304,6 @@ fn read_attempt(conn: &Connection, id: &str) -> Result<Option<Attempt>, StoreErr
 }
 
 fn load_account(conn: &Connection, account_id: i64) -> Result<Option<AccountView>, StoreError> {
-    const T: &str = "sqrl_identities";
     let Some(created_at) = first(
         conn,
         "SELECT created_at FROM accounts WHERE id = ?1",
@@ -320,29 +319,22 @@ fn load_account(conn: &Connection, account_id: i64) -> Result<Option<AccountView
                FROM sqrl_identities WHERE account_id = ?1",
         [account_id],
         |row| {
-            Ok((
-                row.get::<_, Vec<u8>>(0)?,
-                row.get::<_, bool>(1)?,
-                row.get::<_, bool>(2)?,
-                row.get::<_, bool>(3)?,
-                row.get::<_, i64>(4)?,
-            ))
+            Ok(IdentityViewRow {
+                idk: row.get(0)?,
+                disabled: row.get(1)?,
+                sqrl_only: row.get(2)?,
+                hardlock: row.get(3)?,
+                created_at: row.get(4)?,
+            })
         },
     )?
-    .map(|(idk, disabled, sqrl_only, hardlock, created)| {
+    .map(|identity| {
         let mut statement =
             conn.prepare_cached("SELECT sin FROM indexed_secrets WHERE idk = ?1 ORDER BY sin")?;
         let indexed_secrets = statement
-            .query_map([&idk], |row| row.get::<_, String>(0))?
+            .query_map([&identity.idk], |row| row.get::<_, String>(0))?
             .collect::<Result<Vec<_>, _>>()?;
-        Ok::<_, StoreError>(IdentityView {
-            idk: identity_key(&idk, T)?,
-            disabled,
-            sqrl_only,
-            hardlock,
-            created_at: from_sql_time(created),
-            indexed_secrets,
-        })
+        identity.into_view(indexed_secrets)
     })
     .transpose()?;
     let mut statement = conn.prepare_cached(
@@ -358,6 +350,15 @@ fn load_account(conn: &Connection, account_id: i64) -> Result<Option<AccountView
         identity,
         superseded,
     }))
+}
+
+/// The three `ask_*` columns starting at `first`.
+fn answer_columns(row: &Row<'_>, first: usize) -> rusqlite::Result<AnswerColumns> {
+    Ok(AnswerColumns {
+        button: row.get(first)?,
+        label: row.get(first + 1)?,
+        url: row.get(first + 2)?,
+    })
 }
 
 /// Inserts a session and its login-history row.
@@ -496,19 +497,13 @@ impl Sessions for SqliteStore {
                       WHERE id = ?2 AND state = 'confirmed' AND expires_at > ?1
                       RETURNING account_id, ask_button, ask_label, ask_url",
                 params![sql_time(now), attempt],
-                |row| {
-                    Ok((
-                        row.get::<_, Option<i64>>(0)?,
-                        row.get(1)?,
-                        row.get(2)?,
-                        row.get(3)?,
-                    ))
-                },
+                |row| Ok((row.get::<_, Option<i64>>(0)?, answer_columns(row, 1)?)),
             )?;
-            let Some((Some(account_id), button, label, url)) = row else {
+            // No account: it was removed after the confirmation.
+            let Some((Some(account_id), answer)) = row else {
                 return Ok(None);
             };
-            let answer = AnswerColumns { button, label, url }.into_answer("login_attempts")?;
+            let answer = answer.into_answer("login_attempts")?;
             let method = LoginMethod::CrossDevice;
             start_session(tx, account_id, method, answer.as_ref(), &session, now)?;
             Ok(Some(Redeemed {
@@ -541,19 +536,19 @@ impl Sessions for SqliteStore {
                   WHERE l.token_hash = ?1",
                 [token_hash.as_bytes()],
                 |row| {
-                    Ok((
-                        (
-                            row.get::<_, Option<String>>(0)?,
-                            row.get::<_, Option<Vec<u8>>>(1)?,
-                        ),
-                        (row.get::<_, bool>(2)?, row.get::<_, Option<Vec<u8>>>(3)?),
-                    ))
+                    Ok(LinkCheckRow {
+                        attempt_id: row.get(0)?,
+                        pag_hash: row.get(1)?,
+                        device_on_browser_network: row.get(2)?,
+                        idk: row.get(3)?,
+                    })
                 },
             )?;
-            let Some((link, (on_network, idk))) = link else {
+            let Some(link) = link else {
                 return Ok(LinkOutcome::Gone);
             };
-            let holds_secret = match link {
+            let (on_network, idk) = (link.device_on_browser_network, link.idk);
+            let holds_secret = match (link.attempt_id, link.pag_hash) {
                 (Some(attempt), Some(pag_hash)) => {
                     let stored = TokenHash::from_slice(&pag_hash)
                         .ok_or(corrupt("login_attempts", "pag_hash"))?;
@@ -583,27 +578,25 @@ impl Sessions for SqliteStore {
                                ask_button, ask_label, ask_url",
                 [token_hash.as_bytes()],
                 |row| {
-                    Ok((
-                        (
-                            row.get::<_, i64>(0)?,
-                            row.get::<_, Option<String>>(1)?,
-                            row.get::<_, String>(2)?,
-                            row.get::<_, i64>(3)?,
-                        ),
-                        (row.get(4)?, row.get(5)?, row.get(6)?),
-                    ))
+                    Ok(SpentLinkRow {
+                        account_id: row.get(0)?,
+                        attempt_id: row.get(1)?,
+                        method: row.get(2)?,
+                        expires_at: row.get(3)?,
+                        answer: answer_columns(row, 4)?,
+                    })
                 },
             )?;
-            let Some(((account_id, attempt, method, expires_at), (button, label, url))) = row
-            else {
+            let Some(spent) = row else {
                 return Ok(LinkOutcome::Gone);
             };
-            if from_sql_time(expires_at) <= now {
+            if from_sql_time(spent.expires_at) <= now {
                 return Ok(LinkOutcome::Gone);
             }
             const T: &str = "login_links";
-            let method = LoginMethod::parse(&method).ok_or(corrupt(T, "method"))?;
-            let answer = AnswerColumns { button, label, url }.into_answer(T)?;
+            let (account_id, attempt) = (spent.account_id, spent.attempt_id);
+            let method = LoginMethod::parse(&spent.method).ok_or(corrupt(T, "method"))?;
+            let answer = spent.answer.into_answer(T)?;
             start_session(tx, account_id, method, answer.as_ref(), &session, now)?;
             if let Some(attempt) = &attempt {
                 exec(
@@ -714,29 +707,16 @@ impl Sessions for SqliteStore {
             )?;
             let rows = statement
                 .query_map(params![account_id, limit], |row| {
-                    Ok((
-                        (
-                            row.get::<_, i64>(0)?,
-                            row.get::<_, String>(1)?,
-                            row.get::<_, String>(2)?,
-                            row.get::<_, String>(3)?,
-                        ),
-                        (row.get(4)?, row.get(5)?, row.get(6)?),
-                    ))
+                    Ok(HistoryRow {
+                        at: row.get(0)?,
+                        ip: row.get(1)?,
+                        user_agent: row.get(2)?,
+                        method: row.get(3)?,
+                        answer: answer_columns(row, 4)?,
+                    })
                 })?
                 .collect::<Result<Vec<_>, _>>()?;
-            const T: &str = "login_history";
-            rows.into_iter()
-                .map(|((at, ip, user_agent, method), (button, label, url))| {
-                    Ok(LoginEvent {
-                        at: from_sql_time(at),
-                        ip,
-                        user_agent,
-                        method: LoginMethod::parse(&method).ok_or(corrupt(T, "method"))?,
-                        answer: AnswerColumns { button, label, url }.into_answer(T)?,
-                    })
-                })
-                .collect()
+            rows.into_iter().map(HistoryRow::into_event).collect()
         })
         .await
     }

@@ -173,17 +173,16 @@ impl From<PoolError> for StoreError {
 /// Whether `error` is PostgreSQL refusing a row that another transaction
 /// wrote first (a unique key): a lost race, not a fault.
 fn lost_race(error: &StoreError) -> bool {
-    let source = match error {
-        StoreError::Database(source) | StoreError::Busy(source) => source,
-        _ => return false,
-    };
-    matches!(error, StoreError::Busy(_))
-        || source
+    match error {
+        StoreError::Busy(_) => true,
+        StoreError::Database(source) => source
             .downcast_ref::<tokio_postgres::Error>()
             .and_then(tokio_postgres::Error::code)
             .is_some_and(|code| {
                 *code == SqlState::UNIQUE_VIOLATION || *code == SqlState::FOREIGN_KEY_VIOLATION
-            })
+            }),
+        _ => false,
+    }
 }
 
 // --- statements -------------------------------------------------------------------

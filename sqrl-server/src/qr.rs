@@ -1,18 +1,29 @@
 //! QR codes of SQRL URLs: SVG for the login page, PNG for `/png.sqrl`.
 //!
 //! Every page load draws a fresh code (every nut is new), so drawing is on the
-//! login path. The `qrcode` crate encodes the data and draws the symbol; the
-//! choice of mask pattern (ISO/IEC 18004 7.8.3: the one with the lowest
-//! penalty score) is made here, with the crate's own scoring rules on a plain
-//! grid, because the crate scores each of the eight candidates on a cloned
-//! canvas through per-module closures, which was most of the cost of a login
-//! page. The result is the same symbol the crate would produce (tested below).
-//! The SVG is one path of horizontal runs rather than one rectangle per module.
+//! login path. The `qrcode` crate encodes the data, adds the error correction
+//! and places both on the symbol with its function patterns; the choice of
+//! mask pattern (ISO/IEC 18004 7.8.3: the one with the lowest penalty score)
+//! is made here, because the crate masks and scores each of the eight
+//! candidates on a cloned canvas through per-module closures, which was most
+//! of the cost of a login page.
+//!
+//! Here each candidate is the XOR of two bit grids, one row per machine word:
+//! the data's dark modules, and what the mask makes of an empty symbol of
+//! that version (the mask's bits over the data area, the function patterns,
+//! and the format information that names the mask), which the crate draws
+//! once per version and is then kept. The penalty rules run on whole rows and
+//! columns at a time. The result is the same symbol the crate would produce
+//! (tested below against the crate on random URLs). Symbols wider than a
+//! word (version 12 and up, far longer than any nut URL) take the plain
+//! per-module path. The SVG is one path of horizontal runs rather than one
+//! rectangle per module.
 
 use std::fmt::Write as _;
+use std::sync::OnceLock;
 
-use qrcode::canvas::{Canvas, MaskPattern};
-use qrcode::{EcLevel, bits, ec};
+use qrcode::canvas::{Canvas, MaskPattern, Module};
+use qrcode::{Color, EcLevel, Version, bits, ec};
 
 /// Quiet zone around the code, in modules (the QR standard asks for 4).
 const QUIET_ZONE: usize = 4;
@@ -65,9 +76,24 @@ impl Symbol {
         let bits = bits::encode_auto(data.as_bytes(), EC_LEVEL)?;
         let version = bits.version();
         let (data, ec) = ec::construct_codewords(&bits.into_bytes(), version, EC_LEVEL)?;
-        let mut canvas = Canvas::new(version, EC_LEVEL);
-        canvas.draw_all_functional_patterns();
-        canvas.draw_data(&data, &ec);
+        match Layout::of(version) {
+            Some(layout) => {
+                let mut canvas = layout.template.clone();
+                canvas.draw_data(&data, &ec);
+                Ok(layout.best_symbol(&canvas))
+            }
+            None => {
+                let mut canvas = Canvas::new(version, EC_LEVEL);
+                canvas.draw_all_functional_patterns();
+                canvas.draw_data(&data, &ec);
+                Self::best_by_modules(&canvas, version)
+            }
+        }
+    }
+
+    /// The lowest-penalty mask, module by module (for symbols wider than
+    /// a [`Row`]).
+    fn best_by_modules(canvas: &Canvas, version: Version) -> Result<Self, QrError> {
         let width =
             usize::try_from(version.width()).map_err(|_| qrcode::types::QrError::InvalidVersion)?;
         let mut best: Option<(u32, Symbol)> = None;
@@ -128,6 +154,201 @@ impl Symbol {
         let ratio = dark * 200 / self.dark.len().max(1);
         score + ratio.abs_diff(100) as u32
     }
+}
+
+/// One row (or column) of a symbol: bit `x` is module `x`, set for dark.
+type Row = u64;
+
+/// The widest symbol a [`Row`] holds (version 11 is 61 modules wide).
+const ROW_BITS: usize = Row::BITS as usize;
+
+/// What every symbol of one version shares, drawn once by the `qrcode`
+/// crate and kept: the canvas with the function patterns, ready for data,
+/// and for each mask, the rows and columns of an empty symbol masked with it
+/// (see the module's documentation).
+struct Layout {
+    width: usize,
+    template: Canvas,
+    masked_rows: [Vec<Row>; 8],
+    masked_columns: [Vec<Row>; 8],
+}
+
+/// A [`Layout`] for each of the 40 versions, made on first use.
+static LAYOUTS: [OnceLock<Option<Layout>>; 40] = [const { OnceLock::new() }; 40];
+
+impl Layout {
+    /// The layout of `version`, or `None` for a symbol wider than a [`Row`].
+    fn of(version: Version) -> Option<&'static Self> {
+        let Version::Normal(number) = version else {
+            return None;
+        };
+        let index = usize::try_from(number).ok()?.checked_sub(1)?;
+        LAYOUTS
+            .get(index)?
+            .get_or_init(|| Self::draw(version))
+            .as_ref()
+    }
+
+    fn draw(version: Version) -> Option<Self> {
+        let width = usize::try_from(version.width()).ok()?;
+        if width > ROW_BITS {
+            return None;
+        }
+        let mut template = Canvas::new(version, EC_LEVEL);
+        template.draw_all_functional_patterns();
+        let mut masked_rows: [Vec<Row>; 8] = Default::default();
+        let mut masked_columns: [Vec<Row>; 8] = Default::default();
+        for (index, mask) in MASKS.into_iter().enumerate() {
+            let mut empty = template.clone();
+            // Each module of the data area is still `Empty`, which the mask
+            // turns dark exactly where it would invert a light data module.
+            empty.apply_mask(mask);
+            let rows = rows_of(&empty, width, |module| module.is_dark());
+            masked_columns[index] = transpose(&rows, width);
+            masked_rows[index] = rows;
+        }
+        Some(Self {
+            width,
+            template,
+            masked_rows,
+            masked_columns,
+        })
+    }
+
+    /// The symbol of `canvas` (this layout's template with the data drawn)
+    /// under the mask with the lowest penalty; ties go to the first mask, as
+    /// in the crate.
+    fn best_symbol(&self, canvas: &Canvas) -> Symbol {
+        let width = self.width;
+        let data_rows = rows_of(canvas, width, |module| {
+            module == Module::Unmasked(Color::Dark)
+        });
+        let data_columns = transpose(&data_rows, width);
+        let mut rows = vec![0; width];
+        let mut columns = vec![0; width];
+        let mut best: Option<(u32, Vec<Row>)> = None;
+        for mask in 0..MASKS.len() {
+            xor_into(&mut rows, &data_rows, &self.masked_rows[mask]);
+            xor_into(&mut columns, &data_columns, &self.masked_columns[mask]);
+            let score = row_penalty(&rows, &columns, width);
+            if best.as_ref().is_none_or(|(lowest, _)| score < *lowest) {
+                best = Some((score, rows.clone()));
+            }
+        }
+        let rows = best.map(|(_, rows)| rows).unwrap_or_default();
+        Symbol {
+            width,
+            dark: rows
+                .iter()
+                .flat_map(|row| (0..width).map(move |x| row >> x & 1 == 1))
+                .collect(),
+        }
+    }
+}
+
+/// The rows of `canvas`, with the modules `dark` picks set.
+fn rows_of(canvas: &Canvas, width: usize, dark: impl Fn(Module) -> bool) -> Vec<Row> {
+    let coordinate = |n: usize| i16::try_from(n).unwrap_or(i16::MAX);
+    (0..width)
+        .map(|y| {
+            (0..width)
+                .filter(|x| dark(canvas.get(coordinate(*x), coordinate(y))))
+                .fold(0, |row, x| row | 1 << x)
+        })
+        .collect()
+}
+
+/// The columns of a square of `width` rows, as rows.
+fn transpose(rows: &[Row], width: usize) -> Vec<Row> {
+    let mut columns = vec![0; width];
+    for (y, row) in rows.iter().enumerate() {
+        let mut rest = *row;
+        while rest != 0 {
+            let x = rest.trailing_zeros() as usize;
+            columns[x] |= 1 << y;
+            rest &= rest - 1;
+        }
+    }
+    columns
+}
+
+fn xor_into(out: &mut [Row], a: &[Row], b: &[Row]) {
+    for ((out, a), b) in out.iter_mut().zip(a).zip(b) {
+        *out = a ^ b;
+    }
+}
+
+/// [`Symbol::penalty`] on rows and columns of bits: the same score.
+fn row_penalty(rows: &[Row], columns: &[Row], width: usize) -> u32 {
+    let mut score = 0;
+    for lines in [rows, columns] {
+        for line in lines {
+            score += line_runs_penalty(*line, width) + line_finder_penalty(*line, width);
+        }
+        // The finder patterns, as in `Symbol::penalty`.
+        score = score.saturating_sub(360);
+    }
+    // Rule 2: 2x2 blocks of one colour; `pair` has a bit where the module
+    // and the one below it agree, `along` where it and its right neighbour do.
+    let inner = low_bits(width - 1);
+    for pair in rows.windows(2) {
+        let same_below = !(pair[0] ^ pair[1]);
+        let same_right = !(pair[0] ^ (pair[0] >> 1));
+        let blocks = same_below & (same_below >> 1) & same_right & inner;
+        score += 3 * blocks.count_ones();
+    }
+    // Rule 4.
+    let dark: u32 = rows.iter().map(|row| row.count_ones()).sum();
+    let ratio = dark as usize * 200 / (width * width).max(1);
+    score + ratio.abs_diff(100) as u32
+}
+
+/// A row with the `n` lowest bits set.
+fn low_bits(n: usize) -> Row {
+    if n >= ROW_BITS {
+        Row::MAX
+    } else {
+        (1 << n) - 1
+    }
+}
+
+/// [`runs_penalty`] of one line of `width` bits.
+fn line_runs_penalty(line: Row, width: usize) -> u32 {
+    let mut score = 0;
+    let mut x = 0;
+    while x < width {
+        let ahead = line >> x;
+        // The run's own colour as zeros, so that its length is the count of
+        // trailing zeros (bits past the line end it: light ones as zeros are
+        // cut off by `width`).
+        let run = if ahead & 1 == 1 { !ahead } else { ahead };
+        let len = (run.trailing_zeros() as usize).min(width - x);
+        if len >= 5 {
+            score += len as u32 - 2;
+        }
+        x += len;
+    }
+    score
+}
+
+/// [`finder_penalty`] of one line of `width` bits.
+fn line_finder_penalty(line: Row, width: usize) -> u32 {
+    if width < 7 {
+        return 0;
+    }
+    // Bit j: modules j..j+7 are dark-light-dark-dark-dark-light-dark.
+    let pattern = line
+        & !(line >> 1)
+        & (line >> 2)
+        & (line >> 3)
+        & (line >> 4)
+        & !(line >> 5)
+        & (line >> 6)
+        & low_bits(width - 6);
+    // Bit j: a dark module among the four before j, or the four after j+6.
+    let dark_before = (line << 1) | (line << 2) | (line << 3) | (line << 4);
+    let dark_after = (line >> 7) | (line >> 8) | (line >> 9) | (line >> 10);
+    40 * (pattern & !(dark_before & dark_after)).count_ones()
 }
 
 /// Rule 1: each run of five or more same-coloured modules in a line scores
@@ -252,7 +473,9 @@ mod tests {
 
     #[test]
     fn same_symbol_as_the_qrcode_crate() {
-        for url in urls() {
+        // Past a row's width too (the per-module path), and across versions.
+        let long = (1..12).map(|n| format!("sqrl://login.example.com/{}", "x".repeat(n * 30)));
+        for url in urls().into_iter().chain(long) {
             let ours = Symbol::encode(&url).unwrap();
             let theirs = QrCode::with_error_correction_level(url.as_bytes(), EC_LEVEL).unwrap();
             let theirs: Vec<bool> = theirs
@@ -261,6 +484,35 @@ mod tests {
                 .map(|c| c == qrcode::Color::Dark)
                 .collect();
             assert_eq!(ours.dark, theirs, "{url}");
+        }
+    }
+
+    #[test]
+    fn row_penalty_scores_as_the_module_penalty() {
+        let mut rng = rand_core::OsRng;
+        for width in [21, 25, 33, 41, 45, 57, 61, 64] {
+            for density in [2, 8, 16] {
+                // Random grids, some sparse (long light runs), some dense.
+                let dark: Vec<bool> = (0..width * width)
+                    .map(|_| rng.next_u32() % 16 < density)
+                    .collect();
+                let symbol = Symbol { width, dark };
+                let rows: Vec<Row> = symbol
+                    .dark
+                    .chunks_exact(width)
+                    .map(|row| {
+                        row.iter()
+                            .enumerate()
+                            .fold(0, |bits, (x, d)| bits | Row::from(*d) << x)
+                    })
+                    .collect();
+                let columns = transpose(&rows, width);
+                assert_eq!(
+                    row_penalty(&rows, &columns, width),
+                    symbol.penalty(),
+                    "width {width}, density {density}"
+                );
+            }
         }
     }
 

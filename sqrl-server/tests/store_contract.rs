@@ -54,10 +54,9 @@ macro_rules! contract {
         mod postgres {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                #[cfg_attr(no_postgres, ignore = "needs SQRL_TEST_POSTGRES=postgres://user@host/db")]
                 async fn $scenario() {
-                    let Some(database) = super::TestDatabase::create().await else {
-                        return;
-                    };
+                    let database = super::TestDatabase::create().await;
                     let store = super::PostgresStore::connect_with(database.config(), 8)
                         .await
                         .unwrap();
@@ -332,6 +331,49 @@ async fn client_session_link(
 
 async fn state(store: &dyn Store, attempt: &str) -> AttemptState {
     store.attempt(attempt).await.unwrap().unwrap().state
+}
+
+/// The durability contract on PostgreSQL: logins in flight are in UNLOGGED
+/// tables (emptied after a crash, never synced), everything else is logged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    no_postgres,
+    ignore = "needs SQRL_TEST_POSTGRES=postgres://user@host/db"
+)]
+async fn postgres_keeps_only_logins_in_flight_unlogged() {
+    let database = TestDatabase::create().await;
+    let store = PostgresStore::connect_with(database.config(), 2)
+        .await
+        .unwrap();
+    let client = database.client().await;
+    let rows = client
+        .query(
+            "SELECT c.relname, c.relpersistence::text FROM pg_class c
+               JOIN pg_namespace n ON n.oid = c.relnamespace
+              WHERE n.nspname = $1 AND c.relkind = 'r' ORDER BY c.relname",
+            &[&database.schema],
+        )
+        .await
+        .unwrap();
+    let unlogged: Vec<String> = rows
+        .iter()
+        .filter(|row| row.get::<_, String>(1) == "u")
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(
+        unlogged,
+        ["conversations", "login_attempts", "login_links"],
+        "{:?}",
+        rows.iter()
+            .map(|row| (row.get::<_, String>(0), row.get::<_, String>(1)))
+            .collect::<Vec<_>>()
+    );
+    assert!(
+        rows.len() > unlogged.len(),
+        "the durable tables are there, logged"
+    );
+    drop(store);
+    database.drop().await;
 }
 
 mod scenarios {

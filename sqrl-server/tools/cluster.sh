@@ -31,7 +31,7 @@ done
 [ -n "$db" ] || { echo "--db postgres://... is required" >&2; exit 2; }
 [ -x "$binary" ] || { echo "no server binary at $binary (cargo build --release -p sqrl-server)" >&2; exit 2; }
 nginx=$(command -v nginx || echo /usr/sbin/nginx)
-[ -x "$nginx" ] || { echo "nginx not found: run .ci/install-nginx" >&2; exit 2; }
+[ -x "$nginx" ] || { echo "nginx not found: run .ci/install-server-tools" >&2; exit 2; }
 
 root=$(mktemp -d)
 pids=()

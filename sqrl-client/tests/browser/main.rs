@@ -5,8 +5,8 @@
 //! that picture (`sqrl login shot.png --yes`) as the phone would; and the
 //! page, untouched by the test, signs itself in and shows the account of the
 //! identity that logged in. Chromium is driven by `driver.mjs` (node and
-//! `playwright-core`); without them the tests say what is missing and pass,
-//! unless `SQRL_REQUIRE_BROWSER=1` (CI) makes that a failure.
+//! `playwright-core`); without them the tests are reported as ignored (see
+//! `build.rs`), unless `SQRL_REQUIRE_BROWSER=1` (CI) makes them run and fail.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod harness;
@@ -52,7 +52,7 @@ fn is_local_app_probe(message: &Value) -> bool {
 /// One person, one login: page → screenshot → `sqrl login shot.png` → the
 /// page signs in by itself.
 fn sign_in(mode: Mode) {
-    let Some(tools) = Tools::find() else { return };
+    let tools = Tools::find();
     let site = Site::start(|config| {
         if mode == Mode::Rotate {
             // The page script rotates at most every 5 s.
@@ -232,12 +232,20 @@ fn sign_in(mode: Mode) {
 
 /// The page follows the login by Server-Sent Events.
 #[test]
+#[cfg_attr(
+    no_browser,
+    ignore = "needs Chromium, Node.js 20+ and playwright-core: run .ci/install-browser"
+)]
 fn a_screenshot_of_the_login_page_signs_the_browser_in() {
     sign_in(Mode::Sse);
 }
 
 /// Where the event stream is refused, `/pag.sqrl` polling signs the page in.
 #[test]
+#[cfg_attr(
+    no_browser,
+    ignore = "needs Chromium, Node.js 20+ and playwright-core: run .ci/install-browser"
+)]
 fn without_event_streams_polling_signs_the_browser_in() {
     sign_in(Mode::Poll);
 }
@@ -245,6 +253,10 @@ fn without_event_streams_polling_signs_the_browser_in() {
 /// Behind a proxy that holds event streams (accepted, nothing delivered until
 /// the response ends) the page must still sign in, by polling.
 #[test]
+#[cfg_attr(
+    no_browser,
+    ignore = "needs Chromium, Node.js 20+ and playwright-core: run .ci/install-browser"
+)]
 fn with_a_silently_held_event_stream_polling_signs_the_browser_in() {
     sign_in(Mode::Held);
 }
@@ -252,6 +264,10 @@ fn with_a_silently_held_event_stream_polling_signs_the_browser_in() {
 /// An open page replaces its code; the fresh code on screen is the one that
 /// works, and the page still follows the login it started.
 #[test]
+#[cfg_attr(
+    no_browser,
+    ignore = "needs Chromium, Node.js 20+ and playwright-core: run .ci/install-browser"
+)]
 fn a_rotated_code_signs_the_browser_in() {
     sign_in(Mode::Rotate);
 }
@@ -286,8 +302,12 @@ fn page(browser: &mut Browser, command: &str) -> Value {
 /// with `Referrer-Policy: no-referrer`, which Chromium sends with
 /// `Origin: null`, must pass the cross-site check).
 #[test]
+#[cfg_attr(
+    no_browser,
+    ignore = "needs Chromium, Node.js 20+ and playwright-core: run .ci/install-browser"
+)]
 fn revoke_and_log_out_work_when_clicked() {
-    let Some(tools) = Tools::find() else { return };
+    let tools = Tools::find();
     let site = Site::start(|_| {});
     let base = site.base();
     let cli = Cli::with_identity();
@@ -341,8 +361,12 @@ fn revoke_and_log_out_work_when_clicked() {
 /// identity and sends this browser to it. The link belongs to the browser
 /// whose page started it; here it is refused and signs nobody in.
 #[test]
+#[cfg_attr(
+    no_browser,
+    ignore = "needs Chromium, Node.js 20+ and playwright-core: run .ci/install-browser"
+)]
 fn a_sign_in_link_minted_elsewhere_is_refused() {
-    let Some(tools) = Tools::find() else { return };
+    let tools = Tools::find();
     let site = Site::start(|_| {});
     let base = site.base();
     let mut browser = Browser::open(&tools, &base, Mode::Sse, artifact_dir("foreign-link"));
@@ -381,8 +405,12 @@ fn a_sign_in_link_minted_elsewhere_is_refused() {
 /// A code confirmed from a device on another network: the page shows the
 /// identity's fingerprint and signs in only when the person clicks.
 #[test]
+#[cfg_attr(
+    no_browser,
+    ignore = "needs Chromium, Node.js 20+ and playwright-core: run .ci/install-browser"
+)]
 fn a_sign_in_from_another_network_waits_for_a_click() {
-    let Some(tools) = Tools::find() else { return };
+    let tools = Tools::find();
     let site = Site::start(|config| {
         config.trusted_proxies = vec![sqrl_server::net::IpNet::parse("127.0.0.1").unwrap()];
     });
@@ -435,8 +463,12 @@ fn a_sign_in_from_another_network_waits_for_a_click() {
 /// which the link is redeemed with, comes along through the redirect from
 /// localhost.
 #[test]
+#[cfg_attr(
+    no_browser,
+    ignore = "needs Chromium, Node.js 20+ and playwright-core: run .ci/install-browser"
+)]
 fn the_same_device_link_signs_in_through_the_local_app() {
-    let Some(tools) = Tools::find() else { return };
+    let tools = Tools::find();
     let site = Site::start(|_| {});
     let base = site.base();
     let cli = Cli::with_identity();
@@ -490,8 +522,12 @@ fn the_same_device_link_signs_in_through_the_local_app() {
 /// identity it would be signed in as, and is signed in only when the person
 /// clicks Continue (a same-origin form post).
 #[test]
+#[cfg_attr(
+    no_browser,
+    ignore = "needs Chromium, Node.js 20+ and playwright-core: run .ci/install-browser"
+)]
 fn a_same_device_link_answered_from_elsewhere_shows_the_identity_first() {
-    let Some(tools) = Tools::find() else { return };
+    let tools = Tools::find();
     let site = Site::start(|config| {
         config.trusted_proxies = vec![sqrl_server::net::IpNet::parse("127.0.0.1").unwrap()];
     });

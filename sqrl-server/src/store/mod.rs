@@ -31,7 +31,7 @@ pub use attempts::{
     AskAnswer, Attempt, AttemptState, AttemptUpdate, Attempts, Confirmation, NewAttempt,
 };
 pub use error::{BackendError, StoreError};
-pub use housekeeping::Housekeeping;
+pub use housekeeping::{Housekeeping, InFlight};
 pub use sessions::{
     LinkOutcome, LoginEvent, LoginMethod, NewSession, Redeemed, SessionInfo, Sessions,
 };

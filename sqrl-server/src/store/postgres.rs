@@ -38,6 +38,7 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
 
+use super::housekeeping::IN_FLIGHT_SQL;
 use super::migrations::postgres::MIGRATIONS;
 use super::rows::{
     AnswerColumns, AttemptRow, ConversationRow, HistoryRow, IdentityViewRow, corrupt,
@@ -45,8 +46,8 @@ use super::rows::{
 };
 use super::{
     AccountView, Accounts, AskAnswer, Attempt, Attempts, BackendError, Conflict, Decide,
-    Housekeeping, LinkOutcome, LoginEvent, LoginMethod, NewAssociation, NewAttempt, NewSession,
-    Redeemed, SessionInfo, Sessions, StepError, StepRequest, Stepped, StoreError,
+    Housekeeping, InFlight, LinkOutcome, LoginEvent, LoginMethod, NewAssociation, NewAttempt,
+    NewSession, Redeemed, SessionInfo, Sessions, StepError, StepRequest, Stepped, StoreError,
 };
 use crate::token::TokenHash;
 
@@ -1025,6 +1026,19 @@ impl Housekeeping for PostgresStore {
         }
         tx.commit().await?;
         Ok(deleted)
+    }
+
+    async fn in_flight(&self) -> Result<InFlight, StoreError> {
+        let client = self.client().await?;
+        let row = client.query_one(IN_FLIGHT_SQL, &[]).await?;
+        let count = |index: usize| -> Result<u64, StoreError> {
+            Ok(u64::try_from(get::<i64>(&row, index)?).unwrap_or(0))
+        };
+        Ok(InFlight {
+            attempts: count(0)?,
+            conversations: count(1)?,
+            links: count(2)?,
+        })
     }
 
     async fn health(&self) -> Result<(), StoreError> {

@@ -1,15 +1,24 @@
-//! The SQLite [`Store`](super::Store): WAL journal, `synchronous=FULL` (a commit is on disk
-//! before the reply that acknowledges it, so `kill -9` loses nothing
-//! acknowledged), foreign keys on, schema migrations at open.
+//! The SQLite [`Store`](super::Store): WAL journal, `synchronous=FULL`, foreign
+//! keys on, schema migrations at open.
 //!
-//! rusqlite is blocking: reads run on the blocking thread pool with a
-//! connection from a small pool (WAL readers never wait for the writer);
-//! writes go to the one writer thread (module `writer`), which commits whatever is
-//! queued in one transaction with one fsync and acknowledges each write only
-//! after that commit. A `/cli.sqrl` step (module `step`) is one writer job,
-//! its reads included: one trip, no reader hand-off. Write transactions take SQLite's write lock at the start
-//! (`BEGIN IMMEDIATE`), so a read-then-write job can never fail half-way on a
-//! lock upgrade. Statements are prepared once per connection and cached.
+//! Durable state (accounts, identities, sessions, history) is in the database
+//! file, and a commit that changed it is synced before the reply that
+//! acknowledges it: neither `kill -9` nor power loss takes it back. Logins in
+//! flight (attempts, conversations, single-use links) are in the writer
+//! connection's in-memory `temp` schema (`migrations::sqlite::EPHEMERAL`):
+//! writing them costs no sync, and a restart forgets them, so a pending
+//! login is scanned again — never brought back in an older state.
+//!
+//! rusqlite is blocking: reads of durable state run on the blocking thread
+//! pool with a connection from a small pool (WAL readers never wait for the
+//! writer); writes, and reads of logins in flight, go to the one writer
+//! thread (module `writer`), which runs whatever is queued in one transaction
+//! with at most one fsync and acknowledges each job only after that commit.
+//! A `/cli.sqrl` step (module `step`) is one writer job, its reads included:
+//! one trip, no reader hand-off. Write transactions take SQLite's write lock
+//! at the start (`BEGIN IMMEDIATE`), so a read-then-write job can never fail
+//! half-way on a lock upgrade. Statements are prepared once per connection
+//! and cached.
 
 mod step;
 mod writer;
@@ -26,7 +35,8 @@ use sqrl_core::keys::IdentityKey;
 use sqrl_core::server::{Conversation, Nut};
 use tokio::sync::Semaphore;
 
-use super::migrations::sqlite::MIGRATIONS;
+use super::housekeeping::IN_FLIGHT_SQL;
+use super::migrations::sqlite::{EPHEMERAL, MIGRATIONS};
 use super::rows::{
     AnswerColumns, AttemptRow, ConversationRow, HistoryRow, IdentityViewRow, LinkCheckRow,
     SpentLinkRow, corrupt, from_sql_time, identity_key, ip_text, sql_time,
@@ -36,8 +46,9 @@ use super::{
     NewAssociation, NewAttempt, NewSession, Redeemed, SessionInfo, StepError, StepRequest, Stepped,
     StoreError,
 };
-use super::{Accounts, Attempts, Housekeeping, Sessions};
+use super::{Accounts, Attempts, Housekeeping, InFlight, Sessions};
 use crate::token::TokenHash;
+pub use writer::BatchStats;
 use writer::{Writer, Written};
 
 /// How long a connection waits for another writer before giving up.
@@ -73,6 +84,7 @@ impl SqliteStore {
         let readers_wanted = connections.max(2) - 1;
         let mut writer = open_connection(path)?;
         migrate(&mut writer)?;
+        writer.execute_batch(EPHEMERAL)?;
         let mut readers = Vec::with_capacity(readers_wanted);
         for _ in 0..readers_wanted {
             readers.push(open_connection(path)?);
@@ -90,6 +102,11 @@ impl SqliteStore {
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.pool.path
+    }
+
+    /// How the writer has grouped writes into commits since the store opened.
+    pub fn batch_stats(&self) -> BatchStats {
+        self.pool.writer.stats()
     }
 
     /// Runs `f` with a reader connection on the blocking thread pool.
@@ -186,8 +203,13 @@ fn open_connection(path: &Path) -> Result<Connection, StoreError> {
             path.display()
         )));
     }
-    // FULL: the WAL is synced at every commit, so an acknowledged association
-    // survives power loss and kill -9 (NORMAL could lose the last commits).
+    // FULL: the WAL is synced at every commit that changed the file, before
+    // the commit returns, so what a reply acknowledges survives power loss
+    // too. (A process kill alone loses no committed write in either mode: a
+    // commit's WAL frames are in the operating system's cache once it
+    // returns. NORMAL syncs only at checkpoints, so power loss could take
+    // the last commits.) Logins in flight live in memory (`EPHEMERAL`) and
+    // cost no sync at all.
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
@@ -470,7 +492,8 @@ impl Attempts for SqliteStore {
 
     async fn attempt(&self, id: &str) -> Result<Option<Attempt>, StoreError> {
         let id = id.to_owned();
-        self.read(move |conn| read_attempt(conn, &id)).await
+        // Attempts live in the writer's memory (`EPHEMERAL`).
+        self.write(move |conn| read_attempt(conn, &id)).await
     }
 
     async fn step(&self, request: StepRequest, mut decide: Decide) -> Result<Stepped, StepError> {
@@ -830,6 +853,22 @@ impl Housekeeping for SqliteStore {
                 deleted += exec(tx, sql, [now])?;
             }
             Ok(deleted as u64)
+        })
+        .await
+    }
+
+    async fn in_flight(&self) -> Result<InFlight, StoreError> {
+        // In the writer's memory: only the writer sees them.
+        self.write(|conn| {
+            let counts = conn
+                .prepare_cached(IN_FLIGHT_SQL)?
+                .query_row([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?;
+            let count = |n: i64| u64::try_from(n).unwrap_or(0);
+            Ok(InFlight {
+                attempts: count(counts.0),
+                conversations: count(counts.1),
+                links: count(counts.2),
+            })
         })
         .await
     }

@@ -11,6 +11,7 @@ use rusqlite::Connection;
 use rusqlite::types::FromSql;
 use sqrl_server::RunningServer;
 use sqrl_server::config::Config;
+use sqrl_server::store::InFlight;
 use tempfile::TempDir;
 
 use super::{Browser, Identity, NONE, SqrlConversation, WaitingPage, assert_tif, form_field, text};
@@ -89,6 +90,12 @@ impl Harness {
     /// A direct connection to the database, to check rows.
     pub fn db(&self) -> Connection {
         Connection::open(self.db_path()).unwrap()
+    }
+
+    /// The logins in flight, which live in the server's memory (not in the
+    /// database file).
+    pub async fn in_flight(&self) -> InFlight {
+        self.server.state().store.in_flight().await.unwrap()
     }
 
     pub fn browser(&self) -> Browser {
@@ -227,8 +234,14 @@ pub fn spawn_server_binary(binary: &str, db: &Path) -> (Child, String) {
 /// limit, [`OPERATOR_TOKEN`], and `args`: the child process and the address
 /// it listens on.
 pub fn spawn_server(binary: &str, args: &[std::ffi::OsString]) -> (Child, String) {
+    spawn_server_as(Process::new(binary), args)
+}
+
+/// Like [`spawn_server`], with the command that starts the binary given
+/// (e.g. the binary under `strace`).
+pub fn spawn_server_as(mut command: Process, args: &[std::ffi::OsString]) -> (Child, String) {
     use std::io::BufRead as _;
-    let mut child = Process::new(binary)
+    let mut child = command
         .args([
             "--bind",
             "127.0.0.1:0",

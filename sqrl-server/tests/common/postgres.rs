@@ -1,9 +1,9 @@
 //! A PostgreSQL database for a test: a fresh schema in the database named by
 //! `SQRL_TEST_POSTGRES` (e.g. `postgres://postgres@127.0.0.1:5432/test`),
-//! dropped when the test ends. Without that variable the test is skipped
-//! with a message, unless `SQRL_REQUIRE_POSTGRES=1` (CI) makes it a failure.
+//! dropped when the test ends. Without that variable the tests that need it
+//! are reported as ignored (`build.rs`), unless `SQRL_REQUIRE_POSTGRES=1`
+//! (CI) makes them run and fail.
 
-use std::io::Write as _;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sqrl_core::rand_core::{OsRng, RngCore as _};
@@ -26,26 +26,15 @@ pub struct TestDatabase {
 }
 
 impl TestDatabase {
-    /// A fresh schema, or `None` (after saying so) when no server is
-    /// configured and none is required.
-    pub async fn create() -> Option<Self> {
+    /// A fresh schema. A test that calls this is ignored (see `build.rs`)
+    /// unless `SQRL_TEST_POSTGRES` is set or `SQRL_REQUIRE_POSTGRES=1`.
+    pub async fn create() -> Self {
         let url = match std::env::var(POSTGRES_ENV) {
             Ok(url) if !url.is_empty() => url,
-            _ => {
-                if std::env::var(REQUIRE_POSTGRES_ENV).is_ok_and(|v| v == "1") {
-                    panic!(
-                        "{POSTGRES_ENV} is not set, and {REQUIRE_POSTGRES_ENV}=1 requires PostgreSQL"
-                    );
-                }
-                // Straight to the terminal: the test harness hides what
-                // `eprintln!` prints from a passing test.
-                let _ = writeln!(
-                    std::io::stderr(),
-                    "PostgreSQL test skipped: set {POSTGRES_ENV}=postgres://user@host/db to run it \
-                     (and {REQUIRE_POSTGRES_ENV}=1 to make this a failure)"
-                );
-                return None;
-            }
+            _ => panic!(
+                "{POSTGRES_ENV} is not set: set it to postgres://user@host/db \
+                 ({REQUIRE_POSTGRES_ENV}=1 makes the PostgreSQL tests run without it)"
+            ),
         };
         let client = connect(&url).await;
         drop_stale_schemas(&client).await;
@@ -58,7 +47,7 @@ impl TestDatabase {
             .batch_execute(&format!("CREATE SCHEMA {schema}"))
             .await
             .unwrap();
-        Some(Self { url, schema })
+        Self { url, schema }
     }
 
     /// Connection settings whose search path is the test's schema.

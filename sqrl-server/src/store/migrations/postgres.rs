@@ -10,7 +10,26 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
     (2, "indexed secrets and ask answers", SECRETS_AND_ANSWERS),
     (3, "who confirmed an attempt, and from where", CONFIRMATION),
     (4, "attempt states checked", ATTEMPT_STATES),
+    (
+        5,
+        "login attempts, conversations and links kept in memory",
+        EPHEMERAL_UNLOGGED,
+    ),
 ];
+
+const EPHEMERAL_UNLOGGED: &str = r#"
+-- A pending login may be lost in a crash and is simply scanned again (the
+-- durability contract in the server's README), so its tables stop paying for
+-- the write-ahead log: UNLOGGED tables are not written to the WAL, a
+-- transaction that touches only them commits without waiting for a flush,
+-- and after a crash PostgreSQL empties them (never an older state brought
+-- back: a spent link or collected attempt cannot come alive again).
+-- Tables that reference another go first: a logged table may not reference
+-- an unlogged one.
+ALTER TABLE conversations SET UNLOGGED;
+ALTER TABLE login_links SET UNLOGGED;
+ALTER TABLE login_attempts SET UNLOGGED;
+"#;
 
 const INITIAL: &str = r#"
 CREATE TABLE accounts (

@@ -1,19 +1,24 @@
 //! The single SQLite writer, with group commit.
 //!
 //! SQLite admits one writer at a time, and with `synchronous=FULL` every
-//! commit waits for an fsync of the WAL. So all writes go to one thread that
-//! owns the writer connection, and whatever is queued when it comes round
-//! runs as one batch: one `BEGIN IMMEDIATE` transaction, each job in its own
-//! savepoint (a job that fails, or asks to roll back, undoes its own writes
-//! and nobody else's), one `COMMIT`, so one fsync for the whole batch.
+//! commit that changes the database file waits for an fsync of the WAL. So
+//! all writes (and every read of the logins in flight, which live in this
+//! connection's memory) go to one thread that owns the writer connection,
+//! and whatever is queued when it comes round runs as one batch: one
+//! `BEGIN IMMEDIATE` transaction, each job in its own savepoint (a job that
+//! fails, or asks to roll back, undoes its own writes and nobody else's), one
+//! `COMMIT`, so at most one fsync for the whole batch, and none for a batch
+//! that only touched memory.
 //!
 //! A job's result is handed back only once that `COMMIT` has returned:
-//! nothing is acknowledged before it is on disk, so `kill -9` still loses no
-//! acknowledged write. Jobs in a batch run one after the other, each seeing
-//! the writes of those before it, exactly as if each had its own transaction.
-//! Alone, a request pays one fsync as before; under load, many share one.
+//! nothing is acknowledged before it is synced. Jobs in a batch run one after
+//! the other, each seeing the writes of those before it, exactly as if each
+//! had its own transaction. Alone, a request pays one fsync as before; under
+//! load, many share one.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 
 use rusqlite::Connection;
@@ -83,22 +88,67 @@ where
     }
 }
 
+/// How the writer has batched so far: with `jobs` well above `batches`,
+/// requests are sharing commits (and fsyncs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct BatchStats {
+    /// Transactions the writer has run (committed or not).
+    pub batches: u64,
+    /// Jobs those transactions held.
+    pub jobs: u64,
+    /// The most jobs one transaction held.
+    pub largest: u64,
+}
+
+/// The counters behind [`BatchStats`], shared with the writer thread.
+#[derive(Debug, Default)]
+struct Counters {
+    batches: AtomicU64,
+    jobs: AtomicU64,
+    largest: AtomicU64,
+}
+
+impl Counters {
+    fn record(&self, size: usize) {
+        let size = u64::try_from(size).unwrap_or(u64::MAX);
+        self.batches.fetch_add(1, Ordering::Relaxed);
+        self.jobs.fetch_add(size, Ordering::Relaxed);
+        self.largest.fetch_max(size, Ordering::Relaxed);
+    }
+
+    fn snapshot(&self) -> BatchStats {
+        BatchStats {
+            batches: self.batches.load(Ordering::Relaxed),
+            jobs: self.jobs.load(Ordering::Relaxed),
+            largest: self.largest.load(Ordering::Relaxed),
+        }
+    }
+}
+
 /// The handle on the writer thread. Dropping every handle stops the thread
 /// once the queue is empty (and closes the connection).
 #[derive(Debug)]
 pub(super) struct Writer {
     jobs: mpsc::Sender<Box<dyn Job>>,
+    counters: Arc<Counters>,
 }
 
 impl Writer {
     /// Starts the writer thread with the connection it owns from now on.
     pub(super) fn start(conn: Connection) -> Result<Self, StoreError> {
         let (jobs, queue) = mpsc::channel::<Box<dyn Job>>();
+        let counters = Arc::new(Counters::default());
+        let thread_counters = Arc::clone(&counters);
         std::thread::Builder::new()
             .name("sqrl-db-writer".to_owned())
-            .spawn(move || run(&conn, &queue))
+            .spawn(move || run(&conn, &queue, &thread_counters))
             .map_err(|e| StoreError::Open(format!("starting the writer thread: {e}")))?;
-        Ok(Self { jobs })
+        Ok(Self { jobs, counters })
+    }
+
+    /// How the writer has batched since it started.
+    pub(crate) fn stats(&self) -> BatchStats {
+        self.counters.snapshot()
     }
 
     /// Queues `work` and waits until its batch is committed.
@@ -123,7 +173,7 @@ impl Writer {
 }
 
 /// The writer thread: batches until every handle is gone.
-fn run(conn: &Connection, queue: &mpsc::Receiver<Box<dyn Job>>) {
+fn run(conn: &Connection, queue: &mpsc::Receiver<Box<dyn Job>>, counters: &Counters) {
     while let Ok(first) = queue.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -132,6 +182,7 @@ fn run(conn: &Connection, queue: &mpsc::Receiver<Box<dyn Job>>) {
                 Err(_) => break,
             }
         }
+        counters.record(batch.len());
         let committed = run_batch(conn, &mut batch);
         let committed = committed.as_ref().copied().map_err(String::as_str);
         for job in batch {
@@ -262,5 +313,57 @@ mod tests {
             .unwrap();
         // Another connection sees it at once: the transaction was committed.
         assert_eq!(stored(&dir), vec![1]);
+    }
+
+    #[tokio::test]
+    async fn jobs_queued_behind_a_running_batch_share_the_next_commit() {
+        let (writer, dir) = writer();
+        let writer = Arc::new(writer);
+        // The first job holds the writer until the others are queued.
+        let (started, started_rx) = tokio::sync::oneshot::channel::<()>();
+        let (release, release_rx) = std::sync::mpsc::channel::<()>();
+        let first = tokio::spawn({
+            let writer = Arc::clone(&writer);
+            async move {
+                writer
+                    .write(move |c| {
+                        let _ = started.send(());
+                        release_rx.recv().unwrap();
+                        insert(0)(c).map(Written::Commit)
+                    })
+                    .await
+            }
+        });
+        started_rx.await.unwrap();
+        // `join_all` polls each write once, in order, before the release
+        // runs, so all nine are queued while the first batch is held.
+        type Waiting = std::pin::Pin<Box<dyn Future<Output = Result<(), StoreError>>>>;
+        let mut waiting: Vec<Waiting> = (1..10)
+            .map(|v| {
+                let writer = Arc::clone(&writer);
+                Box::pin(async move {
+                    writer
+                        .write(move |c| insert(v)(c).map(Written::Commit))
+                        .await
+                }) as Waiting
+            })
+            .collect();
+        waiting.push(Box::pin(async move {
+            release.send(()).unwrap();
+            Ok(())
+        }));
+        for result in futures_util::future::join_all(waiting).await {
+            result.unwrap();
+        }
+        first.await.unwrap().unwrap();
+        assert_eq!(
+            writer.stats(),
+            BatchStats {
+                batches: 2,
+                jobs: 10,
+                largest: 9
+            }
+        );
+        assert_eq!(stored(&dir), (0..10).collect::<Vec<i64>>());
     }
 }

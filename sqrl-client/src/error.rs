@@ -6,6 +6,12 @@
 use std::io;
 use std::path::PathBuf;
 
+use sqrl_core::msg::{MessageError, Tif};
+use sqrl_core::url::UrlError;
+
+pub use crate::qr::QrFailure;
+pub use crate::refusal::{AddressMismatch, Refusal};
+
 /// Stable process exit codes. Scripts may rely on these numbers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
@@ -74,9 +80,11 @@ pub enum Error {
         /// The file.
         path: PathBuf,
     },
-    /// The configuration directory could not be determined or created.
-    #[error("no usable configuration directory: {0}")]
-    ConfigDir(String),
+    /// The platform names no configuration directory.
+    #[error(
+        "no usable configuration directory: the platform has no configuration directory; use --config-dir"
+    )]
+    NoConfigDir,
     /// An identity name is not acceptable as a file name.
     #[error(
         "invalid identity name {0:?}: use 1-64 letters, digits, '.', '_' or '-', not starting with '.'"
@@ -131,9 +139,60 @@ pub enum Error {
     /// The user answered no.
     #[error("cancelled")]
     Declined,
-    /// An input was invalid; the message says which and why.
-    #[error("{0}")]
-    Invalid(String),
+    /// More than one secret was to be read from standard input.
+    #[error(
+        "only one of --password-file, --new-password-file and --rescue-code-file can read standard input"
+    )]
+    StdinClaimedTwice,
+    /// A text file (password, rescue code) is not UTF-8.
+    #[error("{} is not UTF-8 text", path.display())]
+    NotUtf8 {
+        /// The file.
+        path: PathBuf,
+    },
+    /// A `--ca-cert` file holds something that is not PEM.
+    #[error("{}: not a PEM certificate file: {reason}", path.display())]
+    CaCertNotPem {
+        /// The file.
+        path: PathBuf,
+        /// What the PEM reader said.
+        reason: ureq::Error,
+    },
+    /// A `--ca-cert` file holds no certificate.
+    #[error("{}: no PEM certificate found", path.display())]
+    CaCertEmpty {
+        /// The file.
+        path: PathBuf,
+    },
+    /// A binary export would go to a terminal (or mix with `--json` output).
+    #[error("the {format} export is binary; use --output FILE or redirect standard output")]
+    BinaryExportToTerminal {
+        /// The export format.
+        format: String,
+    },
+    /// `--site` is a URL that does not parse.
+    #[error("{site}: {error}")]
+    InvalidSiteUrl {
+        /// As given.
+        site: String,
+        /// Why.
+        error: UrlError,
+    },
+    /// `--site` is empty or holds blanks or control characters.
+    #[error("{0:?} is not a site")]
+    NotASite(String),
+    /// A `sqrl://` or `qrl://` argument that does not parse.
+    #[error("invalid SQRL link: {0}")]
+    InvalidLink(UrlError),
+    /// A login target that is neither a link nor a file.
+    #[error("{0:?} is neither a sqrl:// or qrl:// link nor an image file")]
+    NotALinkOrImage(String),
+    /// An image's QR code holds a SQRL link that does not parse.
+    #[error("the QR code holds an invalid SQRL link: {0}")]
+    InvalidLinkInQr(UrlError),
+    /// `--button` is not a button number the protocol has.
+    #[error("--button: {0}")]
+    InvalidButton(MessageError),
     /// An identity could not be read.
     #[error("{context}")]
     Identity {
@@ -143,9 +202,9 @@ pub enum Error {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
-    /// A QR code could not be found or decoded.
+    /// A QR code could not be found, decoded or drawn.
     #[error("{0}")]
-    Qr(String),
+    Qr(#[from] QrFailure),
     /// A site could not be reached or answered badly.
     #[error("{context}")]
     Network {
@@ -157,10 +216,10 @@ pub enum Error {
     },
     /// The site refused the command.
     #[error("{0}")]
-    Refused(String),
+    Refused(#[from] Refusal),
     /// A login stopped on an IP address mismatch (see [`ExitCode::AddressMismatch`]).
     #[error("{0}")]
-    AddressMismatch(String),
+    AddressMismatch(#[from] AddressMismatch),
     /// The agent could not start.
     #[error("could not listen on 127.0.0.1:{port}")]
     Listen {
@@ -187,7 +246,7 @@ impl Error {
             }
             Error::ReadFile { .. }
             | Error::WriteFile { .. }
-            | Error::ConfigDir(_)
+            | Error::NoConfigDir
             | Error::Listen { .. }
             | Error::Output(_)
             | Error::Internal(_) => ExitCode::Failure,
@@ -195,12 +254,22 @@ impl Error {
             Error::InvalidName(_) | Error::NoPrompt { .. } | Error::Prompt { .. } => {
                 ExitCode::Usage
             }
+            Error::StdinClaimedTwice
+            | Error::NotUtf8 { .. }
+            | Error::CaCertNotPem { .. }
+            | Error::CaCertEmpty { .. }
+            | Error::BinaryExportToTerminal { .. }
+            | Error::InvalidSiteUrl { .. }
+            | Error::NotASite(_)
+            | Error::InvalidLink(_)
+            | Error::NotALinkOrImage(_)
+            | Error::InvalidLinkInQr(_)
+            | Error::InvalidButton(_) => ExitCode::InvalidInput,
             Error::NoSuchIdentity(_) | Error::NoIdentity => ExitCode::NotFound,
             Error::PasswordMismatch
             | Error::EmptyPassword
             | Error::RescueCodeMismatch
             | Error::MalformedRescueCode
-            | Error::Invalid(_)
             | Error::Identity { .. }
             | Error::Qr(_) => ExitCode::InvalidInput,
             Error::WrongPassword(_) | Error::WrongRescueCode => ExitCode::WrongSecret,
@@ -208,6 +277,57 @@ impl Error {
             Error::Network { .. } => ExitCode::Network,
             Error::Refused(_) => ExitCode::Refused,
             Error::AddressMismatch(_) => ExitCode::AddressMismatch,
+        }
+    }
+
+    /// A stable, snake-case name for what went wrong, printed as `code` with
+    /// `--json`. A refused login gives the protocol's reason (see
+    /// [`Refusal::code`] and [`AddressMismatch::code`]); other failures name
+    /// their kind. Scripts may rely on these strings.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::ReadFile { .. } => "read_file",
+            Error::WriteFile { .. } => "write_file",
+            Error::FileExists { .. } => "file_exists",
+            Error::NoConfigDir => "no_config_dir",
+            Error::InvalidName(_) => "invalid_name",
+            Error::NoSuchIdentity(_) => "no_such_identity",
+            Error::NoIdentity => "no_identity",
+            Error::IdentityExists(_) => "identity_exists",
+            Error::NoPrompt { .. } => "no_terminal",
+            Error::Prompt { .. } => "terminal_read",
+            Error::PasswordMismatch => "password_mismatch",
+            Error::EmptyPassword => "empty_password",
+            Error::RescueCodeMismatch => "rescue_code_mismatch",
+            Error::WrongPassword(_) => "wrong_password",
+            Error::WrongRescueCode => "wrong_rescue_code",
+            Error::MalformedRescueCode => "malformed_rescue_code",
+            Error::Declined => "declined",
+            Error::StdinClaimedTwice => "stdin_claimed_twice",
+            Error::NotUtf8 { .. } => "not_utf8",
+            Error::CaCertNotPem { .. } | Error::CaCertEmpty { .. } => "invalid_ca_cert",
+            Error::BinaryExportToTerminal { .. } => "binary_export_to_terminal",
+            Error::InvalidSiteUrl { .. } | Error::NotASite(_) => "invalid_site",
+            Error::InvalidLink(_) | Error::InvalidLinkInQr(_) => "invalid_link",
+            Error::NotALinkOrImage(_) => "not_a_link_or_image",
+            Error::InvalidButton(_) => "invalid_button",
+            Error::Identity { .. } => "invalid_identity",
+            Error::Qr(_) => "qr_code",
+            Error::Network { .. } => "network",
+            Error::Refused(refusal) => refusal.code(),
+            Error::AddressMismatch(mismatch) => mismatch.code(),
+            Error::Listen { .. } => "listen",
+            Error::Output(_) => "output",
+            Error::Internal(_) => "internal",
+        }
+    }
+
+    /// The TIF of the site's reply behind a refused command, if any.
+    pub fn tif(&self) -> Option<Tif> {
+        match self {
+            Error::Refused(refusal) => refusal.tif(),
+            Error::AddressMismatch(mismatch) => mismatch.tif(),
+            _ => None,
         }
     }
 
@@ -273,8 +393,28 @@ mod tests {
         assert_eq!(ExitCode::WrongSecret.code(), 3);
         assert_eq!(Error::WrongRescueCode.exit_code().code(), 3);
         assert_eq!(Error::Declined.exit_code().code(), 7);
-        assert_eq!(Error::Refused("x".into()).exit_code().code(), 6);
+        let refused = Error::Refused(Refusal::UnknownIdentity {
+            site: "x".into(),
+            tif: Tif::NONE,
+        });
+        assert_eq!(refused.exit_code().code(), 6);
         assert_eq!(Error::NoIdentity.exit_code().code(), 8);
-        assert_eq!(Error::AddressMismatch("x".into()).exit_code().code(), 10);
+        let mismatch = Error::AddressMismatch(AddressMismatch::Agent { site: "x".into() });
+        assert_eq!(mismatch.exit_code().code(), 10);
+    }
+
+    #[test]
+    fn refusals_give_the_protocol_reason_as_code_and_tif() {
+        let refused = Error::Refused(Refusal::LoginDisabled {
+            site: "x".into(),
+            tif: Tif::SQRL_DISABLED | Tif::CURRENT_ID_MATCH,
+        });
+        assert_eq!(refused.code(), "sqrl_disabled");
+        assert_eq!(refused.tif().map(Tif::bits), Some(0x9));
+        let mismatch = Error::AddressMismatch(AddressMismatch::Unconfirmed { site: "x".into() });
+        assert_eq!(mismatch.code(), "ip_mismatch");
+        assert_eq!(mismatch.tif(), Some(Tif::COMMAND_FAILED));
+        assert_eq!(Error::NoIdentity.code(), "no_identity");
+        assert_eq!(Error::NoIdentity.tif(), None);
     }
 }

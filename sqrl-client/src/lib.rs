@@ -13,6 +13,7 @@ pub mod identity;
 pub mod output;
 pub mod prompt;
 pub mod qr;
+pub mod refusal;
 pub mod session;
 pub mod store;
 pub mod transport;

@@ -31,8 +31,9 @@ pub fn read_secret_file(path: &Path) -> Result<Zeroizing<String>> {
         path: path.to_owned(),
         source,
     })?;
-    let text = std::str::from_utf8(&raw)
-        .map_err(|_| Error::Invalid(format!("{} is not UTF-8 text", path.display())))?;
+    let text = std::str::from_utf8(&raw).map_err(|_| Error::NotUtf8 {
+        path: path.to_owned(),
+    })?;
     let first = text.split('\n').next().unwrap_or("");
     let first = first.strip_suffix('\r').unwrap_or(first);
     Ok(Zeroizing::new(first.to_owned()))

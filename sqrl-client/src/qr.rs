@@ -16,6 +16,44 @@ const QUIET_ZONE: usize = 4;
 /// Pixels per module in an exported PNG.
 const PNG_SCALE: usize = 8;
 
+/// Why no QR code could be read from an image, or drawn.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum QrFailure {
+    /// The image file is larger than [`MAX_IMAGE_BYTES`].
+    #[error("image larger than {} MiB", MAX_IMAGE_BYTES / (1024 * 1024))]
+    ImageTooLarge,
+    /// An image file named on the command line is larger than this crate reads.
+    #[error("{0}: image file too large")]
+    ImageFileTooLarge(String),
+    /// The bytes are not a readable PNG or JPEG.
+    #[error("unreadable image: {0}")]
+    UnreadableImage(image::ImageError),
+    /// The image has more pixels than is reasonable to scan.
+    #[error("image of {width}x{height} pixels is too large to scan")]
+    TooManyPixels {
+        /// Pixels across.
+        width: u32,
+        /// Pixels down.
+        height: u32,
+    },
+    /// A code was found but its modules do not decode.
+    #[error("found a QR code but could not decode it: {0}")]
+    Undecodable(rqrr::DeQRError),
+    /// No code was found at all.
+    #[error("no QR code found in the image")]
+    NoCode,
+    /// The codes found hold no SQRL link.
+    #[error("the QR code in the image is not a SQRL link")]
+    NotSqrl,
+    /// The codes found hold no identity.
+    #[error("no identity QR code in {0}")]
+    NoIdentity(String),
+    /// The data does not fit in a QR code.
+    #[error("cannot draw a QR code: {0}")]
+    Encode(qrcode::types::QrError),
+}
+
 /// Whether bytes look like an image this module can read (PNG or JPEG magic).
 pub fn looks_like_image(bytes: &[u8]) -> bool {
     bytes.starts_with(b"\x89PNG\r\n\x1a\n") || bytes.starts_with(&[0xFF, 0xD8, 0xFF])
@@ -25,24 +63,19 @@ pub fn looks_like_image(bytes: &[u8]) -> bool {
 /// Fails if the image cannot be read or holds no readable code.
 pub fn decode_image(bytes: &[u8]) -> Result<Vec<Vec<u8>>> {
     if bytes.len() > MAX_IMAGE_BYTES {
-        return Err(Error::Qr(format!(
-            "image larger than {} MiB",
-            MAX_IMAGE_BYTES / (1024 * 1024)
-        )));
+        return Err(QrFailure::ImageTooLarge.into());
     }
     let reader = image::ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
-        .map_err(|e| Error::Qr(format!("unreadable image: {e}")))?;
+        .map_err(|e| QrFailure::UnreadableImage(image::ImageError::IoError(e)))?;
     let (width, height) = reader
         .into_dimensions()
-        .map_err(|e| Error::Qr(format!("unreadable image: {e}")))?;
+        .map_err(QrFailure::UnreadableImage)?;
     if width > MAX_IMAGE_SIDE || height > MAX_IMAGE_SIDE {
-        return Err(Error::Qr(format!(
-            "image of {width}x{height} pixels is too large to scan"
-        )));
+        return Err(QrFailure::TooManyPixels { width, height }.into());
     }
     let image = image::load_from_memory(bytes)
-        .map_err(|e| Error::Qr(format!("unreadable image: {e}")))?
+        .map_err(QrFailure::UnreadableImage)?
         .to_luma8();
     let mut prepared = rqrr::PreparedImage::prepare(image);
     let mut payloads = Vec::new();
@@ -55,10 +88,11 @@ pub fn decode_image(bytes: &[u8]) -> Result<Vec<Vec<u8>>> {
         }
     }
     if payloads.is_empty() {
-        return Err(Error::Qr(match last_error {
-            Some(e) => format!("found a QR code but could not decode it: {e}"),
-            None => "no QR code found in the image".to_owned(),
-        }));
+        return Err(match last_error {
+            Some(e) => QrFailure::Undecodable(e),
+            None => QrFailure::NoCode,
+        }
+        .into());
     }
     Ok(payloads)
 }
@@ -75,12 +109,11 @@ pub fn decode_sqrl_url(bytes: &[u8]) -> Result<String> {
             let lower = s.to_ascii_lowercase();
             lower.starts_with("sqrl://") || lower.starts_with("qrl://")
         })
-        .ok_or_else(|| Error::Qr("the QR code in the image is not a SQRL link".to_owned()))
+        .ok_or(Error::Qr(QrFailure::NotSqrl))
 }
 
 fn encode(data: &[u8]) -> Result<QrCode> {
-    QrCode::with_error_correction_level(data, EcLevel::M)
-        .map_err(|e| Error::Invalid(format!("cannot draw a QR code: {e}")))
+    QrCode::with_error_correction_level(data, EcLevel::M).map_err(|e| QrFailure::Encode(e).into())
 }
 
 /// Draws a QR code for a terminal with Unicode half blocks (two modules per
@@ -148,13 +181,19 @@ mod tests {
         blank
             .write_to(&mut Cursor::new(&mut png), image::ImageFormat::Png)
             .unwrap();
-        assert!(matches!(decode_image(&png), Err(Error::Qr(_))));
+        assert!(matches!(
+            decode_image(&png),
+            Err(Error::Qr(QrFailure::NoCode))
+        ));
         assert!(matches!(
             decode_image(b"\x89PNG\r\n\x1a\nrubbish"),
-            Err(Error::Qr(_))
+            Err(Error::Qr(QrFailure::UnreadableImage(_)))
         ));
         let not_sqrl = render_png(b"https://example.com/").unwrap();
-        assert!(matches!(decode_sqrl_url(&not_sqrl), Err(Error::Qr(_))));
+        assert!(matches!(
+            decode_sqrl_url(&not_sqrl),
+            Err(Error::Qr(QrFailure::NotSqrl))
+        ));
     }
 
     #[test]

@@ -11,10 +11,11 @@ use sqrl_core::client::{
     QueryStep, Querying, TransactionOptions,
 };
 use sqrl_core::keys::{IdentityLockKey, IdentityUnlockKey, SiteKey};
-use sqrl_core::msg::{Ask, Button, plain_text};
+use sqrl_core::msg::{Ask, Button, Tif, plain_text};
 use sqrl_core::url::{SiteKeyString, SqrlUrl};
 
-use crate::error::{Error, Result};
+use crate::error::{AddressMismatch, Error, Refusal, Result};
+use crate::refusal::tif_flag_names;
 use crate::transport::Transport;
 
 /// Most requests one transaction may send (queries over four previous identities,
@@ -253,6 +254,7 @@ impl Outcome {
             "changed": self.completed.is_some(),
             "tif": tif.map(|t| t.to_hex()),
             "tif_text": tif.map(|t| t.describe()),
+            "tif_flags": tif.map(tif_flag_names),
             "button": self.button.map(|b| b.as_str()),
             "cps_url": self.cps_url(),
             "message": self.message,
@@ -339,9 +341,11 @@ pub fn run(
     };
     let ip_matched = summary.ip_matched;
     if status == QueryStatus::Superseded {
-        return Err(Error::Refused(format!(
-            "this identity has been replaced by a newer one at {site_text}; import the current identity on this device"
-        )));
+        return Err(Refusal::Superseded {
+            site: site_text,
+            tif: queried.tif(),
+        }
+        .into());
     }
     // Nothing to do: say so instead of sending a command the site would refuse.
     let nothing = match (action, status) {
@@ -366,7 +370,7 @@ pub fn run(
             message,
         });
     }
-    check_possible(action, status, &site_text)?;
+    check_possible(action, status, &site_text, queried.tif())?;
     ui.confirm(&summary)?;
     let mut button = None;
     if let Some(ask) = summary.ask.as_ref() {
@@ -458,27 +462,22 @@ fn start_command(
     })
 }
 
-/// Refuses, before asking the user anything, commands the query outcome rules out.
-fn check_possible(action: Action, status: QueryStatus, site: &str) -> Result<()> {
-    let problem = match (action, status) {
-        (Action::Login, QueryStatus::Disabled { .. }) => Some(format!(
-            "SQRL login is disabled for this identity at {site}; re-enable it with `sqrl enable` and your rescue code"
-        )),
+/// Refuses, before asking the user anything, commands the query outcome
+/// (`status`, from a reply with `tif`) rules out.
+fn check_possible(action: Action, status: QueryStatus, site: &str, tif: Tif) -> Result<()> {
+    let site = site.to_owned();
+    let refusal = match (action, status) {
+        (Action::Login, QueryStatus::Disabled { .. }) => Refusal::LoginDisabled { site, tif },
         (Action::Disable | Action::Enable | Action::Remove, QueryStatus::Unknown) => {
-            Some(format!("{site} does not know this identity"))
+            Refusal::UnknownIdentity { site, tif }
         }
         (
             Action::Disable | Action::Enable | Action::Remove,
             QueryStatus::KnownByPrevious { .. } | QueryStatus::Disabled { previous: Some(_) },
-        ) => Some(format!(
-            "{site} knows only a previous identity of yours; log in first to move it to this identity"
-        )),
-        _ => None,
+        ) => Refusal::PreviousIdentityOnly { site, tif },
+        _ => return Ok(()),
     };
-    match problem {
-        Some(problem) => Err(Error::Refused(problem)),
-        None => Ok(()),
-    }
+    Err(refusal.into())
 }
 
 fn success_message(action: Action, status: QueryStatus, site: &str) -> String {
@@ -553,19 +552,12 @@ pub fn session_url(target: &str) -> std::result::Result<String, String> {
 fn client_error(site: &str, same_device: bool, error: ClientError) -> Error {
     match &error {
         ClientError::IpMismatch | ClientError::IpMatchUnconfirmed(_) if same_device => {
-            let what = match error {
-                ClientError::IpMismatch => "saw this device at a different network address than",
-                _ => "did not confirm that this device has the network address of",
-            };
-            return Error::AddressMismatch(format!(
-                "{site} {what} the browser that showed the login code, and --same-device requires \
-                 the same address: the login page may not be in this computer's browser (a code \
-                 relayed from someone else's page looks like this); nobody was signed in"
-            ));
+            AddressMismatch::SameDevice {
+                site: site.to_owned(),
+                error,
+            }
+            .into()
         }
-        _ => {}
-    }
-    match &error {
         ClientError::Message(_)
         | ClientError::Url(_)
         | ClientError::UnsupportedVersion
@@ -575,7 +567,11 @@ fn client_error(site: &str, same_device: bool, error: ClientError) -> Error {
         | ClientError::MissingServerUnlockKey => {
             Error::network(format!("{site} did not answer as SQRL requires"), error)
         }
-        _ => Error::Refused(format!("{site}: {error}")),
+        _ => Refusal::Reply {
+            site: site.to_owned(),
+            error,
+        }
+        .into(),
     }
 }
 

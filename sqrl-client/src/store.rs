@@ -9,7 +9,7 @@
 //!
 //! New files are created with `create_new` so an existing identity is never
 //! overwritten by accident; deliberate rewrites (password change, rekey) go through
-//! a temporary file in the same directory and an atomic rename.
+//! a temporary file in the same directory, an atomic rename and a directory sync.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write as _};
@@ -37,13 +37,7 @@ impl Store {
     pub fn open(root: Option<PathBuf>) -> Result<Self> {
         let root = match root {
             Some(root) => root,
-            None => dirs::config_dir()
-                .ok_or_else(|| {
-                    Error::ConfigDir(
-                        "the platform has no configuration directory; use --config-dir".into(),
-                    )
-                })?
-                .join("sqrl"),
+            None => dirs::config_dir().ok_or(Error::NoConfigDir)?.join("sqrl"),
         };
         Ok(Self { root })
     }
@@ -257,29 +251,50 @@ pub fn write_new_file(path: &Path, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
-/// Replaces a file atomically: a temporary sibling is written, synced and renamed.
+/// Replaces a file atomically: a temporary sibling (owner-only from its
+/// creation) is written and synced, renamed over `path`, and the directory is
+/// synced so the rename itself survives a crash. Until the rename, readers see
+/// the old content; on any error the temporary file is removed.
 fn replace_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    let write_error = |source| Error::WriteFile {
+        path: path.to_owned(),
+        source,
+    };
     let dir = path.parent().unwrap_or(Path::new("."));
     let file_name = path
         .file_name()
         .and_then(|n| n.to_str())
         .unwrap_or("identity");
-    let mut attempt = 0u32;
-    let temp = loop {
-        let candidate = dir.join(format!(".{file_name}.{}.{attempt}.tmp", std::process::id()));
-        match write_new_file(&candidate, bytes) {
-            Ok(()) => break candidate,
-            Err(Error::FileExists { .. }) if attempt < 16 => attempt += 1,
-            Err(e) => return Err(e),
-        }
-    };
-    fs::rename(&temp, path).map_err(|source| {
-        let _ = fs::remove_file(&temp);
-        Error::WriteFile {
-            path: path.to_owned(),
-            source,
-        }
-    })
+    // Hidden, so `list` and a person browsing the directory skip a leftover.
+    let prefix = format!(".{file_name}.");
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(&prefix).suffix(".tmp");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        builder.permissions(fs::Permissions::from_mode(0o600));
+    }
+    let mut temp = builder.tempfile_in(dir).map_err(write_error)?;
+    temp.write_all(bytes)
+        .and_then(|()| temp.as_file().sync_all())
+        .map_err(write_error)?;
+    // On failure the error owns the temporary file and removes it when dropped.
+    temp.persist(path).map_err(|e| write_error(e.error))?;
+    sync_dir(dir).map_err(write_error)
+}
+
+/// Makes a rename in `dir` durable: on Unix the directory entry is only on
+/// disk once the directory itself is synced.
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        File::open(dir)?.sync_all()
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = dir;
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -336,5 +351,58 @@ mod tests {
         assert_eq!(mode, 0o600);
         let mode = fs::metadata(store.root()).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o700);
+    }
+
+    fn entries(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn a_replace_leaves_only_the_new_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("me.sqrl");
+        fs::write(&path, b"old").unwrap();
+        replace_file(&path, b"new").unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"new");
+        assert_eq!(
+            entries(dir.path()),
+            ["me.sqrl"],
+            "a temporary file was left"
+        );
+    }
+
+    #[test]
+    fn a_failed_replace_keeps_the_old_content_and_removes_its_temporary() {
+        let dir = tempfile::tempdir().unwrap();
+        // A rename of a file over a non-empty directory fails after the
+        // temporary file was written: the step that must not leave it behind.
+        let path = dir.path().join("taken");
+        fs::create_dir(&path).unwrap();
+        fs::write(path.join("inside"), b"old").unwrap();
+        let error = replace_file(&path, b"new").unwrap_err();
+        assert!(
+            matches!(&error, Error::WriteFile { path: p, .. } if *p == path),
+            "{error:?}"
+        );
+        assert_eq!(fs::read(path.join("inside")).unwrap(), b"old");
+        assert_eq!(entries(dir.path()), ["taken"], "a temporary file was left");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_replacement_is_owner_only_even_over_a_readable_file() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("me.sqrl");
+        fs::write(&path, b"old").unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        replace_file(&path, b"new").unwrap();
+        let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
     }
 }

@@ -66,19 +66,18 @@ fn load_ca(path: &Path) -> Result<ureq::tls::RootCerts> {
         match item {
             Ok(ureq::tls::PemItem::Certificate(cert)) => certs.push(cert),
             Ok(_) => {}
-            Err(e) => {
-                return Err(Error::Invalid(format!(
-                    "{}: not a PEM certificate file: {e}",
-                    path.display()
-                )));
+            Err(reason) => {
+                return Err(Error::CaCertNotPem {
+                    path: path.to_owned(),
+                    reason,
+                });
             }
         }
     }
     if certs.is_empty() {
-        return Err(Error::Invalid(format!(
-            "{}: no PEM certificate found",
-            path.display()
-        )));
+        return Err(Error::CaCertEmpty {
+            path: path.to_owned(),
+        });
     }
     Ok(ureq::tls::RootCerts::new_with_certs(&certs))
 }
@@ -145,7 +144,7 @@ mod tests {
         };
         assert!(matches!(
             HttpTransport::new(&settings),
-            Err(Error::Invalid(_))
+            Err(Error::CaCertEmpty { .. })
         ));
         let settings = HttpSettings {
             ca_cert: Some(dir.path().join("missing.pem")),

@@ -1,14 +1,14 @@
-//! Just enough HTTP/1.1 for the CPS agent: read one GET request head, write one
-//! response, close. Written on `std::net` rather than a server library so that
-//! "drop the request" (PITFALLS 29) means what it says: the connection is closed
-//! without a single byte of response.
+//! Just enough HTTP/1.1 for the CPS agent: read one GET request head (parsed by
+//! `httparse`), write one response, close. The sockets are `std::net` rather
+//! than a server library's so that "drop the request" (PITFALLS 29) means what
+//! it says: the connection is closed without a single byte of response.
 
 use std::io::{self, Read, Write};
 
 /// Largest request head accepted; anything larger is not a browser navigating here.
 pub const MAX_HEAD_LEN: usize = 8 * 1024;
 /// Most header lines accepted.
-const MAX_HEADERS: usize = 64;
+pub const MAX_HEADERS: usize = 64;
 
 /// A transparent 1x1 GIF89a, the answer to every `*.gif` probe (SPEC 7).
 pub const PROBE_GIF: &[u8] = &[
@@ -42,60 +42,79 @@ impl Request {
     }
 }
 
-/// Reads a request head. `Ok(None)` means the bytes were not an acceptable HTTP
-/// request (the caller closes the connection without answering).
-pub fn read_request(stream: &mut impl Read) -> io::Result<Option<Request>> {
+/// Why no request could be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeadError {
+    /// The peer closed the connection (or it failed) before a whole head
+    /// arrived: there is nobody left to answer.
+    Incomplete,
+    /// The bytes are not an HTTP/1.x request head: answered with 400.
+    Malformed,
+    /// More than [`MAX_HEAD_LEN`] bytes or [`MAX_HEADERS`] header lines:
+    /// answered with 431.
+    TooLarge,
+}
+
+impl HeadError {
+    /// The answer to send, if any.
+    pub fn response(self) -> Option<Response> {
+        match self {
+            HeadError::Incomplete => None,
+            HeadError::Malformed => Some(Response::BadRequest),
+            HeadError::TooLarge => Some(Response::HeadTooLarge),
+        }
+    }
+}
+
+/// Reads one request head, however the bytes are split across reads. Nothing
+/// past [`MAX_HEAD_LEN`] is read.
+pub fn read_request(stream: &mut impl Read) -> Result<Request, HeadError> {
     let mut head = Vec::with_capacity(1024);
     let mut buf = [0u8; 1024];
-    let end = loop {
-        if let Some(end) = find_head_end(&head) {
-            break end;
+    loop {
+        let room = MAX_HEAD_LEN - head.len();
+        if room == 0 {
+            return Err(HeadError::TooLarge);
         }
-        if head.len() > MAX_HEAD_LEN {
-            return Ok(None);
-        }
-        let n = stream.read(&mut buf)?;
-        if n == 0 {
-            return Ok(None);
-        }
+        let chunk = room.min(buf.len());
+        let n = match stream.read(&mut buf[..chunk]) {
+            Ok(0) | Err(_) => return Err(HeadError::Incomplete),
+            Ok(n) => n,
+        };
         head.extend_from_slice(&buf[..n]);
+        if let Some(request) = parse_head(&head)? {
+            return Ok(request);
+        }
+    }
+}
+
+/// `Ok(None)`: the head is not complete yet.
+fn parse_head(bytes: &[u8]) -> Result<Option<Request>, HeadError> {
+    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut parsed = httparse::Request::new(&mut slots);
+    match parsed.parse(bytes) {
+        Ok(httparse::Status::Complete(_)) => {}
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooLarge),
+        Err(_) => return Err(HeadError::Malformed),
+    }
+    let (Some(method), Some(target)) = (parsed.method, parsed.path) else {
+        return Err(HeadError::Malformed);
     };
-    Ok(parse_head(&head[..end]))
-}
-
-fn find_head_end(bytes: &[u8]) -> Option<usize> {
-    bytes.windows(4).position(|w| w == b"\r\n\r\n")
-}
-
-fn parse_head(head: &[u8]) -> Option<Request> {
-    let text = std::str::from_utf8(head).ok()?;
-    let mut lines = text.split("\r\n");
-    let mut request_line = lines.next()?.split(' ');
-    let method = request_line.next()?.to_owned();
-    let target = request_line.next()?.to_owned();
-    let version = request_line.next()?;
-    if request_line.next().is_some() || !version.starts_with("HTTP/1.") {
-        return None;
+    // Methods are upper case in every request this agent has a use for.
+    if !method.bytes().all(|b| b.is_ascii_uppercase()) {
+        return Err(HeadError::Malformed);
     }
-    if method.is_empty() || !method.bytes().all(|b| b.is_ascii_uppercase()) {
-        return None;
+    let mut headers = Vec::with_capacity(parsed.headers.len());
+    for header in parsed.headers.iter() {
+        let value = std::str::from_utf8(header.value).map_err(|_| HeadError::Malformed)?;
+        headers.push((header.name.to_owned(), value.trim().to_owned()));
     }
-    let mut headers = Vec::new();
-    for line in lines {
-        if headers.len() >= MAX_HEADERS {
-            return None;
-        }
-        let (name, value) = line.split_once(':')?;
-        if name.is_empty() || name.bytes().any(|b| b.is_ascii_whitespace()) {
-            return None;
-        }
-        headers.push((name.to_owned(), value.trim().to_owned()));
-    }
-    Some(Request {
-        method,
-        target,
+    Ok(Some(Request {
+        method: method.to_owned(),
+        target: target.to_owned(),
         headers,
-    })
+    }))
 }
 
 /// What to answer.
@@ -116,32 +135,31 @@ pub enum Response {
     NotFound,
     /// `405 Method Not Allowed`, empty.
     MethodNotAllowed,
+    /// `400 Bad Request`, empty: the request head was not HTTP.
+    BadRequest,
+    /// `431 Request Header Fields Too Large`, empty.
+    HeadTooLarge,
 }
 
 /// The page served when a login ends and there is nowhere to send the browser
-/// (SPEC 7, PITFALLS 30: never leave the browser hanging).
+/// (SPEC 7, PITFALLS 30: never leave the browser hanging). The message may
+/// quote the site; maud escapes it.
 pub fn back_page(message: &str) -> String {
-    format!(
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <title>SQRL</title></head><body><h1>SQRL</h1><p>{}</p>\
-         <p>Press your browser's Back button to return to the site.</p></body></html>\n",
-        html_escape(message)
-    )
-}
-
-fn html_escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            other => out.push(other),
+    maud::html! {
+        (maud::DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                title { "SQRL" }
+            }
+            body {
+                h1 { "SQRL" }
+                p { (message) }
+                p { "Press your browser's Back button to return to the site." }
+            }
         }
     }
-    out
+    .into_string()
 }
 
 /// Writes a complete response and flushes. Every response closes the connection
@@ -166,6 +184,14 @@ pub fn write_response(
             Response::MethodNotAllowed => (
                 405,
                 "Method Not Allowed",
+                "text/plain; charset=utf-8",
+                b"",
+                None,
+            ),
+            Response::BadRequest => (400, "Bad Request", "text/plain; charset=utf-8", b"", None),
+            Response::HeadTooLarge => (
+                431,
+                "Request Header Fields Too Large",
                 "text/plain; charset=utf-8",
                 b"",
                 None,
@@ -213,20 +239,78 @@ mod tests {
     #[test]
     fn parses_a_browser_request() {
         let raw = b"GET /1712345.gif HTTP/1.1\r\nHost: localhost:25519\r\nAccept: image/*\r\n\r\n";
-        let request = read_request(&mut &raw[..]).unwrap().unwrap();
+        let request = read_request(&mut &raw[..]).unwrap();
         assert_eq!(request.method, "GET");
         assert_eq!(request.target, "/1712345.gif");
         assert!(request.has_header("host"));
         assert!(!request.has_header("origin"));
     }
 
+    /// Hands out its bytes a few at a time, as a slow network would.
+    struct Trickle<'a> {
+        bytes: &'a [u8],
+        step: usize,
+    }
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = self.step.min(buf.len()).min(self.bytes.len());
+            buf[..n].copy_from_slice(&self.bytes[..n]);
+            self.bytes = &self.bytes[n..];
+            Ok(n)
+        }
+    }
+
     #[test]
-    fn rejects_garbage_and_oversized_heads() {
-        assert_eq!(read_request(&mut &b"hello\r\n\r\n"[..]).unwrap(), None);
-        assert_eq!(read_request(&mut &b"GET / HTTP/1.1\r\n"[..]).unwrap(), None);
+    fn a_head_split_across_reads_is_read_whole() {
+        let raw = b"GET /abc HTTP/1.1\r\nHost: localhost\r\nOrigin: https://x.example\r\n\r\n";
+        for step in [1, 2, 3, 7] {
+            let request = read_request(&mut Trickle { bytes: raw, step }).unwrap();
+            assert_eq!(request.target, "/abc", "step {step}");
+            assert!(request.has_header("origin"), "step {step}");
+        }
+    }
+
+    #[test]
+    fn a_malformed_head_gets_a_400() {
+        for raw in [
+            &b"hello\r\n\r\n"[..],
+            b"GET / SPDY/3\r\n\r\n",
+            b"get / HTTP/1.1\r\n\r\n",
+            b"GET / HTTP/1.1\r\nNo colon here\r\n\r\n",
+            b"GET / HTTP/1.1\r\nBad Name: x\r\n\r\n",
+            b"GET / HTTP/1.1\r\nX: \xff\r\n\r\n",
+        ] {
+            let error = read_request(&mut &raw[..]).unwrap_err();
+            assert_eq!(error, HeadError::Malformed, "{}", raw.escape_ascii());
+            assert_eq!(error.response(), Some(Response::BadRequest));
+        }
+    }
+
+    #[test]
+    fn an_unfinished_head_gets_no_answer() {
+        let error = read_request(&mut &b"GET / HTTP/1.1\r\n"[..]).unwrap_err();
+        assert_eq!(error, HeadError::Incomplete);
+        assert_eq!(error.response(), None);
+    }
+
+    #[test]
+    fn an_oversized_head_gets_a_431_without_being_read_whole() {
         let mut big = b"GET / HTTP/1.1\r\nX: ".to_vec();
         big.extend(std::iter::repeat_n(b'a', MAX_HEAD_LEN + 10));
-        assert_eq!(read_request(&mut &big[..]).unwrap(), None);
+        let mut rest = &big[..];
+        assert_eq!(read_request(&mut rest), Err(HeadError::TooLarge));
+        assert!(!rest.is_empty(), "read past the limit");
+
+        let mut many = b"GET / HTTP/1.1\r\n".to_vec();
+        for i in 0..=MAX_HEADERS {
+            many.extend(format!("X-{i}: y\r\n").bytes());
+        }
+        many.extend(b"\r\n");
+        assert!(many.len() < MAX_HEAD_LEN);
+        let error = read_request(&mut &many[..]).unwrap_err();
+        assert_eq!(error, HeadError::TooLarge);
+        assert_eq!(error.response(), Some(Response::HeadTooLarge));
     }
 
     #[test]
@@ -246,8 +330,13 @@ mod tests {
 
     #[test]
     fn back_page_escapes_text() {
-        let page = back_page("<script>x</script>");
-        assert!(!page.contains("<script>"));
+        let page = back_page("<script>x</script> & \"quotes\"");
+        assert!(!page.contains("<script>"), "{page}");
+        assert!(
+            page.contains("<p>&lt;script&gt;x&lt;/script&gt; &amp; &quot;quotes&quot;</p>"),
+            "{page}"
+        );
+        assert!(page.starts_with("<!DOCTYPE html>"), "{page}");
         assert!(page.contains("Back"));
     }
 

@@ -163,8 +163,14 @@ fn handle(mut stream: TcpStream, service: &dyn LoginService) -> bool {
         return false;
     }
     let request = match http::read_request(&mut stream) {
-        Ok(Some(request)) => request,
-        _ => return false,
+        Ok(request) => request,
+        Err(error) => {
+            if let Some(response) = error.response() {
+                let _ = http::write_response(&mut stream, &response, false);
+                let _ = stream.shutdown(std::net::Shutdown::Both);
+            }
+            return false;
+        }
     };
     let head_only = request.method == "HEAD";
     let (response, was_login) = match route::route(&request) {
@@ -202,30 +208,44 @@ mod tests {
         out
     }
 
-    #[test]
-    fn serves_probe_login_and_drops_origin() {
+    /// An agent on a free port that stops after one login, and that login's request.
+    fn agent_for_one_login() -> (u16, thread::JoinHandle<Result<()>>, String) {
         let agent = Agent::bind(0).unwrap();
         let port = agent.port().unwrap();
         let server = thread::spawn(move || agent.serve(Arc::new(Fixed), Some(1)));
+        let encoded = sqrl_core::base64url::encode("sqrl://example.com/cli.sqrl?nut=abc");
+        (port, server, format!("GET /{encoded} HTTP/1.1\r\n\r\n"))
+    }
+
+    #[test]
+    fn serves_probe_login_and_drops_origin() {
+        let (port, server, login_request) = agent_for_one_login();
 
         let probe = exchange(port, "GET /123.gif HTTP/1.1\r\nHost: localhost\r\n\r\n");
         assert!(probe.starts_with(b"HTTP/1.1 200 OK\r\n"));
         assert!(probe.ends_with(http::PROBE_GIF));
 
-        let encoded = sqrl_core::base64url::encode("sqrl://example.com/cli.sqrl?nut=abc");
-        let dropped = exchange(
-            port,
-            &format!("GET /{encoded} HTTP/1.1\r\nOrigin: https://evil.example\r\n\r\n"),
-        );
+        let from_script =
+            login_request.replace("\r\n\r\n", "\r\nOrigin: https://evil.example\r\n\r\n");
+        let dropped = exchange(port, &from_script);
         assert!(
             dropped.is_empty(),
             "a request with Origin must get no answer"
         );
 
-        let login =
-            String::from_utf8(exchange(port, &format!("GET /{encoded} HTTP/1.1\r\n\r\n"))).unwrap();
+        let login = String::from_utf8(exchange(port, &login_request)).unwrap();
         assert!(login.starts_with("HTTP/1.1 302 Found\r\n"), "{login}");
         assert!(login.contains("\r\nLocation: https://example.com/session\r\n"));
+        server.join().unwrap().unwrap();
+    }
+
+    #[test]
+    fn a_malformed_request_gets_a_bad_request() {
+        let (port, server, login_request) = agent_for_one_login();
+        let answer = exchange(port, "not http at all\r\n\r\n");
+        assert!(answer.starts_with(b"HTTP/1.1 400 Bad Request\r\n"));
+        // Only a login counts towards the agent's limit: this one lets it stop.
+        exchange(port, &login_request);
         server.join().unwrap().unwrap();
     }
 

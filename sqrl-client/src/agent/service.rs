@@ -14,7 +14,7 @@ use sqrl_core::url::SqrlUrl;
 
 use super::LoginService;
 use super::http::{Response, back_page};
-use crate::error::{Error, Result};
+use crate::error::{AddressMismatch, Error, Result};
 use crate::identity::{KdfProgress, StoredIdentity, Unlocked};
 use crate::prompt::{self, SecretSources};
 use crate::session::{self, Action, QuerySummary, Transaction, Ui};
@@ -255,9 +255,10 @@ impl Ui for AgentUi {
 
     fn accept_ip_mismatch(&mut self, site: &str) -> Result<()> {
         // Same-device logins fail on a mismatch before asking this.
-        Err(Error::AddressMismatch(format!(
-            "{site} saw this device at a different network address than the browser"
-        )))
+        Err(AddressMismatch::Agent {
+            site: site.to_owned(),
+        }
+        .into())
     }
 
     fn unlock_key(&mut self) -> Result<IdentityUnlockKey> {

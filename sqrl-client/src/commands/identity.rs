@@ -14,7 +14,7 @@ use super::rescue_code::Delivery;
 use crate::cli::{
     CreateArgs, ExportArgs, ExportFormat, IdentityCommand, ImportArgs, RekeyArgs, ShowArgs,
 };
-use crate::error::{Error, Result};
+use crate::error::{Error, QrFailure, Result};
 use crate::identity::{KdfProgress, StoredIdentity, format_error, read_rescue_code, storage_error};
 use crate::qr;
 use crate::store;
@@ -136,7 +136,7 @@ fn parse_import(bytes: &[u8], label: &str) -> Result<S4> {
         }
         return Err(match first_error {
             Some(e) => format_error(&format!("the QR code in {label}"), e),
-            None => Error::Qr(format!("no identity QR code in {label}")),
+            None => QrFailure::NoIdentity(label.to_owned()).into(),
         });
     }
     S4::import(bytes).map_err(|e| format_error(label, e))
@@ -266,9 +266,9 @@ fn export(context: &Context, args: &ExportArgs) -> Result<()> {
         }
         None if binary => {
             if context.out.is_json() || io::stdout().is_terminal() {
-                return Err(Error::Invalid(format!(
-                    "the {format} export is binary; use --output FILE or redirect standard output"
-                )));
+                return Err(Error::BinaryExportToTerminal {
+                    format: format.to_string(),
+                });
             }
             let mut stdout = io::stdout().lock();
             stdout
@@ -393,12 +393,15 @@ fn show(context: &Context, args: &ShowArgs) -> Result<()> {
 pub fn site_key_string(site: &str, alt_id: Option<&str>) -> Result<SiteKeyString> {
     let key = if site.contains("://") {
         SqrlUrl::parse(site)
-            .map_err(|e| Error::Invalid(format!("{site}: {e}")))?
+            .map_err(|error| Error::InvalidSiteUrl {
+                site: site.to_owned(),
+                error,
+            })?
             .site_key_string()
             .clone()
     } else {
         if site.is_empty() || !site.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err(Error::Invalid(format!("{site:?} is not a site")));
+            return Err(Error::NotASite(site.to_owned()));
         }
         // Only the host is case-insensitive (SPEC 1.2 rule 4).
         let (host, path) = site.split_at(site.find('/').unwrap_or(site.len()));

@@ -14,6 +14,7 @@ use crate::error::{Error, Result};
 use crate::identity::Costs;
 use crate::output::Output;
 use crate::prompt::SecretSources;
+use crate::refusal::tif_json;
 use crate::store::{self, Store};
 
 /// Everything a command needs besides its own arguments.
@@ -49,9 +50,7 @@ impl Context {
         .filter(|f| f.as_deref() == Some(std::path::Path::new("-")))
         .count();
         if stdin_users > 1 {
-            return Err(Error::Invalid(
-                "only one of --password-file, --new-password-file and --rescue-code-file can read standard input".into(),
-            ));
+            return Err(Error::StdinClaimedTwice);
         }
         Ok(Self {
             store: Store::open(global.config_dir.clone())?,
@@ -98,10 +97,17 @@ pub fn run(cli: Cli) -> Result<()> {
 }
 
 /// The JSON printed for a failure with `--json` (on standard output, so a script
-/// reading one JSON object per run always gets one).
+/// reading one JSON object per run always gets one): the message, the exit
+/// code, the stable failure code ([`Error::code`]) and, when a site's reply
+/// refused the command, its TIF in hex (`tif`) and the names of its set bits
+/// (`tif_flags`).
 pub fn error_json(error: &Error) -> serde_json::Value {
+    let (tif, tif_flags) = tif_json(error.tif());
     json!({
         "error": error.one_line(),
         "exit_code": error.exit_code().code(),
+        "code": error.code(),
+        "tif": tif,
+        "tif_flags": tif_flags,
     })
 }

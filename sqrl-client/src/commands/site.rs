@@ -12,7 +12,7 @@ use sqrl_core::url::SqrlUrl;
 
 use super::Context;
 use crate::cli::{HttpArgs, LoginArgs, SiteArgs};
-use crate::error::{Error, Result};
+use crate::error::{AddressMismatch, Error, QrFailure, Result};
 use crate::identity::{KdfProgress, StoredIdentity, Unlocked};
 use crate::prompt;
 use crate::qr;
@@ -29,25 +29,20 @@ pub fn resolve_target(target: &str) -> Result<SqrlUrl> {
         .map(str::to_ascii_lowercase)
         .unwrap_or_default();
     if lower.starts_with("sqrl://") || lower.starts_with("qrl://") {
-        return SqrlUrl::parse(target)
-            .map_err(|e| Error::Invalid(format!("invalid SQRL link: {e}")));
+        return SqrlUrl::parse(target).map_err(Error::InvalidLink);
     }
     let path = Path::new(target);
-    let metadata = std::fs::metadata(path).map_err(|_| {
-        Error::Invalid(format!(
-            "{target:?} is neither a sqrl:// or qrl:// link nor an image file"
-        ))
-    })?;
+    let metadata =
+        std::fs::metadata(path).map_err(|_| Error::NotALinkOrImage(target.to_owned()))?;
     if metadata.len() > MAX_IMAGE_FILE {
-        return Err(Error::Qr(format!("{target}: image file too large")));
+        return Err(QrFailure::ImageFileTooLarge(target.to_owned()).into());
     }
     let bytes = std::fs::read(path).map_err(|source| Error::ReadFile {
         path: path.to_owned(),
         source,
     })?;
     let text = qr::decode_sqrl_url(&bytes)?;
-    SqrlUrl::parse(&text)
-        .map_err(|e| Error::Invalid(format!("the QR code holds an invalid SQRL link: {e}")))
+    SqrlUrl::parse(&text).map_err(Error::InvalidLinkInQr)
 }
 
 /// HTTP settings from the command line.
@@ -91,8 +86,7 @@ impl Ui for TerminalUi<'_> {
 
     fn answer(&mut self, ask: &Ask) -> Result<Button> {
         if let Some(button) = self.button {
-            return Button::parse(&button.to_string())
-                .map_err(|e| Error::Invalid(format!("--button: {e}")));
+            return Button::parse(&button.to_string()).map_err(Error::InvalidButton);
         }
         if ask.buttons().is_empty() {
             return Ok(Button::Ok);
@@ -125,12 +119,10 @@ impl Ui for TerminalUi<'_> {
             return Ok(());
         }
         if !prompt::interactive() {
-            return Err(Error::AddressMismatch(format!(
-                "{site} saw this request come from a different network address than the browser \
-                 that showed the login code; stopped without signing anyone in (if you opened \
-                 that page yourself on another device or network, run again on a terminal and \
-                 confirm, or pass --allow-relayed-code)"
-            )));
+            return Err(AddressMismatch::Unconfirmed {
+                site: site.to_owned(),
+            }
+            .into());
         }
         prompt::confirm_word(
             "Only if you opened this login page yourself, type CONTINUE to sign in anyway \

@@ -129,10 +129,19 @@ fn disable_enable_remove() {
     assert_eq!(disabled["action"], "disable");
     assert!(site.server().account(&key).unwrap().disabled);
 
-    // Logging in is refused, in words, with a distinct exit code.
-    env.login(&site.url())
+    // Logging in is refused, in words, with a distinct exit code, and with
+    // the reason and the site's TIF for a script.
+    let (code, tif, _) = env
+        .login(&site.url())
         .run()
-        .fails_saying(ExitCode::Refused, "disabled");
+        .fails_saying(ExitCode::Refused, "disabled")
+        .refusal();
+    assert_eq!(code, "sqrl_disabled");
+    assert_eq!(
+        tif & 0x009,
+        0x009,
+        "{tif:x}: disabled, current identity known"
+    );
 
     // Enable needs the rescue code: without it, a usage error and no change.
     let enable = || env.site_command("enable", &site.url());
@@ -217,10 +226,14 @@ fn rekey_then_login_replaces_the_identity() {
 
     // The stale copy is told to update, and creates no second account.
     env.import("old.sqrl", "stale").run().success();
-    env.login(&site.url())
+    let (code, tif, flags) = env
+        .login(&site.url())
         .identity("stale")
         .run()
-        .fails_saying(ExitCode::Refused, "replaced by a newer one");
+        .fails_saying(ExitCode::Refused, "replaced by a newer one")
+        .refusal();
+    assert_eq!(code, "identity_superseded");
+    assert!(flags.iter().any(|f| f == "identity_superseded"), "{tif:x}");
     assert_eq!(site.server().account_count(), 1);
 }
 
@@ -274,6 +287,9 @@ fn a_relayed_code_is_explained_and_refused_with_yes() {
         .says("different network address than the browser")
         .says("sign THEIR browser in as you");
     assert_eq!(run.json()["exit_code"], 10);
+    let (code, tif, flags) = run.refusal();
+    assert_eq!((code.as_str(), tif), ("ip_mismatch", 0x40));
+    assert_eq!(flags, ["command_failed"]);
     // Only the query went out, without noiptest; the site refused it and
     // nobody was signed in.
     let handled = site.handled();
@@ -331,10 +347,16 @@ fn same_device_refuses_an_ip_mismatch() {
     let site = MemorySite::start();
     let env = Env::with_identity("me");
     let (url, _, attempt) = site.open_page(ELSEWHERE, None);
-    env.login(&url).args(&["--same-device"]).run().fails_saying(
-        ExitCode::AddressMismatch,
-        "--same-device requires the same address",
-    );
+    let (code, tif, _) = env
+        .login(&url)
+        .args(&["--same-device"])
+        .run()
+        .fails_saying(
+            ExitCode::AddressMismatch,
+            "--same-device requires the same address",
+        )
+        .refusal();
+    assert_eq!((code.as_str(), tif), ("ip_mismatch", 0x40));
     assert_eq!(site.handled().len(), 1, "only the query");
     assert_eq!(
         site.server().attempt(&attempt),
@@ -368,10 +390,14 @@ fn same_device_requires_the_site_to_confirm_the_ip_match() {
     site.rewrite_replies(without_ip_bit);
     let env = Env::with_identity("me");
     let (url, _, attempt) = site.open_page(LOOPBACK, None);
-    env.login(&url)
+    let (code, tif, _) = env
+        .login(&url)
         .args(&["--same-device"])
         .run()
-        .fails_saying(ExitCode::AddressMismatch, "did not confirm");
+        .fails_saying(ExitCode::AddressMismatch, "did not confirm")
+        .refusal();
+    assert_eq!(code, "ip_match_unconfirmed");
+    assert_eq!(tif & 0x04, 0, "{tif:x}: the IP bit was taken out");
     assert_eq!(site.handled().len(), 1, "only the query");
     assert_eq!(site.server().account_count(), 0);
     assert_ne!(

@@ -102,9 +102,12 @@ fn disable_enable_remove_over_http() {
     command("login").run().success();
 
     command("disable").run().success();
-    command("login")
+    let (code, _, flags) = command("login")
         .run()
-        .fails_saying(ExitCode::Refused, "disabled");
+        .fails_saying(ExitCode::Refused, "disabled")
+        .refusal();
+    assert_eq!(code, "sqrl_disabled");
+    assert!(flags.iter().any(|f| f == "sqrl_disabled"), "{flags:?}");
     // Disabling twice is reported, not sent.
     let again = command("disable").run().success().json();
     assert_eq!(again["changed"], false);
@@ -249,6 +252,8 @@ fn a_relayed_code_is_refused_and_the_page_elsewhere_stays_signed_out() {
         .fails_saying(ExitCode::AddressMismatch, "--allow-relayed-code")
         .says("sign THEIR browser in as you");
     assert_eq!(refused.json()["exit_code"], 10);
+    let (code, tif, _) = refused.refusal();
+    assert_eq!((code.as_str(), tif), ("ip_mismatch", 0x40));
     let (state, url) = site.poll(&attacker, &page);
     assert_ne!(state, "confirmed");
     assert!(url.is_empty(), "{url}");

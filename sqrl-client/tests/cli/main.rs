@@ -4,6 +4,8 @@
 
 mod agent;
 mod identity;
+#[path = "../common/in_process_server.rs"]
+mod in_process_server;
 mod login_memory;
 mod login_real;
 mod memory_site;

@@ -8,13 +8,11 @@ use sqrl_core::server::Nut;
 use sqrl_server::RunningServer;
 use sqrl_server::config::Config;
 use sqrl_server::net::IpNet;
-use tempfile::TempDir;
+
+use crate::in_process_server::InProcessServer;
 
 pub struct RealSite {
-    runtime: tokio::runtime::Runtime,
-    server: Option<RunningServer>,
-    /// Holds the database until the site drops.
-    _dir: TempDir,
+    service: InProcessServer,
 }
 
 /// A login page as a browser sees it.
@@ -97,22 +95,12 @@ impl RealSite {
     }
 
     pub fn start_with(configure: impl FnOnce(&mut Config, &Path)) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let mut config = Config::for_tests(dir.path().join("sqrl.db"));
-        // Every test client comes from 127.0.0.1.
-        config.rate_limit = None;
-        configure(&mut config, dir.path());
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        let server = runtime.block_on(sqrl_server::start(config)).unwrap();
-        Self {
-            runtime,
-            server: Some(server),
-            _dir: dir,
-        }
+        let service = InProcessServer::start(|config, dir| {
+            // Every test client comes from 127.0.0.1.
+            config.rate_limit = None;
+            configure(config, dir);
+        });
+        Self { service }
     }
 
     /// A site behind a reverse proxy at 127.0.0.1, whose `X-Forwarded-For` it
@@ -125,11 +113,11 @@ impl RealSite {
     }
 
     fn server(&self) -> &RunningServer {
-        self.server.as_ref().unwrap()
+        self.service.server()
     }
 
     pub fn base(&self) -> String {
-        self.server().base_url()
+        self.service.base_url()
     }
 
     /// Opens a login page through the SSP API, as a browser at 127.0.0.1.
@@ -178,13 +166,5 @@ impl RealSite {
             value["state"].as_str().unwrap_or_default().to_owned(),
             value["url"].as_str().unwrap_or_default().to_owned(),
         )
-    }
-}
-
-impl Drop for RealSite {
-    fn drop(&mut self) {
-        if let Some(server) = self.server.take() {
-            self.runtime.block_on(server.shutdown());
-        }
     }
 }

@@ -315,6 +315,28 @@ impl Run {
         serde_json::from_str(line.trim()).unwrap_or_else(|e| panic!("{e}: {line:?}"))
     }
 
+    /// The machine-readable reason in a refused command's `--json` error: its
+    /// failure code, TIF bits and TIF flag names (checked to name those bits).
+    pub fn refusal(&self) -> (String, u32, Vec<String>) {
+        let value = self.json();
+        let code = value["code"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no code: {value}"));
+        let hex = value["tif"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no tif: {value}"));
+        let tif = u32::from_str_radix(hex, 16).unwrap_or_else(|e| panic!("{e}: {value}"));
+        let flags: Vec<String> = value["tif_flags"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no tif_flags: {value}"))
+            .iter()
+            .map(|flag| flag.as_str().unwrap().to_owned())
+            .collect();
+        let named = sqrl_client::refusal::tif_flag_names(sqrl_core::msg::Tif::from_bits(tif));
+        assert_eq!(flags, named, "{value}");
+        (code.to_owned(), tif, flags)
+    }
+
     /// Asserts that stderr mentions `text`.
     pub fn says(self, text: &str) -> Self {
         assert!(

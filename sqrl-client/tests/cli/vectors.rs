@@ -105,6 +105,37 @@ fn sqrldotnetclient_identities_import_byte_for_byte_but_do_not_unlock() {
     }
 }
 
+/// The snapshot cases (`tests/cmd/*.in/`) hold copies of published rows, as
+/// files the command reads; they must stay the published bytes.
+#[test]
+fn snapshot_fixtures_are_the_published_rows() {
+    let rows = sqrldotnetclient_rows();
+    let row = |prefix: &str| {
+        rows.iter()
+            .find(|(label, _)| label.starts_with(prefix))
+            .map(|(_, bytes)| bytes.clone())
+            .unwrap_or_else(|| panic!("no row {prefix:?}"))
+    };
+    let cmd = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cmd");
+    for (fixture, prefix) in [
+        ("import-published-identity.in/published.sqrl", "blocks 1+2"),
+        (
+            "show-published-identity-json.in/home/.config/sqrl/identities/published.sqrl",
+            "blocks 1+2",
+        ),
+        (
+            "show-published-rekeyed-identity.in/home/.config/sqrl/identities/rekeyed.sqrl",
+            "rekeyed 4x",
+        ),
+    ] {
+        let bytes = std::fs::read(cmd.join(fixture)).unwrap();
+        assert!(
+            bytes == row(prefix),
+            "{fixture} differs from row {prefix:?}"
+        );
+    }
+}
+
 #[test]
 fn libsqrl_pre_v1_identities_are_refused_by_name() {
     let env = Env::new();

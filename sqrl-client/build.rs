@@ -1,8 +1,9 @@
 //! Marks the end-to-end browser tests as ignored, with the reason, on a
 //! machine without Chromium, Node.js or the `playwright-core` package that
-//! drives it, so that `cargo test` reports them as ignored rather than as
-//! passed. CI sets `SQRL_REQUIRE_BROWSER=1` (after `.ci/install-browser`):
-//! then they always run, and a missing tool fails them.
+//! drives it, and the terminal tests on one without tmux, so that
+//! `cargo test` reports them as ignored rather than as passed. CI sets
+//! `SQRL_REQUIRE_BROWSER=1` (after `.ci/install-browser`, which installs all
+//! four): then they always run, and a missing tool fails them.
 
 use std::path::{Path, PathBuf};
 
@@ -12,29 +13,46 @@ const PLAYWRIGHT: &str = "tests/browser/node_modules/playwright-core/package.jso
 fn main() {
     println!("cargo::rerun-if-changed=build.rs");
     println!("cargo::rustc-check-cfg=cfg(no_browser)");
-    for var in ["SQRL_REQUIRE_BROWSER", "SQRL_CHROMIUM", "SQRL_NODE", "PATH"] {
+    println!("cargo::rustc-check-cfg=cfg(no_tmux)");
+    for var in [
+        "SQRL_REQUIRE_BROWSER",
+        "SQRL_CHROMIUM",
+        "SQRL_NODE",
+        "PATH",
+        "CI",
+    ] {
         println!("cargo::rerun-if-env-changed={var}");
     }
-    // The directory changes when `npm ci` creates node_modules in it.
-    println!("cargo::rerun-if-changed=tests/browser");
-    let chromium = program("SQRL_CHROMIUM", &["chromium", "chromium-browser"]);
-    let node = program("SQRL_NODE", &["node"]);
-    for found in [&chromium, &node].into_iter().flatten() {
+    if Path::new(PLAYWRIGHT).is_file() {
+        println!("cargo::rerun-if-changed={PLAYWRIGHT}");
+    } else {
+        // The directory changes when `npm ci` creates node_modules in it.
+        println!("cargo::rerun-if-changed=tests/browser");
+    }
+    let chromium = program(Some("SQRL_CHROMIUM"), &["chromium", "chromium-browser"]);
+    let node = program(Some("SQRL_NODE"), &["node"]);
+    let tmux = program(None, &["tmux"]);
+    for found in [&chromium, &node, &tmux].into_iter().flatten() {
         println!("cargo::rerun-if-changed={}", found.display());
     }
-    if chromium.is_none() || node.is_none() {
+    if chromium.is_none() || node.is_none() || tmux.is_none() {
         println!("cargo::rerun-if-changed=/usr/bin");
     }
-    let present = chromium.is_some() && node.is_some() && Path::new(PLAYWRIGHT).is_file();
-    let required = std::env::var("SQRL_REQUIRE_BROWSER").is_ok_and(|value| value == "1");
-    if !present && !required {
+    let required = std::env::var("SQRL_REQUIRE_BROWSER").is_ok_and(|value| value == "1")
+        || std::env::var_os("CI").is_some();
+    let browser = chromium.is_some() && node.is_some() && Path::new(PLAYWRIGHT).is_file();
+    if !browser && !required {
         println!("cargo::rustc-cfg=no_browser");
+    }
+    if tmux.is_none() && !required {
+        println!("cargo::rustc-cfg=no_tmux");
     }
 }
 
-/// The program named by `variable`, or the first of `names` on the PATH.
-fn program(variable: &str, names: &[&str]) -> Option<PathBuf> {
-    if let Some(path) = std::env::var_os(variable) {
+/// The program named by `variable` (as the tests take it), or the first of
+/// `names` on the PATH.
+fn program(variable: Option<&str>, names: &[&str]) -> Option<PathBuf> {
+    if let Some(path) = variable.and_then(std::env::var_os) {
         return Some(PathBuf::from(path)).filter(|path| path.is_file());
     }
     let path = std::env::var_os("PATH")?;

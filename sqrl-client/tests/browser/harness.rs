@@ -10,8 +10,9 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use sqrl_server::RunningServer;
 use sqrl_server::config::Config;
+
+use crate::in_process_server::InProcessServer;
 use tempfile::TempDir;
 
 /// The password of the test identity.
@@ -130,32 +131,19 @@ fn on_path(name: &str) -> Option<PathBuf> {
 
 /// The real login service on `127.0.0.1:0` with a temporary SQLite database.
 pub struct Site {
-    runtime: tokio::runtime::Runtime,
-    server: Option<RunningServer>,
-    _dir: TempDir,
+    server: InProcessServer,
 }
 
 impl Site {
     pub fn start(configure: impl FnOnce(&mut Config)) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let mut config = Config::for_tests(dir.path().join("sqrl.db"));
-        configure(&mut config);
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        let server = runtime.block_on(sqrl_server::start(config)).unwrap();
         Self {
-            runtime,
-            server: Some(server),
-            _dir: dir,
+            server: InProcessServer::start(|config, _| configure(config)),
         }
     }
 
     /// `http://127.0.0.1:PORT`.
     pub fn base(&self) -> String {
-        self.server.as_ref().unwrap().base_url()
+        self.server.base_url()
     }
 
     /// A login page opened by another browser, made of plain HTTP requests
@@ -282,14 +270,6 @@ pub fn http_get(url: &str, headers: &[(&str, &str)]) -> HttpReply {
         status: response.status().as_u16(),
         set_cookies,
         body: response.body_mut().read_to_string().unwrap_or_default(),
-    }
-}
-
-impl Drop for Site {
-    fn drop(&mut self) {
-        if let Some(server) = self.server.take() {
-            self.runtime.block_on(server.shutdown());
-        }
     }
 }
 

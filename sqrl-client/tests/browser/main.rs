@@ -10,6 +10,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod harness;
+#[path = "../common/in_process_server.rs"]
+mod in_process_server;
 
 use std::time::Duration;
 

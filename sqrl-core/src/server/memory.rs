@@ -259,10 +259,11 @@ impl<R: CryptoRngCore> MemoryServer<R> {
     /// A reply the server could not build (only a misconfiguration can cause
     /// it): an empty body, which clients treat as a failed request.
     fn internal_error(&mut self, error: MessageError) -> Handled {
+        let failure = Failure::ReplyNotBuilt(error);
         Handled {
             body: String::new(),
-            tif: Tif::COMMAND_FAILED,
-            failure: Some(Failure::Malformed(error)),
+            tif: failure.tif(),
+            failure: Some(failure),
             mutation: Mutation::None,
             browser: BrowserOutcome::Unchanged,
             cps_url: None,

@@ -313,22 +313,22 @@ pub(super) fn split_blocks(data: &[u8]) -> Result<Vec<RawBlock>, FormatError> {
             return Err(FormatError::TruncatedBlockHeader { offset });
         }
         let length = r
-            .peek_u16_le()
-            .ok_or(FormatError::TruncatedBlockHeader { offset })?;
+            .peek_u16_le("length")
+            .map_err(|_| FormatError::TruncatedBlockHeader { offset })?;
         if usize::from(length) < BLOCK_HEADER_LEN {
             return Err(FormatError::BlockTooShort { offset, length });
         }
-        let bytes = r
-            .take(usize::from(length))
-            .ok_or(FormatError::TruncatedBlock {
-                offset,
-                length,
-                available,
-            })?;
+        let bytes =
+            r.take("block", usize::from(length))
+                .map_err(|_| FormatError::TruncatedBlock {
+                    offset,
+                    length,
+                    available,
+                })?;
         let block_type = Reader::new(bytes)
-            .take_array::<4>()
+            .take_array::<4>("header")
             .map(|[_, _, low, high]| u16::from_le_bytes([low, high]))
-            .ok_or(FormatError::TruncatedBlockHeader { offset })?;
+            .map_err(|_| FormatError::TruncatedBlockHeader { offset })?;
         blocks.push(RawBlock {
             block_type,
             bytes: bytes.to_vec(),

@@ -140,11 +140,14 @@ impl PasswordBlock {
             block_type: BLOCK_TYPE_PASSWORD,
             length: total,
         };
-        let mut r = Reader::new(block);
-        let (Some(length), Some(block_type), Some(aad_len)) = (r.u16_le(), r.u16_le(), r.u16_le())
-        else {
-            return Err(bad_length);
+        let fields = |error| FormatError::BlockFields {
+            block_type: BLOCK_TYPE_PASSWORD,
+            error,
         };
+        let mut r = Reader::new(block);
+        let length = r.u16_le("length").map_err(fields)?;
+        let block_type = r.u16_le("type").map_err(fields)?;
+        let aad_len = r.u16_le("plaintext length").map_err(fields)?;
         if usize::from(length) != block.len() || block_type != BLOCK_TYPE_PASSWORD {
             return Err(bad_length);
         }
@@ -155,34 +158,33 @@ impl PasswordBlock {
         {
             return Err(FormatError::BadPlaintextLength { aad_len, length });
         }
-        let fields = (|| {
-            let iv = r.take_array()?;
-            let salt = r.take_array()?;
-            let log_n = r.u8()?;
-            let iterations = r.u32_le()?;
+        let parsed = (|| {
+            let iv = r.take_array("IV")?;
+            let salt = r.take_array("salt")?;
+            let log_n = r.u8("log2(N)")?;
+            let iterations = r.u32_le("iterations")?;
             let settings = PasswordSettings {
-                options: OptionFlags(r.u16_le()?),
-                hint_length: r.u8()?,
-                password_seconds: r.u8()?,
-                idle_timeout_minutes: r.u16_le()?,
+                options: OptionFlags(r.u16_le("option flags")?),
+                hint_length: r.u8("hint length")?,
+                password_seconds: r.u8("password verify seconds")?,
+                idle_timeout_minutes: r.u16_le("idle timeout")?,
             };
-            let extension = r.take(usize::from(aad_len - V1_AAD_LEN))?.to_vec();
-            let ciphertext = r.take_array()?;
-            let tag = r.take_array()?;
-            Some(Self {
+            let extension = r
+                .take("plaintext extension", usize::from(aad_len - V1_AAD_LEN))?
+                .to_vec();
+            let parsed = Self {
                 iv,
                 salt,
                 kdf: EnScryptParams { log_n, iterations },
                 settings,
                 extension,
-                ciphertext,
-                tag,
-            })
+                ciphertext: r.take_array("encrypted IMK and ILK")?,
+                tag: r.take_array("tag")?,
+            };
+            r.finish()?;
+            Ok(parsed)
         })();
-        match fields {
-            Some(parsed) if r.is_empty() => Ok(parsed),
-            _ => Err(bad_length),
-        }
+        parsed.map_err(fields)
     }
 
     /// Writes the block exactly as stored.

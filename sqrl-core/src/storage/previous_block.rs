@@ -70,23 +70,26 @@ impl PreviousKeysBlock {
         let count = (1..=MAX_PREVIOUS_KEYS)
             .find(|&n| v1_length(n) == block.len())
             .ok_or(bad_length.clone())?;
+        let fields = |error| FormatError::BlockFields {
+            block_type: BLOCK_TYPE_PREVIOUS,
+            error,
+        };
         let mut r = Reader::new(block);
-        let parsed = (|| {
-            let declared = r.u16_le()?;
-            let block_type = r.u16_le()?;
-            if usize::from(declared) != block.len() || block_type != BLOCK_TYPE_PREVIOUS {
-                return None;
-            }
-            Some(Self {
-                edition: r.u16_le()?,
-                ciphertext: r.take(32 * count)?.to_vec(),
-                tag: r.take_array()?,
-            })
-        })();
-        match parsed {
-            Some(parsed) if r.is_empty() => Ok(parsed),
-            _ => Err(bad_length),
+        let declared = r.u16_le("length").map_err(fields)?;
+        let block_type = r.u16_le("type").map_err(fields)?;
+        if usize::from(declared) != block.len() || block_type != BLOCK_TYPE_PREVIOUS {
+            return Err(bad_length);
         }
+        let parsed = (|| {
+            let parsed = Self {
+                edition: r.u16_le("edition")?,
+                ciphertext: r.take("encrypted IUKs", 32 * count)?.to_vec(),
+                tag: r.take_array("tag")?,
+            };
+            r.finish()?;
+            Ok(parsed)
+        })();
+        parsed.map_err(fields)
     }
 
     /// Writes the block exactly as stored.

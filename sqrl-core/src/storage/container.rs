@@ -350,23 +350,9 @@ pub(super) mod tests {
     const TEST2: &[u8] =
         include_bytes!("../../../test-vectors/vectors/published/libsqrl/test2.sqrl");
 
-    fn hex(text: &str) -> Vec<u8> {
-        (0..text.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap())
-            .collect()
-    }
-
     /// `(label, bytes)` for every row of the SQRLDotNetClient round-trip file.
     pub(crate) fn round_trip_rows() -> Vec<(String, Vec<u8>)> {
-        ROUND_TRIPS
-            .lines()
-            .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-            .map(|l| {
-                let (label, data) = l.rsplit_once(" | ").unwrap();
-                (label.to_owned(), hex(data.trim()))
-            })
-            .collect()
+        test_vectors::text::labelled_hex_rows(ROUND_TRIPS).unwrap()
     }
 
     #[test]

@@ -286,15 +286,8 @@ impl<R: CryptoRngCore> MemoryServer<R> {
                 if self.accounts.contains_key(idk) || self.superseded.contains(idk) {
                     return false;
                 }
-                self.accounts.insert(
-                    *idk,
-                    AccountRecord {
-                        suk: *suk,
-                        vuk: *vuk,
-                        disabled: false,
-                        options: *options,
-                    },
-                );
+                self.accounts
+                    .insert(*idk, AccountRecord::new(*suk, *vuk, *options));
                 true
             }
             Mutation::Replace {
@@ -307,15 +300,8 @@ impl<R: CryptoRngCore> MemoryServer<R> {
                 if self.accounts.contains_key(idk) || self.accounts.remove(previous).is_none() {
                     return false;
                 }
-                self.accounts.insert(
-                    *idk,
-                    AccountRecord {
-                        suk: *suk,
-                        vuk: *vuk,
-                        disabled: false,
-                        options: *options,
-                    },
-                );
+                self.accounts
+                    .insert(*idk, AccountRecord::new(*suk, *vuk, *options));
                 self.superseded.insert(*previous);
                 // The retired key's secrets go; the decision's secret write
                 // keeps the new identity's.

@@ -23,7 +23,7 @@ use rand_core::CryptoRngCore;
 use zeroize::Zeroizing;
 
 use super::cipher::{self, IV_LEN, TAG_LEN};
-use super::reader::Reader;
+use super::reader::{FieldError, Reader};
 use super::{BLOCK_TYPE_PASSWORD, FormatError, KdfCost, KdfStage, ProgressFn, StorageError};
 use crate::enscrypt::{self, DEFAULT_LOG_N, EnScryptParams};
 use crate::keys::{IdentityLockKey, IdentityMasterKey};
@@ -140,10 +140,7 @@ impl PasswordBlock {
             block_type: BLOCK_TYPE_PASSWORD,
             length: total,
         };
-        let fields = |error| FormatError::BlockFields {
-            block_type: BLOCK_TYPE_PASSWORD,
-            error,
-        };
+        let fields = |error: FieldError| error.in_block(BLOCK_TYPE_PASSWORD);
         let mut r = Reader::new(block);
         let length = r.u16_le("length").map_err(fields)?;
         let block_type = r.u16_le("type").map_err(fields)?;
@@ -158,11 +155,10 @@ impl PasswordBlock {
         {
             return Err(FormatError::BadPlaintextLength { aad_len, length });
         }
-        let parsed = (|| {
+        r.read_to_end(|r| {
             let iv = r.take_array("IV")?;
             let salt = r.take_array("salt")?;
-            let log_n = r.u8("log2(N)")?;
-            let iterations = r.u32_le("iterations")?;
+            let kdf = read_kdf_params(r)?;
             let settings = PasswordSettings {
                 options: OptionFlags(r.u16_le("option flags")?),
                 hint_length: r.u8("hint length")?,
@@ -172,27 +168,22 @@ impl PasswordBlock {
             let extension = r
                 .take("plaintext extension", usize::from(aad_len - V1_AAD_LEN))?
                 .to_vec();
-            let parsed = Self {
+            Ok(Self {
                 iv,
                 salt,
-                kdf: EnScryptParams { log_n, iterations },
+                kdf,
                 settings,
                 extension,
                 ciphertext: r.take_array("encrypted IMK and ILK")?,
                 tag: r.take_array("tag")?,
-            };
-            r.finish()?;
-            Ok(parsed)
-        })();
-        parsed.map_err(fields)
+            })
+        })
+        .map_err(fields)
     }
 
     /// Writes the block exactly as stored.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = self.aad();
-        out.extend_from_slice(&self.ciphertext);
-        out.extend_from_slice(&self.tag);
-        out
+        cipher::sealed_bytes(&self.aad(), &self.ciphertext, &self.tag)
     }
 
     /// The EnScrypt parameters stored in the block.
@@ -308,6 +299,15 @@ impl core::fmt::Debug for PasswordBlock {
             .field("extension_len", &self.extension.len())
             .finish_non_exhaustive()
     }
+}
+
+/// Reads the stored EnScrypt parameters, log2(N) then the iteration count, as
+/// the password and rescue blocks both lay them out after their salt.
+pub(super) fn read_kdf_params(r: &mut Reader<'_>) -> Result<EnScryptParams, FieldError> {
+    Ok(EnScryptParams {
+        log_n: r.u8("log2(N)")?,
+        iterations: r.u32_le("iterations")?,
+    })
 }
 
 /// Runs EnScrypt for a new block: timed or fixed, returning the parameters to store.

@@ -24,6 +24,16 @@ pub enum FieldError {
     },
 }
 
+impl FieldError {
+    /// This error as the parse failure of a block of `block_type`.
+    pub(crate) fn in_block(self, block_type: u16) -> super::FormatError {
+        super::FormatError::BlockFields {
+            block_type,
+            error: self,
+        }
+    }
+}
+
 /// Reads fixed-size little-endian fields from the front of a byte slice.
 #[derive(Debug, Clone)]
 pub(crate) struct Reader<'a> {
@@ -61,6 +71,16 @@ impl<'a> Reader<'a> {
             0 => Ok(()),
             count => Err(FieldError::Trailing { count }),
         }
+    }
+
+    /// Reads the remaining fields with `read`, then checks that none trail.
+    pub(crate) fn read_to_end<T>(
+        &mut self,
+        read: impl FnOnce(&mut Self) -> Result<T, FieldError>,
+    ) -> Result<T, FieldError> {
+        let value = read(self)?;
+        self.finish()?;
+        Ok(value)
     }
 
     /// Takes the next `len` bytes as `field`. A failed read consumes nothing.

@@ -19,8 +19,8 @@ use rand_core::CryptoRngCore;
 use zeroize::Zeroizing;
 
 use super::cipher::{self, TAG_LEN, ZERO_IV};
-use super::password_block::derive;
-use super::reader::Reader;
+use super::password_block::{derive, read_kdf_params};
+use super::reader::{FieldError, Reader};
 use super::{
     BLOCK_TYPE_RESCUE, FormatError, KdfCost, KdfStage, ProgressFn, RescueCode, StorageError,
 };
@@ -50,38 +50,27 @@ impl RescueBlock {
             block_type: BLOCK_TYPE_RESCUE,
             length: u16::try_from(block.len()).unwrap_or(u16::MAX),
         };
-        let fields = |error| FormatError::BlockFields {
-            block_type: BLOCK_TYPE_RESCUE,
-            error,
-        };
+        let fields = |error: FieldError| error.in_block(BLOCK_TYPE_RESCUE);
         let mut r = Reader::new(block);
         let length = r.u16_le("length").map_err(fields)?;
         let block_type = r.u16_le("type").map_err(fields)?;
         if length != RESCUE_BLOCK_LEN || block_type != BLOCK_TYPE_RESCUE {
             return Err(bad_length);
         }
-        let parsed = (|| {
-            let salt = r.take_array("salt")?;
-            let log_n = r.u8("log2(N)")?;
-            let iterations = r.u32_le("iterations")?;
-            let parsed = Self {
-                salt,
-                kdf: EnScryptParams { log_n, iterations },
+        r.read_to_end(|r| {
+            Ok(Self {
+                salt: r.take_array("salt")?,
+                kdf: read_kdf_params(r)?,
                 ciphertext: r.take_array("encrypted IUK")?,
                 tag: r.take_array("tag")?,
-            };
-            r.finish()?;
-            Ok(parsed)
-        })();
-        parsed.map_err(fields)
+            })
+        })
+        .map_err(fields)
     }
 
     /// Writes the block exactly as stored.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = self.aad();
-        out.extend_from_slice(&self.ciphertext);
-        out.extend_from_slice(&self.tag);
-        out
+        cipher::sealed_bytes(&self.aad(), &self.ciphertext, &self.tag)
     }
 
     /// The EnScrypt parameters stored in the block.

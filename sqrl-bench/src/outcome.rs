@@ -129,7 +129,11 @@ impl fmt::Display for ErrorKind {
         match self {
             ErrorKind::HttpStatus(status) => write!(f, "HTTP {status}"),
             ErrorKind::Tif(bits) => {
-                write!(f, "tif {bits:x} ({})", Tif::from_bits(*bits).describe())
+                write!(
+                    f,
+                    "tif {bits:x} ({})",
+                    Tif::from_bits_retain(*bits).describe()
+                )
             }
             ErrorKind::Timeout => f.write_str("timeout"),
             ErrorKind::Connect => f.write_str("connection refused or failed"),

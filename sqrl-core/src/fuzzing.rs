@@ -1,15 +1,21 @@
 //! Entry points for the fuzz targets in `fuzz/` (one per parser). Each takes
 //! arbitrary bytes, must never panic, and checks the parser's own promises:
-//! what parses writes back to something that parses to the same value.
+//! what parses writes back to something that parses to the same value, and a
+//! server decision keeps the failure table and changes nothing when it refuses.
 //!
 //! The same functions replay the committed corpus in an ordinary test
 //! (`tests/fuzz_corpus.rs`), so CI exercises every saved input.
 
+// A fuzz entry point reports a broken promise by panicking: that is what the
+// fuzzer and the corpus replay look for.
+#![allow(clippy::expect_used)]
+
 use std::net::{IpAddr, Ipv4Addr};
 
+use crate::msg::Tif;
 use crate::msg::{ClientRequest, RequestBody, ServerReply};
 use crate::params::ParamList;
-use crate::server::{Conversation, Incoming, Policy, Records, WaitingBrowser};
+use crate::server::{Conversation, Failure, Incoming, Nut, Policy, Records, WaitingBrowser};
 use crate::storage::S4;
 use crate::url::SqrlUrl;
 
@@ -103,9 +109,45 @@ pub fn server_reply(data: &[u8]) {
     }
 }
 
-/// A whole `/cli.sqrl` request through the server's validator: never a panic,
-/// always a TIF.
+/// A whole `/cli.sqrl` request through the server's validator, under both
+/// policies of [`server_policies`]. See [`server_request_outcome`] for what
+/// it checks.
 pub fn server_request(data: &[u8]) {
+    for policy in server_policies() {
+        let _ = server_request_outcome(data, &policy);
+    }
+}
+
+/// The policies a request is decided under: none, and a `sin`, under which a
+/// state-changing command that answers none is refused after its mutation
+/// was decided (so "a refused request changes nothing" is put to the test).
+pub fn server_policies() -> [Policy; 2] {
+    let with_sin = Policy::new().with_sin("fuzz").expect("a fixed valid sin");
+    [Policy::new(), with_sin]
+}
+
+/// The URL every server-request input continues: its `server=` is what a
+/// valid request signs.
+pub const SERVER_REQUEST_URL: &str = "qrl://localhost/cli.sqrl?nut=AAAAAAAAAAAAAAAAAAAAAA";
+
+/// The state bits a failure reply may add to the failure's own (SPEC 3.2).
+const STATE_BITS: Tif = Tif::CURRENT_ID_MATCH
+    .union(Tif::PREVIOUS_ID_MATCH)
+    .union(Tif::IP_MATCHED)
+    .union(Tif::SQRL_DISABLED);
+
+/// Decides one request (first line the target, the rest the body) under
+/// `policy` against a live conversation and no stored accounts, and checks what must hold for
+/// every input:
+///
+/// - the TIF sets only v1 bits, and 0x40 exactly when there is a failure;
+/// - a failure's TIF is the failure table's bits ([`crate::server::Failure::tif`])
+///   plus state bits only (none at all for an IP mismatch);
+/// - a refused request changes nothing: no account mutation, no secret kept;
+/// - the reply built from the decision parses back with the same TIF and nut.
+///
+/// Returns the failure, so the corpus replay can tell what it exercised.
+pub fn server_request_outcome(data: &[u8], policy: &Policy) -> Option<Failure> {
     let text = String::from_utf8_lossy(data);
     let (target, body) = text
         .split_once('\n')
@@ -114,7 +156,7 @@ pub fn server_request(data: &[u8]) {
     let incoming = Incoming::parse(target, body, ip);
     let conversation = incoming.nut().map(|_| {
         Conversation::for_urls(
-            ["qrl://localhost/cli.sqrl?nut=AAAAAAAAAAAAAAAAAAAAAA"],
+            [SERVER_REQUEST_URL],
             Some(WaitingBrowser {
                 ip,
                 attempt: "fuzz".into(),
@@ -122,8 +164,46 @@ pub fn server_request(data: &[u8]) {
             u64::MAX,
         )
     });
-    let decision = incoming.decide(&Policy::new(), conversation, Records::default(), 0);
-    assert!(!decision.tif().is_empty() || decision.is_success());
+    let decision = incoming.decide(policy, conversation, Records::default(), 0);
+    let tif = decision.tif();
+    assert_eq!(tif.check_defined(), Ok(tif), "only v1 bits");
+    assert_eq!(
+        decision.failure().is_some(),
+        tif.is_failure(),
+        "0x40 exactly when the request failed: {tif:?}"
+    );
+    if let Some(failure) = decision.failure() {
+        assert_eq!(
+            tif.without(STATE_BITS),
+            failure.tif().without(STATE_BITS),
+            "{failure:?}: the table's bits, plus state only"
+        );
+        assert!(tif.contains(failure.tif()), "{failure:?}: {tif:?}");
+        if *failure == Failure::IpMismatch {
+            assert_eq!(tif, Tif::COMMAND_FAILED, "an IP mismatch is exactly 0x40");
+        }
+        assert!(
+            decision.mutation().is_none(),
+            "a refused request changes no account: {failure:?}"
+        );
+        assert!(
+            decision.secret_write().is_none(),
+            "a refused request keeps no secret: {failure:?}"
+        );
+    }
+    let failure = decision.failure().cloned();
+    let nut = Nut::parse("BBBBBBBBBBBBBBBBBBBBBB").expect("a fixed valid nut");
+    let issued = decision
+        .finish(nut.clone(), None)
+        .expect("a reply from server-supplied values builds");
+    let reply = ServerReply::parse(issued.body()).expect("the server's reply parses");
+    assert_eq!(reply.tif(), tif, "the reply carries the decided TIF");
+    assert_eq!(
+        reply.nut(),
+        nut.as_str(),
+        "the reply hands out the next nut"
+    );
+    failure
 }
 
 /// S4 identity files in every form.

@@ -34,6 +34,33 @@ pub fn csv_fields(line: &str) -> Result<Vec<String>, String> {
     Ok(fields)
 }
 
+/// The lines of a vector file that hold rows: neither blank nor a `#` comment,
+/// with their 1-based line numbers and without a trailing CR.
+pub fn row_lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
+    text.lines()
+        .enumerate()
+        .map(|(i, l)| (i + 1, l.trim_end_matches('\r')))
+        .filter(|(_, l)| !l.trim().is_empty() && !l.starts_with('#'))
+}
+
+/// One `label | hex` row (an S4 file to round-trip): the label and the bytes.
+pub fn label_and_hex(row: &str) -> Result<(&str, Vec<u8>), String> {
+    let (label, encoded) = row
+        .rsplit_once('|')
+        .ok_or_else(|| "expected `label | hex`".to_owned())?;
+    Ok((label.trim(), hex(encoded)?))
+}
+
+/// Every row of a `label | hex` file, such as SQRLDotNetClient's S4 round trips.
+pub fn labelled_hex_rows(text: &str) -> Result<Vec<(String, Vec<u8>)>, String> {
+    row_lines(text)
+        .map(|(line, row)| {
+            let (label, bytes) = label_and_hex(row).map_err(|e| format!("line {line}: {e}"))?;
+            Ok((label.to_owned(), bytes))
+        })
+        .collect()
+}
+
 /// Splits a `a | b | c` table row into trimmed cells (SQRL URLs never hold `|`).
 pub fn pipe_cells(line: &str) -> Vec<&str> {
     line.split('|').map(str::trim).collect()
@@ -99,6 +126,23 @@ mod tests {
             vec!["a,b", "", "3", "say \"hi\""]
         );
         assert!(csv_fields(r#""open"#).is_err());
+    }
+
+    #[test]
+    fn labelled_hex_rows_skip_comments_and_name_bad_lines() {
+        let text = "# label | hex\r\n\none | 00ff\r\ntwo, with words | A0\n";
+        assert_eq!(
+            labelled_hex_rows(text).unwrap(),
+            vec![
+                ("one".to_owned(), vec![0, 255]),
+                ("two, with words".to_owned(), vec![160])
+            ]
+        );
+        assert_eq!(
+            labelled_hex_rows("# c\nno separator\n").unwrap_err(),
+            "line 2: expected `label | hex`"
+        );
+        assert!(labelled_hex_rows("odd | abc").is_err());
     }
 
     #[test]

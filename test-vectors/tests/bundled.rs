@@ -1,22 +1,182 @@
-//! Every bundled vector file is recognised and every row passes.
+//! Every bundled vector file is recognised, plays the role it should, and has
+//! exactly the rows it had: a file cannot silently drop out or lose rows.
 #![allow(clippy::unwrap_used)]
 
-use test_vectors::{bundled_vectors, run_path};
+use std::path::Path;
+use std::process::Command;
+
+use test_vectors::{Role, bundled_vectors, run_path};
+
+/// Every file under `vectors/`, with its role and its number of rows.
+const BUNDLED: &[(&str, Role, usize)] = &[
+    ("project/exchange-new-user.txt", Role::RegressionSnapshot, 1),
+    (
+        "project/exchange-replace-previous.txt",
+        Role::RegressionSnapshot,
+        1,
+    ),
+    (
+        "project/exchange-returning-user.txt",
+        Role::RegressionSnapshot,
+        1,
+    ),
+    ("project/pins-vectors.txt", Role::RegressionSnapshot, 4),
+    ("project/type3-identity.txt", Role::RegressionSnapshot, 1),
+    ("project/urs-vectors.txt", Role::RegressionSnapshot, 8),
+    ("published/README.md", Role::Documentation, 0),
+    ("published/grc/tif-values.txt", Role::Conformance, 17),
+    (
+        "published/grc/url-auth-domain-examples.txt",
+        Role::Conformance,
+        10,
+    ),
+    (
+        "published/libsqrl/base56check-identity-vector.txt",
+        Role::Conformance,
+        1,
+    ),
+    (
+        "published/libsqrl/base64url-vectors.txt",
+        Role::Conformance,
+        10,
+    ),
+    (
+        "published/libsqrl/enscrypt-vectors.txt",
+        Role::Conformance,
+        5,
+    ),
+    ("published/libsqrl/test1-identity.txt", Role::Conformance, 1),
+    ("published/libsqrl/test1.sqrl", Role::Conformance, 1),
+    ("published/libsqrl/test2.sqrl", Role::Conformance, 1),
+    (
+        "published/libsqrl/uri-sitekey-vectors.txt",
+        Role::Conformance,
+        4,
+    ),
+    ("published/sqrldev/README-source.md", Role::Documentation, 0),
+    (
+        "published/sqrldev/base56-full-format-vectors.txt",
+        Role::Conformance,
+        128,
+    ),
+    (
+        "published/sqrldev/base56-vectors.txt",
+        Role::Conformance,
+        120,
+    ),
+    (
+        "published/sqrldev/enhash-vectors.txt",
+        Role::Conformance,
+        1000,
+    ),
+    (
+        "published/sqrldev/enscrypt-vectors.txt",
+        Role::Conformance,
+        80,
+    ),
+    (
+        "published/sqrldev/identity-lock-vectors.txt",
+        Role::Conformance,
+        14,
+    ),
+    (
+        "published/sqrldev/identity-vectors.txt",
+        Role::Conformance,
+        80,
+    ),
+    ("published/sqrldev/ins-vectors.txt", Role::Conformance, 48),
+    (
+        "published/sqrldotnetclient/identity-roundtrip-vectors.txt",
+        Role::Conformance,
+        5,
+    ),
+];
 
 #[test]
-fn every_bundled_vector_passes() {
-    let reports = run_path(&bundled_vectors());
+fn every_bundled_vector_passes_with_its_role_and_row_count() {
+    let root = bundled_vectors();
+    let reports = run_path(&root);
     let mut failed = Vec::new();
-    let mut rows = 0;
+    let mut found = Vec::new();
     for report in &reports {
         println!("{report}");
-        rows += report.passed;
         if !report.ok() {
             failed.push(report.path.display().to_string());
         }
+        let relative = report.path.strip_prefix(&root).unwrap();
+        let relative = relative.to_str().unwrap().replace('\\', "/");
+        found.push((relative, report.role, report.passed));
     }
     assert!(failed.is_empty(), "failing vector files: {failed:?}");
-    assert!(rows > 1500, "suspiciously few vector rows checked: {rows}");
+    let expected: Vec<(String, Role, usize)> = BUNDLED
+        .iter()
+        .map(|(path, role, rows)| ((*path).to_owned(), *role, *rows))
+        .collect();
+    assert_eq!(found, expected);
+}
+
+/// A directory holding a valid vector file, a README and `extra`.
+fn directory_with(extra: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "sqrl-vectors-{}-{}",
+        std::process::id(),
+        extra.replace('.', "-")
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let valid = bundled_vectors().join("published/libsqrl/base64url-vectors.txt");
+    std::fs::copy(valid, dir.join("base64url-vectors.txt")).unwrap();
+    std::fs::write(dir.join("README.md"), "# About these vectors\n").unwrap();
+    std::fs::write(dir.join(extra), "a note that is not a vector file\n").unwrap();
+    dir
+}
+
+fn run_binary(dir: &Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_test-vectors"))
+        .arg(dir)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn an_unrecognised_file_fails_the_run_and_is_named() {
+    let dir = directory_with("notes.txt");
+    let reports = run_path(&dir);
+    let output = run_binary(&dir);
+    std::fs::remove_dir_all(&dir).unwrap();
+    let roles: Vec<(String, Role, bool)> = reports
+        .iter()
+        .map(|r| {
+            let name = r.path.file_name().unwrap().to_str().unwrap().to_owned();
+            (name, r.role, r.ok())
+        })
+        .collect();
+    assert_eq!(
+        roles,
+        [
+            ("README.md".to_owned(), Role::Documentation, true),
+            ("base64url-vectors.txt".to_owned(), Role::Conformance, true),
+            ("notes.txt".to_owned(), Role::Unrecognised, false),
+        ]
+    );
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("notes.txt: not a recognised vector file"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn documentation_alone_beside_vectors_passes() {
+    let dir = directory_with("README-more.md");
+    let output = run_binary(&dir);
+    std::fs::remove_dir_all(&dir).unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains("README-more.md (documentation)"),
+        "{stdout}"
+    );
 }
 
 /// The runner must be able to fail: one altered row is reported with its line.

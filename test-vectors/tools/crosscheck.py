@@ -4,7 +4,8 @@ implementation independent of sqrl-core: Python's hashlib (scrypt, SHA-256, HMAC
 and the `cryptography` package (X25519, Ed25519, AES-GCM; OpenSSL underneath).
 
 Usage: python3 test-vectors/tools/crosscheck.py [DIR]
-Prints one line per file and "N passed, M failed"; exits non-zero on any failure.
+Prints one line per file and "N passed, M failed"; exits non-zero on any mismatch,
+any file it does not recognise, or when no file was checked.
 """
 import base64, csv, hashlib, hmac, io, sys
 from pathlib import Path
@@ -183,7 +184,9 @@ def main():
         first = next(l for l in text.splitlines() if l and not l.startswith("# Source"))
         check = next((c for signature, c in CHECKS if first.startswith(signature)), None)
         if check is None:
-            print(f"skip  {path}")
+            # A file this script cannot check would otherwise drop out silently.
+            print(f"FAIL  {path}: not a format this cross-check knows")
+            failed += 1
             continue
         try:
             count = check(text)

@@ -4,26 +4,13 @@ use sqrl_client::ExitCode;
 
 use crate::support::{Env, vectors_dir};
 
-fn hex(text: &str) -> Vec<u8> {
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap())
-        .collect()
-}
-
 /// `(label, bytes)` of each SQRLDotNetClient round-trip row.
 fn sqrldotnetclient_rows() -> Vec<(String, Vec<u8>)> {
     let text = std::fs::read_to_string(
         vectors_dir().join("sqrldotnetclient/identity-roundtrip-vectors.txt"),
     )
     .unwrap();
-    text.lines()
-        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-        .map(|l| {
-            let (label, data) = l.rsplit_once(" | ").unwrap();
-            (label.to_owned(), hex(data.trim()))
-        })
-        .collect()
+    test_vectors::text::labelled_hex_rows(&text).unwrap()
 }
 
 #[test]

@@ -690,7 +690,7 @@ fn hostile_replies_stop_the_transaction() {
     ));
     assert_eq!(
         first_reply(&format!("{ok}tif=405\r\n"), Vec::new()).unwrap_err(),
-        ClientError::UndefinedTif(Tif::from_bits(0x405))
+        ClientError::UndefinedTif(Tif::from_bits_retain(0x405))
     );
     assert_eq!(
         first_reply("ver=2\r\nnut=n1\r\ntif=5\r\nqry=/\r\n", Vec::new()).unwrap_err(),
@@ -725,7 +725,7 @@ fn hostile_replies_stop_the_transaction() {
     ));
     // Error words for the CLI.
     let error = first_reply("ver=1\r\nnut=n1\r\ntif=c0\r\nqry=/\r\n", Vec::new()).unwrap_err();
-    assert_eq!(error.tif(), Some(Tif::from_bits(0xc0)));
+    assert_eq!(error.tif(), Some(Tif::from_bits_retain(0xc0)));
     assert_eq!(
         error.to_string(),
         "the site rejected the request (command failed, client failure)"

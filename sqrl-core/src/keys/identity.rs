@@ -4,7 +4,6 @@ use rand_core::CryptoRngCore;
 use zeroize::Zeroizing;
 
 use super::{KeyError, ServerUnlockKey, SiteKey, UnlockRequestSigningKey};
-use crate::base64url;
 use crate::enhash::enhash;
 use crate::secret::secret_bytes;
 use crate::url::SiteKeyString;
@@ -78,8 +77,10 @@ impl IdentityLockKey {
     }
 }
 
+/// Not secret, but the same on every site the identity uses: printed in a log,
+/// it would link the user's accounts across sites.
 impl core::fmt::Debug for IdentityLockKey {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "IdentityLockKey({})", base64url::encode(self.0))
+        f.write_str("IdentityLockKey(<redacted>)")
     }
 }

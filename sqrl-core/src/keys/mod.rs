@@ -43,3 +43,62 @@ pub enum KeyError {
     #[error("signature verification failed")]
     BadSignature,
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use crate::base64url;
+    use base64::Engine;
+
+    /// Every way the 32 bytes could show up in text.
+    fn encodings(bytes: &[u8; 32]) -> Vec<String> {
+        let hex_lower: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        vec![
+            hex_lower.clone(),
+            hex_lower.to_uppercase(),
+            base64url::encode(bytes),
+            base64::engine::general_purpose::STANDARD.encode(bytes),
+            // `[12, 34, ...]`, as a derived Debug of an array prints it.
+            format!("{:?}", &bytes[..4])
+                .trim_end_matches(']')
+                .to_owned(),
+        ]
+    }
+
+    fn assert_hidden(printed: &str, bytes: &[u8; 32]) {
+        for encoded in encodings(bytes) {
+            assert!(
+                !printed.contains(&encoded),
+                "{printed:?} contains {encoded:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn debug_prints_no_key_material() {
+        let bytes: [u8; 32] = core::array::from_fn(|i| 0xA0 ^ (i as u8 * 7));
+        let iuk = IdentityUnlockKey::from_bytes(bytes);
+        assert_hidden(&format!("{iuk:?}"), iuk.as_bytes());
+        let imk = iuk.master_key();
+        assert_hidden(&format!("{imk:?}"), imk.as_bytes());
+        let ilk = iuk.lock_key();
+        assert_eq!(format!("{ilk:?}"), "IdentityLockKey(<redacted>)");
+        assert_hidden(&format!("{ilk:?}"), ilk.as_bytes());
+        let rlk = RandomLockKey::from_bytes(bytes);
+        assert_hidden(&format!("{rlk:?}"), &bytes);
+        let ins = IndexedSecret::from_bytes(bytes);
+        assert_hidden(&format!("{ins:?}"), &bytes);
+    }
+
+    /// The check above must be able to fail: an encoded key is found.
+    #[test]
+    fn the_check_finds_printed_keys() {
+        let bytes = [0x5A; 32];
+        for encoded in encodings(&bytes) {
+            let printed = format!("Key({encoded})");
+            let caught = std::panic::catch_unwind(|| assert_hidden(&printed, &bytes));
+            assert!(caught.is_err(), "{encoded} not caught");
+        }
+    }
+}

@@ -1,7 +1,6 @@
 //! Client commands, options and `btn` answers (SPEC 2.2).
 
 use core::fmt;
-use core::ops::{BitOr, BitOrAssign};
 
 use super::MessageError;
 
@@ -57,30 +56,34 @@ impl fmt::Display for Command {
     }
 }
 
-/// The `opt=` flags of a client request.
-///
-/// Parsing is tolerant: option names this crate does not know are ignored (a
-/// newer client may send more, and the server acts only on the ones it knows),
-/// and a repeated option counts once. Empty items (`cps~~suk`) and characters
-/// outside `[A-Za-z0-9]` are rejected as malformed. Writing is canonical: the
-/// known options in the order `noiptest~sqrlonly~hardlock~cps~suk`.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub struct ClientOptions(u8);
+bitflags::bitflags! {
+    /// The `opt=` flags of a client request.
+    ///
+    /// Parsing is tolerant: option names this crate does not know are ignored (a
+    /// newer client may send more, and the server acts only on the ones it knows),
+    /// and a repeated option counts once. Empty items (`cps~~suk`) and characters
+    /// outside `[A-Za-z0-9]` are rejected as malformed. Writing is canonical: the
+    /// known options in the order `noiptest~sqrlonly~hardlock~cps~suk`.
+    #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
+    pub struct ClientOptions: u8 {
+        /// `noiptest`: do not fail on an IP mismatch (cross-device login).
+        const NOIPTEST = 0x01;
+        /// `sqrlonly`: ask the site to disable non-SQRL login.
+        const SQRLONLY = 0x02;
+        /// `hardlock`: ask the site to disable non-SQRL account recovery.
+        const HARDLOCK = 0x04;
+        /// `cps`: the client provides the session; the server returns `url=`.
+        const CPS = 0x08;
+        /// `suk`: ask the server to return the stored SUK.
+        const SUK = 0x10;
+    }
+}
 
 impl ClientOptions {
     /// No option.
-    pub const NONE: ClientOptions = ClientOptions(0);
-    /// `noiptest`: do not fail on an IP mismatch (cross-device login).
-    pub const NOIPTEST: ClientOptions = ClientOptions(0x01);
-    /// `sqrlonly`: ask the site to disable non-SQRL login.
-    pub const SQRLONLY: ClientOptions = ClientOptions(0x02);
-    /// `hardlock`: ask the site to disable non-SQRL account recovery.
-    pub const HARDLOCK: ClientOptions = ClientOptions(0x04);
-    /// `cps`: the client provides the session; the server returns `url=`.
-    pub const CPS: ClientOptions = ClientOptions(0x08);
-    /// `suk`: ask the server to return the stored SUK.
-    pub const SUK: ClientOptions = ClientOptions(0x10);
+    pub const NONE: ClientOptions = ClientOptions::empty();
 
+    /// The wire names, in canonical order.
     const NAMES: [(ClientOptions, &'static str); 5] = [
         (ClientOptions::NOIPTEST, "noiptest"),
         (ClientOptions::SQRLONLY, "sqrlonly"),
@@ -89,23 +92,13 @@ impl ClientOptions {
         (ClientOptions::SUK, "suk"),
     ];
 
-    /// Whether every option of `other` is set.
-    pub const fn contains(self, other: ClientOptions) -> bool {
-        self.0 & other.0 == other.0
-    }
-
     /// `self` with `other` added or removed.
     pub const fn with(self, other: ClientOptions, on: bool) -> Self {
         if on {
-            ClientOptions(self.0 | other.0)
+            self.union(other)
         } else {
-            ClientOptions(self.0 & !other.0)
+            self.difference(other)
         }
-    }
-
-    /// Whether no option is set.
-    pub const fn is_empty(self) -> bool {
-        self.0 == 0
     }
 
     /// Parses an `opt=` value (see the type's documentation for the policy).
@@ -134,19 +127,6 @@ impl ClientOptions {
             .into_iter()
             .filter(move |(flag, _)| self.contains(*flag))
             .map(|(_, name)| name)
-    }
-}
-
-impl BitOr for ClientOptions {
-    type Output = ClientOptions;
-    fn bitor(self, rhs: ClientOptions) -> ClientOptions {
-        ClientOptions(self.0 | rhs.0)
-    }
-}
-
-impl BitOrAssign for ClientOptions {
-    fn bitor_assign(&mut self, rhs: ClientOptions) {
-        self.0 |= rhs.0;
     }
 }
 
@@ -262,6 +242,15 @@ mod tests {
                 .with(ClientOptions::CPS, false),
             ClientOptions::SUK
         );
+    }
+
+    #[test]
+    fn every_option_has_a_wire_name() {
+        let named = ClientOptions::NAMES
+            .iter()
+            .fold(ClientOptions::NONE, |all, (flag, _)| all | *flag);
+        assert_eq!(named, ClientOptions::all());
+        assert_eq!(ClientOptions::all().names().count(), 5);
     }
 
     #[test]

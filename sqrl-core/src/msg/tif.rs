@@ -1,7 +1,6 @@
 //! TIF, the Transaction Information Flags of every server reply (SPEC 3.1).
 
 use core::fmt;
-use core::ops::{BitAnd, BitOr, BitOrAssign};
 
 /// Longest `tif=` text accepted. Any length is allowed by the spec (PITFALLS 5),
 /// so leading zeros are tolerated, but a bound keeps hostile input cheap.
@@ -26,40 +25,44 @@ pub enum TifError {
     Undefined(Tif),
 }
 
-/// A set of TIF bits.
-///
-/// Parsed from and written as hexadecimal without `0x` (`5`, `1c0`). The value
-/// may hold bits that v1 does not define (so a reply can be parsed and shown);
-/// [`Tif::check_defined`] rejects those, as a client must.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
-pub struct Tif(u32);
+bitflags::bitflags! {
+    /// A set of TIF bits.
+    ///
+    /// Parsed from and written as hexadecimal without `0x` (`5`, `1c0`). The value
+    /// may hold bits that v1 does not define (so a reply can be parsed and shown):
+    /// [`Tif::from_bits_retain`] and every operator keep them, and
+    /// [`Tif::check_defined`] rejects them, as a client must.
+    #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
+    pub struct Tif: u32 {
+        /// `0x001`: the current identity (`idk`, `ids`) is known to the server.
+        const CURRENT_ID_MATCH = 0x001;
+        /// `0x002`: the previous identity (`pidk`, `pids`) is known to the server.
+        const PREVIOUS_ID_MATCH = 0x002;
+        /// `0x004`: the client's IP matches the IP that fetched the SQRL URL.
+        const IP_MATCHED = 0x004;
+        /// `0x008`: SQRL login is disabled for this identity.
+        const SQRL_DISABLED = 0x008;
+        /// `0x010`: a requested function is not supported (always with 0x040).
+        const FUNCTION_NOT_SUPPORTED = 0x010;
+        /// `0x020`: transient error; retry with the fresh nut (always with 0x040).
+        const TRANSIENT_ERROR = 0x020;
+        /// `0x040`: the command failed and nothing changed.
+        const COMMAND_FAILED = 0x040;
+        /// `0x080`: malformed request or bad signature (always with 0x040).
+        const CLIENT_FAILURE = 0x080;
+        /// `0x100`: the nut is bound to a different identity (with 0x0C0).
+        const BAD_ID_ASSOCIATION = 0x100;
+        /// `0x200`: the presented identity was superseded by a newer one (v1, 2019;
+        /// older drafts gave this bit another meaning, PITFALLS 6).
+        const IDENTITY_SUPERSEDED = 0x200;
+    }
+}
 
 impl Tif {
     /// No bit set.
-    pub const NONE: Tif = Tif(0);
-    /// `0x001`: the current identity (`idk`, `ids`) is known to the server.
-    pub const CURRENT_ID_MATCH: Tif = Tif(0x001);
-    /// `0x002`: the previous identity (`pidk`, `pids`) is known to the server.
-    pub const PREVIOUS_ID_MATCH: Tif = Tif(0x002);
-    /// `0x004`: the client's IP matches the IP that fetched the SQRL URL.
-    pub const IP_MATCHED: Tif = Tif(0x004);
-    /// `0x008`: SQRL login is disabled for this identity.
-    pub const SQRL_DISABLED: Tif = Tif(0x008);
-    /// `0x010`: a requested function is not supported (always with 0x040).
-    pub const FUNCTION_NOT_SUPPORTED: Tif = Tif(0x010);
-    /// `0x020`: transient error; retry with the fresh nut (always with 0x040).
-    pub const TRANSIENT_ERROR: Tif = Tif(0x020);
-    /// `0x040`: the command failed and nothing changed.
-    pub const COMMAND_FAILED: Tif = Tif(0x040);
-    /// `0x080`: malformed request or bad signature (always with 0x040).
-    pub const CLIENT_FAILURE: Tif = Tif(0x080);
-    /// `0x100`: the nut is bound to a different identity (with 0x0C0).
-    pub const BAD_ID_ASSOCIATION: Tif = Tif(0x100);
-    /// `0x200`: the presented identity was superseded by a newer one (v1, 2019;
-    /// older drafts gave this bit another meaning, PITFALLS 6).
-    pub const IDENTITY_SUPERSEDED: Tif = Tif(0x200);
+    pub const NONE: Tif = Tif::empty();
     /// Every bit protocol version 1 defines.
-    pub const V1_DEFINED: Tif = Tif(0x3ff);
+    pub const V1_DEFINED: Tif = Tif::all();
 
     /// The named bits with their wording, lowest first.
     const NAMES: [(Tif, &'static str); 10] = [
@@ -75,39 +78,9 @@ impl Tif {
         (Tif::IDENTITY_SUPERSEDED, "identity superseded"),
     ];
 
-    /// Wraps raw bits (any bits, defined or not).
-    pub const fn from_bits(bits: u32) -> Self {
-        Tif(bits)
-    }
-
-    /// The raw bits.
-    pub const fn bits(self) -> u32 {
-        self.0
-    }
-
-    /// Whether every bit of `other` is set in `self`.
-    pub const fn contains(self, other: Tif) -> bool {
-        self.0 & other.0 == other.0
-    }
-
-    /// Whether any bit of `other` is set in `self`.
-    pub const fn intersects(self, other: Tif) -> bool {
-        self.0 & other.0 != 0
-    }
-
-    /// `self` with the bits of `other` added.
-    pub const fn union(self, other: Tif) -> Self {
-        Tif(self.0 | other.0)
-    }
-
     /// `self` with the bits of `other` cleared.
     pub const fn without(self, other: Tif) -> Self {
-        Tif(self.0 & !other.0)
-    }
-
-    /// Whether no bit is set.
-    pub const fn is_empty(self) -> bool {
-        self.0 == 0
+        self.difference(other)
     }
 
     /// Whether the command failed (`0x040`). Success is judged by this bit only,
@@ -118,7 +91,7 @@ impl Tif {
 
     /// The bits v1 does not define (empty for a valid v1 value).
     pub const fn undefined_bits(self) -> Tif {
-        Tif(self.0 & !Tif::V1_DEFINED.0)
+        self.difference(Tif::V1_DEFINED)
     }
 
     /// Returns `self` if it sets only v1 bits. A client must abort otherwise
@@ -150,13 +123,13 @@ impl Tif {
         // Only hex digits remain, at most 8 of them: this cannot fail, but the
         // error path is kept typed rather than panicking.
         u32::from_str_radix(significant, 16)
-            .map(Tif)
+            .map(Tif::from_bits_retain)
             .map_err(|_| TifError::Overflow)
     }
 
     /// The wire form: lowercase hexadecimal without `0x` or leading zeros.
     pub fn to_hex(self) -> String {
-        format!("{:x}", self.0)
+        format!("{:x}", self.bits())
     }
 
     /// The names of the set v1 bits, lowest first.
@@ -184,42 +157,16 @@ impl Tif {
     }
 }
 
-impl BitOr for Tif {
-    type Output = Tif;
-    fn bitor(self, rhs: Tif) -> Tif {
-        self.union(rhs)
-    }
-}
-
-impl BitOrAssign for Tif {
-    fn bitor_assign(&mut self, rhs: Tif) {
-        *self = self.union(rhs);
-    }
-}
-
-impl BitAnd for Tif {
-    type Output = Tif;
-    fn bitand(self, rhs: Tif) -> Tif {
-        Tif(self.0 & rhs.0)
-    }
-}
-
-impl fmt::LowerHex for Tif {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::LowerHex::fmt(&self.0, f)
-    }
-}
-
 /// Writes the wire form (`1c0`).
 impl fmt::Display for Tif {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:x}", self.0)
+        write!(f, "{:x}", self.bits())
     }
 }
 
 impl fmt::Debug for Tif {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Tif(0x{:x}: {})", self.0, self.describe())
+        write!(f, "Tif(0x{:x}: {})", self.bits(), self.describe())
     }
 }
 
@@ -313,9 +260,25 @@ mod tests {
     fn undefined_bits_are_flagged() {
         // PITFALLS 6: 0x400 was "suppress SFN origin" in old drafts.
         let old = Tif::parse_hex("405").unwrap();
-        assert_eq!(old.undefined_bits(), Tif::from_bits(0x400));
+        assert_eq!(old.undefined_bits(), Tif::from_bits_retain(0x400));
         assert_eq!(old.check_defined(), Err(TifError::Undefined(old)));
         assert!(old.describe().contains("undefined bits 0x400"));
+        // Undefined bits survive the set operations, so a reply is shown as sent.
+        assert_eq!((old | Tif::SQRL_DISABLED).bits(), 0x40d);
+        assert_eq!(old.without(Tif::IP_MATCHED).to_hex(), "401");
+        assert_eq!(
+            (old & Tif::from_bits_retain(0x400)).undefined_bits(),
+            old.undefined_bits()
+        );
+    }
+
+    #[test]
+    fn every_v1_bit_has_words() {
+        let named = Tif::NAMES
+            .iter()
+            .fold(Tif::NONE, |all, (bit, _)| all | *bit);
+        assert_eq!(named, Tif::V1_DEFINED);
+        assert_eq!(Tif::V1_DEFINED.bits(), 0x3ff);
     }
 
     #[test]

@@ -38,6 +38,19 @@ pub struct AccountRecord {
     pub options: AccountOptions,
 }
 
+impl AccountRecord {
+    /// A new association: enabled, with the keys and options of the request
+    /// that created it.
+    pub fn new(suk: ServerUnlockKey, vuk: VerifyUnlockKey, options: AccountOptions) -> Self {
+        Self {
+            suk,
+            vuk,
+            disabled: false,
+            options,
+        }
+    }
+}
+
 /// The stored facts a decision needs about the request's keys. The driver reads
 /// them for the keys [`super::Incoming::lookups`] names, in the transaction
 /// that applies the decision, and keeps them locked until it commits: the

@@ -3,6 +3,7 @@
 
 use super::account::Mutation;
 use super::conversation::{Conversation, ServerValueDigest};
+use super::failure::Failure;
 use super::nut::{Nut, RequestTarget};
 use super::secret::SecretWrite;
 use crate::keys::{IdentityKey, IndexedSecret, ServerUnlockKey};
@@ -37,83 +38,6 @@ pub enum BrowserOutcome {
     /// The login will not happen (identity disabled or superseded, SQRL
     /// disabled or removed by the user): the page may say so.
     Rejected,
-}
-
-/// Why a request failed: for logs and metrics (the client learns only the TIF).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum Failure {
-    /// The body does not parse (TIF 0xC0, or 0x50 for an unknown command).
-    #[error("malformed request: {0}")]
-    Malformed(MessageError),
-    /// `ids`/`pids` missing or wrong, or `urs` wrong (TIF 0xC0).
-    #[error("signature check failed: {0}")]
-    Signature(MessageError),
-    /// `urs` is required (`enable`, `remove`, identity replacement) but absent
-    /// (TIF 0xC0).
-    #[error("urs is required for this command")]
-    MissingUrs,
-    /// `urs` was sent but the server holds no VUK to check it with (TIF 0xC0):
-    /// a signature that cannot be verified is not accepted.
-    #[error("urs sent but no stored VUK to verify it")]
-    UnverifiableUrs,
-    /// The previous reply carried `sin` and this request lacks `ins` (or
-    /// `pins` with a `pidk`) (TIF 0xC0).
-    #[error("{0}= required by the previous reply's sin")]
-    MissingIndexedSecret(&'static str),
-    /// A `sin` is configured but this command, which may change state,
-    /// answers none: its conversation skipped the `query` whose reply carries
-    /// the `sin` (TIF 0xC0 plus state; see [`super::Policy::with_sin`]).
-    #[error("a sin is configured but this {0} answered none (a transaction starts with query)")]
-    UnansweredSin(&'static str),
-    /// The presented `ins` (or, for an account known only by `pidk`, `pins`)
-    /// differs from the indexed secret kept for the account
-    /// ([`super::Records::current_secret`]; TIF 0xC0 plus the state known
-    /// before the command).
-    #[error("ins/pins differs from the indexed secret stored for this account")]
-    IndexedSecretMismatch,
-    /// A new association (`ident` of an unknown identity, or identity
-    /// replacement) without `suk`/`vuk` (TIF 0xC0).
-    #[error("ident of a new association lacks suk/vuk")]
-    MissingLock,
-    /// The nut names no conversation (TIF 0x60).
-    #[error("unknown or already used nut")]
-    UnknownNut,
-    /// The nut's conversation has expired (TIF 0x60).
-    #[error("expired nut")]
-    ExpiredNut,
-    /// A non-CPS `ident` in a conversation continued from an unknown or expired
-    /// nut: no page waits for it, so confirming would log no one in (TIF 0x60).
-    #[error("no login page is waiting for this conversation")]
-    NoWaitingPage,
-    /// `server=` is not what the server sent last (TIF 0x60).
-    #[error("server= value does not echo the last reply")]
-    ServerValueMismatch,
-    /// The client's IP differs from the browser's and `noiptest` is absent
-    /// (TIF exactly 0x40).
-    #[error("client IP differs from the browser's")]
-    IpMismatch,
-    /// No protocol version in common (TIF 0x50).
-    #[error("no protocol version in common")]
-    UnsupportedVersion,
-    /// The conversation is bound to another identity (TIF 0x1C0).
-    #[error("nut bound to another identity")]
-    BoundToOtherIdentity,
-    /// `idk` is on the superseded list and the command is not `query`
-    /// (TIF 0x240).
-    #[error("identity superseded")]
-    Superseded,
-    /// `ident` of a disabled account (TIF 0x48 plus state).
-    #[error("SQRL disabled for this account")]
-    Disabled,
-    /// `disable`, `enable` or `remove` of an identity the server does not know
-    /// (TIF 0x40 plus state).
-    #[error("identity unknown")]
-    UnknownIdentity,
-    /// The mutation could not be applied (the in-memory reference server's
-    /// answer when its records changed under a decision) (TIF 0x60: retry).
-    #[error("account changed concurrently")]
-    Conflict,
 }
 
 /// The `ins`/`pins` a client sent in answer to the previous reply's `sin`
@@ -255,9 +179,10 @@ impl Decision {
     /// in-memory reference server). The client retries with the fresh nut
     /// and sees the new state.
     pub(super) fn into_transient_failure(self) -> Decision {
+        // The state the decision reported, as far as the records say it.
         let state = self.tif & (Tif::CURRENT_ID_MATCH | Tif::SQRL_DISABLED) | self.ip_bit;
         Decision {
-            tif: Tif::TRANSIENT_ERROR | Tif::COMMAND_FAILED | state,
+            tif: Failure::Conflict.reply_tif(state),
             failure: Some(Failure::Conflict),
             mutation: Mutation::None,
             browser: BrowserOutcome::Unchanged,
@@ -285,7 +210,7 @@ impl Decision {
     /// a nut bound to another identity (SPEC 8.1).
     pub(super) fn into_client_failure(self, failure: Failure) -> Decision {
         Decision {
-            tif: Tif::CLIENT_FAILURE | Tif::COMMAND_FAILED | self.state,
+            tif: failure.reply_tif(self.state),
             failure: Some(failure),
             mutation: Mutation::None,
             browser: BrowserOutcome::Unchanged,

@@ -4,7 +4,8 @@ use std::net::IpAddr;
 
 use super::account::{AccountOptions, AccountRecord, Lookups, Mutation, Records};
 use super::conversation::Conversation;
-use super::decision::{BrowserOutcome, Decision, Failure, IndexedSecrets};
+use super::decision::{BrowserOutcome, Decision, IndexedSecrets};
+use super::failure::Failure;
 use super::nut::{Nut, RequestTarget};
 use super::policy::Policy;
 use super::secret::{self, Holder};
@@ -229,18 +230,14 @@ impl Incoming {
             signatures,
         } = match parsed {
             Ok(parsed) => parsed,
-            Err(error) => return fail(decision, error.tif() | ip_bit, Failure::Malformed(error)),
+            Err(error) => return fail(decision, Failure::Malformed(error)),
         };
         decision.command = Some(request.command());
 
         // Step 3 for the identity keys. Checked before the transient verdict:
         // 0x60 is only for requests whose signatures are fine (SPEC 3.2).
         if let Err(error) = signatures {
-            return fail(
-                decision,
-                client_failure() | ip_bit,
-                Failure::Signature(error),
-            );
+            return fail(decision, Failure::Signature(error));
         }
         decision.idk = Some(*request.idk());
         let current = records.current.as_ref();
@@ -279,18 +276,14 @@ impl Incoming {
         match (body.urs(), unlock_vuk) {
             (Some(_), Some(vuk)) => {
                 if let Err(error) = body.verify_urs(&vuk) {
-                    return fail(
-                        decision,
-                        client_failure() | state,
-                        Failure::Signature(error),
-                    );
+                    return fail(decision, Failure::Signature(error));
                 }
             }
             (Some(_), None) => {
-                return fail(decision, client_failure() | state, Failure::UnverifiableUrs);
+                return fail(decision, Failure::UnverifiableUrs);
             }
             (None, _) if urs_required => {
-                return fail(decision, client_failure() | state, Failure::MissingUrs);
+                return fail(decision, Failure::MissingUrs);
             }
             (None, _) => {}
         }
@@ -300,11 +293,11 @@ impl Incoming {
         let live = match (live, stale) {
             (Some(conversation), _) if conversation.echoes(body.server_value()) => conversation,
             (Some(_), _) => {
-                return fail(decision, transient() | state, Failure::ServerValueMismatch);
+                return fail(decision, Failure::ServerValueMismatch);
             }
             (None, reason) => {
                 let reason = reason.unwrap_or(Failure::UnknownNut);
-                return fail(decision, transient() | state, reason);
+                return fail(decision, reason);
             }
         };
 
@@ -312,18 +305,10 @@ impl Incoming {
         let indexed_secrets = match &live.sin {
             Some(sin) => {
                 let Some(ins) = request.ins() else {
-                    return fail(
-                        decision,
-                        client_failure() | state,
-                        Failure::MissingIndexedSecret("ins"),
-                    );
+                    return fail(decision, Failure::MissingIndexedSecret("ins"));
                 };
                 if request.pidk().is_some() && request.pins().is_none() {
-                    return fail(
-                        decision,
-                        client_failure() | state,
-                        Failure::MissingIndexedSecret("pins"),
-                    );
+                    return fail(decision, Failure::MissingIndexedSecret("pins"));
                 }
                 Some(IndexedSecrets {
                     sin: sin.clone(),
@@ -338,17 +323,15 @@ impl Incoming {
         // no other bit (SPEC 2.2, PITFALLS 26).
         let options = request.options();
         if !ip_matched && !options.contains(ClientOptions::NOIPTEST) {
-            return fail(decision, Tif::COMMAND_FAILED, Failure::IpMismatch);
+            return fail(decision, Failure::IpMismatch);
         }
 
         // Step 5: command semantics.
         if policy.versions().highest_common(request.version()).is_err() {
-            let tif = Tif::FUNCTION_NOT_SUPPORTED | Tif::COMMAND_FAILED | state;
-            return fail(decision, tif, Failure::UnsupportedVersion);
+            return fail(decision, Failure::UnsupportedVersion);
         }
         if live.idk.is_some_and(|bound| bound != *request.idk()) {
-            let tif = Tif::BAD_ID_ASSOCIATION | client_failure() | state;
-            return fail(decision, tif, Failure::BoundToOtherIdentity);
+            return fail(decision, Failure::BoundToOtherIdentity);
         }
         // From here the request speaks for this conversation's identity.
         decision.next.idk = Some(*request.idk());
@@ -366,8 +349,7 @@ impl Incoming {
                 decision
             } else {
                 decision.browser = rejected(has_browser);
-                let tif = Tif::IDENTITY_SUPERSEDED | Tif::COMMAND_FAILED | ip_bit;
-                fail(decision, tif, Failure::Superseded)
+                fail(decision, Failure::Superseded)
             };
         }
 
@@ -396,8 +378,7 @@ impl Incoming {
                     // session link minted for no page could be handed to any
                     // browser (login CSRF), so a CPS login also needs the page
                     // whose browser will redeem it.
-                    let tif = Tif::TRANSIENT_ERROR | Tif::COMMAND_FAILED | state;
-                    return fail(decision, tif, Failure::NoWaitingPage);
+                    return fail(decision, Failure::NoWaitingPage);
                 }
                 let login = if options.contains(ClientOptions::CPS) {
                     BrowserOutcome::ClientProvidedSession { idk }
@@ -408,7 +389,7 @@ impl Incoming {
                     if account.disabled {
                         decision.suk = Some(account.suk);
                         decision.browser = rejected(has_browser);
-                        return fail(decision, Tif::COMMAND_FAILED | state, Failure::Disabled);
+                        return fail(decision, Failure::Disabled);
                     }
                     decision.mutation = Mutation::SetOptions {
                         idk,
@@ -420,18 +401,14 @@ impl Incoming {
                     return decision;
                 }
                 let (Some(&suk), Some(&vuk)) = (request.suk(), request.vuk()) else {
-                    return fail(decision, client_failure() | state, Failure::MissingLock);
+                    return fail(decision, Failure::MissingLock);
                 };
                 match (previous, request.pidk()) {
                     (Some(account), Some(&pidk)) => {
                         if account.disabled {
                             decision.suk = Some(account.suk);
                             decision.browser = rejected(has_browser);
-                            let tif = Tif::PREVIOUS_ID_MATCH
-                                | Tif::SQRL_DISABLED
-                                | Tif::COMMAND_FAILED
-                                | state;
-                            return fail(decision, tif, Failure::Disabled);
+                            return fail(decision, Failure::Disabled);
                         }
                         decision.mutation = Mutation::Replace {
                             previous: pidk,
@@ -461,11 +438,7 @@ impl Incoming {
             }
             Command::Disable => {
                 let Some(account) = current else {
-                    return fail(
-                        decision,
-                        Tif::COMMAND_FAILED | state,
-                        Failure::UnknownIdentity,
-                    );
+                    return fail(decision, Failure::UnknownIdentity);
                 };
                 decision.mutation = Mutation::Disable {
                     idk,
@@ -497,22 +470,14 @@ impl Incoming {
                         decision.suk = Some(account.suk);
                     }
                     _ => {
-                        return fail(
-                            decision,
-                            Tif::COMMAND_FAILED | state,
-                            Failure::UnknownIdentity,
-                        );
+                        return fail(decision, Failure::UnknownIdentity);
                     }
                 }
                 decision
             }
             Command::Remove => {
                 if current.is_none() {
-                    return fail(
-                        decision,
-                        Tif::COMMAND_FAILED | state,
-                        Failure::UnknownIdentity,
-                    );
+                    return fail(decision, Failure::UnknownIdentity);
                 }
                 decision.mutation = Mutation::Remove { idk };
                 // The identity is no longer known after processing.
@@ -524,18 +489,10 @@ impl Incoming {
     }
 }
 
-/// TIF 0xC0.
-fn client_failure() -> Tif {
-    Tif::CLIENT_FAILURE | Tif::COMMAND_FAILED
-}
-
-/// TIF 0x60.
-fn transient() -> Tif {
-    Tif::TRANSIENT_ERROR | Tif::COMMAND_FAILED
-}
-
-fn fail(mut decision: Decision, tif: Tif, failure: Failure) -> Decision {
-    decision.tif = tif;
+/// Fails the request with `failure`, nothing changed. Its TIF comes from the
+/// failure table with the state bits known so far ([`Failure::reply_tif`]).
+fn fail(mut decision: Decision, failure: Failure) -> Decision {
+    decision.tif = failure.reply_tif(decision.state);
     decision.failure = Some(failure);
     decision.mutation = Mutation::None;
     decision

@@ -259,10 +259,11 @@ impl<R: CryptoRngCore> MemoryServer<R> {
     /// A reply the server could not build (only a misconfiguration can cause
     /// it): an empty body, which clients treat as a failed request.
     fn internal_error(&mut self, error: MessageError) -> Handled {
+        let failure = Failure::ReplyNotBuilt(error);
         Handled {
             body: String::new(),
-            tif: Tif::COMMAND_FAILED,
-            failure: Some(Failure::Malformed(error)),
+            tif: failure.tif(),
+            failure: Some(failure),
             mutation: Mutation::None,
             browser: BrowserOutcome::Unchanged,
             cps_url: None,
@@ -285,15 +286,8 @@ impl<R: CryptoRngCore> MemoryServer<R> {
                 if self.accounts.contains_key(idk) || self.superseded.contains(idk) {
                     return false;
                 }
-                self.accounts.insert(
-                    *idk,
-                    AccountRecord {
-                        suk: *suk,
-                        vuk: *vuk,
-                        disabled: false,
-                        options: *options,
-                    },
-                );
+                self.accounts
+                    .insert(*idk, AccountRecord::new(*suk, *vuk, *options));
                 true
             }
             Mutation::Replace {
@@ -306,15 +300,8 @@ impl<R: CryptoRngCore> MemoryServer<R> {
                 if self.accounts.contains_key(idk) || self.accounts.remove(previous).is_none() {
                     return false;
                 }
-                self.accounts.insert(
-                    *idk,
-                    AccountRecord {
-                        suk: *suk,
-                        vuk: *vuk,
-                        disabled: false,
-                        options: *options,
-                    },
-                );
+                self.accounts
+                    .insert(*idk, AccountRecord::new(*suk, *vuk, *options));
                 self.superseded.insert(*previous);
                 // The retired key's secrets go; the decision's secret write
                 // keeps the new identity's.

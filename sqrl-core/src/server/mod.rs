@@ -56,6 +56,7 @@ mod account;
 mod conversation;
 mod decision;
 mod endpoint;
+mod failure;
 mod incoming;
 pub mod memory;
 mod nut;
@@ -66,8 +67,9 @@ mod tests;
 
 pub use account::{AccountOptions, AccountRecord, Lookups, Mutation, Records};
 pub use conversation::{Conversation, ServerValueDigest, WaitingBrowser};
-pub use decision::{BrowserOutcome, Decision, Failure, IndexedSecrets, Issued};
+pub use decision::{BrowserOutcome, Decision, IndexedSecrets, Issued};
 pub use endpoint::{Endpoint, Invitation};
+pub use failure::Failure;
 pub use incoming::Incoming;
 pub use nut::{NUT_BYTES, Nut, NutError, RequestTarget};
 pub use policy::{DEFAULT_RETRY_WINDOW, Policy};

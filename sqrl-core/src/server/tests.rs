@@ -279,7 +279,7 @@ fn again(server: &mut MemoryServer<OsRng>, phone: &Phone) -> (Phone, String) {
 }
 
 fn tif(bits: u32) -> Tif {
-    Tif::from_bits(bits)
+    Tif::from_bits_retain(bits)
 }
 
 #[test]

@@ -48,6 +48,12 @@ pub(crate) fn open(
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct TagMismatch;
 
+/// A stored encrypted block: its authenticated prefix, the ciphertext and the
+/// tag, in that order (SPEC 5.1).
+pub(super) fn sealed_bytes(aad: &[u8], ciphertext: &[u8], tag: &[u8]) -> Vec<u8> {
+    [aad, ciphertext, tag].concat()
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {

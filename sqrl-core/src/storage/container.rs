@@ -313,22 +313,22 @@ pub(super) fn split_blocks(data: &[u8]) -> Result<Vec<RawBlock>, FormatError> {
             return Err(FormatError::TruncatedBlockHeader { offset });
         }
         let length = r
-            .peek_u16_le()
-            .ok_or(FormatError::TruncatedBlockHeader { offset })?;
+            .peek_u16_le("length")
+            .map_err(|_| FormatError::TruncatedBlockHeader { offset })?;
         if usize::from(length) < BLOCK_HEADER_LEN {
             return Err(FormatError::BlockTooShort { offset, length });
         }
-        let bytes = r
-            .take(usize::from(length))
-            .ok_or(FormatError::TruncatedBlock {
-                offset,
-                length,
-                available,
-            })?;
+        let bytes =
+            r.take("block", usize::from(length))
+                .map_err(|_| FormatError::TruncatedBlock {
+                    offset,
+                    length,
+                    available,
+                })?;
         let block_type = Reader::new(bytes)
-            .take_array::<4>()
+            .take_array::<4>("header")
             .map(|[_, _, low, high]| u16::from_le_bytes([low, high]))
-            .ok_or(FormatError::TruncatedBlockHeader { offset })?;
+            .map_err(|_| FormatError::TruncatedBlockHeader { offset })?;
         blocks.push(RawBlock {
             block_type,
             bytes: bytes.to_vec(),
@@ -350,23 +350,9 @@ pub(super) mod tests {
     const TEST2: &[u8] =
         include_bytes!("../../../test-vectors/vectors/published/libsqrl/test2.sqrl");
 
-    fn hex(text: &str) -> Vec<u8> {
-        (0..text.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap())
-            .collect()
-    }
-
     /// `(label, bytes)` for every row of the SQRLDotNetClient round-trip file.
     pub(crate) fn round_trip_rows() -> Vec<(String, Vec<u8>)> {
-        ROUND_TRIPS
-            .lines()
-            .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-            .map(|l| {
-                let (label, data) = l.rsplit_once(" | ").unwrap();
-                (label.to_owned(), hex(data.trim()))
-            })
-            .collect()
+        test_vectors::text::labelled_hex_rows(ROUND_TRIPS).unwrap()
     }
 
     #[test]

@@ -53,6 +53,7 @@ pub use container::{Block, RawBlock, S4, S4Form};
 pub use identity::{CreateOptions, RekeyAuthority, UnlockedIdentity};
 pub use password_block::{OptionFlags, PasswordBlock, PasswordSettings};
 pub use previous_block::{MAX_PREVIOUS_KEYS, PreviousKeysBlock, PreviousUnlockKeys};
+pub use reader::FieldError;
 pub use rescue_block::RescueBlock;
 pub use rescue_code::{RESCUE_CODE_DIGITS, RescueCode, RescueCodeError};
 
@@ -153,6 +154,15 @@ pub enum FormatError {
         block_type: u16,
         /// The declared length.
         length: u16,
+    },
+    /// A known block's declared length fits its layout, but its bytes do not
+    /// hold its fields: which field was cut short, or how many bytes trail.
+    #[error("block type {block_type}: {error}")]
+    BlockFields {
+        /// The block type.
+        block_type: u16,
+        /// The field that did not fit.
+        error: FieldError,
     },
     /// A type-3 block in the pre-v1 libsqrl layout (no edition field, 4-byte AAD):
     /// reading it as v1 would silently mis-decrypt (PITFALLS 16).

@@ -23,7 +23,7 @@ use rand_core::CryptoRngCore;
 use zeroize::Zeroizing;
 
 use super::cipher::{self, IV_LEN, TAG_LEN};
-use super::reader::Reader;
+use super::reader::{FieldError, Reader};
 use super::{BLOCK_TYPE_PASSWORD, FormatError, KdfCost, KdfStage, ProgressFn, StorageError};
 use crate::enscrypt::{self, DEFAULT_LOG_N, EnScryptParams};
 use crate::keys::{IdentityLockKey, IdentityMasterKey};
@@ -140,11 +140,11 @@ impl PasswordBlock {
             block_type: BLOCK_TYPE_PASSWORD,
             length: total,
         };
+        let fields = |error: FieldError| error.in_block(BLOCK_TYPE_PASSWORD);
         let mut r = Reader::new(block);
-        let (Some(length), Some(block_type), Some(aad_len)) = (r.u16_le(), r.u16_le(), r.u16_le())
-        else {
-            return Err(bad_length);
-        };
+        let length = r.u16_le("length").map_err(fields)?;
+        let block_type = r.u16_le("type").map_err(fields)?;
+        let aad_len = r.u16_le("plaintext length").map_err(fields)?;
         if usize::from(length) != block.len() || block_type != BLOCK_TYPE_PASSWORD {
             return Err(bad_length);
         }
@@ -155,42 +155,35 @@ impl PasswordBlock {
         {
             return Err(FormatError::BadPlaintextLength { aad_len, length });
         }
-        let fields = (|| {
-            let iv = r.take_array()?;
-            let salt = r.take_array()?;
-            let log_n = r.u8()?;
-            let iterations = r.u32_le()?;
+        r.read_to_end(|r| {
+            let iv = r.take_array("IV")?;
+            let salt = r.take_array("salt")?;
+            let kdf = read_kdf_params(r)?;
             let settings = PasswordSettings {
-                options: OptionFlags(r.u16_le()?),
-                hint_length: r.u8()?,
-                password_seconds: r.u8()?,
-                idle_timeout_minutes: r.u16_le()?,
+                options: OptionFlags(r.u16_le("option flags")?),
+                hint_length: r.u8("hint length")?,
+                password_seconds: r.u8("password verify seconds")?,
+                idle_timeout_minutes: r.u16_le("idle timeout")?,
             };
-            let extension = r.take(usize::from(aad_len - V1_AAD_LEN))?.to_vec();
-            let ciphertext = r.take_array()?;
-            let tag = r.take_array()?;
-            Some(Self {
+            let extension = r
+                .take("plaintext extension", usize::from(aad_len - V1_AAD_LEN))?
+                .to_vec();
+            Ok(Self {
                 iv,
                 salt,
-                kdf: EnScryptParams { log_n, iterations },
+                kdf,
                 settings,
                 extension,
-                ciphertext,
-                tag,
+                ciphertext: r.take_array("encrypted IMK and ILK")?,
+                tag: r.take_array("tag")?,
             })
-        })();
-        match fields {
-            Some(parsed) if r.is_empty() => Ok(parsed),
-            _ => Err(bad_length),
-        }
+        })
+        .map_err(fields)
     }
 
     /// Writes the block exactly as stored.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = self.aad();
-        out.extend_from_slice(&self.ciphertext);
-        out.extend_from_slice(&self.tag);
-        out
+        cipher::sealed_bytes(&self.aad(), &self.ciphertext, &self.tag)
     }
 
     /// The EnScrypt parameters stored in the block.
@@ -306,6 +299,15 @@ impl core::fmt::Debug for PasswordBlock {
             .field("extension_len", &self.extension.len())
             .finish_non_exhaustive()
     }
+}
+
+/// Reads the stored EnScrypt parameters, log2(N) then the iteration count, as
+/// the password and rescue blocks both lay them out after their salt.
+pub(super) fn read_kdf_params(r: &mut Reader<'_>) -> Result<EnScryptParams, FieldError> {
+    Ok(EnScryptParams {
+        log_n: r.u8("log2(N)")?,
+        iterations: r.u32_le("iterations")?,
+    })
 }
 
 /// Runs EnScrypt for a new block: timed or fixed, returning the parameters to store.

@@ -17,7 +17,7 @@
 use zeroize::Zeroizing;
 
 use super::cipher::{self, TAG_LEN, ZERO_IV};
-use super::reader::Reader;
+use super::reader::{FieldError, Reader};
 use super::{BLOCK_TYPE_PREVIOUS, FormatError, StorageError};
 use crate::keys::{IdentityMasterKey, IdentityUnlockKey};
 
@@ -70,31 +70,26 @@ impl PreviousKeysBlock {
         let count = (1..=MAX_PREVIOUS_KEYS)
             .find(|&n| v1_length(n) == block.len())
             .ok_or(bad_length.clone())?;
+        let fields = |error: FieldError| error.in_block(BLOCK_TYPE_PREVIOUS);
         let mut r = Reader::new(block);
-        let parsed = (|| {
-            let declared = r.u16_le()?;
-            let block_type = r.u16_le()?;
-            if usize::from(declared) != block.len() || block_type != BLOCK_TYPE_PREVIOUS {
-                return None;
-            }
-            Some(Self {
-                edition: r.u16_le()?,
-                ciphertext: r.take(32 * count)?.to_vec(),
-                tag: r.take_array()?,
-            })
-        })();
-        match parsed {
-            Some(parsed) if r.is_empty() => Ok(parsed),
-            _ => Err(bad_length),
+        let declared = r.u16_le("length").map_err(fields)?;
+        let block_type = r.u16_le("type").map_err(fields)?;
+        if usize::from(declared) != block.len() || block_type != BLOCK_TYPE_PREVIOUS {
+            return Err(bad_length);
         }
+        r.read_to_end(|r| {
+            Ok(Self {
+                edition: r.u16_le("edition")?,
+                ciphertext: r.take("encrypted IUKs", 32 * count)?.to_vec(),
+                tag: r.take_array("tag")?,
+            })
+        })
+        .map_err(fields)
     }
 
     /// Writes the block exactly as stored.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = self.aad().to_vec();
-        out.extend_from_slice(&self.ciphertext);
-        out.extend_from_slice(&self.tag);
-        out
+        cipher::sealed_bytes(&self.aad(), &self.ciphertext, &self.tag)
     }
 
     /// Number of rekeys so far, stored in clear.

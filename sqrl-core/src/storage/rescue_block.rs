@@ -19,8 +19,8 @@ use rand_core::CryptoRngCore;
 use zeroize::Zeroizing;
 
 use super::cipher::{self, TAG_LEN, ZERO_IV};
-use super::password_block::derive;
-use super::reader::Reader;
+use super::password_block::{derive, read_kdf_params};
+use super::reader::{FieldError, Reader};
 use super::{
     BLOCK_TYPE_RESCUE, FormatError, KdfCost, KdfStage, ProgressFn, RescueCode, StorageError,
 };
@@ -50,35 +50,27 @@ impl RescueBlock {
             block_type: BLOCK_TYPE_RESCUE,
             length: u16::try_from(block.len()).unwrap_or(u16::MAX),
         };
+        let fields = |error: FieldError| error.in_block(BLOCK_TYPE_RESCUE);
         let mut r = Reader::new(block);
-        let parsed = (|| {
-            let length = r.u16_le()?;
-            let block_type = r.u16_le()?;
-            if length != RESCUE_BLOCK_LEN || block_type != BLOCK_TYPE_RESCUE {
-                return None;
-            }
-            let salt = r.take_array()?;
-            let log_n = r.u8()?;
-            let iterations = r.u32_le()?;
-            Some(Self {
-                salt,
-                kdf: EnScryptParams { log_n, iterations },
-                ciphertext: r.take_array()?,
-                tag: r.take_array()?,
-            })
-        })();
-        match parsed {
-            Some(block) if r.is_empty() => Ok(block),
-            _ => Err(bad_length),
+        let length = r.u16_le("length").map_err(fields)?;
+        let block_type = r.u16_le("type").map_err(fields)?;
+        if length != RESCUE_BLOCK_LEN || block_type != BLOCK_TYPE_RESCUE {
+            return Err(bad_length);
         }
+        r.read_to_end(|r| {
+            Ok(Self {
+                salt: r.take_array("salt")?,
+                kdf: read_kdf_params(r)?,
+                ciphertext: r.take_array("encrypted IUK")?,
+                tag: r.take_array("tag")?,
+            })
+        })
+        .map_err(fields)
     }
 
     /// Writes the block exactly as stored.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = self.aad();
-        out.extend_from_slice(&self.ciphertext);
-        out.extend_from_slice(&self.tag);
-        out
+        cipher::sealed_bytes(&self.aad(), &self.ciphertext, &self.tag)
     }
 
     /// The EnScrypt parameters stored in the block.
@@ -156,6 +148,7 @@ mod tests {
     use rand_core::OsRng;
 
     use super::*;
+    use crate::storage::FieldError;
 
     #[test]
     fn round_trip_and_wrong_code() {
@@ -183,5 +176,58 @@ mod tests {
         for len in 0..bytes.len() {
             assert!(RescueBlock::parse(&bytes[..len]).is_err());
         }
+    }
+
+    /// A block with the right header and any content: parsing needs no key.
+    fn unencrypted_block() -> Vec<u8> {
+        let mut bytes = vec![73, 0, 2, 0];
+        bytes.resize(73, 0xAB);
+        bytes
+    }
+
+    #[test]
+    fn a_short_field_is_named() {
+        let block = unencrypted_block();
+        assert!(RescueBlock::parse(&block).is_ok());
+        // 4 header + 16 salt + 1 + 4 = 25 bytes before the 32 encrypted ones.
+        assert_eq!(
+            RescueBlock::parse(&block[..40]),
+            Err(FormatError::BlockFields {
+                block_type: BLOCK_TYPE_RESCUE,
+                error: FieldError::Short {
+                    field: "encrypted IUK",
+                    needed: 32,
+                    available: 15
+                }
+            })
+        );
+        assert_eq!(
+            RescueBlock::parse(&block[..60]),
+            Err(FormatError::BlockFields {
+                block_type: BLOCK_TYPE_RESCUE,
+                error: FieldError::Short {
+                    field: "tag",
+                    needed: 16,
+                    available: 3
+                }
+            })
+        );
+        assert_eq!(
+            RescueBlock::parse(&block[..3]).unwrap_err().to_string(),
+            "block type 2: field `type` needs 2 bytes but only 1 remain"
+        );
+    }
+
+    #[test]
+    fn trailing_bytes_are_counted() {
+        let mut block = unencrypted_block();
+        block.extend_from_slice(&[0; 5]);
+        assert_eq!(
+            RescueBlock::parse(&block),
+            Err(FormatError::BlockFields {
+                block_type: BLOCK_TYPE_RESCUE,
+                error: FieldError::Trailing { count: 5 }
+            })
+        );
     }
 }

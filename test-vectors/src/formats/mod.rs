@@ -188,12 +188,7 @@ impl Format {
     /// Checks every row of a text file. Rows are spread over the machine's cores:
     /// EnScrypt rows are expensive.
     fn check_rows(self, text: &str) -> Vec<(usize, Result<(), String>)> {
-        let mut rows: Vec<(usize, &str)> = text
-            .lines()
-            .enumerate()
-            .map(|(i, l)| (i + 1, l.trim_end_matches('\r')))
-            .filter(|(_, l)| !l.trim().is_empty() && !l.starts_with('#'))
-            .collect();
+        let mut rows: Vec<(usize, &str)> = crate::text::row_lines(text).collect();
         if self.layout() == Layout::CsvWithHeader && !rows.is_empty() {
             rows.remove(0);
         }

@@ -7,7 +7,7 @@ use sqrl_core::storage::{
     FormatError, PasswordBlock, RawBlock, RescueBlock, RescueCode, S4, StorageError,
 };
 
-use crate::text::{csv_fields, expect_eq, hex, hex_array, pipe_cells, to_hex};
+use crate::text::{csv_fields, expect_eq, hex, hex_array, label_and_hex, to_hex};
 
 /// `"hex",line,"digits","check"`: the digit string of the bytes and the check
 /// character of those digits as line `line`.
@@ -60,11 +60,7 @@ pub fn base56_full(row: &str) -> Result<(), String> {
 
 /// `label | hex`: an S4 file that must parse and be written back byte for byte.
 pub fn s4_round_trip(row: &str) -> Result<(), String> {
-    let cells = pipe_cells(row);
-    let [_, encoded, ..] = cells.as_slice() else {
-        return Err("expected `label | hex`".into());
-    };
-    let bytes = hex(encoded)?;
+    let (_, bytes) = label_and_hex(row)?;
     let parsed = S4::parse(&bytes).map_err(|e| e.to_string())?;
     if parsed.to_original_form() != bytes {
         return Err("written bytes differ from the input".into());

@@ -227,7 +227,7 @@ mod tests {
 
     #[test]
     fn names_follow_the_bits() {
-        let tif = Tif::COMMAND_FAILED | Tif::CLIENT_FAILURE | Tif::from_bits(0x400);
+        let tif = Tif::COMMAND_FAILED | Tif::CLIENT_FAILURE | Tif::from_bits_retain(0x400);
         assert_eq!(tif_flag_names(tif), ["command_failed", "client_failure"]);
         let (hex, names) = tif_json(Some(tif));
         assert_eq!(hex, "4c0");

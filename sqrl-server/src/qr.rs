@@ -19,7 +19,6 @@
 //! per-module path. The SVG is one path of horizontal runs rather than one
 //! rectangle per module.
 
-use std::fmt::Write as _;
 use std::sync::OnceLock;
 
 use qrcode::canvas::{Canvas, MaskPattern, Module};
@@ -312,23 +311,21 @@ fn low_bits(n: usize) -> Row {
     }
 }
 
-/// [`runs_penalty`] of one line of `width` bits.
+/// [`runs_penalty`] of one line of `width` bits. A run of `len >= 5`
+/// scores `len - 2`, which is its `len - 4` windows of five equal modules,
+/// plus 2 for the run itself (counted where it starts).
 fn line_runs_penalty(line: Row, width: usize) -> u32 {
-    let mut score = 0;
-    let mut x = 0;
-    while x < width {
-        let ahead = line >> x;
-        // The run's own colour as zeros, so that its length is the count of
-        // trailing zeros (bits past the line end it: light ones as zeros are
-        // cut off by `width`).
-        let run = if ahead & 1 == 1 { !ahead } else { ahead };
-        let len = (run.trailing_zeros() as usize).min(width - x);
-        if len >= 5 {
-            score += len as u32 - 2;
-        }
-        x += len;
+    if width < 5 {
+        return 0;
     }
-    score
+    // Bit j: modules j and j+1 are of one colour.
+    let same_next = !(line ^ (line >> 1));
+    // Bit j: modules j..=j+4 are of one colour.
+    let five =
+        same_next & (same_next >> 1) & (same_next >> 2) & (same_next >> 3) & low_bits(width - 4);
+    // ... and module j-1 is not (or j is the first).
+    let starts = five & !(same_next << 1);
+    five.count_ones() + 2 * starts.count_ones()
 }
 
 /// [`finder_penalty`] of one line of `width` bits.
@@ -384,12 +381,16 @@ pub fn svg(data: &str) -> Result<String, QrError> {
     let symbol = Symbol::encode(data)?;
     let side = symbol.width + 2 * QUIET_ZONE;
     let pixels = side * SVG_MIN_SIDE.div_ceil(side);
+    let mut numbers = itoa::Buffer::new();
+    let mut run_digits = itoa::Buffer::new();
     let mut out = format!(
         "<?xml version=\"1.0\" standalone=\"yes\"?>\
          <svg xmlns=\"http://www.w3.org/2000/svg\" version=\"1.1\" width=\"{pixels}\" \
          height=\"{pixels}\" viewBox=\"0 0 {side} {side}\" shape-rendering=\"crispEdges\">\
          <rect width=\"{side}\" height=\"{side}\" fill=\"#ffffff\"/><path fill=\"#000000\" d=\""
     );
+    // About 20 bytes a run, a run every other module or so.
+    out.reserve(symbol.width * symbol.width * 10);
     for y in 0..symbol.width {
         let mut x = 0;
         while x < symbol.width {
@@ -401,13 +402,18 @@ pub fn svg(data: &str) -> Result<String, QrError> {
             while x < symbol.width && symbol.at(x, y) {
                 x += 1;
             }
-            let run = x - start;
-            let _ = write!(
-                out,
-                "M{} {}h{run}v1h-{run}z",
-                start + QUIET_ZONE,
-                y + QUIET_ZONE
-            );
+            // `M{x} {y}h{run}v1h-{run}z`, without the formatting machinery
+            // (which was half the cost of a code).
+            let run = run_digits.format(x - start);
+            out.push('M');
+            out.push_str(numbers.format(start + QUIET_ZONE));
+            out.push(' ');
+            out.push_str(numbers.format(y + QUIET_ZONE));
+            out.push('h');
+            out.push_str(run);
+            out.push_str("v1h-");
+            out.push_str(run);
+            out.push('z');
         }
     }
     out.push_str("\"/></svg>");

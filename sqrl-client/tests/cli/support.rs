@@ -332,7 +332,8 @@ impl Run {
             .iter()
             .map(|flag| flag.as_str().unwrap().to_owned())
             .collect();
-        let named = sqrl_client::refusal::tif_flag_names(sqrl_core::msg::Tif::from_bits(tif));
+        let named =
+            sqrl_client::refusal::tif_flag_names(sqrl_core::msg::Tif::from_bits_retain(tif));
         assert_eq!(flags, named, "{value}");
         (code.to_owned(), tif, flags)
     }

@@ -22,7 +22,7 @@ use crate::config::{Config, PublicOrigin};
 use crate::metrics::Metrics;
 use crate::net;
 use crate::notify::Notifier;
-use crate::ratelimit::RateLimiter;
+use crate::ratelimit::{self, RateLimiter};
 use crate::routes;
 use crate::store::Store;
 use crate::streams::EventStreams;
@@ -254,8 +254,8 @@ async fn front_door(State(state): State<AppState>, mut request: Request, next: N
         )
             .into_response();
     }
-    if let Some(limiter) = &state.limiter {
-        if !exempt && !limiter.check(net::rate_limit_key(ip), Instant::now()) {
+    if let Some(limiter) = state.limiter.as_ref().filter(|_| !exempt) {
+        if let Err(limited) = limiter.check(net::rate_limit_key(ip)) {
             state.metrics.rate_limited();
             let mut response = (
                 StatusCode::TOO_MANY_REQUESTS,
@@ -263,9 +263,10 @@ async fn front_door(State(state): State<AppState>, mut request: Request, next: N
                 "too many requests from this address, slow down\n",
             )
                 .into_response();
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(ratelimit::retry_after_secs(limited)),
+            );
             return response;
         }
     }

@@ -11,7 +11,6 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use sqrl_core::msg::{Ask, AskButton};
 use sqrl_core::server::{Endpoint, Policy};
 use tokio::sync::watch;
 use tower_http::limit::RequestBodyLimitLayer;
@@ -112,20 +111,7 @@ impl AppState {
         shutdown: watch::Receiver<bool>,
     ) -> Result<Self, StateError> {
         let endpoint = Endpoint::from_origin(&origin.http_origin(), CLIENT_PATH)?;
-        // Each nut of a page's conversation lives one nut lifetime from the
-        // reply that hands it out (the store caps it at the attempt's end).
-        let mut policy = Policy::new().with_nut_lifetime(config.nut_lifetime.as_secs());
-        if let Some(sin) = &config.sin {
-            policy = policy.with_sin(sin.clone())?;
-        }
-        if let Some(ask) = &config.ask {
-            let mut question = Ask::new(ask.message.clone());
-            for button in &ask.buttons {
-                question = question
-                    .with_button(AskButton::new(button.label.clone(), button.url.clone())?)?;
-            }
-            policy = policy.with_ask(question);
-        }
+        let policy = config.policy()?;
         let limiter = config.rate_limit.map(RateLimiter::new);
         let hsts = (origin.is_secure() && !config.hsts_max_age.is_zero()).then(|| {
             HeaderValue::from_str(&format!("max-age={}", config.hsts_max_age.as_secs()))

@@ -64,7 +64,8 @@ fn invalid(name: &'static str, reason: impl Into<String>) -> ConfigError {
     }
 }
 
-/// The operator API's bearer token: never printed.
+/// The operator API's bearer token: never printed. It serializes only so
+/// that [`Settings`] can merge a flag's value with the TOML file's.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct OperatorToken(String);

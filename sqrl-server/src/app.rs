@@ -11,7 +11,6 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use sqrl_core::msg::{Ask, AskButton};
 use sqrl_core::server::{Endpoint, Policy};
 use tokio::sync::watch;
 use tower_http::limit::RequestBodyLimitLayer;
@@ -22,7 +21,7 @@ use crate::config::{Config, PublicOrigin};
 use crate::metrics::Metrics;
 use crate::net;
 use crate::notify::Notifier;
-use crate::ratelimit::RateLimiter;
+use crate::ratelimit::{self, RateLimiter};
 use crate::routes;
 use crate::store::Store;
 use crate::streams::EventStreams;
@@ -112,20 +111,7 @@ impl AppState {
         shutdown: watch::Receiver<bool>,
     ) -> Result<Self, StateError> {
         let endpoint = Endpoint::from_origin(&origin.http_origin(), CLIENT_PATH)?;
-        // Each nut of a page's conversation lives one nut lifetime from the
-        // reply that hands it out (the store caps it at the attempt's end).
-        let mut policy = Policy::new().with_nut_lifetime(config.nut_lifetime.as_secs());
-        if let Some(sin) = &config.sin {
-            policy = policy.with_sin(sin.clone())?;
-        }
-        if let Some(ask) = &config.ask {
-            let mut question = Ask::new(ask.message.clone());
-            for button in &ask.buttons {
-                question = question
-                    .with_button(AskButton::new(button.label.clone(), button.url.clone())?)?;
-            }
-            policy = policy.with_ask(question);
-        }
+        let policy = config.policy()?;
         let limiter = config.rate_limit.map(RateLimiter::new);
         let hsts = (origin.is_secure() && !config.hsts_max_age.is_zero()).then(|| {
             HeaderValue::from_str(&format!("max-age={}", config.hsts_max_age.as_secs()))
@@ -254,8 +240,8 @@ async fn front_door(State(state): State<AppState>, mut request: Request, next: N
         )
             .into_response();
     }
-    if let Some(limiter) = &state.limiter {
-        if !exempt && !limiter.check(net::rate_limit_key(ip), Instant::now()) {
+    if let Some(limiter) = state.limiter.as_ref().filter(|_| !exempt) {
+        if let Err(limited) = limiter.check(net::rate_limit_key(ip)) {
             state.metrics.rate_limited();
             let mut response = (
                 StatusCode::TOO_MANY_REQUESTS,
@@ -263,9 +249,10 @@ async fn front_door(State(state): State<AppState>, mut request: Request, next: N
                 "too many requests from this address, slow down\n",
             )
                 .into_response();
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(ratelimit::retry_after_secs(limited)),
+            );
             return response;
         }
     }

@@ -1,33 +1,36 @@
-//! Configuration: command-line flags, `SQRL_*` environment variables and an
-//! optional TOML file, merged in that order of precedence into one validated
-//! [`Config`].
+//! Configuration: every setting's flag, `SQRL_*` environment variable, TOML
+//! key and default come from one declaration ([`Settings`]), validated into
+//! one [`Config`] by the same constructors the protocol uses.
 //!
 //! ```text
 //! flag  >  environment variable  >  TOML file  >  built-in default
 //! ```
 
+mod origin;
+mod settings;
+
+use std::ffi::OsString;
 use std::net::{IpAddr, SocketAddr};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Parser, ValueHint};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use sqrl_core::msg::{Ask, AskButton, MessageError};
+use sqrl_core::server::Policy;
 
 use crate::net::IpNet;
 pub use crate::store::Database;
-
-/// Reads `--db` (any text names a SQLite file unless it is a PostgreSQL URL).
-fn parse_database(text: &str) -> Result<Database, String> {
-    if text.is_empty() {
-        return Err("empty database name".to_owned());
-    }
-    Ok(Database::parse(text))
-}
+pub use origin::{PublicOrigin, PublicScheme};
+pub use settings::Settings;
 
 /// Why a configuration could not be built.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {
+    /// A flag or environment variable is not valid, or `--help`/`--version`
+    /// was asked for (its [`clap::Error::exit`] prints and exits).
+    #[error("{0}")]
+    Args(clap::Error),
     /// The TOML file could not be read.
     #[error("reading config file {path}: {source}")]
     Read {
@@ -61,223 +64,9 @@ fn invalid(name: &'static str, reason: impl Into<String>) -> ConfigError {
     }
 }
 
-/// Command-line flags. Every flag can also come from an `SQRL_*` environment
-/// variable and from the TOML file named by `--config` (same names, `_` for `-`).
-#[derive(Debug, Default, Parser)]
-#[command(name = "sqrl-server", version, about = "The SQRL login service")]
-pub struct Cli {
-    /// TOML configuration file (flags and environment variables override it).
-    #[arg(long, env = "SQRL_CONFIG", value_hint = ValueHint::FilePath)]
-    pub config: Option<PathBuf>,
-
-    /// Address and port to listen on [default: 127.0.0.1:8080].
-    #[arg(long, env = "SQRL_BIND")]
-    pub bind: Option<SocketAddr>,
-
-    /// The database: a SQLite file, created if missing [default: ./sqrl.db],
-    /// or a PostgreSQL URL (`postgres://user@host/dbname`) shared by several
-    /// instances.
-    #[arg(long, env = "SQRL_DB", value_hint = ValueHint::FilePath, value_parser = parse_database)]
-    pub db: Option<Database>,
-
-    /// The origin visitors use, e.g. `https://login.example.com`. `http://`
-    /// makes the service hand out `qrl://` links, `https://` `sqrl://` links.
-    /// (Default: `http://<bind>`, or `https://<bind>` with --tls-cert.)
-    #[arg(long, env = "SQRL_PUBLIC_ORIGIN")]
-    pub public_origin: Option<String>,
-
-    /// PEM certificate chain for built-in TLS (needs --tls-key).
-    #[arg(long, env = "SQRL_TLS_CERT", value_hint = ValueHint::FilePath)]
-    pub tls_cert: Option<PathBuf>,
-
-    /// PEM private key for built-in TLS (needs --tls-cert).
-    #[arg(long, env = "SQRL_TLS_KEY", value_hint = ValueHint::FilePath)]
-    pub tls_key: Option<PathBuf>,
-
-    /// Reverse proxies (IPs or CIDR blocks, comma-separated) whose
-    /// `X-Forwarded-For` is believed. Nobody else's is.
-    #[arg(long, env = "SQRL_TRUSTED_PROXIES", value_delimiter = ',')]
-    pub trusted_proxies: Option<Vec<String>>,
-
-    /// Sustained requests per second allowed from one client address (IPv6: one /64).
-    #[arg(long, env = "SQRL_RATE_LIMIT_PER_SECOND")]
-    pub rate_limit_per_second: Option<f64>,
-
-    /// Burst of requests one client address may send at once. Keep it generous:
-    /// an office behind one NAT address is many people.
-    #[arg(long, env = "SQRL_RATE_LIMIT_BURST")]
-    pub rate_limit_burst: Option<u32>,
-
-    /// Seconds a client has to send a whole request header, counted from
-    /// when the connection opens or goes idle after a response (so it is
-    /// also the keep-alive idle timeout) [default: 10].
-    #[arg(long, env = "SQRL_HEADER_READ_TIMEOUT")]
-    pub header_read_timeout: Option<u64>,
-
-    /// Seconds a client has to complete the TLS handshake [default: 10].
-    #[arg(long, env = "SQRL_TLS_HANDSHAKE_TIMEOUT")]
-    pub tls_handshake_timeout: Option<u64>,
-
-    /// Open connections allowed in all; keep it below the file-descriptor
-    /// limit (`ulimit -n`) [default: 4096].
-    #[arg(long, env = "SQRL_MAX_CONNECTIONS")]
-    pub max_connections: Option<usize>,
-
-    /// Open connections allowed from one client address (IPv6: one /64).
-    /// Trusted proxies are exempt (they carry many users) [default: 256].
-    #[arg(long, env = "SQRL_MAX_CONNECTIONS_PER_ADDRESS")]
-    pub max_connections_per_address: Option<usize>,
-
-    /// Open login event streams allowed in all [default: 1024].
-    #[arg(long, env = "SQRL_MAX_EVENT_STREAMS")]
-    pub max_event_streams: Option<usize>,
-
-    /// Open login event streams allowed from one client address (IPv6: one
-    /// /64) [default: 64].
-    #[arg(long, env = "SQRL_MAX_EVENT_STREAMS_PER_ADDRESS")]
-    pub max_event_streams_per_address: Option<usize>,
-
-    /// Open event streams of one login attempt; another one closes the
-    /// oldest [default: 3].
-    #[arg(long, env = "SQRL_MAX_EVENT_STREAMS_PER_ATTEMPT")]
-    pub max_event_streams_per_attempt: Option<usize>,
-
-    /// Seconds a nut shown on a login page stays valid (the page rotates it sooner).
-    #[arg(long, env = "SQRL_NUT_LIFETIME")]
-    pub nut_lifetime: Option<u64>,
-
-    /// Seconds a whole login attempt may take, from page load to collected session.
-    #[arg(long, env = "SQRL_ATTEMPT_LIFETIME")]
-    pub attempt_lifetime: Option<u64>,
-
-    /// Seconds a browser session lasts at most, however active [default: 7 days].
-    #[arg(long, env = "SQRL_SESSION_LIFETIME")]
-    pub session_lifetime: Option<u64>,
-
-    /// Seconds a browser session survives unused [default: 24 hours].
-    #[arg(long, env = "SQRL_SESSION_IDLE_TIMEOUT")]
-    pub session_idle_timeout: Option<u64>,
-
-    /// Whether replacing an identity (rekey) ends the account's sessions
-    /// [default: true]. Disabling SQRL login always does.
-    #[arg(long, env = "SQRL_REVOKE_SESSIONS_ON_REKEY")]
-    pub revoke_sessions_on_rekey: Option<bool>,
-
-    /// `max-age` of the Strict-Transport-Security header sent when the public
-    /// origin is https:// (0 sends none) [default: one year].
-    #[arg(long, env = "SQRL_HSTS_MAX_AGE")]
-    pub hsts_max_age: Option<u64>,
-
-    /// Bearer token of the operator API (`/api/...`); the API is off without it.
-    #[arg(long, env = "SQRL_OPERATOR_TOKEN", hide_env_values = true)]
-    pub operator_token: Option<OperatorToken>,
-
-    /// A question shown by the identity client on every login (`ask`), in plain text.
-    #[arg(long, env = "SQRL_ASK")]
-    pub ask: Option<String>,
-
-    /// Buttons for --ask (up to two, comma-separated), each `label` or
-    /// `label;/path`: the browser of a user who chooses a button with a path
-    /// goes there once logged in (SPEC 3 `ask`).
-    #[arg(long, env = "SQRL_ASK_BUTTONS", value_delimiter = ',')]
-    pub ask_buttons: Option<Vec<String>>,
-
-    /// A `sin` (secret index) to request with every login.
-    #[arg(long, env = "SQRL_SIN")]
-    pub sin: Option<String>,
-
-    /// Largest request body accepted, in bytes.
-    #[arg(long, env = "SQRL_MAX_BODY_BYTES")]
-    pub max_body_bytes: Option<usize>,
-
-    /// Seconds before a request (other than the live event stream) times out.
-    #[arg(long, env = "SQRL_REQUEST_TIMEOUT")]
-    pub request_timeout: Option<u64>,
-
-    /// Number of database connections (SQLite: readers plus the writer;
-    /// PostgreSQL: the pool's size).
-    #[arg(long, env = "SQRL_DB_CONNECTIONS")]
-    pub db_connections: Option<usize>,
-}
-
-/// The TOML file: the same settings as [`Cli`], all optional.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FileConfig {
-    /// See [`Cli::bind`].
-    pub bind: Option<SocketAddr>,
-    /// See [`Cli::db`].
-    pub db: Option<Database>,
-    /// See [`Cli::public_origin`].
-    pub public_origin: Option<String>,
-    /// See [`Cli::tls_cert`].
-    pub tls_cert: Option<PathBuf>,
-    /// See [`Cli::tls_key`].
-    pub tls_key: Option<PathBuf>,
-    /// See [`Cli::trusted_proxies`].
-    pub trusted_proxies: Option<Vec<String>>,
-    /// See [`Cli::rate_limit_per_second`].
-    pub rate_limit_per_second: Option<f64>,
-    /// See [`Cli::rate_limit_burst`].
-    pub rate_limit_burst: Option<u32>,
-    /// See [`Cli::header_read_timeout`].
-    pub header_read_timeout: Option<u64>,
-    /// See [`Cli::tls_handshake_timeout`].
-    pub tls_handshake_timeout: Option<u64>,
-    /// See [`Cli::max_connections`].
-    pub max_connections: Option<usize>,
-    /// See [`Cli::max_connections_per_address`].
-    pub max_connections_per_address: Option<usize>,
-    /// See [`Cli::max_event_streams`].
-    pub max_event_streams: Option<usize>,
-    /// See [`Cli::max_event_streams_per_address`].
-    pub max_event_streams_per_address: Option<usize>,
-    /// See [`Cli::max_event_streams_per_attempt`].
-    pub max_event_streams_per_attempt: Option<usize>,
-    /// See [`Cli::nut_lifetime`].
-    pub nut_lifetime: Option<u64>,
-    /// See [`Cli::attempt_lifetime`].
-    pub attempt_lifetime: Option<u64>,
-    /// See [`Cli::session_lifetime`].
-    pub session_lifetime: Option<u64>,
-    /// See [`Cli::session_idle_timeout`].
-    pub session_idle_timeout: Option<u64>,
-    /// See [`Cli::revoke_sessions_on_rekey`].
-    pub revoke_sessions_on_rekey: Option<bool>,
-    /// See [`Cli::hsts_max_age`].
-    pub hsts_max_age: Option<u64>,
-    /// See [`Cli::operator_token`].
-    pub operator_token: Option<OperatorToken>,
-    /// See [`Cli::ask`].
-    pub ask: Option<String>,
-    /// See [`Cli::ask_buttons`].
-    pub ask_buttons: Option<Vec<String>>,
-    /// See [`Cli::sin`].
-    pub sin: Option<String>,
-    /// See [`Cli::max_body_bytes`].
-    pub max_body_bytes: Option<usize>,
-    /// See [`Cli::request_timeout`].
-    pub request_timeout: Option<u64>,
-    /// See [`Cli::db_connections`].
-    pub db_connections: Option<usize>,
-}
-
-impl FileConfig {
-    /// Reads and parses a TOML file.
-    pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-        toml::from_str(&text).map_err(|source| ConfigError::Parse {
-            path: path.to_owned(),
-            source: Box::new(source),
-        })
-    }
-}
-
-/// The operator API's bearer token: never printed.
-#[derive(Clone, PartialEq, Eq, Deserialize)]
+/// The operator API's bearer token: never printed. It serializes only so
+/// that [`Settings`] can merge a flag's value with the TOML file's.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct OperatorToken(String);
 
@@ -306,134 +95,6 @@ impl std::fmt::Debug for OperatorToken {
     }
 }
 
-/// Whether SQRL links use `sqrl://` (HTTPS) or `qrl://` (plain HTTP) (SPEC 1.1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PublicScheme {
-    /// `http://` origin, `qrl://` links.
-    Http,
-    /// `https://` origin, `sqrl://` links.
-    Https,
-}
-
-/// The origin visitors and identity clients reach the service at.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PublicOrigin {
-    scheme: PublicScheme,
-    /// `host[:port]`, lower-cased, as it appears after `scheme://`.
-    authority: String,
-}
-
-impl PublicOrigin {
-    /// Parses `http[s]://host[:port]` (a trailing `/` is tolerated; no path,
-    /// query, userinfo or fragment).
-    pub fn parse(text: &str) -> Result<Self, ConfigError> {
-        let text = text.trim_end_matches('/');
-        let (scheme, authority) = if let Some(rest) = text.strip_prefix("https://") {
-            (PublicScheme::Https, rest)
-        } else if let Some(rest) = text.strip_prefix("http://") {
-            (PublicScheme::Http, rest)
-        } else {
-            return Err(invalid(
-                "public-origin",
-                "must start with http:// or https://",
-            ));
-        };
-        let valid = !authority.is_empty()
-            && authority
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b));
-        if !valid {
-            return Err(invalid(
-                "public-origin",
-                "must be scheme://host[:port] with no path, query or userinfo",
-            ));
-        }
-        Ok(Self {
-            scheme,
-            authority: authority.to_ascii_lowercase(),
-        })
-    }
-
-    /// The origin for a listener address when none is configured.
-    pub fn for_addr(addr: SocketAddr, scheme: PublicScheme) -> Self {
-        Self {
-            scheme,
-            authority: addr.to_string(),
-        }
-    }
-
-    /// HTTP or HTTPS.
-    pub fn scheme(&self) -> PublicScheme {
-        self.scheme
-    }
-
-    /// `http://host[:port]` or `https://host[:port]`.
-    pub fn http_origin(&self) -> String {
-        match self.scheme {
-            PublicScheme::Http => format!("http://{}", self.authority),
-            PublicScheme::Https => format!("https://{}", self.authority),
-        }
-    }
-
-    /// `qrl://host[:port]` or `sqrl://host[:port]`.
-    pub fn sqrl_origin(&self) -> String {
-        match self.scheme {
-            PublicScheme::Http => format!("qrl://{}", self.authority),
-            PublicScheme::Https => format!("sqrl://{}", self.authority),
-        }
-    }
-
-    /// Whether cookies get the `Secure` attribute.
-    pub fn is_secure(&self) -> bool {
-        self.scheme == PublicScheme::Https
-    }
-
-    /// Whether a request's `Host` (or `:authority`) names this origin: the
-    /// same host, case-insensitively, and the same port, where an absent port
-    /// is the scheme's default.
-    pub fn matches_host(&self, host: &str) -> bool {
-        let default_port = match self.scheme {
-            PublicScheme::Http => "80",
-            PublicScheme::Https => "443",
-        };
-        match (
-            split_authority(&self.authority, default_port),
-            split_authority(host, default_port),
-        ) {
-            (Some((ours, our_port)), Some((theirs, their_port))) => {
-                ours.eq_ignore_ascii_case(theirs) && our_port == their_port
-            }
-            _ => false,
-        }
-    }
-}
-
-/// `host[:port]` or `[v6]:port` into host and port (the default when absent).
-/// `None` for a malformed authority.
-fn split_authority<'a>(authority: &'a str, default_port: &'a str) -> Option<(&'a str, &'a str)> {
-    let (host, port) = if let Some(rest) = authority.strip_prefix('[') {
-        // Brackets hold an IPv6 address and nothing else.
-        let (host, after) = rest.split_once(']')?;
-        host.parse::<std::net::Ipv6Addr>().ok()?;
-        match after {
-            "" => (host, None),
-            _ => (host, Some(after.strip_prefix(':')?)),
-        }
-    } else {
-        let (host, port) = match authority.split_once(':') {
-            Some((host, port)) => (host, Some(port)),
-            None => (authority, None),
-        };
-        if host.contains(['[', ']']) {
-            return None;
-        }
-        (host, port)
-    };
-    let port = port.unwrap_or(default_port);
-    let valid = !host.is_empty() && !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit());
-    valid.then_some((host, port))
-}
-
 /// The `ask` shown by the identity client (SPEC 3, `ask=`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AskConfig {
@@ -441,6 +102,18 @@ pub struct AskConfig {
     pub message: String,
     /// Up to two buttons.
     pub buttons: Vec<AskButtonConfig>,
+}
+
+impl AskConfig {
+    /// The question as the protocol sends it; sqrl-core's constructors decide
+    /// what a valid button is and how many there may be.
+    pub fn to_ask(&self) -> Result<Ask, MessageError> {
+        self.buttons
+            .iter()
+            .try_fold(Ask::new(self.message.clone()), |ask, button| {
+                ask.with_button(AskButton::new(button.label.clone(), button.url.clone())?)
+            })
+    }
 }
 
 /// One button of the `ask`.
@@ -472,8 +145,9 @@ impl AskButtonConfig {
     }
 
     /// Reads `label` or `label;/path`, the form SPEC 3 uses on the wire.
-    /// The path must be root-anchored (`/...`, not `//...`) and printable
-    /// ASCII: the browser is redirected to it, so it may not lead off-site.
+    /// sqrl-core checks the button; this service adds that the URL be a path
+    /// on this site (`/...`, no backslash): the browser is redirected to it,
+    /// so it may not lead off-site.
     pub fn parse(text: &str) -> Result<Self, ConfigError> {
         let (label, url) = match text.split_once(';') {
             Some((label, url)) => (label.trim(), Some(url.trim())),
@@ -482,15 +156,19 @@ impl AskButtonConfig {
         if label.is_empty() {
             return Err(invalid("ask-buttons", "a button needs a label"));
         }
-        if let Some(url) = url {
-            let anchored = url.starts_with('/') && !url.starts_with("//");
-            if !anchored || !url.bytes().all(|b| b.is_ascii_graphic()) || url.contains('\\') {
-                return Err(invalid(
-                    "ask-buttons",
-                    format!("{url:?} is not a root-anchored path on this site (SPEC 3)"),
-                ));
-            }
+        let off_site = |url: &&str| !url.starts_with('/') || url.contains('\\');
+        if let Some(url) = url.filter(off_site) {
+            return Err(invalid(
+                "ask-buttons",
+                format!("{url:?} is not a root-anchored path on this site (SPEC 3)"),
+            ));
         }
+        AskButton::new(label, url.map(str::to_owned)).map_err(|error| {
+            invalid(
+                "ask-buttons",
+                format!("{text:?}: {error} (SPEC 3 wants a root-anchored path)"),
+            )
+        })?;
         Ok(Self {
             label: label.to_owned(),
             url: url.map(str::to_owned),
@@ -498,12 +176,13 @@ impl AskButtonConfig {
     }
 }
 
-/// Per-client-address rate limit (token bucket).
+/// Per-client-address rate limit: `burst` requests at once, refilled at
+/// `per_second`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RateLimit {
-    /// Tokens added per second.
+    /// Requests allowed per second, sustained.
     pub per_second: f64,
-    /// Bucket size.
+    /// Requests allowed at once.
     pub burst: u32,
 }
 
@@ -530,15 +209,7 @@ pub struct ConnectionLimits {
 
 impl Default for ConnectionLimits {
     fn default() -> Self {
-        Self {
-            header_read_timeout: Duration::from_secs(10),
-            tls_handshake_timeout: Duration::from_secs(10),
-            max_connections: 4096,
-            max_connections_per_address: 256,
-            max_event_streams: 1024,
-            max_event_streams_per_address: 64,
-            max_event_streams_per_attempt: 3,
-        }
+        Config::default().limits
     }
 }
 
@@ -548,69 +219,51 @@ const MAX_CONNECTION_TIMEOUT: u64 = 300;
 /// Most event streams one attempt may hold (a page needs one).
 const MAX_STREAMS_PER_ATTEMPT: usize = 16;
 
-/// The connection limits of flags (with environment) over a file, validated.
-fn connection_limits(cli: &Cli, file: &FileConfig) -> Result<ConnectionLimits, ConfigError> {
-    let defaults = ConnectionLimits::default();
-    let timeout = |name: &'static str, value: Option<u64>, default: Duration| match value {
-        None => Ok(default),
-        Some(secs) if (1..=MAX_CONNECTION_TIMEOUT).contains(&secs) => Ok(Duration::from_secs(secs)),
-        Some(_) => Err(invalid(
-            name,
-            format!("must be 1 to {MAX_CONNECTION_TIMEOUT} seconds"),
-        )),
+/// The default cap of connections from one address, when the total allows it.
+const CONNECTIONS_PER_ADDRESS: usize = 256;
+
+/// The default cap of event streams from one address, when the total allows it.
+const EVENT_STREAMS_PER_ADDRESS: usize = 64;
+
+/// The connection limits of `settings`, validated.
+fn connection_limits(settings: &Settings) -> Result<ConnectionLimits, ConfigError> {
+    let timeout = |name: &'static str, secs: u64| {
+        if (1..=MAX_CONNECTION_TIMEOUT).contains(&secs) {
+            Ok(Duration::from_secs(secs))
+        } else {
+            Err(invalid(
+                name,
+                format!("must be 1 to {MAX_CONNECTION_TIMEOUT} seconds"),
+            ))
+        }
     };
-    let header_read_timeout = timeout(
-        "header-read-timeout",
-        cli.header_read_timeout.or(file.header_read_timeout),
-        defaults.header_read_timeout,
-    )?;
-    let tls_handshake_timeout = timeout(
-        "tls-handshake-timeout",
-        cli.tls_handshake_timeout.or(file.tls_handshake_timeout),
-        defaults.tls_handshake_timeout,
-    )?;
-    let max_connections = cli
-        .max_connections
-        .or(file.max_connections)
-        .unwrap_or(defaults.max_connections);
+    let max_connections = settings.max_connections;
     if max_connections == 0 {
         return Err(invalid("max-connections", "must be at least 1"));
     }
-    let max_connections_per_address = cli
+    let max_connections_per_address = settings
         .max_connections_per_address
-        .or(file.max_connections_per_address)
-        .unwrap_or(defaults.max_connections_per_address.min(max_connections));
+        .unwrap_or(CONNECTIONS_PER_ADDRESS.min(max_connections));
     if !(1..=max_connections).contains(&max_connections_per_address) {
         return Err(invalid(
             "max-connections-per-address",
             "must be 1 to max-connections",
         ));
     }
-    let max_event_streams = cli
-        .max_event_streams
-        .or(file.max_event_streams)
-        .unwrap_or(defaults.max_event_streams);
+    let max_event_streams = settings.max_event_streams;
     if max_event_streams == 0 {
         return Err(invalid("max-event-streams", "must be at least 1"));
     }
-    let max_event_streams_per_address = cli
+    let max_event_streams_per_address = settings
         .max_event_streams_per_address
-        .or(file.max_event_streams_per_address)
-        .unwrap_or(
-            defaults
-                .max_event_streams_per_address
-                .min(max_event_streams),
-        );
+        .unwrap_or(EVENT_STREAMS_PER_ADDRESS.min(max_event_streams));
     if !(1..=max_event_streams).contains(&max_event_streams_per_address) {
         return Err(invalid(
             "max-event-streams-per-address",
             "must be 1 to max-event-streams",
         ));
     }
-    let max_event_streams_per_attempt = cli
-        .max_event_streams_per_attempt
-        .or(file.max_event_streams_per_attempt)
-        .unwrap_or(defaults.max_event_streams_per_attempt);
+    let max_event_streams_per_attempt = settings.max_event_streams_per_attempt;
     if !(1..=MAX_STREAMS_PER_ATTEMPT).contains(&max_event_streams_per_attempt) {
         return Err(invalid(
             "max-event-streams-per-attempt",
@@ -618,8 +271,8 @@ fn connection_limits(cli: &Cli, file: &FileConfig) -> Result<ConnectionLimits, C
         ));
     }
     Ok(ConnectionLimits {
-        header_read_timeout,
-        tls_handshake_timeout,
+        header_read_timeout: timeout("header-read-timeout", settings.header_read_timeout)?,
+        tls_handshake_timeout: timeout("tls-handshake-timeout", settings.tls_handshake_timeout)?,
         max_connections,
         max_connections_per_address,
         max_event_streams,
@@ -694,33 +347,19 @@ pub const MIN_SESSION_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 /// Longest a page may show the same nut (issue 3: rotate at least every 60 s).
 pub const MAX_NUT_ROTATION: Duration = Duration::from_secs(60);
 
+/// Longest a single-use login link may stay valid.
+pub const MAX_LOGIN_TOKEN_LIFETIME: Duration = Duration::from_secs(600);
+
+/// Longest `sin` accepted (it is an index the site chooses, not a secret).
+const MAX_SIN_LEN: usize = 64;
+
 impl Default for Config {
+    /// The built-in defaults of [`Settings`], whatever the environment says.
     fn default() -> Self {
-        Self {
-            bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
-            db: Database::Sqlite(PathBuf::from("sqrl.db")),
-            public_origin: None,
-            tls: None,
-            trusted_proxies: Vec::new(),
-            rate_limit: Some(RateLimit {
-                per_second: 20.0,
-                burst: 300,
-            }),
-            limits: ConnectionLimits::default(),
-            nut_lifetime: Duration::from_secs(120),
-            attempt_lifetime: MAX_ATTEMPT_LIFETIME,
-            nut_rotation: Duration::from_secs(50),
-            session_lifetime: Duration::from_secs(7 * 24 * 3600),
-            session_idle_timeout: Duration::from_secs(24 * 3600),
-            revoke_sessions_on_rekey: true,
-            hsts_max_age: Duration::from_secs(365 * 24 * 3600),
-            login_token_lifetime: Duration::from_secs(60),
-            operator_token: None,
-            ask: None,
-            sin: None,
-            max_body_bytes: 16 * 1024,
-            request_timeout: Duration::from_secs(15),
-            db_connections: 4,
+        match Self::from_settings(Settings::defaults()) {
+            Ok(config) => config,
+            // The `defaults_are_valid` test holds this.
+            Err(error) => panic!("the built-in defaults are invalid: {error}"),
         }
     }
 }
@@ -736,27 +375,26 @@ impl Config {
         }
     }
 
-    /// Merges flags/environment with the TOML file (if any) and validates.
-    pub fn from_cli(cli: Cli) -> Result<Self, ConfigError> {
-        let file = match &cli.config {
-            Some(path) => FileConfig::load(path)?,
-            None => FileConfig::default(),
-        };
-        Self::merge(cli, file)
+    /// Reads flags (`args`, the program name first), the environment and
+    /// the file `--config` names, and validates them.
+    pub fn load<I, T>(args: I) -> Result<Self, ConfigError>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<OsString> + Clone,
+    {
+        Self::from_settings(Settings::from_args(args)?)
     }
 
-    /// Merges flags (already holding environment values) over a file.
-    pub fn merge(cli: Cli, file: FileConfig) -> Result<Self, ConfigError> {
-        let defaults = Self::default();
-        let limits = connection_limits(&cli, &file)?;
-        let tls = match (cli.tls_cert.or(file.tls_cert), cli.tls_key.or(file.tls_key)) {
+    /// Validates settings.
+    pub fn from_settings(settings: Settings) -> Result<Self, ConfigError> {
+        let limits = connection_limits(&settings)?;
+        let tls = match (settings.tls_cert, settings.tls_key) {
             (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
             (None, None) => None,
             _ => return Err(invalid("tls-cert/tls-key", "give both or neither")),
         };
-        let public_origin = cli
+        let public_origin = settings
             .public_origin
-            .or(file.public_origin)
             .map(|text| PublicOrigin::parse(&text))
             .transpose()?;
         if let (Some(origin), Some(_)) = (&public_origin, &tls) {
@@ -767,10 +405,8 @@ impl Config {
                 ));
             }
         }
-        let trusted_proxies = cli
+        let trusted_proxies = settings
             .trusted_proxies
-            .or(file.trusted_proxies)
-            .unwrap_or_default()
             .iter()
             .map(|text| text.trim())
             .filter(|text| !text.is_empty())
@@ -784,14 +420,8 @@ impl Config {
             })
             .collect::<Result<Vec<_>, _>>()?;
 
-        let per_second = cli
-            .rate_limit_per_second
-            .or(file.rate_limit_per_second)
-            .unwrap_or(20.0);
-        let burst = cli
-            .rate_limit_burst
-            .or(file.rate_limit_burst)
-            .unwrap_or(300);
+        let per_second = settings.rate_limit_per_second;
+        let burst = settings.rate_limit_burst;
         if !per_second.is_finite() || per_second < 0.0 {
             return Err(invalid(
                 "rate-limit-per-second",
@@ -803,27 +433,40 @@ impl Config {
             return Err(invalid("rate-limit-burst", "must be at least 1"));
         }
 
-        let attempt_lifetime = secs(cli.attempt_lifetime.or(file.attempt_lifetime))
-            .unwrap_or(defaults.attempt_lifetime);
+        let attempt_lifetime = Duration::from_secs(settings.attempt_lifetime);
         if attempt_lifetime > MAX_ATTEMPT_LIFETIME || attempt_lifetime < Duration::from_secs(30) {
             return Err(invalid("attempt-lifetime", "must be 30 to 600 seconds"));
         }
-        let nut_lifetime =
-            secs(cli.nut_lifetime.or(file.nut_lifetime)).unwrap_or(defaults.nut_lifetime);
+        let nut_lifetime = Duration::from_secs(settings.nut_lifetime);
         if nut_lifetime < Duration::from_secs(1) || nut_lifetime > attempt_lifetime {
             return Err(invalid(
                 "nut-lifetime",
                 "must be at least 1 second and at most the attempt lifetime",
             ));
         }
-        let session_lifetime = secs(cli.session_lifetime.or(file.session_lifetime))
-            .unwrap_or(defaults.session_lifetime);
+        let nut_rotation = Duration::from_secs(settings.nut_rotation);
+        if nut_rotation.is_zero() || nut_rotation > MAX_NUT_ROTATION {
+            return Err(invalid(
+                "nut-rotation",
+                format!("must be 1 to {} seconds", MAX_NUT_ROTATION.as_secs()),
+            ));
+        }
+        let login_token_lifetime = Duration::from_secs(settings.login_token_lifetime);
+        if login_token_lifetime.is_zero() || login_token_lifetime > MAX_LOGIN_TOKEN_LIFETIME {
+            return Err(invalid(
+                "login-token-lifetime",
+                format!(
+                    "must be 1 to {} seconds",
+                    MAX_LOGIN_TOKEN_LIFETIME.as_secs()
+                ),
+            ));
+        }
+        let session_lifetime = Duration::from_secs(settings.session_lifetime);
         if session_lifetime < Duration::from_secs(60) {
             return Err(invalid("session-lifetime", "must be at least 60 seconds"));
         }
-        let session_idle_timeout = secs(cli.session_idle_timeout.or(file.session_idle_timeout))
-            .unwrap_or(defaults.session_idle_timeout)
-            .min(session_lifetime);
+        let session_idle_timeout =
+            Duration::from_secs(settings.session_idle_timeout).min(session_lifetime);
         // The last use of a session is recorded once a minute: a shorter
         // idle timeout would end sessions in active use.
         if session_idle_timeout < MIN_SESSION_IDLE_TIMEOUT {
@@ -836,41 +479,36 @@ impl Config {
             ));
         }
 
-        let operator_token = cli.operator_token.or(file.operator_token);
+        let operator_token = settings.operator_token;
         if let Some(token) = &operator_token {
             if token.as_str().len() < 16 {
                 return Err(invalid("operator-token", "must be at least 16 characters"));
             }
         }
-        let ask = match cli.ask.or(file.ask) {
+        let ask = match settings.ask {
             Some(message) if !message.trim().is_empty() => {
-                let buttons = cli
+                let buttons = settings
                     .ask_buttons
-                    .or(file.ask_buttons)
-                    .unwrap_or_default()
                     .iter()
                     .map(|text| AskButtonConfig::parse(text))
                     .collect::<Result<Vec<_>, _>>()?;
-                if buttons.len() > 2 {
-                    return Err(invalid("ask-buttons", "at most two buttons"));
-                }
-                Some(AskConfig { message, buttons })
+                let ask = AskConfig { message, buttons };
+                ask.to_ask()
+                    .map_err(|error| invalid("ask-buttons", error.to_string()))?;
+                Some(ask)
             }
             _ => None,
         };
-        let sin = cli.sin.or(file.sin).filter(|sin| !sin.is_empty());
+        let sin = settings.sin.filter(|sin| !sin.is_empty());
         if let Some(sin) = &sin {
-            if sin.chars().any(char::is_control) || sin.len() > 64 {
-                return Err(invalid(
-                    "sin",
-                    "at most 64 characters, no control characters",
-                ));
+            if sin.len() > MAX_SIN_LEN {
+                return Err(invalid("sin", format!("at most {MAX_SIN_LEN} characters")));
             }
+            Policy::new()
+                .with_sin(sin.as_str())
+                .map_err(|error| invalid("sin", error.to_string()))?;
         }
-        let max_body_bytes = cli
-            .max_body_bytes
-            .or(file.max_body_bytes)
-            .unwrap_or(defaults.max_body_bytes);
+        let max_body_bytes = settings.max_body_bytes;
         if max_body_bytes < sqrl_core::msg::MAX_BODY_LEN {
             return Err(invalid(
                 "max-body-bytes",
@@ -880,19 +518,14 @@ impl Config {
                 ),
             ));
         }
-        let request_timeout =
-            secs(cli.request_timeout.or(file.request_timeout)).unwrap_or(defaults.request_timeout);
-        let db_connections = cli
-            .db_connections
-            .or(file.db_connections)
-            .unwrap_or(defaults.db_connections);
+        let db_connections = settings.db_connections;
         if !(1..=64).contains(&db_connections) {
             return Err(invalid("db-connections", "must be 1 to 64"));
         }
 
         Ok(Self {
-            bind: cli.bind.or(file.bind).unwrap_or(defaults.bind),
-            db: cli.db.or(file.db).unwrap_or(defaults.db),
+            bind: settings.bind,
+            db: settings.db,
             public_origin,
             tls,
             trusted_proxies,
@@ -900,26 +533,35 @@ impl Config {
             limits,
             nut_lifetime,
             attempt_lifetime,
-            nut_rotation: defaults
-                .nut_rotation
-                .min(nut_lifetime)
-                .min(MAX_NUT_ROTATION),
+            // A page must show a fresh nut before the one it shows expires.
+            nut_rotation: nut_rotation.min(nut_lifetime),
             session_lifetime,
             session_idle_timeout,
-            revoke_sessions_on_rekey: cli
-                .revoke_sessions_on_rekey
-                .or(file.revoke_sessions_on_rekey)
-                .unwrap_or(defaults.revoke_sessions_on_rekey),
-            hsts_max_age: secs(cli.hsts_max_age.or(file.hsts_max_age))
-                .unwrap_or(defaults.hsts_max_age),
-            login_token_lifetime: defaults.login_token_lifetime,
+            revoke_sessions_on_rekey: settings.revoke_sessions_on_rekey,
+            hsts_max_age: Duration::from_secs(settings.hsts_max_age),
+            login_token_lifetime,
             operator_token,
             ask,
             sin,
             max_body_bytes,
-            request_timeout,
+            request_timeout: Duration::from_secs(settings.request_timeout),
             db_connections,
         })
+    }
+
+    /// The protocol settings handed to `sqrl_core::server`: the nut lifetime,
+    /// and the `sin` and `ask` as sqrl-core's constructors accept them.
+    pub fn policy(&self) -> Result<Policy, MessageError> {
+        // Each nut of a page's conversation lives one nut lifetime from the
+        // reply that hands it out (the store caps it at the attempt's end).
+        let mut policy = Policy::new().with_nut_lifetime(self.nut_lifetime.as_secs());
+        if let Some(sin) = &self.sin {
+            policy = policy.with_sin(sin.as_str())?;
+        }
+        if let Some(ask) = &self.ask {
+            policy = policy.with_ask(ask.to_ask()?);
+        }
+        Ok(policy)
     }
 
     /// The origin to advertise once the listener is bound.
@@ -941,92 +583,40 @@ impl Config {
     }
 }
 
-fn secs(value: Option<u64>) -> Option<Duration> {
-    value.map(Duration::from_secs)
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn origin_scheme_picks_link_scheme() {
-        let http = PublicOrigin::parse("http://Example.COM:8080/").unwrap();
-        assert_eq!(http.sqrl_origin(), "qrl://example.com:8080");
-        assert_eq!(http.http_origin(), "http://example.com:8080");
-        assert!(!http.is_secure());
-        let https = PublicOrigin::parse("https://login.example.com").unwrap();
-        assert_eq!(https.sqrl_origin(), "sqrl://login.example.com");
-        assert!(https.is_secure());
-        assert!(PublicOrigin::parse("ftp://x").is_err());
-        assert!(PublicOrigin::parse("https://a/b").is_err());
-        assert!(PublicOrigin::parse("https://u:p@a").is_err());
+    /// Flags (never the environment of the test run) over a TOML file.
+    fn merge(args: &[&str], file: &str) -> Result<Config, ConfigError> {
+        Config::from_settings(Settings::for_test(args, file)?)
     }
 
     #[test]
-    fn host_matches_origin_with_default_ports() {
-        let https = PublicOrigin::parse("https://Login.Example.com").unwrap();
-        assert!(https.matches_host("login.example.com"));
-        assert!(https.matches_host("LOGIN.example.com:443"));
-        assert!(!https.matches_host("login.example.com:8443"));
-        assert!(!https.matches_host("evil.example"));
-        assert!(!https.matches_host("login.example.com.evil.example"));
-        assert!(!https.matches_host(""));
-        assert!(!https.matches_host("login.example.com:"));
-        let http = PublicOrigin::parse("http://127.0.0.1:8080").unwrap();
-        assert!(http.matches_host("127.0.0.1:8080"));
-        assert!(!http.matches_host("127.0.0.1"));
-        assert!(!http.matches_host("localhost:8080"));
-        let v6 = PublicOrigin::parse("http://[::1]:8080").unwrap();
-        assert!(v6.matches_host("[::1]:8080"));
-        assert!(!v6.matches_host("[::1]"));
-        assert!(!v6.matches_host("[::1]x8080"));
-    }
-
-    #[test]
-    fn host_matching_never_panics_and_matches_only_the_origin() {
-        // Every string of up to four characters from an alphabet of the
-        // characters that matter to the parser.
-        let alphabet = ['[', ']', ':', 'a', '1', '.', 'é'];
-        let origins = [
-            PublicOrigin::parse("http://a:1").unwrap(),
-            PublicOrigin::parse("https://a").unwrap(),
-            PublicOrigin::parse("http://[::1]:1").unwrap(),
-        ];
-        let mut hosts = vec![String::new()];
-        for _ in 0..4 {
-            let longer: Vec<String> = hosts
-                .iter()
-                .flat_map(|host| alphabet.iter().map(move |c| format!("{host}{c}")))
-                .collect();
-            hosts.extend(longer);
-        }
-        for host in &hosts {
-            for origin in &origins {
-                let expected: &[&str] = match origin.authority.as_str() {
-                    "a:1" => &["a:1"],
-                    "a" => &["a"],
-                    // "[::1]:1" is longer than four characters.
-                    _ => &[],
-                };
-                assert_eq!(
-                    origin.matches_host(host),
-                    expected.contains(&host.as_str()),
-                    "{host:?} against {origin:?}"
-                );
-            }
-        }
+    fn defaults_are_valid() {
+        let config = Config::default();
+        assert_eq!(config.bind, SocketAddr::from(([127, 0, 0, 1], 8080)));
+        assert_eq!(config.db, Database::Sqlite(PathBuf::from("sqrl.db")));
+        assert_eq!(
+            config.rate_limit,
+            Some(RateLimit {
+                per_second: 20.0,
+                burst: 300
+            })
+        );
+        assert_eq!(config.nut_rotation, Duration::from_secs(50));
+        assert_eq!(config.login_token_lifetime, Duration::from_secs(60));
+        assert_eq!(config.limits.max_connections_per_address, 256);
     }
 
     #[test]
     fn flags_override_file() {
-        let cli = Cli::try_parse_from(["sqrl-server", "--db", "flag.db"]).unwrap();
-        let file: FileConfig = toml::from_str(
+        let config = merge(
+            &["--db", "flag.db"],
             "db = \"file.db\"\nbind = \"0.0.0.0:9000\"\ntrusted_proxies = [\"10.0.0.0/8\"]",
         )
         .unwrap();
-        let config = Config::merge(cli, file).unwrap();
         assert_eq!(config.db, Database::Sqlite(PathBuf::from("flag.db")));
         assert_eq!(config.bind, "0.0.0.0:9000".parse().unwrap());
         assert_eq!(config.trusted_proxies.len(), 1);
@@ -1038,8 +628,7 @@ mod tests {
 
     #[test]
     fn example_file_is_valid() {
-        let file: FileConfig = toml::from_str(include_str!("../sqrl-server.example.toml")).unwrap();
-        let config = Config::merge(Cli::default(), file).unwrap();
+        let config = merge(&[], include_str!("../sqrl-server.example.toml")).unwrap();
         assert_eq!(
             config.origin_for(config.bind).sqrl_origin(),
             "sqrl://login.example.com"
@@ -1049,11 +638,7 @@ mod tests {
 
     #[test]
     fn rejects_bad_settings() {
-        let merge = |args: &[&str]| {
-            let mut all = vec!["sqrl-server"];
-            all.extend_from_slice(args);
-            Config::merge(Cli::try_parse_from(all).unwrap(), FileConfig::default())
-        };
+        let merge = |args: &[&str]| merge(args, "");
         assert!(merge(&["--tls-cert", "c.pem"]).is_err());
         assert!(merge(&["--attempt-lifetime", "3600"]).is_err());
         assert!(merge(&["--trusted-proxies", "not-an-ip"]).is_err());
@@ -1085,21 +670,13 @@ mod tests {
             ]
         );
         assert!(merge(&["--max-body-bytes", "10"]).is_err());
-        assert!(toml::from_str::<FileConfig>("unknown = 1").is_err());
+        assert!(tests::merge(&[], "unknown = 1").is_err());
         let ok = merge(&["--rate-limit-per-second", "0"]).unwrap();
         assert!(ok.rate_limit.is_none());
     }
 
     #[test]
     fn connection_limits_merge_and_validate() {
-        let merge = |args: &[&str], file: &str| {
-            let mut all = vec!["sqrl-server"];
-            all.extend_from_slice(args);
-            Config::merge(
-                Cli::try_parse_from(all).unwrap(),
-                toml::from_str(file).unwrap(),
-            )
-        };
         assert_eq!(merge(&[], "").unwrap().limits, ConnectionLimits::default());
         let limits = merge(
             &[
@@ -1151,6 +728,66 @@ mod tests {
             ],
             &["--max-event-streams-per-attempt", "0"],
             &["--max-event-streams-per-attempt", "17"],
+        ] {
+            assert!(merge(bad, "").is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn sin_follows_the_protocol_rules_at_start_up() {
+        for bad in ["a b", "caf\u{e9}", "tab\there", &"x".repeat(65)] {
+            match merge(&["--sin", bad], "") {
+                Err(ConfigError::Invalid { name: "sin", .. }) => {}
+                other => panic!("{bad:?}: {other:?}"),
+            }
+        }
+        let error = merge(&["--sin", "a b"], "").unwrap_err().to_string();
+        assert!(error.starts_with("invalid setting sin: "), "{error}");
+        assert_eq!(
+            merge(&["--sin", "7"], "").unwrap().sin.as_deref(),
+            Some("7")
+        );
+        // An empty one asks for none.
+        assert_eq!(merge(&["--sin", ""], "").unwrap().sin, None);
+        // The same rule for a file's value.
+        assert!(merge(&[], "sin = \"a b\"").is_err());
+    }
+
+    #[test]
+    fn ask_buttons_follow_the_protocol_rules_at_start_up() {
+        for bad in ["Caf\u{e9};/caf\u{e9}", "Go;/a b"] {
+            match merge(&["--ask", "q", "--ask-buttons", bad], "") {
+                Err(ConfigError::Invalid {
+                    name: "ask-buttons",
+                    ..
+                }) => {}
+                other => panic!("{bad:?}: {other:?}"),
+            }
+        }
+        let config = merge(&["--ask", "q", "--ask-buttons", "Yes;/welcome,No"], "").unwrap();
+        let policy = config.policy().unwrap();
+        let ask = policy.ask().unwrap();
+        assert_eq!(ask.buttons().len(), 2);
+        assert_eq!(ask.buttons()[0].url(), Some("/welcome"));
+    }
+
+    #[test]
+    fn nut_rotation_and_login_token_lifetime_are_settings() {
+        let config = merge(
+            &["--nut-rotation", "20"],
+            "login_token_lifetime = 90\nnut_rotation = 30",
+        )
+        .unwrap();
+        assert_eq!(config.nut_rotation, Duration::from_secs(20));
+        assert_eq!(config.login_token_lifetime, Duration::from_secs(90));
+        // A page replaces its nut before the nut expires.
+        let short = merge(&["--nut-lifetime", "10"], "").unwrap();
+        assert_eq!(short.nut_rotation, Duration::from_secs(10));
+        for bad in [
+            &["--nut-rotation", "0"][..],
+            &["--nut-rotation", "61"],
+            &["--login-token-lifetime", "0"],
+            &["--login-token-lifetime", "601"],
         ] {
             assert!(merge(bad, "").is_err(), "{bad:?}");
         }

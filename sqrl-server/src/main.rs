@@ -2,8 +2,7 @@
 
 use std::process::ExitCode;
 
-use clap::Parser as _;
-use sqrl_server::config::{Cli, Config};
+use sqrl_server::config::{Config, ConfigError};
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
@@ -13,8 +12,10 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
-    let config = match Config::from_cli(Cli::parse()) {
+    let config = match Config::load(std::env::args_os()) {
         Ok(config) => config,
+        // `--help`, `--version`, or a flag clap refused: clap prints it.
+        Err(ConfigError::Args(error)) => error.exit(),
         Err(error) => {
             eprintln!("sqrl-server: {error}");
             return ExitCode::from(2);

@@ -1,127 +1,259 @@
-//! Prometheus metrics in the text exposition format: logins, client requests
-//! and their failures by TIF, and latency histograms.
+//! Prometheus metrics (`prometheus-client`): logins, client requests and
+//! their failures by TIF, defences that refused a request, connections and
+//! event streams, and latency histograms.
+//!
+//! `/metrics` is served in the Prometheus text format (version 0.0.4), whose
+//! counter names carry their `_total` suffix in every line.
 
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::prometheus_text;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+/// The `Content-Type` of [`Metrics::render`].
+pub const CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
 
 /// Histogram bucket upper bounds, in seconds.
 const BUCKETS: [f64; 12] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
 ];
 
-#[derive(Debug, Default, Clone)]
-struct Histogram {
-    counts: [u64; BUCKETS.len()],
-    count: u64,
-    sum: f64,
+/// The TIF bit of a failed command (SPEC: 0x40).
+const TIF_COMMAND_FAILED: u32 = 0x40;
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CommandTif {
+    command: String,
+    tif: String,
 }
 
-impl Histogram {
-    fn observe(&mut self, seconds: f64) {
-        for (bound, count) in BUCKETS.iter().zip(self.counts.iter_mut()) {
-            if seconds <= *bound {
-                *count += 1;
-            }
-        }
-        self.count += 1;
-        self.sum += seconds;
-    }
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Tif {
+    tif: String,
 }
 
-#[derive(Debug, Default)]
-struct Inner {
-    /// `sqrl_client_requests_total{command, tif}`.
-    client_requests: BTreeMap<(String, String), u64>,
-    /// `sqrl_logins_total{method}`.
-    logins: BTreeMap<String, u64>,
-    /// `sqrl_http_responses_total{class}`.
-    http_responses: BTreeMap<String, u64>,
-    /// `sqrl_client_request_seconds{command}`.
-    client_latency: BTreeMap<String, Histogram>,
-    /// `sqrl_http_request_seconds`.
-    http_latency: Histogram,
-    /// `sqrl_page_notify_seconds`.
-    notify_latency: Histogram,
-    /// `sqrl_rate_limited_total`.
-    rate_limited: u64,
-    /// `sqrl_requests_refused_total{reason}`.
-    refused: BTreeMap<&'static str, u64>,
-    /// Connections and event streams (see [`Metrics::connection_opened`] and below).
-    connections: ConnectionCounts,
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Command {
+    command: String,
 }
 
-/// Open connections and event streams, and what was refused.
-#[derive(Debug, Default)]
-struct ConnectionCounts {
-    /// `sqrl_open_connections`.
-    open: u64,
-    /// `sqrl_refused_connections_total{reason}`.
-    refused: BTreeMap<&'static str, u64>,
-    /// `sqrl_accept_errors_total`.
-    accept_errors: u64,
-    /// `sqrl_open_event_streams`.
-    open_streams: u64,
-    /// `sqrl_refused_event_streams_total{reason}`.
-    refused_streams: BTreeMap<&'static str, u64>,
-    /// `sqrl_replaced_event_streams_total`.
-    replaced_streams: u64,
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Method {
+    method: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Class {
+    class: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Reason {
+    reason: &'static str,
+}
+
+type ByReason = Family<Reason, Counter>;
+type Latency = Family<Command, Histogram, fn() -> Histogram>;
+
+fn latency_histogram() -> Histogram {
+    Histogram::new(BUCKETS)
 }
 
 /// The service's metrics registry.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Metrics {
-    inner: Mutex<Inner>,
+    registry: Registry,
+    client_requests: Family<CommandTif, Counter>,
+    client_failures: Family<Tif, Counter>,
+    client_latency: Latency,
+    logins: Family<Method, Counter>,
+    http_responses: Family<Class, Counter>,
+    http_latency: Histogram,
+    notify_latency: Histogram,
+    rate_limited: Counter,
+    refused: ByReason,
+    open_connections: Gauge,
+    refused_connections: ByReason,
+    accept_errors: Counter,
+    open_event_streams: Gauge,
+    refused_event_streams: ByReason,
+    replaced_event_streams: Counter,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::default();
+        // Counters are registered without `_total`: the encoder appends it.
+        let client_requests = Family::default();
+        registry.register(
+            "sqrl_client_requests",
+            "SQRL client requests by command and reply TIF (hex)",
+            client_requests.clone(),
+        );
+        let client_failures = Family::default();
+        registry.register(
+            "sqrl_client_failures",
+            "SQRL client requests whose reply had TIF 0x40, by TIF",
+            client_failures.clone(),
+        );
+        let logins = Family::default();
+        registry.register(
+            "sqrl_logins",
+            "Browser sessions created, by method",
+            logins.clone(),
+        );
+        let http_responses = Family::default();
+        registry.register(
+            "sqrl_http_responses",
+            "HTTP responses by status class",
+            http_responses.clone(),
+        );
+        let rate_limited = Counter::default();
+        registry.register(
+            "sqrl_rate_limited",
+            "Requests refused by the per-address rate limit",
+            rate_limited.clone(),
+        );
+        let refused = ByReason::default();
+        registry.register(
+            "sqrl_requests_refused",
+            "Requests refused by a defence, by reason",
+            refused.clone(),
+        );
+        let client_latency: Latency = Family::new_with_constructor(latency_histogram);
+        registry.register(
+            "sqrl_client_request_seconds",
+            "Time to answer a SQRL client request",
+            client_latency.clone(),
+        );
+        let http_latency = latency_histogram();
+        registry.register(
+            "sqrl_http_request_seconds",
+            "Time to answer any HTTP request",
+            http_latency.clone(),
+        );
+        let notify_latency = latency_histogram();
+        registry.register(
+            "sqrl_page_notify_seconds",
+            "From a committed change to the waiting page's event",
+            notify_latency.clone(),
+        );
+        let open_connections = Gauge::default();
+        registry.register(
+            "sqrl_open_connections",
+            "Client connections open now",
+            open_connections.clone(),
+        );
+        let refused_connections = ByReason::default();
+        registry.register(
+            "sqrl_refused_connections",
+            "Connections closed unserved: over a cap (per-address, total) or a TLS handshake \
+             that failed or timed out (tls-handshake)",
+            refused_connections.clone(),
+        );
+        let accept_errors = Counter::default();
+        registry.register(
+            "sqrl_accept_errors",
+            "Failures to accept a connection (such as no file descriptor left)",
+            accept_errors.clone(),
+        );
+        let open_event_streams = Gauge::default();
+        registry.register(
+            "sqrl_open_event_streams",
+            "Login event streams open now",
+            open_event_streams.clone(),
+        );
+        let refused_event_streams = ByReason::default();
+        registry.register(
+            "sqrl_refused_event_streams",
+            "Login event streams refused over a cap, by cap",
+            refused_event_streams.clone(),
+        );
+        let replaced_event_streams = Counter::default();
+        registry.register(
+            "sqrl_replaced_event_streams",
+            "Event streams closed for a newer one of the same attempt",
+            replaced_event_streams.clone(),
+        );
+        Self {
+            registry,
+            client_requests,
+            client_failures,
+            client_latency,
+            logins,
+            http_responses,
+            http_latency,
+            notify_latency,
+            rate_limited,
+            refused,
+            open_connections,
+            refused_connections,
+            accept_errors,
+            open_event_streams,
+            refused_event_streams,
+            replaced_event_streams,
+        }
+    }
 }
 
 impl Metrics {
-    fn with<T>(&self, f: impl FnOnce(&mut Inner) -> T) -> T {
-        let mut guard = match self.inner.lock() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        f(&mut guard)
-    }
-
-    /// Counts one `/cli.sqrl` request by command and reply TIF.
+    /// Counts one `/cli.sqrl` request by command and reply TIF (hex).
     pub fn client_request(&self, command: &str, tif: &str, elapsed: Duration) {
-        self.with(|inner| {
-            *inner
-                .client_requests
-                .entry((command.to_owned(), tif.to_owned()))
-                .or_default() += 1;
-            inner
-                .client_latency
-                .entry(command.to_owned())
-                .or_default()
-                .observe(elapsed.as_secs_f64());
-        });
+        self.client_requests
+            .get_or_create(&CommandTif {
+                command: command.to_owned(),
+                tif: tif.to_owned(),
+            })
+            .inc();
+        let failed = u32::from_str_radix(tif, 16).is_ok_and(|bits| bits & TIF_COMMAND_FAILED != 0);
+        if failed {
+            self.client_failures
+                .get_or_create(&Tif {
+                    tif: tif.to_owned(),
+                })
+                .inc();
+        }
+        self.client_latency
+            .get_or_create(&Command {
+                command: command.to_owned(),
+            })
+            .observe(elapsed.as_secs_f64());
     }
 
     /// Counts one session handed to a browser.
     pub fn login(&self, method: &str) {
-        self.with(|inner| *inner.logins.entry(method.to_owned()).or_default() += 1);
+        self.logins
+            .get_or_create(&Method {
+                method: method.to_owned(),
+            })
+            .inc();
     }
 
     /// Counts one HTTP response and its latency.
     pub fn http_response(&self, status: u16, elapsed: Duration) {
-        let class = format!("{}xx", status / 100);
-        self.with(|inner| {
-            *inner.http_responses.entry(class).or_default() += 1;
-            inner.http_latency.observe(elapsed.as_secs_f64());
-        });
+        self.http_responses
+            .get_or_create(&Class {
+                class: format!("{}xx", status / 100),
+            })
+            .inc();
+        self.http_latency.observe(elapsed.as_secs_f64());
     }
 
     /// Records how long a page update took from the notification (after the
     /// commit) to the event being handed to the page's stream.
     pub fn page_notified(&self, elapsed: Duration) {
-        self.with(|inner| inner.notify_latency.observe(elapsed.as_secs_f64()));
+        self.notify_latency.observe(elapsed.as_secs_f64());
     }
 
     /// Counts one request refused by the rate limit.
     pub fn rate_limited(&self) {
-        self.with(|inner| inner.rate_limited += 1);
+        self.rate_limited.inc();
     }
 
     /// Counts one request refused by a defence other than the rate limit:
@@ -130,213 +262,105 @@ impl Metrics {
     /// (a same-device sign-in link opened in a browser that did not start the
     /// login).
     pub fn refused(&self, reason: &'static str) {
-        self.with(|inner| *inner.refused.entry(reason).or_default() += 1);
+        self.refused.get_or_create(&Reason { reason }).inc();
     }
 
     /// Counts one accepted connection as open.
     pub fn connection_opened(&self) {
-        self.with(|inner| inner.connections.open += 1);
+        self.open_connections.inc();
     }
 
     /// Counts one open connection as closed.
     pub fn connection_closed(&self) {
-        self.with(|inner| inner.connections.open = inner.connections.open.saturating_sub(1));
+        decrement_to_zero(&self.open_connections);
     }
 
     /// Counts one connection refused over a cap (`per-address`, `total`) or
     /// closed before it sent a request (`tls-handshake`).
     pub fn connection_refused(&self, reason: &'static str) {
-        self.with(|inner| *inner.connections.refused.entry(reason).or_default() += 1);
+        self.refused_connections
+            .get_or_create(&Reason { reason })
+            .inc();
     }
 
     /// Counts one failure to accept a connection (out of file descriptors...).
     pub fn accept_error(&self) {
-        self.with(|inner| inner.connections.accept_errors += 1);
+        self.accept_errors.inc();
     }
 
     /// Counts one login event stream as open.
     pub fn event_stream_opened(&self) {
-        self.with(|inner| inner.connections.open_streams += 1);
+        self.open_event_streams.inc();
     }
 
     /// Counts one open event stream as closed.
     pub fn event_stream_closed(&self) {
-        self.with(|inner| {
-            inner.connections.open_streams = inner.connections.open_streams.saturating_sub(1);
-        });
+        decrement_to_zero(&self.open_event_streams);
     }
 
     /// Counts one event stream refused over a cap (`per-address`, `total`).
     pub fn event_stream_refused(&self, reason: &'static str) {
-        self.with(|inner| *inner.connections.refused_streams.entry(reason).or_default() += 1);
+        self.refused_event_streams
+            .get_or_create(&Reason { reason })
+            .inc();
     }
 
     /// Counts one event stream closed because a newer one of its attempt
     /// took its place.
     pub fn event_stream_replaced(&self) {
-        self.with(|inner| inner.connections.replaced_streams += 1);
+        self.replaced_event_streams.inc();
     }
 
-    /// The text exposition format.
+    /// The Prometheus text format ([`CONTENT_TYPE`]).
     pub fn render(&self) -> String {
-        self.with(|inner| {
-            let mut out = String::new();
-            let _ = writeln!(
-                out,
-                "# HELP sqrl_client_requests_total SQRL client requests by command and reply TIF (hex).\n\
-                 # TYPE sqrl_client_requests_total counter"
-            );
-            for ((command, tif), count) in &inner.client_requests {
-                let _ = writeln!(
-                    out,
-                    "sqrl_client_requests_total{{command=\"{command}\",tif=\"{tif}\"}} {count}"
-                );
-            }
-            let _ = writeln!(
-                out,
-                "# HELP sqrl_client_failures_total SQRL client requests whose reply had TIF 0x40, by TIF.\n\
-                 # TYPE sqrl_client_failures_total counter"
-            );
-            let mut failures: BTreeMap<&str, u64> = BTreeMap::new();
-            for ((_, tif), count) in &inner.client_requests {
-                let failed = u32::from_str_radix(tif, 16).is_ok_and(|bits| bits & 0x40 != 0);
-                if failed {
-                    *failures.entry(tif.as_str()).or_default() += count;
-                }
-            }
-            for (tif, count) in failures {
-                let _ = writeln!(out, "sqrl_client_failures_total{{tif=\"{tif}\"}} {count}");
-            }
-            let _ = writeln!(
-                out,
-                "# HELP sqrl_logins_total Browser sessions created, by method.\n\
-                 # TYPE sqrl_logins_total counter"
-            );
-            for (method, count) in &inner.logins {
-                let _ = writeln!(out, "sqrl_logins_total{{method=\"{method}\"}} {count}");
-            }
-            let _ = writeln!(
-                out,
-                "# HELP sqrl_http_responses_total HTTP responses by status class.\n\
-                 # TYPE sqrl_http_responses_total counter"
-            );
-            for (class, count) in &inner.http_responses {
-                let _ = writeln!(out, "sqrl_http_responses_total{{class=\"{class}\"}} {count}");
-            }
-            let _ = writeln!(
-                out,
-                "# HELP sqrl_rate_limited_total Requests refused by the per-address rate limit.\n\
-                 # TYPE sqrl_rate_limited_total counter\nsqrl_rate_limited_total {}",
-                inner.rate_limited
-            );
-            write_by_reason(
-                &mut out,
-                "sqrl_requests_refused_total",
-                "Requests refused by a defence, by reason.",
-                &inner.refused,
-            );
-            let _ = writeln!(
-                out,
-                "# HELP sqrl_client_request_seconds Time to answer a SQRL client request.\n\
-                 # TYPE sqrl_client_request_seconds histogram"
-            );
-            for (command, histogram) in &inner.client_latency {
-                write_histogram(
-                    &mut out,
-                    "sqrl_client_request_seconds",
-                    &format!("command=\"{command}\","),
-                    histogram,
-                );
-            }
-            let _ = writeln!(
-                out,
-                "# HELP sqrl_http_request_seconds Time to answer any HTTP request.\n\
-                 # TYPE sqrl_http_request_seconds histogram"
-            );
-            write_histogram(&mut out, "sqrl_http_request_seconds", "", &inner.http_latency);
-            let _ = writeln!(
-                out,
-                "# HELP sqrl_page_notify_seconds From a committed change to the waiting page's event.\n\
-                 # TYPE sqrl_page_notify_seconds histogram"
-            );
-            write_histogram(&mut out, "sqrl_page_notify_seconds", "", &inner.notify_latency);
-            write_connections(&mut out, &inner.connections);
-            out
-        })
+        let mut out = String::new();
+        // Writing to a `String` cannot fail.
+        if let Err(error) = prometheus_text::encode(&mut out, &self.registry) {
+            tracing::warn!(%error, "encoding metrics");
+        }
+        out
     }
 }
 
-fn write_connections(out: &mut String, counts: &ConnectionCounts) {
-    let _ = writeln!(
-        out,
-        "# HELP sqrl_open_connections Client connections open now.\n\
-         # TYPE sqrl_open_connections gauge\nsqrl_open_connections {}",
-        counts.open
-    );
-    write_by_reason(
-        out,
-        "sqrl_refused_connections_total",
-        "Connections closed unserved: over a cap (per-address, total) or a TLS handshake \
-         that failed or timed out (tls-handshake).",
-        &counts.refused,
-    );
-    let _ = writeln!(
-        out,
-        "# HELP sqrl_accept_errors_total Failures to accept a connection (such as no file descriptor left).\n\
-         # TYPE sqrl_accept_errors_total counter\nsqrl_accept_errors_total {}",
-        counts.accept_errors
-    );
-    let _ = writeln!(
-        out,
-        "# HELP sqrl_open_event_streams Login event streams open now.\n\
-         # TYPE sqrl_open_event_streams gauge\nsqrl_open_event_streams {}",
-        counts.open_streams
-    );
-    write_by_reason(
-        out,
-        "sqrl_refused_event_streams_total",
-        "Login event streams refused over a cap, by cap.",
-        &counts.refused_streams,
-    );
-    let _ = writeln!(
-        out,
-        "# HELP sqrl_replaced_event_streams_total Event streams closed for a newer one of the same attempt.\n\
-         # TYPE sqrl_replaced_event_streams_total counter\nsqrl_replaced_event_streams_total {}",
-        counts.replaced_streams
-    );
-}
-
-/// A counter family labelled by `reason`.
-fn write_by_reason(out: &mut String, name: &str, help: &str, counts: &BTreeMap<&'static str, u64>) {
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
-    for (reason, count) in counts {
-        let _ = writeln!(out, "{name}{{reason=\"{reason}\"}} {count}");
-    }
-}
-
-fn write_histogram(out: &mut String, name: &str, labels: &str, histogram: &Histogram) {
-    for (bound, count) in BUCKETS.iter().zip(histogram.counts.iter()) {
-        let _ = writeln!(out, "{name}_bucket{{{labels}le=\"{bound}\"}} {count}");
-    }
-    let _ = writeln!(
-        out,
-        "{name}_bucket{{{labels}le=\"+Inf\"}} {}",
-        histogram.count
-    );
-    let trimmed = labels.trim_end_matches(',');
-    if trimmed.is_empty() {
-        let _ = writeln!(out, "{name}_sum {}", histogram.sum);
-        let _ = writeln!(out, "{name}_count {}", histogram.count);
-    } else {
-        let _ = writeln!(out, "{name}_sum{{{trimmed}}} {}", histogram.sum);
-        let _ = writeln!(out, "{name}_count{{{trimmed}}} {}", histogram.count);
-    }
+/// A gauge of things open never goes below zero, even if a close were
+/// counted twice.
+fn decrement_to_zero(gauge: &Gauge) {
+    let open: &AtomicI64 = gauge.inner();
+    let _ = open.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |now| {
+        (now > 0).then(|| now - 1)
+    });
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
+
+    /// Parses the exposition with an independent parser: every sample of
+    /// `text`, as `name{labels} value` with labels sorted by name.
+    fn samples(text: &str) -> Vec<String> {
+        let lines = text.lines().map(|line| Ok(line.to_owned()));
+        let scrape = prometheus_parse::Scrape::parse(lines).expect("the exposition parses");
+        scrape
+            .samples
+            .iter()
+            .map(|sample| {
+                let mut labels: Vec<_> = sample
+                    .labels
+                    .iter()
+                    .map(|(name, value)| format!("{name}=\"{value}\""))
+                    .collect();
+                labels.sort();
+                let value = match &sample.value {
+                    prometheus_parse::Value::Counter(v)
+                    | prometheus_parse::Value::Gauge(v)
+                    | prometheus_parse::Value::Untyped(v) => v.to_string(),
+                    other => format!("{other:?}"),
+                };
+                format!("{}{{{}}} {value}", sample.metric, labels.join(","))
+            })
+            .collect()
+    }
 
     #[test]
     fn renders_counters_failures_and_histograms() {
@@ -354,6 +378,71 @@ mod tests {
             text.contains("sqrl_client_request_seconds_bucket{command=\"ident\",le=\"0.001\"} 2")
         );
         assert!(text.contains("sqrl_client_request_seconds_count{command=\"query\"} 1"));
+        assert!(text.contains("# TYPE sqrl_client_requests_total counter\n"));
+    }
+
+    #[test]
+    fn the_exposition_parses_with_every_family_typed() {
+        let metrics = Metrics::default();
+        metrics.client_request("ident", "c0", Duration::from_millis(3));
+        metrics.login("same-device");
+        metrics.http_response(503, Duration::from_millis(7));
+        metrics.page_notified(Duration::from_millis(1));
+        metrics.rate_limited();
+        metrics.refused("misdirected");
+        metrics.connection_opened();
+        metrics.connection_refused("total");
+        metrics.accept_error();
+        metrics.event_stream_opened();
+        metrics.event_stream_refused("per-address");
+        metrics.event_stream_replaced();
+        let text = metrics.render();
+        let samples = samples(&text);
+        for expected in [
+            "sqrl_client_requests_total{command=\"ident\",tif=\"c0\"} 1",
+            "sqrl_client_failures_total{tif=\"c0\"} 1",
+            "sqrl_logins_total{method=\"same-device\"} 1",
+            "sqrl_http_responses_total{class=\"5xx\"} 1",
+            "sqrl_rate_limited_total{} 1",
+            "sqrl_requests_refused_total{reason=\"misdirected\"} 1",
+            "sqrl_open_connections{} 1",
+            "sqrl_refused_connections_total{reason=\"total\"} 1",
+            "sqrl_accept_errors_total{} 1",
+            "sqrl_open_event_streams{} 1",
+            "sqrl_refused_event_streams_total{reason=\"per-address\"} 1",
+            "sqrl_replaced_event_streams_total{} 1",
+        ] {
+            assert!(
+                samples.iter().any(|s| s == expected),
+                "{expected} in {samples:#?}"
+            );
+        }
+        for histogram in [
+            "sqrl_client_request_seconds",
+            "sqrl_http_request_seconds",
+            "sqrl_page_notify_seconds",
+        ] {
+            assert!(
+                text.contains(&format!("# TYPE {histogram} histogram\n")),
+                "{histogram}"
+            );
+            assert!(
+                samples
+                    .iter()
+                    .any(|s| s.starts_with(histogram) && s.contains("Histogram")),
+                "{histogram} parses as a histogram"
+            );
+        }
+        // Every sample line belongs to a family that declared its type.
+        for line in text.lines().filter(|line| !line.starts_with('#')) {
+            let name = line.split(['{', ' ']).next().unwrap();
+            let family = ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|suffix| name.strip_suffix(suffix))
+                .filter(|family| text.contains(&format!("# TYPE {family} histogram")))
+                .unwrap_or(name);
+            assert!(text.contains(&format!("# TYPE {family} ")), "{line}");
+        }
     }
 
     #[test]

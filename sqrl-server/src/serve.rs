@@ -319,6 +319,17 @@ pub async fn serve(
         force,
         state,
     });
+    // The rate limit forgets refilled addresses on a timer, for as long as
+    // the server accepts requests.
+    if shared.state.limiter.is_some() {
+        let state = shared.state.clone();
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            if let Some(limiter) = &state.limiter {
+                limiter.run_sweeper(stop).await;
+            }
+        });
+    }
     let mut backoff = AcceptBackoff::default();
 
     loop {

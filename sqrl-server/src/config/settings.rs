@@ -1,0 +1,375 @@
+//! Every setting, declared once: its flag (`--bind`), its environment
+//! variable (`SQRL_BIND`), its TOML key (`bind`) and its default all come
+//! from one field of [`Settings`].
+//!
+//! ```text
+//! flag  >  environment variable  >  TOML file  >  built-in default
+//! ```
+//!
+//! clap reads flags and the environment and says where each value came from;
+//! a value clap only defaulted is replaced by the file's. The merge goes
+//! through serde, so a TOML value is checked against the same field type as
+//! a flag, and a key that names no setting is refused.
+
+use std::ffi::OsString;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use clap::parser::ValueSource;
+use clap::{ArgAction, CommandFactory, FromArgMatches, Parser, ValueHint};
+use serde::{Deserialize, Serialize};
+
+use super::{ConfigError, OperatorToken};
+use crate::store::Database;
+
+/// The settings of the service as given: flags, `SQRL_*` environment
+/// variables and the TOML file named by `--config` (same names, `_` for `-`).
+/// [`super::Config::from_settings`] validates them.
+#[derive(Debug, Clone, Parser, Serialize, Deserialize)]
+#[command(name = "sqrl-server", version, about = "The SQRL login service")]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// TOML configuration file (flags and environment variables override it).
+    #[arg(long, env = "SQRL_CONFIG", value_hint = ValueHint::FilePath)]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+
+    /// Address and port to listen on.
+    #[arg(long, env = "SQRL_BIND", default_value = "127.0.0.1:8080")]
+    pub bind: SocketAddr,
+
+    /// The database: a SQLite file, created if missing, or a PostgreSQL URL
+    /// (`postgres://user@host/dbname`) shared by several instances.
+    #[arg(long, env = "SQRL_DB", default_value = "sqrl.db", value_hint = ValueHint::FilePath,
+          value_parser = parse_database)]
+    #[serde(serialize_with = "serialize_database")]
+    pub db: Database,
+
+    /// The origin visitors use, e.g. `https://login.example.com`. `http://`
+    /// makes the service hand out `qrl://` links, `https://` `sqrl://` links.
+    /// [default: http://BIND, or https://BIND with --tls-cert]
+    #[arg(long, env = "SQRL_PUBLIC_ORIGIN")]
+    pub public_origin: Option<String>,
+
+    /// PEM certificate chain for built-in TLS (needs --tls-key) [default: no TLS].
+    #[arg(long, env = "SQRL_TLS_CERT", value_hint = ValueHint::FilePath)]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key for built-in TLS (needs --tls-cert).
+    #[arg(long, env = "SQRL_TLS_KEY", value_hint = ValueHint::FilePath)]
+    pub tls_key: Option<PathBuf>,
+
+    /// Reverse proxies (IPs or CIDR blocks, comma-separated) whose
+    /// `X-Forwarded-For` is believed. Nobody else's is [default: none].
+    #[arg(long, env = "SQRL_TRUSTED_PROXIES", value_delimiter = ',')]
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
+
+    /// Sustained requests per second allowed from one client address (IPv6:
+    /// one /64); 0 turns the rate limit off.
+    #[arg(long, env = "SQRL_RATE_LIMIT_PER_SECOND", default_value_t = 20.0)]
+    pub rate_limit_per_second: f64,
+
+    /// Burst of requests one client address may send at once. Keep it generous:
+    /// an office behind one NAT address is many people.
+    #[arg(long, env = "SQRL_RATE_LIMIT_BURST", default_value_t = 300)]
+    pub rate_limit_burst: u32,
+
+    /// Seconds a client has to send a whole request header, counted from
+    /// when the connection opens or goes idle after a response (so it is
+    /// also the keep-alive idle timeout).
+    #[arg(long, env = "SQRL_HEADER_READ_TIMEOUT", default_value_t = 10)]
+    pub header_read_timeout: u64,
+
+    /// Seconds a client has to complete the TLS handshake.
+    #[arg(long, env = "SQRL_TLS_HANDSHAKE_TIMEOUT", default_value_t = 10)]
+    pub tls_handshake_timeout: u64,
+
+    /// Open connections allowed in all; keep it below the file-descriptor
+    /// limit (`ulimit -n`).
+    #[arg(long, env = "SQRL_MAX_CONNECTIONS", default_value_t = 4096)]
+    pub max_connections: usize,
+
+    /// Open connections allowed from one client address (IPv6: one /64).
+    /// Trusted proxies are exempt (they carry many users) [default: 256, or
+    /// --max-connections if that is smaller].
+    #[arg(long, env = "SQRL_MAX_CONNECTIONS_PER_ADDRESS")]
+    pub max_connections_per_address: Option<usize>,
+
+    /// Open login event streams allowed in all.
+    #[arg(long, env = "SQRL_MAX_EVENT_STREAMS", default_value_t = 1024)]
+    pub max_event_streams: usize,
+
+    /// Open login event streams allowed from one client address (IPv6: one
+    /// /64) [default: 64, or --max-event-streams if that is smaller].
+    #[arg(long, env = "SQRL_MAX_EVENT_STREAMS_PER_ADDRESS")]
+    pub max_event_streams_per_address: Option<usize>,
+
+    /// Open event streams of one login attempt; another one closes the oldest.
+    #[arg(long, env = "SQRL_MAX_EVENT_STREAMS_PER_ATTEMPT", default_value_t = 3)]
+    pub max_event_streams_per_attempt: usize,
+
+    /// Seconds a nut shown on a login page stays valid (the page rotates it sooner).
+    #[arg(long, env = "SQRL_NUT_LIFETIME", default_value_t = 120)]
+    pub nut_lifetime: u64,
+
+    /// Seconds an open login page shows the same nut before it fetches a
+    /// fresh one (1 to 60, and never longer than --nut-lifetime).
+    #[arg(long, env = "SQRL_NUT_ROTATION", default_value_t = 50)]
+    pub nut_rotation: u64,
+
+    /// Seconds a whole login attempt may take, from page load to collected
+    /// session (30 to 600).
+    #[arg(long, env = "SQRL_ATTEMPT_LIFETIME", default_value_t = 600)]
+    pub attempt_lifetime: u64,
+
+    /// Seconds a single-use login link (CPS `url=`, the collect link) stays
+    /// valid (1 to 600).
+    #[arg(long, env = "SQRL_LOGIN_TOKEN_LIFETIME", default_value_t = 60)]
+    pub login_token_lifetime: u64,
+
+    /// Seconds a browser session lasts at most, however active (7 days).
+    #[arg(long, env = "SQRL_SESSION_LIFETIME", default_value_t = 7 * 24 * 3600)]
+    pub session_lifetime: u64,
+
+    /// Seconds a browser session survives unused (24 hours; at least 300).
+    #[arg(long, env = "SQRL_SESSION_IDLE_TIMEOUT", default_value_t = 24 * 3600)]
+    pub session_idle_timeout: u64,
+
+    /// Whether replacing an identity (rekey) ends the account's sessions.
+    /// Disabling SQRL login always does.
+    #[arg(long, env = "SQRL_REVOKE_SESSIONS_ON_REKEY", default_value_t = true,
+          action = ArgAction::Set)]
+    pub revoke_sessions_on_rekey: bool,
+
+    /// `max-age` in seconds of the Strict-Transport-Security header sent when
+    /// the public origin is https:// (one year; 0 sends none).
+    #[arg(long, env = "SQRL_HSTS_MAX_AGE", default_value_t = 365 * 24 * 3600)]
+    pub hsts_max_age: u64,
+
+    /// Bearer token of the operator API (`/api/...`) and `/metrics`, at least
+    /// 16 characters [default: none, which turns both off].
+    #[arg(long, env = "SQRL_OPERATOR_TOKEN", hide_env_values = true)]
+    pub operator_token: Option<OperatorToken>,
+
+    /// A question shown by the identity client on every login (`ask`), in
+    /// plain text [default: none].
+    #[arg(long, env = "SQRL_ASK")]
+    pub ask: Option<String>,
+
+    /// Buttons for --ask (up to two, comma-separated), each `label` or
+    /// `label;/path`: the browser of a user who chooses a button with a path
+    /// goes there once logged in (SPEC 3 `ask`).
+    #[arg(long, env = "SQRL_ASK_BUTTONS", value_delimiter = ',')]
+    #[serde(default)]
+    pub ask_buttons: Vec<String>,
+
+    /// A `sin` (secret index) to request with every login: printable ASCII,
+    /// no spaces, at most 64 characters [default: none].
+    #[arg(long, env = "SQRL_SIN")]
+    pub sin: Option<String>,
+
+    /// Largest request body accepted, in bytes.
+    #[arg(long, env = "SQRL_MAX_BODY_BYTES", default_value_t = 16 * 1024)]
+    pub max_body_bytes: usize,
+
+    /// Seconds before a request (other than the live event stream) times out.
+    #[arg(long, env = "SQRL_REQUEST_TIMEOUT", default_value_t = 15)]
+    pub request_timeout: u64,
+
+    /// Number of database connections (SQLite: readers plus the writer;
+    /// PostgreSQL: the pool's size), 1 to 64.
+    #[arg(long, env = "SQRL_DB_CONNECTIONS", default_value_t = 4)]
+    pub db_connections: usize,
+}
+
+impl Settings {
+    /// Reads flags (`args`, the program name first) and the environment,
+    /// then the file `--config` names, if any.
+    pub fn from_args<I, T>(args: I) -> Result<Self, ConfigError>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<OsString> + Clone,
+    {
+        let matches = Self::command()
+            .try_get_matches_from(args)
+            .map_err(ConfigError::Args)?;
+        let settings = Self::from_arg_matches(&matches).map_err(ConfigError::Args)?;
+        match settings.config.clone() {
+            Some(path) => {
+                let file = read_file(&path)?;
+                settings.under_file(file, |key| matches.value_source(key), &path)
+            }
+            None => Ok(settings),
+        }
+    }
+
+    /// Every built-in default, whatever the environment says.
+    pub fn defaults() -> Self {
+        let command = Self::command().mut_args(|arg| arg.env(None));
+        let matches = command.get_matches_from(["sqrl-server"]);
+        match Self::from_arg_matches(&matches) {
+            Ok(settings) => settings,
+            // Every field without a default is optional, so no flag is needed.
+            Err(error) => error.exit(),
+        }
+    }
+
+    /// Flags (never the environment of the test run) over a TOML file.
+    #[cfg(test)]
+    pub(super) fn for_test(args: &[&str], file: &str) -> Result<Self, ConfigError> {
+        let matches = Self::command()
+            .mut_args(|arg| arg.env(None))
+            .try_get_matches_from(std::iter::once("sqrl-server").chain(args.iter().copied()))
+            .map_err(ConfigError::Args)?;
+        let settings = Self::from_arg_matches(&matches).map_err(ConfigError::Args)?;
+        let file = toml::from_str(file).map_err(|source| ConfigError::Parse {
+            path: "test.toml".into(),
+            source: Box::new(source),
+        })?;
+        settings.under_file(
+            file,
+            |key| matches.value_source(key),
+            Path::new("test.toml"),
+        )
+    }
+
+    /// These settings, with each value that clap only defaulted replaced by
+    /// `file`'s value for the same key.
+    fn under_file(
+        self,
+        file: toml::Table,
+        source: impl Fn(&str) -> Option<ValueSource>,
+        path: &Path,
+    ) -> Result<Self, ConfigError> {
+        let parse_error = |source| ConfigError::Parse {
+            path: path.to_owned(),
+            source: Box::new(source),
+        };
+        let mut merged = toml::Table::try_from(&self).map_err(|error| ConfigError::Invalid {
+            name: "config",
+            reason: error.to_string(),
+        })?;
+        let known: Vec<String> = Self::command()
+            .get_arguments()
+            .map(|arg| arg.get_id().to_string())
+            .filter(|id| id != "config")
+            .collect();
+        for (key, value) in file {
+            // An unknown key is left for serde to refuse by name.
+            let given = known.contains(&key)
+                && matches!(
+                    source(&key),
+                    Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+                );
+            if !given {
+                merged.insert(key, value);
+            }
+        }
+        let mut settings: Self = merged.try_into().map_err(parse_error)?;
+        settings.config = self.config;
+        Ok(settings)
+    }
+}
+
+fn read_file(path: &Path) -> Result<toml::Table, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|source| ConfigError::Parse {
+        path: path.to_owned(),
+        source: Box::new(source),
+    })
+}
+
+/// Reads `--db` (any text names a SQLite file unless it is a PostgreSQL URL).
+fn parse_database(text: &str) -> Result<Database, String> {
+    if text.is_empty() {
+        return Err("empty database name".to_owned());
+    }
+    Ok(Database::parse(text))
+}
+
+/// Writes the database back as the text `--db` takes (for the file merge).
+fn serialize_database<S: serde::Serializer>(db: &Database, out: S) -> Result<S::Ok, S::Error> {
+    match db {
+        Database::Sqlite(path) => path.serialize(out),
+        Database::Postgres(url) => url.serialize(out),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    fn with_file(args: &[&str], file: &str) -> Result<Settings, ConfigError> {
+        Settings::for_test(args, file)
+    }
+
+    #[test]
+    fn flags_beat_the_file_and_the_file_beats_defaults() {
+        let settings = with_file(
+            &["--db", "flag.db", "--max-connections", "4096"],
+            "db = \"file.db\"\nbind = \"0.0.0.0:9000\"\nmax_connections = 7\n\
+             trusted_proxies = [\"10.0.0.0/8\"]\nask_buttons = [\"Yes, please;/x\"]",
+        )
+        .unwrap();
+        assert_eq!(settings.db, Database::Sqlite("flag.db".into()));
+        assert_eq!(settings.bind, "0.0.0.0:9000".parse().unwrap());
+        // Given as a flag, even with the default's value.
+        assert_eq!(settings.max_connections, 4096);
+        assert_eq!(settings.trusted_proxies, ["10.0.0.0/8"]);
+        // An array element is one value: its comma does not split it.
+        assert_eq!(settings.ask_buttons, ["Yes, please;/x"]);
+        // Untouched settings keep their defaults.
+        assert_eq!(settings.nut_rotation, Settings::defaults().nut_rotation);
+    }
+
+    #[test]
+    fn the_file_is_checked_against_the_field_types_and_names() {
+        for bad in [
+            "unknown = 1",
+            "config = \"other.toml\"",
+            "max_connections = \"many\"",
+            "bind = \"not an address\"",
+            "db = \"\"",
+        ] {
+            match with_file(&[], bad) {
+                Err(ConfigError::Parse { .. }) => {}
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
+        let postgres = with_file(&[], "db = \"postgres://u@h/d\"").unwrap();
+        assert_eq!(postgres.db, Database::Postgres("postgres://u@h/d".into()));
+    }
+
+    #[test]
+    fn help_shows_every_default() {
+        // Words, not layout: clap wraps lines to the terminal's width.
+        let help = Settings::command()
+            .render_long_help()
+            .to_string()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        let mut missing = Vec::new();
+        for arg in Settings::command().get_arguments() {
+            let id = arg.get_id().as_str();
+            let documented = !arg.get_default_values().is_empty()
+                || arg
+                    .get_long_help()
+                    .or(arg.get_help())
+                    .is_some_and(|help| help.to_string().contains("[default: "))
+                || matches!(id, "config" | "tls_key" | "ask_buttons");
+            if !documented {
+                missing.push(id.to_owned());
+            }
+        }
+        assert!(missing.is_empty(), "no default shown for {missing:?}");
+        assert!(help.contains("[default: 127.0.0.1:8080]"), "{help}");
+        assert!(help.contains("--nut-rotation"));
+        assert!(help.contains("--login-token-lifetime"));
+    }
+}

@@ -410,7 +410,7 @@ mod tests {
             tif: Tif::SQRL_DISABLED | Tif::CURRENT_ID_MATCH,
         });
         assert_eq!(refused.code(), "sqrl_disabled");
-        assert_eq!(refused.tif().map(Tif::bits), Some(0x9));
+        assert_eq!(refused.tif().map(|tif| tif.bits()), Some(0x9));
         let mismatch = Error::AddressMismatch(AddressMismatch::Unconfirmed { site: "x".into() });
         assert_eq!(mismatch.code(), "ip_mismatch");
         assert_eq!(mismatch.tif(), Some(Tif::COMMAND_FAILED));

@@ -1,35 +1,40 @@
-//! Small HTML helpers: escaping and the page frame.
+//! What every HTML page shares: the frame around its body, the headers it is
+//! served with, and how it shows times.
+//!
+//! Pages are `maud` templates: every value interpolated into one is escaped,
+//! unless it is wrapped in [`maud::PreEscaped`], which only markup the
+//! server itself produced may be.
 
-use std::fmt::Write as _;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use maud::{DOCTYPE, Markup, html};
 
-/// Escapes text for HTML element content and quoted attribute values.
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
+/// A complete page around `body`.
+pub fn page(title: &str, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) }
+                link rel="stylesheet" href="/static/style.css";
+            }
+            body { main { (body) } }
         }
     }
-    out
 }
 
-/// A complete page around `body` (already HTML).
-pub fn page(title: &str, body: &str) -> String {
-    let mut out = String::new();
-    let _ = write!(
-        out,
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>{}</title><link rel=\"stylesheet\" href=\"/static/style.css\"></head>\
-         <body><main>{body}</main></body></html>\n",
-        escape(title)
-    );
-    out
+/// A page as a response, under the content security policy `csp`.
+pub fn response(csp: &'static str, page: Markup) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CONTENT_SECURITY_POLICY, csp),
+        ],
+        page.into_string(),
+    )
+        .into_response()
 }
 
 /// A UTC timestamp `YYYY-MM-DD HH:MM:SS UTC` for Unix seconds.
@@ -64,11 +69,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn escapes_markup() {
-        assert_eq!(
-            escape("<a href=\"x\">'&'</a>"),
-            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
+    fn the_title_is_text() {
+        let page = page("<script>\"x\"</script>", html! {}).into_string();
+        assert!(
+            page.contains("<title>&lt;script&gt;&quot;x&quot;&lt;/script&gt;</title>"),
+            "{page}"
         );
+        assert!(!page.contains("<script>"), "{page}");
     }
 
     #[test]

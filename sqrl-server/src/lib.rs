@@ -22,6 +22,7 @@ pub mod app;
 pub mod browser;
 pub mod clock;
 pub mod config;
+pub mod cookies;
 pub mod error;
 pub mod html;
 pub mod metrics;

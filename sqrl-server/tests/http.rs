@@ -1104,6 +1104,236 @@ async fn account_page_sessions_revoke_and_logout() {
     assert_eq!(h.count("SELECT count(*) FROM login_history"), 3);
 }
 
+// --- cookies and pages -----------------------------------------------------------
+
+/// The one cookie of `response` named `name`.
+fn set_cookie_named(response: &reqwest::Response, name: &str) -> cookie::Cookie<'static> {
+    let all = set_cookies(response);
+    let mut named = all.iter().filter(|cookie| cookie.name() == name);
+    let found = named
+        .next()
+        .unwrap_or_else(|| panic!("no Set-Cookie {name} in {all:?}"))
+        .clone();
+    assert!(named.next().is_none(), "one Set-Cookie {name}: {all:?}");
+    found
+}
+
+/// A cookie holding a secret over plain HTTP: a 128-bit token, for the whole
+/// site, out of scripts' reach, sent on top-level navigations only, for
+/// `max_age` seconds.
+fn assert_secret_cookie(cookie: &cookie::Cookie<'_>, max_age: i64) {
+    assert_eq!(
+        base64url::decode(cookie.value()).map(|token| token.len()),
+        Ok(16),
+        "{cookie}"
+    );
+    assert_removal_attributes(cookie);
+    assert_eq!(
+        cookie.max_age(),
+        Some(cookie::time::Duration::seconds(max_age)),
+        "{cookie}"
+    );
+}
+
+/// The attributes a browser matches a removal against: the ones it was set with.
+fn assert_removal_attributes(cookie: &cookie::Cookie<'_>) {
+    assert_eq!(cookie.http_only(), Some(true), "{cookie}");
+    assert_eq!(cookie.same_site(), Some(cookie::SameSite::Lax), "{cookie}");
+    assert_eq!(cookie.path(), Some("/"), "{cookie}");
+    assert_eq!(cookie.domain(), None, "{cookie}");
+    assert_ne!(cookie.secure(), Some(true), "plain HTTP: {cookie}");
+}
+
+fn assert_removal(cookie: &cookie::Cookie<'_>) {
+    assert_eq!(cookie.value(), "", "{cookie}");
+    assert_eq!(
+        cookie.max_age(),
+        Some(cookie::time::Duration::ZERO),
+        "{cookie}"
+    );
+    assert_removal_attributes(cookie);
+}
+
+#[tokio::test]
+async fn every_cookie_the_server_sets_has_its_attributes() {
+    const ATTEMPT_SECS: u64 = 90;
+    const SESSION_SECS: u64 = 3_600;
+    let h = Harness::start_with(|config| {
+        config.attempt_lifetime = Duration::from_secs(ATTEMPT_SECS);
+        config.nut_lifetime = Duration::from_secs(60);
+        config.session_lifetime = Duration::from_secs(SESSION_SECS);
+    })
+    .await;
+    let attempt_secs = i64::try_from(ATTEMPT_SECS).unwrap();
+
+    // Each way of starting an attempt hands the browser its secret.
+    let form = h.get("/nut.sqrl").await;
+    let cookies = set_cookies(&form);
+    let nut = form_field(&form.text().await.unwrap(), "nut");
+    assert_eq!(cookies.len(), 1, "{cookies:?}");
+    assert_eq!(cookies[0].name(), format!("sqrl_pag_{nut}"));
+    assert_secret_cookie(&cookies[0], attempt_secs);
+
+    let png = h.get("/png.sqrl").await;
+    let nut = png.headers()["sqrl-nut"].to_str().unwrap().to_owned();
+    assert_secret_cookie(
+        &set_cookie_named(&png, &format!("sqrl_pag_{nut}")),
+        attempt_secs,
+    );
+
+    let mut browser = h.browser();
+    let page = browser.open_login_page().await;
+    let another_page = h.get("/").await;
+    let cookies = set_cookies(&another_page);
+    assert_eq!(cookies.len(), 1, "{cookies:?}");
+    assert!(cookies[0].name().starts_with("sqrl_pag_"), "{cookies:?}");
+    assert_secret_cookie(&cookies[0], attempt_secs);
+
+    // Collecting the login: a session, and the attempt's secret dropped.
+    let id = Identity::new();
+    let mut c = SqrlConversation::new(&h.http, &page.url);
+    c.query(&id, NONE).await;
+    assert_tif(&c.ident(&id, NONE, true).await, 0x05);
+    let link = browser.pag_url(&page.nut).await;
+    let collected = browser.get(&link).await;
+    assert_eq!(collected.status(), StatusCode::SEE_OTHER);
+    assert_eq!(set_cookies(&collected).len(), 2);
+    assert_secret_cookie(
+        &set_cookie_named(&collected, "sqrl_session"),
+        i64::try_from(SESSION_SECS).unwrap(),
+    );
+    assert_removal(&set_cookie_named(
+        &collected,
+        &format!("sqrl_pag_{}", page.nut),
+    ));
+
+    // Logging out drops the session cookie.
+    let out = browser.post("/logout").await;
+    assert_eq!(out.status(), StatusCode::SEE_OTHER);
+    assert_removal(&set_cookie_named(&out, "sqrl_session"));
+    assert!(!browser.has_cookie("sqrl_session"));
+}
+
+/// A `Cookie` header that is not a session: no cookie, a value that is no
+/// token, a pair without `=`, bytes that are not text, another scheme's
+/// name. Each is "not logged in", never an error of the server's.
+#[tokio::test]
+async fn a_malformed_cookie_is_no_session() {
+    let h = Harness::start().await;
+    let id = Identity::new();
+    let browser = h.logged_in_browser(&id, "Cookies/1.0").await;
+    let session = browser.cookie("sqrl_session");
+    let send = async |method: Method, path: &str, cookie: &[u8]| {
+        h.http
+            .request(method, h.url(path))
+            .header(
+                reqwest::header::COOKIE,
+                reqwest::header::HeaderValue::from_bytes(cookie).unwrap(),
+            )
+            .send()
+            .await
+            .unwrap()
+    };
+    let location = |response: &reqwest::Response| {
+        response
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .map(|value| value.to_str().unwrap().to_owned())
+    };
+
+    let with_extra_char = format!("sqrl_session={session}A");
+    let truncated = format!("sqrl_session={}", &session[..21]);
+    let other_scheme = format!("__Host-sqrl_session={session}");
+    let malformed: [&[u8]; 7] = [
+        b"sqrl_session=",
+        b"sqrl_session=%%%not-a-token",
+        b"sqrl_session",
+        b"sqrl_session=\xff\xfe\xfd",
+        with_extra_char.as_bytes(),
+        truncated.as_bytes(),
+        other_scheme.as_bytes(),
+    ];
+    for cookie in malformed {
+        let account = send(Method::GET, "/account", cookie).await;
+        assert_eq!(
+            account.status(),
+            StatusCode::SEE_OTHER,
+            "{}",
+            String::from_utf8_lossy(cookie)
+        );
+        assert_eq!(
+            location(&account).as_deref(),
+            Some("/"),
+            "{}",
+            String::from_utf8_lossy(cookie)
+        );
+        let page = send(Method::GET, "/", cookie).await;
+        assert_eq!(
+            page.status(),
+            StatusCode::OK,
+            "login page for {}",
+            String::from_utf8_lossy(cookie)
+        );
+        let revoke = send(Method::POST, "/account/sessions/1/revoke", cookie).await;
+        assert_eq!(
+            revoke.status(),
+            StatusCode::UNAUTHORIZED,
+            "{}",
+            String::from_utf8_lossy(cookie)
+        );
+        let logout = send(Method::POST, "/logout", cookie).await;
+        assert_eq!(
+            logout.status(),
+            StatusCode::SEE_OTHER,
+            "{}",
+            String::from_utf8_lossy(cookie)
+        );
+    }
+    assert_eq!(
+        h.count("SELECT count(*) FROM sessions"),
+        1,
+        "no malformed cookie ended the real session"
+    );
+
+    // Garbage next to the real cookie does not hide it.
+    let mixed = format!("junk; =x; ;sqrl_session={session}; other=%%");
+    let account = send(Method::GET, "/account", mixed.as_bytes()).await;
+    assert_eq!(account.status(), StatusCode::OK);
+
+    // A malformed attempt cookie is no secret: the waiting page's requests
+    // answer as for a stranger.
+    let mut waiting = h.browser();
+    let page = waiting.open_login_page().await;
+    let bad_secret = format!("sqrl_pag_{}=%%%", page.nut);
+    for path in [
+        format!("/login/events?nut={}", page.nut),
+        format!("/pag.sqrl?nut={}", page.nut),
+        format!("/login/collect?nut={}", page.nut),
+    ] {
+        let answer = send(Method::GET, &path, bad_secret.as_bytes()).await;
+        assert_eq!(answer.status(), StatusCode::NOT_FOUND, "{path}");
+    }
+}
+
+/// Whatever a browser says about itself is shown as text: a `User-Agent`
+/// carrying markup and quotes reaches the account page escaped.
+#[tokio::test]
+async fn hostile_values_reach_the_page_escaped() {
+    let h = Harness::start().await;
+    let hostile = r#"<script>alert("x")</script><img src='y' onerror="z">&amp;"#;
+    let mut browser = h.logged_in_browser(&Identity::new(), hostile).await;
+    let html = browser.get("/account").await.text().await.unwrap();
+    let escaped = "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;\
+                   &lt;img src='y' onerror=&quot;z&quot;&gt;&amp;amp;";
+    assert_eq!(
+        html.matches(escaped).count(),
+        2,
+        "in the sessions and in the history: {html}"
+    );
+    assert!(!html.contains("<script"), "{html}");
+    assert!(!html.contains("<img"), "{html}");
+}
+
 #[tokio::test]
 async fn data_survives_a_restart() {
     let h = Harness::start().await;

@@ -1,35 +1,20 @@
 //! The logged-in side: the account page (identity fingerprint, sessions with
 //! revoke, login history) and logout.
 
-use std::fmt::Write as _;
-
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
+use axum_extra::extract::cookie::CookieJar;
+use maud::{Markup, html};
 
 use crate::app::AppState;
+use crate::cookies::SiteCookies;
 use crate::error::AppError;
 use crate::html;
-use crate::routes::login::{read_cookie, set_cookie};
-use crate::store::{AskAnswer, LoginMethod, SessionInfo};
-use crate::token::Token;
+use crate::store::{AccountView, AskAnswer, LoginEvent, LoginMethod, SessionInfo};
 
-/// The session cookie's name over plain HTTP.
-pub const SESSION_COOKIE: &str = "sqrl_session";
-
-/// The session cookie's name over https: the `__Host-` prefix makes the
-/// browser refuse it unless it is `Secure`, for `Path=/` and set by this
-/// host itself (no `Domain`), so a sibling subdomain cannot plant or shadow it.
-pub const SECURE_SESSION_COOKIE: &str = "__Host-sqrl_session";
-
-/// The session cookie's name for this origin.
-pub fn session_cookie(state: &AppState) -> &'static str {
-    if state.origin.is_secure() {
-        SECURE_SESSION_COOKIE
-    } else {
-        SESSION_COOKIE
-    }
-}
+/// The content security policy of the account page: no script at all.
+const ACCOUNT_CSP: &str = "default-src 'none'; style-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 /// The oldest last use a live session may have: sessions unused for the
 /// configured idle timeout are over.
@@ -40,15 +25,13 @@ fn idle_cutoff(state: &AppState, now: u64) -> u64 {
 /// How many logins the account page lists.
 const HISTORY_LIMIT: u32 = 50;
 
-/// The session the request's cookie names, if live.
+/// The session the request's cookie names, if live. No session cookie, or
+/// one that does not parse as a token, is no session.
 pub async fn current_session(
     state: &AppState,
-    headers: &HeaderMap,
+    cookies: &CookieJar,
 ) -> Result<Option<SessionInfo>, AppError> {
-    let Some(token) = read_cookie(headers, session_cookie(state))
-        .as_deref()
-        .and_then(Token::parse)
-    else {
+    let Some(token) = SiteCookies::of(state).session_token(cookies) else {
         return Ok(None);
     };
     let now = state.clock.now();
@@ -103,26 +86,27 @@ fn method_label(method: LoginMethod) -> &'static str {
 
 /// How the login history shows the answer to the `ask` (SPEC 3): the
 /// button, its label as asked, and where the browser was sent.
-fn answer_label(answer: Option<&AskAnswer>) -> String {
+fn answer_label(answer: Option<&AskAnswer>) -> Markup {
     let Some(answer) = answer else {
-        return String::new();
+        return html! {};
     };
-    let mut text = match answer.button.index() {
-        Some(index) => format!("button {index}"),
-        None => "acknowledged".to_owned(),
-    };
-    if let Some(label) = &answer.label {
-        let _ = write!(text, " \u{201c}{}\u{201d}", html::escape(label));
+    html! {
+        @match answer.button.index() {
+            Some(index) => { "button " (index) }
+            None => "acknowledged",
+        }
+        @if let Some(label) = &answer.label {
+            " \u{201c}" (label) "\u{201d}"
+        }
+        @if let Some(url) = &answer.url {
+            " \u{2192} " code { (url) }
+        }
     }
-    if let Some(url) = &answer.url {
-        let _ = write!(text, " \u{2192} <code>{}</code>", html::escape(url));
-    }
-    text
 }
 
 /// `GET /account`.
-pub async fn page(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, AppError> {
-    let Some(session) = current_session(&state, &headers).await? else {
+pub async fn page(State(state): State<AppState>, cookies: CookieJar) -> Result<Response, AppError> {
+    let Some(session) = current_session(&state, &cookies).await? else {
         return Ok(Redirect::to("/").into_response());
     };
     let now = state.clock.now();
@@ -135,122 +119,113 @@ pub async fn page(State(state): State<AppState>, headers: HeaderMap) -> Result<R
         .store
         .login_history(session.account_id, HISTORY_LIMIT)
         .await?;
+    let body = html! {
+        h1 { "Your account" }
+        (identity_section(account.as_ref()))
+        (active_sessions(&sessions, session.id))
+        (recent_logins(&history))
+        form method="post" action="/logout" { button type="submit" { "Log out" } }
+    };
+    Ok(html::response(
+        ACCOUNT_CSP,
+        html::page("Your account", body),
+    ))
+}
 
-    let mut body = String::new();
-    let _ = write!(body, "<h1>Your account</h1>");
-    match account.as_ref().and_then(|a| a.identity.as_ref()) {
-        Some(identity) => {
-            let mut flags = Vec::new();
-            if identity.disabled {
-                flags.push("SQRL login disabled");
-            }
-            if identity.sqrl_only {
-                flags.push("SQRL only");
-            }
-            if identity.hardlock {
-                flags.push("hardlock");
-            }
-            let _ = write!(
-                body,
-                "<section><h2>SQRL identity</h2>\
-                 <p>Fingerprint of your identity for this site:</p>\
-                 <p class=\"fingerprint\" id=\"fingerprint\">{}</p>\
-                 <p>Associated {}{}.</p></section>",
-                identity.idk.fingerprint(),
-                html::timestamp(identity.created_at),
-                if flags.is_empty() {
-                    String::new()
-                } else {
-                    format!("; {}", flags.join(", "))
+/// The identity the account signs in with, and how many it had before.
+fn identity_section(account: Option<&AccountView>) -> Markup {
+    let identity = account.and_then(|account| account.identity.as_ref());
+    let retired = account.map_or(0, |account| account.superseded.len());
+    html! {
+        section {
+            h2 { "SQRL identity" }
+            @if let Some(identity) = identity {
+                p { "Fingerprint of your identity for this site:" }
+                p class="fingerprint" id="fingerprint" { (identity.idk.fingerprint()) }
+                p {
+                    "Associated " (html::timestamp(identity.created_at))
+                    @let flags = identity_flags(identity.disabled, identity.sqrl_only, identity.hardlock);
+                    @if !flags.is_empty() { "; " (flags.join(", ")) }
+                    "."
                 }
-            );
+            } @else {
+                p { "No SQRL identity is associated with this account any more." }
+            }
         }
-        None => {
-            let _ = write!(
-                body,
-                "<section><h2>SQRL identity</h2><p>No SQRL identity is associated with \
-                 this account any more.</p></section>"
-            );
-        }
-    }
-    if let Some(account) = &account {
-        if !account.superseded.is_empty() {
-            let _ = write!(
-                body,
-                "<p>{} earlier identit{} of this account {} retired.</p>",
-                account.superseded.len(),
-                if account.superseded.len() == 1 {
-                    "y"
-                } else {
-                    "ies"
-                },
-                if account.superseded.len() == 1 {
-                    "was"
-                } else {
-                    "were"
-                },
-            );
+        @if retired > 0 {
+            p {
+                (retired)
+                @if retired == 1 { " earlier identity of this account was retired." }
+                @else { " earlier identities of this account were retired." }
+            }
         }
     }
+}
 
-    let _ = write!(
-        body,
-        "<section><h2>Active sessions</h2><table><thead><tr><th>Signed in</th>\
-         <th>Last seen</th><th>Address</th><th>Browser</th><th></th></tr></thead><tbody>"
-    );
-    for other in &sessions {
-        let action = if other.id == session.id {
-            "<em>this browser</em>".to_owned()
-        } else {
-            format!(
-                "<form method=\"post\" action=\"/account/sessions/{}/revoke\">\
-                 <button type=\"submit\">Revoke</button></form>",
-                other.id
-            )
-        };
-        let _ = write!(
-            body,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{action}</td></tr>",
-            html::timestamp(other.created_at),
-            html::timestamp(other.last_seen_at),
-            html::escape(&other.ip),
-            html::escape(&other.user_agent),
-        );
-    }
-    let _ = write!(body, "</tbody></table></section>");
+/// The options the identity set that change how it signs in.
+fn identity_flags(disabled: bool, sqrl_only: bool, hardlock: bool) -> Vec<&'static str> {
+    [
+        (disabled, "SQRL login disabled"),
+        (sqrl_only, "SQRL only"),
+        (hardlock, "hardlock"),
+    ]
+    .into_iter()
+    .filter_map(|(set, name)| set.then_some(name))
+    .collect()
+}
 
-    let _ = write!(
-        body,
-        "<section><h2>Recent logins</h2><table><thead><tr><th>Time</th><th>Address</th>\
-         <th>Browser</th><th>How</th><th>Answer</th></tr></thead><tbody>"
-    );
-    for event in &history {
-        let _ = write!(
-            body,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"answer\">{}</td></tr>",
-            html::timestamp(event.at),
-            html::escape(&event.ip),
-            html::escape(&event.user_agent),
-            method_label(event.method),
-            answer_label(event.answer.as_ref()),
-        );
+/// The account's live sessions, each but this browser's with a revoke button.
+fn active_sessions(sessions: &[SessionInfo], this_session: i64) -> Markup {
+    html! {
+        section {
+            h2 { "Active sessions" }
+            table {
+                thead { tr { th { "Signed in" } th { "Last seen" } th { "Address" } th { "Browser" } th {} } }
+                tbody {
+                    @for other in sessions {
+                        tr {
+                            td { (html::timestamp(other.created_at)) }
+                            td { (html::timestamp(other.last_seen_at)) }
+                            td { (other.ip) }
+                            td { (other.user_agent) }
+                            td {
+                                @if other.id == this_session {
+                                    em { "this browser" }
+                                } @else {
+                                    form method="post" action={ "/account/sessions/" (other.id) "/revoke" } {
+                                        button type="submit" { "Revoke" }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
     }
-    let _ = write!(
-        body,
-        "</tbody></table></section>\
-         <form method=\"post\" action=\"/logout\"><button type=\"submit\">Log out</button></form>"
-    );
-    Ok((
-        [
-            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
-            (
-                header::CONTENT_SECURITY_POLICY,
-                "default-src 'none'; style-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-            ),
-        ],
-        html::page("Your account", &body),
-    )
-        .into_response())
+}
+
+/// The account's latest logins.
+fn recent_logins(history: &[LoginEvent]) -> Markup {
+    html! {
+        section {
+            h2 { "Recent logins" }
+            table {
+                thead { tr { th { "Time" } th { "Address" } th { "Browser" } th { "How" } th { "Answer" } } }
+                tbody {
+                    @for event in history {
+                        tr {
+                            td { (html::timestamp(event.at)) }
+                            td { (event.ip) }
+                            td { (event.user_agent) }
+                            td { (method_label(event.method)) }
+                            td class="answer" { (answer_label(event.answer.as_ref())) }
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// `POST /account/sessions/{id}/revoke`.
@@ -258,9 +233,10 @@ pub async fn revoke(
     State(state): State<AppState>,
     Path(id): Path<i64>,
     headers: HeaderMap,
+    cookies: CookieJar,
 ) -> Result<Response, AppError> {
     require_same_origin(&state, &headers)?;
-    let Some(session) = current_session(&state, &headers).await? else {
+    let Some(session) = current_session(&state, &cookies).await? else {
         return Err(AppError::Client(StatusCode::UNAUTHORIZED, "not logged in"));
     };
     if !state.store.revoke_session(session.account_id, id).await? {
@@ -273,18 +249,16 @@ pub async fn revoke(
 pub async fn logout(
     State(state): State<AppState>,
     headers: HeaderMap,
+    cookies: CookieJar,
 ) -> Result<Response, AppError> {
     require_same_origin(&state, &headers)?;
-    if let Some(session) = current_session(&state, &headers).await? {
+    if let Some(session) = current_session(&state, &cookies).await? {
         state
             .store
             .revoke_session(session.account_id, session.id)
             .await?;
     }
-    let mut response = Redirect::to("/").into_response();
-    response.headers_mut().append(
-        header::SET_COOKIE,
-        set_cookie(&state, session_cookie(&state), "", 0, "Lax"),
-    );
-    Ok(response)
+    let site = SiteCookies::of(&state);
+    let cookies = CookieJar::new().add(site.removal(site.session_name().to_owned()));
+    Ok((cookies, Redirect::to("/")).into_response())
 }

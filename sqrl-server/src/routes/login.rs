@@ -14,14 +14,17 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::extract::{Form, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Redirect, Response};
+use axum_extra::extract::cookie::{Cookie, CookieJar};
+use maud::{Markup, PreEscaped, html};
 use rand_core::OsRng;
 use serde::Deserialize;
 use sqrl_core::server::{Invitation, Nut, WaitingBrowser};
 
 use crate::app::{AppState, ClientIp};
+use crate::cookies::SiteCookies;
 use crate::error::AppError;
 use crate::html;
 use crate::notify::Subscription;
@@ -127,63 +130,15 @@ pub fn user_agent(headers: &HeaderMap) -> String {
         .unwrap_or_default()
 }
 
-/// The name of the cookie holding an attempt's secret. One per attempt, so
-/// two tabs each keep their own; `__Host-` over https (see
-/// [`account::SECURE_SESSION_COOKIE`]).
-pub fn pag_cookie_name(state: &AppState, attempt: &str) -> String {
-    let prefix = if state.origin.is_secure() {
-        "__Host-"
-    } else {
-        ""
-    };
-    format!("{prefix}sqrl_pag_{attempt}")
-}
-
-/// A `Set-Cookie` value.
-pub fn set_cookie(
-    state: &AppState,
-    name: &str,
-    value: &str,
-    max_age: u64,
-    same_site: &str,
-) -> HeaderValue {
-    let secure = if state.origin.is_secure() {
-        "; Secure"
-    } else {
-        ""
-    };
-    let text = format!(
-        "{name}={value}; Path=/; Max-Age={max_age}; HttpOnly; SameSite={same_site}{secure}"
-    );
-    // Names and values here are base64url and fixed words: always valid.
-    HeaderValue::from_str(&text).unwrap_or(HeaderValue::from_static("invalid=; Max-Age=0"))
-}
-
-/// Every `name=value` cookie pair the request carries.
-fn cookies(headers: &HeaderMap) -> impl Iterator<Item = (&str, &str)> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-}
-
-/// The value of cookie `name` in the request, if present.
-pub fn read_cookie(headers: &HeaderMap, name: &str) -> Option<String> {
-    cookies(headers)
-        .find(|(key, _)| *key == name)
-        .map(|(_, value)| value.to_owned())
-}
-
 /// The attempt `nut` names, if the request holds its secret: `pag` from the
-/// query, or the attempt's cookie. Unknown attempt and wrong secret answer
-/// the same 404, so the answer reveals nothing about other people's attempts.
+/// query, or the attempt's cookie. Unknown attempt and wrong or malformed
+/// secret answer the same 404, so the answer reveals nothing about other
+/// people's attempts.
 pub async fn waiting_attempt(
     state: &AppState,
     nut: &str,
     pag: Option<&str>,
-    headers: &HeaderMap,
+    cookies: &CookieJar,
 ) -> Result<Attempt, AppError> {
     const NOT_FOUND: AppError = AppError::Client(
         StatusCode::NOT_FOUND,
@@ -191,10 +146,10 @@ pub async fn waiting_attempt(
     );
     let nut = Nut::parse(nut).map_err(|_| AppError::bad_request("nut= is not a valid nut"))?;
     let secret = match pag {
-        Some(pag) if !pag.is_empty() => Some(pag.to_owned()),
-        _ => read_cookie(headers, &pag_cookie_name(state, nut.as_str())),
+        Some(pag) if !pag.is_empty() => Token::parse(pag),
+        _ => SiteCookies::of(state).attempt_secret(cookies, nut.as_str()),
     };
-    let Some(secret) = secret.as_deref().and_then(Token::parse) else {
+    let Some(secret) = secret else {
         return Err(NOT_FOUND);
     };
     let Some(attempt) = state.store.attempt(nut.as_str()).await? else {
@@ -295,15 +250,9 @@ pub fn identity_check(attempt: &Attempt) -> Option<String> {
         .map(|confirmation| confirmation.idk.fingerprint())
 }
 
-fn html_response(body: String) -> Response {
-    (
-        [
-            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
-            (header::CONTENT_SECURITY_POLICY, PAGE_CSP),
-        ],
-        body,
-    )
-        .into_response()
+/// A page of the login flow as a response.
+fn html_response(title: &str, body: Markup) -> Response {
+    html::response(PAGE_CSP, html::page(title, body))
 }
 
 /// The inline SVG of a QR code (without the XML declaration).
@@ -315,64 +264,79 @@ fn inline_svg(url: &str) -> Result<String, AppError> {
     })
 }
 
+/// The QR code of `url` as markup for the page. Inserted unescaped: it is
+/// SVG our own encoder drew (a square and one path of numbers; the URL is in
+/// the modules, never written out as text), not anything a request supplied.
+fn qr_markup(url: &str) -> Result<Markup, AppError> {
+    inline_svg(url).map(PreEscaped)
+}
+
 /// `GET /`: the login page.
 pub async fn page(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
     headers: HeaderMap,
+    cookies: CookieJar,
 ) -> Result<Response, AppError> {
-    if account::current_session(&state, &headers).await?.is_some() {
+    if account::current_session(&state, &cookies).await?.is_some() {
         return Ok(Redirect::to("/account").into_response());
     }
     let started = start_attempt(&state, ip, &user_agent(&headers)).await?;
-    let svg = inline_svg(&started.url)?;
-    let nut = html::escape(started.nut.as_str());
-    let body = format!(
-        "<h1>Sign in with SQRL</h1>\
-         <p>Scan the code with your SQRL app, then confirm on your device.</p>\
-         <div id=\"qr\" class=\"qr\" aria-label=\"SQRL code\">{svg}</div>\
-         <p id=\"local-app\" hidden>Your SQRL app is running on this computer: \
-         signing in on this device is the safest way.</p>\
-         <p><a id=\"link\" class=\"button\" href=\"{link}\">Sign in with SQRL on this device</a></p>\
-         <p class=\"url\"><code id=\"url\">{url}</code></p>\
-         <p id=\"status\" role=\"status\" aria-live=\"polite\">Waiting for your SQRL app&hellip;</p>\
-         <div id=\"check\" class=\"check\" hidden>\
-         <p>You are about to be signed in as the SQRL identity with this fingerprint:</p>\
-         <p class=\"fingerprint\" id=\"check-fingerprint\"></p>\
-         <p>Your SQRL app shows the fingerprint of your identity when you sign in. \
-         If it is not the same, or you did not just confirm a sign-in, do not continue: \
-         someone else may have answered this code.</p>\
-         <p><button type=\"button\" id=\"check-continue\">Continue</button> \
-         <button type=\"button\" id=\"check-cancel\">Cancel</button></p></div>\
-         <noscript><p>Without JavaScript this page cannot follow the login; \
-         use the link above with a SQRL app on this device.</p></noscript>\
-         <script id=\"sqrl\" src=\"/static/login.js\" data-nut=\"{nut}\" data-link=\"{link}\" \
-         data-rotate=\"{rotate}\"></script>",
-        link = html::escape(&started.link),
-        url = html::escape(&started.url),
-        rotate = state.config.nut_rotation.as_secs(),
+    let body = login_page(
+        &started,
+        qr_markup(&started.url)?,
+        state.config.nut_rotation,
     );
-    let mut response = html_response(html::page("Sign in", &body));
-    response
-        .headers_mut()
-        .append(header::SET_COOKIE, attempt_cookie(&state, &started));
-    Ok(response)
+    let cookies = cookies.add(attempt_cookie(&state, &started));
+    Ok((cookies, html_response("Sign in", body)).into_response())
+}
+
+/// The body of the login page. The ids, and the data attributes of the
+/// script element, are what `login.js` works with.
+fn login_page(started: &Started, qr: Markup, rotation: Duration) -> Markup {
+    html! {
+        h1 { "Sign in with SQRL" }
+        p { "Scan the code with your SQRL app, then confirm on your device." }
+        div id="qr" class="qr" aria-label="SQRL code" { (qr) }
+        p id="local-app" hidden {
+            "Your SQRL app is running on this computer: "
+            "signing in on this device is the safest way."
+        }
+        p { a id="link" class="button" href=(started.link) { "Sign in with SQRL on this device" } }
+        p class="url" { code id="url" { (started.url) } }
+        p id="status" role="status" aria-live="polite" { "Waiting for your SQRL app\u{2026}" }
+        div id="check" class="check" hidden {
+            p { "You are about to be signed in as the SQRL identity with this fingerprint:" }
+            p class="fingerprint" id="check-fingerprint" {}
+            p {
+                "Your SQRL app shows the fingerprint of your identity when you sign in. "
+                "If it is not the same, or you did not just confirm a sign-in, do not continue: "
+                "someone else may have answered this code."
+            }
+            p {
+                button type="button" id="check-continue" { "Continue" }
+                " "
+                button type="button" id="check-cancel" { "Cancel" }
+            }
+        }
+        noscript {
+            p {
+                "Without JavaScript this page cannot follow the login; "
+                "use the link above with a SQRL app on this device."
+            }
+        }
+        script id="sqrl" src="/static/login.js" data-nut=(started.nut.as_str())
+            data-link=(started.link) data-rotate=(rotation.as_secs()) {}
+    }
 }
 
 /// The cookie holding a started attempt's secret, for the browser that
 /// started it.
-pub fn attempt_cookie(state: &AppState, started: &Started) -> HeaderValue {
-    set_cookie(
-        state,
-        &pag_cookie_name(state, started.nut.as_str()),
-        &started.pag.encode(),
-        state.config.attempt_lifetime.as_secs(),
-        // Lax, not Strict: a same-device login comes back through the local
-        // SQRL client (a redirect from localhost), which browsers that judge
-        // a navigation by its whole redirect chain treat as cross-site and
-        // withhold Strict cookies from; the session link is redeemed only
-        // with this cookie.
-        "Lax",
+pub fn attempt_cookie(state: &AppState, started: &Started) -> Cookie<'static> {
+    SiteCookies::of(state).attempt(
+        started.nut.as_str(),
+        &started.pag,
+        state.config.attempt_lifetime,
     )
 }
 
@@ -430,9 +394,9 @@ pub struct AttemptQuery {
 pub async fn rotate(
     State(state): State<AppState>,
     Query(query): Query<AttemptQuery>,
-    headers: HeaderMap,
+    cookies: CookieJar,
 ) -> Result<Response, AppError> {
-    let attempt = waiting_attempt(&state, &query.nut, query.pag.as_deref(), &headers).await?;
+    let attempt = waiting_attempt(&state, &query.nut, query.pag.as_deref(), &cookies).await?;
     let now = state.clock.now();
     // The IP compared with the client's stays the one that loaded the page.
     let nut = Nut::generate(&mut OsRng);
@@ -544,9 +508,9 @@ pub async fn events(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
     Query(query): Query<AttemptQuery>,
-    headers: HeaderMap,
+    cookies: CookieJar,
 ) -> Result<Response, AppError> {
-    let attempt = waiting_attempt(&state, &query.nut, query.pag.as_deref(), &headers).await?;
+    let attempt = waiting_attempt(&state, &query.nut, query.pag.as_deref(), &cookies).await?;
     let slot = match StreamSlot::acquire(&state, &attempt.id, ip) {
         Ok(slot) => slot,
         Err(refusal) => return Ok(refusal.into_response()),
@@ -584,6 +548,7 @@ pub async fn collect(
     ClientIp(ip): ClientIp,
     Query(query): Query<AttemptQuery>,
     headers: HeaderMap,
+    cookies: CookieJar,
 ) -> Result<Response, AppError> {
     // With the secret in the cookie, only the page itself (or the person
     // typing the URL) may collect: another site that learnt the nut (say,
@@ -594,7 +559,7 @@ pub async fn collect(
     if query.pag.as_deref().is_none_or(str::is_empty) {
         account::require_same_origin(&state, &headers)?;
     }
-    let attempt = waiting_attempt(&state, &query.nut, query.pag.as_deref(), &headers).await?;
+    let attempt = waiting_attempt(&state, &query.nut, query.pag.as_deref(), &cookies).await?;
     let now = state.clock.now();
     let session_token = Token::generate(&mut OsRng);
     let session = new_session(&state, &session_token, ip, &headers, now);
@@ -625,12 +590,11 @@ fn new_session(
 }
 
 fn link_gone() -> Response {
-    let body = html::page(
-        "Sign-in link expired",
-        "<h1>This sign-in link has expired or was already used</h1>\
-         <p><a href=\"/\">Start again</a></p>",
-    );
-    let mut response = html_response(body);
+    let body = html! {
+        h1 { "This sign-in link has expired or was already used" }
+        p { a href="/" { "Start again" } }
+    };
+    let mut response = html_response("Sign-in link expired", body);
     *response.status_mut() = StatusCode::GONE;
     response
 }
@@ -651,26 +615,14 @@ async fn logged_in(
         .as_ref()
         .and_then(|answer| answer.url.as_deref())
         .unwrap_or("/account");
-    let mut response = Redirect::to(destination).into_response();
-    let cookies = response.headers_mut();
-    cookies.append(
-        header::SET_COOKIE,
-        set_cookie(
-            state,
-            account::session_cookie(state),
-            &token.encode(),
-            state.config.session_lifetime.as_secs(),
-            "Lax",
-        ),
-    );
+    let site = SiteCookies::of(state);
+    let mut cookies = CookieJar::new().add(site.session(token, state.config.session_lifetime));
     if let Some(attempt) = &redeemed.attempt {
-        cookies.append(
-            header::SET_COOKIE,
-            set_cookie(state, &pag_cookie_name(state, attempt), "", 0, "Lax"),
-        );
+        // The attempt is over: its secret is of no more use to the browser.
+        cookies = cookies.add(site.removal(site.attempt_name(attempt)));
         state.notifier.notify(attempt).await;
     }
-    response
+    (cookies, Redirect::to(destination)).into_response()
 }
 
 /// Query of `/login/complete`.
@@ -689,8 +641,9 @@ pub async fn complete(
     ClientIp(ip): ClientIp,
     Query(query): Query<CompleteQuery>,
     headers: HeaderMap,
+    cookies: CookieJar,
 ) -> Result<Response, AppError> {
-    redeem(&state, ip, &query.token, &headers, false).await
+    redeem(&state, ip, &query.token, &headers, &cookies, false).await
 }
 
 /// `POST /login/complete` (form field `token`): the person saw the identity
@@ -699,10 +652,11 @@ pub async fn confirm_complete(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
     headers: HeaderMap,
+    cookies: CookieJar,
     Form(form): Form<CompleteQuery>,
 ) -> Result<Response, AppError> {
     account::require_same_origin(&state, &headers)?;
-    redeem(&state, ip, &form.token, &headers, true).await
+    redeem(&state, ip, &form.token, &headers, &cookies, true).await
 }
 
 async fn redeem(
@@ -710,6 +664,7 @@ async fn redeem(
     ip: std::net::IpAddr,
     token: &str,
     headers: &HeaderMap,
+    cookies: &CookieJar,
     confirmed: bool,
 ) -> Result<Response, AppError> {
     let Some(link) = Token::parse(token) else {
@@ -718,7 +673,7 @@ async fn redeem(
     let now = state.clock.now();
     let session_token = Token::generate(&mut OsRng);
     let session = new_session(state, &session_token, ip, headers, now);
-    let presented = held_attempt_secrets(state, headers);
+    let presented = held_attempt_secrets(state, cookies);
     match state
         .store
         .redeem_link(link.hash(), now, session, presented, confirmed)
@@ -741,55 +696,51 @@ async fn redeem(
 /// signs this browser in: whose identity, and a button (a same-origin form
 /// post) to go on.
 fn confirm_identity(link: &Token, idk: &sqrl_core::keys::IdentityKey) -> Response {
-    let body = format!(
-        "<h1>Sign in as this SQRL identity?</h1>\
-         <p>A SQRL app on another network confirmed this sign-in. You are about to be \
-         signed in as the identity with this fingerprint:</p>\
-         <p class=\"fingerprint\" id=\"check-fingerprint\">{fingerprint}</p>\
-         <p>Your SQRL app shows the fingerprint of your identity when you sign in. \
-         If it is not the same, or you did not just sign in, do not continue: \
-         someone else may have answered your code.</p>\
-         <form method=\"post\" action=\"/login/complete\">\
-         <input type=\"hidden\" name=\"token\" value=\"{token}\">\
-         <button type=\"submit\" id=\"check-continue\">Continue</button></form>\
-         <p><a href=\"/\">Cancel</a></p>",
-        fingerprint = html::escape(&idk.fingerprint()),
-        token = html::escape(&link.encode()),
-    );
-    html_response(html::page("Confirm sign-in", &body))
+    let body = html! {
+        h1 { "Sign in as this SQRL identity?" }
+        p {
+            "A SQRL app on another network confirmed this sign-in. You are about to be "
+            "signed in as the identity with this fingerprint:"
+        }
+        p class="fingerprint" id="check-fingerprint" { (idk.fingerprint()) }
+        p {
+            "Your SQRL app shows the fingerprint of your identity when you sign in. "
+            "If it is not the same, or you did not just sign in, do not continue: "
+            "someone else may have answered your code."
+        }
+        form method="post" action="/login/complete" {
+            input type="hidden" name="token" value=(link.encode());
+            button type="submit" id="check-continue" { "Continue" }
+        }
+        p { a href="/" { "Cancel" } }
+    };
+    html_response("Confirm sign-in", body)
 }
 
 /// Every login attempt whose secret this browser holds (one cookie per
 /// page it opened), with the hash of the secret.
-fn held_attempt_secrets(state: &AppState, headers: &HeaderMap) -> Vec<(String, TokenHash)> {
-    let prefix = pag_cookie_name(state, "");
-    cookies(headers)
-        .filter_map(|(name, value)| {
-            let attempt = name.strip_prefix(&prefix)?;
-            let token = Token::parse(value)?;
-            Some((attempt.to_owned(), token.hash()))
-        })
-        .take(MAX_HELD_ATTEMPTS)
+fn held_attempt_secrets(state: &AppState, cookies: &CookieJar) -> Vec<(String, TokenHash)> {
+    SiteCookies::of(state)
+        .held_attempts(cookies)
+        .into_iter()
+        .map(|(attempt, secret)| (attempt, secret.hash()))
         .collect()
 }
-
-/// How many attempt cookies one request may present (a browser holds one per
-/// open login tab; more is not a browser).
-const MAX_HELD_ATTEMPTS: usize = 32;
 
 /// The answer to a same-device link opened where the login did not begin:
 /// whoever sent this browser there may be trying to sign it in to their own
 /// account (login CSRF).
 fn other_browser() -> Response {
-    let body = html::page(
-        "Sign-in link refused",
-        "<h1>This sign-in link belongs to another browser</h1>\
-         <p>A SQRL sign-in link only works in the browser whose sign-in page \
-         started it. If you did not just sign in with SQRL on this computer, \
-         someone may have sent you this link to sign you in to their account.</p>\
-         <p><a href=\"/\">Sign in</a></p>",
-    );
-    let mut response = html_response(body);
+    let body = html! {
+        h1 { "This sign-in link belongs to another browser" }
+        p {
+            "A SQRL sign-in link only works in the browser whose sign-in page "
+            "started it. If you did not just sign in with SQRL on this computer, "
+            "someone may have sent you this link to sign you in to their account."
+        }
+        p { a href="/" { "Sign in" } }
+    };
+    let mut response = html_response("Sign-in link refused", body);
     *response.status_mut() = StatusCode::FORBIDDEN;
     response
 }

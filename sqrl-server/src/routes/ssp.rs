@@ -5,6 +5,7 @@ use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum_extra::extract::cookie::CookieJar;
 use serde::Deserialize;
 use sqrl_core::server::Nut;
 
@@ -35,7 +36,7 @@ pub async fn nut(
     let exp = state.config.nut_lifetime.as_secs();
     let nut = started.nut.as_str();
     let pag = started.pag.encode();
-    let mut response = if wants_json(&headers) {
+    let response = if wants_json(&headers) {
         Json(serde_json::json!({ "nut": nut, "pag": pag, "exp": exp })).into_response()
     } else {
         (
@@ -46,10 +47,8 @@ pub async fn nut(
     };
     // A page that fetched its nut itself also holds the secret as a cookie,
     // which a same-device sign-in link is redeemed with.
-    response
-        .headers_mut()
-        .append(header::SET_COOKIE, attempt_cookie(&state, &started));
-    Ok(response)
+    let cookies = CookieJar::new().add(attempt_cookie(&state, &started));
+    Ok((cookies, response).into_response())
 }
 
 /// Query of `/png.sqrl`.
@@ -82,9 +81,8 @@ pub async fn png(
     let image = qr::png(&url).map_err(|e| AppError::Internal(format!("QR code: {e}")))?;
     let mut response = ([(header::CONTENT_TYPE, "image/png")], image).into_response();
     if let Some(started) = minted {
-        response
-            .headers_mut()
-            .append(header::SET_COOKIE, attempt_cookie(&state, &started));
+        let cookies = CookieJar::new().add(attempt_cookie(&state, &started));
+        response = (cookies, response).into_response();
         let values = [
             ("sqrl-nut", started.nut.as_str().to_owned()),
             ("sqrl-pag", started.pag.encode()),
@@ -108,8 +106,9 @@ pub async fn pag(
     State(state): State<AppState>,
     Query(query): Query<AttemptQuery>,
     headers: HeaderMap,
+    cookies: CookieJar,
 ) -> Result<Response, AppError> {
-    let attempt = waiting_attempt(&state, &query.nut, query.pag.as_deref(), &headers).await?;
+    let attempt = waiting_attempt(&state, &query.nut, query.pag.as_deref(), &cookies).await?;
     let pag = query.pag.as_deref().filter(|pag| !pag.is_empty());
     let (name, url) = page_state(&state, &attempt, pag);
     let check = identity_check(&attempt);

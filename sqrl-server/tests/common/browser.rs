@@ -30,6 +30,21 @@ fn unescape(text: &str) -> String {
         .replace("&gt;", ">")
 }
 
+/// Every cookie a response sets, as a browser parses `Set-Cookie`; one the
+/// parser refuses fails the test.
+pub fn set_cookies(response: &reqwest::Response) -> Vec<cookie::Cookie<'static>> {
+    response
+        .headers()
+        .get_all(SET_COOKIE)
+        .iter()
+        .map(|value| {
+            let text = value.to_str().unwrap().to_owned();
+            cookie::Cookie::parse(text.clone())
+                .unwrap_or_else(|error| panic!("Set-Cookie {text:?}: {error}"))
+        })
+        .collect()
+}
+
 fn between<'a>(text: &'a str, start: &str, end: &str) -> &'a str {
     let from = text
         .find(start)
@@ -64,13 +79,13 @@ impl Browser {
     }
 
     fn remember(&mut self, response: &reqwest::Response) {
-        for value in response.headers().get_all(SET_COOKIE) {
-            let text = value.to_str().unwrap();
-            let pair = text.split(';').next().unwrap();
-            let (name, value) = pair.split_once('=').unwrap();
-            self.cookies.retain(|(k, _)| k != name);
-            if !value.is_empty() && !text.contains("Max-Age=0") {
-                self.cookies.push((name.to_owned(), value.to_owned()));
+        for cookie in set_cookies(response) {
+            self.cookies.retain(|(k, _)| k != cookie.name());
+            let removed =
+                cookie.value().is_empty() || cookie.max_age() == Some(cookie::time::Duration::ZERO);
+            if !removed {
+                self.cookies
+                    .push((cookie.name().to_owned(), cookie.value().to_owned()));
             }
         }
     }

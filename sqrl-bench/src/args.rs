@@ -173,10 +173,10 @@ impl Config {
             Stop::Logins(0) => return Err("--logins must be at least 1".to_owned()),
             _ => {}
         }
-        if let Some(rate) = self.rate {
-            if !(rate.is_finite() && rate > 0.0) {
-                return Err("--rate must be a positive number".to_owned());
-            }
+        if let Some(rate) = self.rate
+            && !(rate.is_finite() && rate > 0.0)
+        {
+            return Err("--rate must be a positive number".to_owned());
         }
         if self.settings.timeout.is_zero() {
             return Err("--timeout must be longer than zero".to_owned());

@@ -90,10 +90,10 @@ impl Store {
             if path.extension().and_then(|e| e.to_str()) != Some(IDENTITY_EXTENSION) {
                 continue;
             }
-            if let Some(stem) = path.file_stem().and_then(|s| s.to_str()) {
-                if validate_name(stem).is_ok() {
-                    names.push(stem.to_owned());
-                }
+            if let Some(stem) = path.file_stem().and_then(|s| s.to_str())
+                && validate_name(stem).is_ok()
+            {
+                names.push(stem.to_owned());
             }
         }
         names.sort();

@@ -222,11 +222,11 @@ pub fn s4(data: &[u8]) {
 
 /// base56 textual identities.
 pub fn base56(data: &[u8]) {
-    if let Ok(text) = std::str::from_utf8(data) {
-        if let Ok(bytes) = crate::base56::decode(text) {
-            let encoded = crate::base56::encode(&bytes);
-            assert_eq!(crate::base56::decode(&encoded).as_ref(), Ok(&bytes));
-        }
+    if let Ok(text) = std::str::from_utf8(data)
+        && let Ok(bytes) = crate::base56::decode(text)
+    {
+        let encoded = crate::base56::encode(&bytes);
+        assert_eq!(crate::base56::decode(&encoded).as_ref(), Ok(&bytes));
     }
     if data.len() <= crate::base56::MAX_DECODED_LEN {
         let encoded = crate::base56::encode(data);

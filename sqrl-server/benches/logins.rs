@@ -236,15 +236,14 @@ fn server_cpu() -> Option<Duration> {
 
 fn thread_cpu(task: &std::path::Path) -> Option<Duration> {
     // `sched` gives milliseconds with six decimals; `stat` 10 ms ticks.
-    if let Ok(sched) = std::fs::read_to_string(task.join("sched")) {
-        if let Some(value) = sched
+    if let Ok(sched) = std::fs::read_to_string(task.join("sched"))
+        && let Some(value) = sched
             .lines()
             .find(|line| line.starts_with("se.sum_exec_runtime"))
             .and_then(|line| line.split(':').nth(1))
             .and_then(|value| value.trim().parse::<f64>().ok())
-        {
-            return Some(Duration::from_secs_f64(value / 1e3));
-        }
+    {
+        return Some(Duration::from_secs_f64(value / 1e3));
     }
     let stat = std::fs::read_to_string(task.join("stat")).ok()?;
     let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();

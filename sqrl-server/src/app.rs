@@ -240,21 +240,21 @@ async fn front_door(State(state): State<AppState>, mut request: Request, next: N
         )
             .into_response();
     }
-    if let Some(limiter) = state.limiter.as_ref().filter(|_| !exempt) {
-        if let Err(limited) = limiter.check(net::rate_limit_key(ip)) {
-            state.metrics.rate_limited();
-            let mut response = (
-                StatusCode::TOO_MANY_REQUESTS,
-                [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-                "too many requests from this address, slow down\n",
-            )
-                .into_response();
-            response.headers_mut().insert(
-                header::RETRY_AFTER,
-                HeaderValue::from(ratelimit::retry_after_secs(limited)),
-            );
-            return response;
-        }
+    if let Some(limiter) = state.limiter.as_ref().filter(|_| !exempt)
+        && let Err(limited) = limiter.check(net::rate_limit_key(ip))
+    {
+        state.metrics.rate_limited();
+        let mut response = (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            "too many requests from this address, slow down\n",
+        )
+            .into_response();
+        response.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from(ratelimit::retry_after_secs(limited)),
+        );
+        return response;
     }
 
     let mut response = next.run(request).await;

@@ -397,13 +397,13 @@ impl Config {
             .public_origin
             .map(|text| PublicOrigin::parse(&text))
             .transpose()?;
-        if let (Some(origin), Some(_)) = (&public_origin, &tls) {
-            if origin.scheme() == PublicScheme::Http {
-                return Err(invalid(
-                    "public-origin",
-                    "built-in TLS is on, so the origin must be https://",
-                ));
-            }
+        if let (Some(origin), Some(_)) = (&public_origin, &tls)
+            && origin.scheme() == PublicScheme::Http
+        {
+            return Err(invalid(
+                "public-origin",
+                "built-in TLS is on, so the origin must be https://",
+            ));
         }
         let trusted_proxies = settings
             .trusted_proxies
@@ -480,10 +480,10 @@ impl Config {
         }
 
         let operator_token = settings.operator_token;
-        if let Some(token) = &operator_token {
-            if token.as_str().len() < 16 {
-                return Err(invalid("operator-token", "must be at least 16 characters"));
-            }
+        if let Some(token) = &operator_token
+            && token.as_str().len() < 16
+        {
+            return Err(invalid("operator-token", "must be at least 16 characters"));
         }
         let ask = match settings.ask {
             Some(message) if !message.trim().is_empty() => {

@@ -217,12 +217,12 @@ impl Drop for ConnectionSlot {
     fn drop(&mut self) {
         self.shared.counts.send_modify(|counts| {
             counts.total = counts.total.saturating_sub(1);
-            if let Some(key) = self.key {
-                if let Some(count) = counts.per_address.get_mut(&key) {
-                    *count = count.saturating_sub(1);
-                    if *count == 0 {
-                        counts.per_address.remove(&key);
-                    }
+            if let Some(key) = self.key
+                && let Some(count) = counts.per_address.get_mut(&key)
+            {
+                *count = count.saturating_sub(1);
+                if *count == 0 {
+                    counts.per_address.remove(&key);
                 }
             }
         });

@@ -69,7 +69,7 @@ pub fn pipe_cells(line: &str) -> Vec<&str> {
 /// Decodes lowercase or uppercase hex.
 pub fn hex(text: &str) -> Result<Vec<u8>, String> {
     let text = text.trim();
-    if text.len() % 2 != 0 {
+    if !text.len().is_multiple_of(2) {
         return Err(format!("odd-length hex {text:?}"));
     }
     (0..text.len())

@@ -176,14 +176,13 @@ impl LoginService for AgentService {
 
     fn housekeeping(&self) {
         // Never wait here: a login in progress holds the cache.
-        if let Ok(mut cache) = self.cache.try_lock() {
-            if cache
+        if let Ok(mut cache) = self.cache.try_lock()
+            && cache
                 .as_ref()
                 .is_some_and(|c| c.last_used.elapsed() >= self.settings.idle_timeout)
-            {
-                *cache = None;
-                log("idle timeout: the identity was locked again");
-            }
+        {
+            *cache = None;
+            log("idle timeout: the identity was locked again");
         }
     }
 }

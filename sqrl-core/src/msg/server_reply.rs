@@ -61,13 +61,13 @@ impl Fields {
         if let Some(can) = &self.can {
             check_ascii("can", can)?;
         }
-        if let Some(sin) = &self.sin {
-            if sin.is_empty() {
-                return Err(MessageError::InvalidValue {
-                    name: "sin",
-                    reason: "empty",
-                });
-            }
+        if let Some(sin) = &self.sin
+            && sin.is_empty()
+        {
+            return Err(MessageError::InvalidValue {
+                name: "sin",
+                reason: "empty",
+            });
         }
         Ok(())
     }

@@ -75,10 +75,10 @@ impl VersionSet {
             if low > high {
                 return Err(VersionError::NotAscending);
             }
-            if let Some(&(_, previous_high)) = ranges.last() {
-                if low <= previous_high {
-                    return Err(VersionError::NotAscending);
-                }
+            if let Some(&(_, previous_high)) = ranges.last()
+                && low <= previous_high
+            {
+                return Err(VersionError::NotAscending);
             }
             ranges.push((low, high));
         }

@@ -210,19 +210,19 @@ impl<R: CryptoRngCore> MemoryServer<R> {
         if let Some(write) = &issued.secret_write {
             self.keep_secret(write);
         }
-        if let Some(browser_side) = &issued.conversation.browser {
-            if let Some(state) = self.attempts.get_mut(&browser_side.attempt) {
-                match &browser {
-                    BrowserOutcome::Scanned if *state == AttemptState::Pending => {
-                        *state = AttemptState::Scanned;
-                    }
-                    BrowserOutcome::LogIn { idk } => *state = AttemptState::Confirmed(*idk),
-                    BrowserOutcome::ClientProvidedSession { .. } => {
-                        *state = AttemptState::ClientSession;
-                    }
-                    BrowserOutcome::Rejected => *state = AttemptState::Rejected,
-                    _ => {}
+        if let Some(browser_side) = &issued.conversation.browser
+            && let Some(state) = self.attempts.get_mut(&browser_side.attempt)
+        {
+            match &browser {
+                BrowserOutcome::Scanned if *state == AttemptState::Pending => {
+                    *state = AttemptState::Scanned;
                 }
+                BrowserOutcome::LogIn { idk } => *state = AttemptState::Confirmed(*idk),
+                BrowserOutcome::ClientProvidedSession { .. } => {
+                    *state = AttemptState::ClientSession;
+                }
+                BrowserOutcome::Rejected => *state = AttemptState::Rejected,
+                _ => {}
             }
         }
         let body = issued.body().to_owned();

@@ -164,13 +164,12 @@ pub(super) fn judge(
             Some(SecretDigest::of(&secrets.ins))
         }
     });
-    if let (Some(holder), Some(presented)) = (holder, &presented) {
-        if holder
+    if let (Some(holder), Some(presented)) = (holder, &presented)
+        && holder
             .stored
             .is_some_and(|stored| !stored.matches(presented))
-        {
-            return Err(Mismatch);
-        }
+    {
+        return Err(Mismatch);
     }
     let sin = secrets.sin.clone();
     let write = match mutation {

@@ -188,20 +188,20 @@ impl Phone {
                 .unwrap();
             builder = builder.lock(suk, vuk);
         }
-        if req.answer_sin {
-            if let Some(sin) = self.last.as_ref().and_then(ServerReply::sin) {
-                let stranger = IdentityUnlockKey::from_bytes([0xEE; 32])
-                    .master_key()
-                    .site_key(self.url.site_key_string());
-                let (site, previous_site) = match previous {
-                    _ if req.wrong_secret => (&stranger, previous.map(|_| &stranger)),
-                    Some((_, previous_site)) => (&self.site, Some(previous_site)),
-                    None => (&self.site, None),
-                };
-                builder = builder.indexed_secret(site.indexed_secret(sin));
-                if let Some(previous_site) = previous_site {
-                    builder = builder.previous_indexed_secret(previous_site.indexed_secret(sin));
-                }
+        if req.answer_sin
+            && let Some(sin) = self.last.as_ref().and_then(ServerReply::sin)
+        {
+            let stranger = IdentityUnlockKey::from_bytes([0xEE; 32])
+                .master_key()
+                .site_key(self.url.site_key_string());
+            let (site, previous_site) = match previous {
+                _ if req.wrong_secret => (&stranger, previous.map(|_| &stranger)),
+                Some((_, previous_site)) => (&self.site, Some(previous_site)),
+                None => (&self.site, None),
+            };
+            builder = builder.indexed_secret(site.indexed_secret(sin));
+            if let Some(previous_site) = previous_site {
+                builder = builder.previous_indexed_secret(previous_site.indexed_secret(sin));
             }
         }
         if let Some(button) = req.button {

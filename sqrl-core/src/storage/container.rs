@@ -408,7 +408,7 @@ pub(super) mod tests {
             .collect::<Vec<_>>()
             .join("\r\n\t ");
         let mut padded = text.clone();
-        while (padded.len() - 8) % 4 != 0 {
+        while !(padded.len() - 8).is_multiple_of(4) {
             padded.push('=');
         }
         for form in [text.clone(), format!("  {wrapped}\n"), padded] {

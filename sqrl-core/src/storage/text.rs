@@ -17,10 +17,8 @@ impl S4 {
             .rescue_block()
             .ok_or(StorageError::MissingBlock("rescue block"))?;
         let mut bytes = rescue.to_bytes();
-        if include_previous {
-            if let Some(previous) = self.previous_keys_block() {
-                bytes.extend(previous.to_bytes());
-            }
+        if include_previous && let Some(previous) = self.previous_keys_block() {
+            bytes.extend(previous.to_bytes());
         }
         Ok(base56::encode(&bytes))
     }

@@ -471,10 +471,10 @@ impl EventLoop {
                     None => true,
                 };
                 self.last = Some(name.to_owned());
-                if std::mem::take(&mut self.notified) {
-                    if let Some(at) = self.subscription.last_notified() {
-                        self.state.metrics.page_notified(at.elapsed());
-                    }
+                if std::mem::take(&mut self.notified)
+                    && let Some(at) = self.subscription.last_notified()
+                {
+                    self.state.metrics.page_notified(at.elapsed());
                 }
                 let data = serde_json::json!({ "state": name, "url": url, "check": check });
                 return Some(Event::default().data(data.to_string()));

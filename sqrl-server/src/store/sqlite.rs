@@ -666,19 +666,19 @@ impl Sessions for SqliteStore {
             .await?;
             return Ok(None);
         }
-        if let Some(session) = &session {
-            if session.last_seen_at + LAST_SEEN_GRANULARITY <= now {
-                let id = session.id;
-                self.write(move |tx| {
-                    exec(
-                        tx,
-                        "UPDATE sessions SET last_seen_at = ?1 WHERE id = ?2",
-                        params![sql_time(now), id],
-                    )?;
-                    Ok(())
-                })
-                .await?;
-            }
+        if let Some(session) = &session
+            && session.last_seen_at + LAST_SEEN_GRANULARITY <= now
+        {
+            let id = session.id;
+            self.write(move |tx| {
+                exec(
+                    tx,
+                    "UPDATE sessions SET last_seen_at = ?1 WHERE id = ?2",
+                    params![sql_time(now), id],
+                )?;
+                Ok(())
+            })
+            .await?;
         }
         Ok(session)
     }

@@ -95,10 +95,10 @@ async fn try_step(
     {
         return Ok(Tried::NotApplied);
     }
-    if plan.revoke_sessions {
-        if let Some(idk) = plan.issued.mutation.idk() {
-            end_sessions_of(&tx, idk).await?;
-        }
+    if plan.revoke_sessions
+        && let Some(idk) = plan.issued.mutation.idk()
+    {
+        end_sessions_of(&tx, idk).await?;
     }
     let next = keeps(&plan);
     if next == NextConversation::Stored {

@@ -83,10 +83,10 @@ fn try_step(
     {
         return Ok(Tried::NotApplied);
     }
-    if plan.revoke_sessions {
-        if let Some(idk) = plan.issued.mutation.idk() {
-            end_sessions_of(conn, idk)?;
-        }
+    if plan.revoke_sessions
+        && let Some(idk) = plan.issued.mutation.idk()
+    {
+        end_sessions_of(conn, idk)?;
     }
     let next = keeps(&plan);
     if next == NextConversation::Stored {

@@ -37,31 +37,16 @@ pub fn response(csp: &'static str, page: Markup) -> Response {
         .into_response()
 }
 
-/// A UTC timestamp `YYYY-MM-DD HH:MM:SS UTC` for Unix seconds.
+/// A UTC timestamp `YYYY-MM-DD HH:MM:SS UTC` for Unix seconds (the seconds
+/// themselves for a time past what a calendar date can say).
 pub fn timestamp(seconds: u64) -> String {
-    let days = seconds / 86_400;
-    let rem = seconds % 86_400;
-    let (year, month, day) = civil_from_days(days);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-/// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z % 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
-    (year, month, day)
+    let format =
+        time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC");
+    i64::try_from(seconds)
+        .ok()
+        .and_then(|seconds| time::OffsetDateTime::from_unix_timestamp(seconds).ok())
+        .and_then(|at| at.format(format).ok())
+        .unwrap_or_else(|| format!("{seconds} s after 1970"))
 }
 
 #[cfg(test)]
@@ -83,5 +68,6 @@ mod tests {
         assert_eq!(timestamp(0), "1970-01-01 00:00:00 UTC");
         assert_eq!(timestamp(951_782_400), "2000-02-29 00:00:00 UTC");
         assert_eq!(timestamp(1_700_000_000), "2023-11-14 22:13:20 UTC");
+        assert_eq!(timestamp(u64::MAX), format!("{} s after 1970", u64::MAX));
     }
 }

@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::base64url;
-use crate::keys::{IdentityUnlockKey, IndexedSecret, RandomLockKey, SiteKey};
+use crate::keys::{IdentityUnlockKey, IndexedSecret, KeyError, RandomLockKey, SiteKey};
 use crate::params::ParamError;
 use crate::url::{SiteKeyString, SqrlUrl};
 
@@ -506,19 +506,28 @@ fn one_changed_byte_breaks_every_signature() {
         // original request's keys directly.
         let (_, request, _) = signed_body();
         let message = tampered.signed_message();
-        assert!(
-            request.idk().verify(&message, tampered.ids()).is_err(),
+        // Each refused as a bad signature, not as anything else.
+        assert_eq!(
+            request.idk().verify(&message, tampered.ids()),
+            Err(KeyError::BadSignature),
             "{part} ids"
         );
-        assert!(
+        assert_eq!(
             request
                 .pidk()
                 .unwrap()
-                .verify(&message, tampered.pids().unwrap())
-                .is_err(),
+                .verify(&message, tampered.pids().unwrap()),
+            Err(KeyError::BadSignature),
             "{part} pids"
         );
-        assert!(tampered.verify_urs(&vuk).is_err(), "{part} urs");
+        assert_eq!(
+            tampered.verify_urs(&vuk),
+            Err(MessageError::Key {
+                name: "urs",
+                source: KeyError::BadSignature
+            }),
+            "{part} urs"
+        );
     }
 }
 
@@ -610,7 +619,13 @@ fn form_round_trips_and_parses_strictly() {
         .build()
         .unwrap();
     let with_pids = RequestBody::parse(&form.replace(request.as_str(), query.as_str())).unwrap();
-    assert!(with_pids.verify_identity_signatures(&query).is_err());
+    assert_eq!(
+        with_pids.verify_identity_signatures(&query),
+        Err(MessageError::Key {
+            name: "ids",
+            source: KeyError::BadSignature
+        })
+    );
 }
 
 #[test]

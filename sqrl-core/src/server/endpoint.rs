@@ -169,11 +169,29 @@ mod tests {
 
     #[test]
     fn rejects_bad_endpoints() {
-        assert!(Endpoint::from_origin("ftp://example.com", "/cli.sqrl").is_err());
-        assert!(Endpoint::new(Scheme::Sqrl, "user@example.com", "/cli.sqrl").is_err());
-        assert!(Endpoint::new(Scheme::Sqrl, "example.com", "cli.sqrl").is_err());
-        assert!(Endpoint::new(Scheme::Sqrl, "example.com", "/cli.sqrl?a=b").is_err());
-        assert!(Endpoint::new(Scheme::Sqrl, "exa mple.com", "/cli.sqrl").is_err());
+        assert_eq!(
+            Endpoint::from_origin("ftp://example.com", "/cli.sqrl").err(),
+            Some(UrlError::UnsupportedScheme)
+        );
+        // Credentials in the authority would be shown to the user as the site.
+        assert_eq!(
+            Endpoint::new(Scheme::Sqrl, "user@example.com", "/cli.sqrl").err(),
+            Some(UrlError::InvalidHost)
+        );
+        // A path that is not absolute, or carries its own query, cannot take
+        // the `?nut=` the endpoint appends.
+        assert_eq!(
+            Endpoint::new(Scheme::Sqrl, "example.com", "cli.sqrl").err(),
+            Some(UrlError::InvalidQuery)
+        );
+        assert_eq!(
+            Endpoint::new(Scheme::Sqrl, "example.com", "/cli.sqrl?a=b").err(),
+            Some(UrlError::InvalidQuery)
+        );
+        assert_eq!(
+            Endpoint::new(Scheme::Sqrl, "exa mple.com", "/cli.sqrl").err(),
+            Some(UrlError::InvalidCharacter)
+        );
     }
 
     #[test]

@@ -520,7 +520,10 @@ pub(super) mod tests {
         // A wrong length for a known type.
         let mut short_rescue = bytes.clone();
         short_rescue[8 + 125] = 72;
-        assert!(S4::parse(&short_rescue).is_err());
+        assert_eq!(
+            S4::parse(&short_rescue),
+            Err(FormatError::TruncatedBlockHeader { offset: 197 })
+        );
     }
 
     #[test]
@@ -602,9 +605,18 @@ pub(super) mod tests {
         assert!(matches!(S4::parse(&text), Err(FormatError::Base64(_))));
         let mut huge = b"SQRLDATA".to_vec();
         huge.resize(1 << 20, b'A');
-        assert!(S4::parse(&huge).is_err());
+        assert_eq!(
+            S4::parse(&huge),
+            Err(FormatError::BlockTooShort {
+                offset: 0,
+                length: 0
+            })
+        );
         let mut huge_binary = BINARY_HEADER.to_vec();
         huge_binary.resize(1 << 20, 0x37);
-        assert!(S4::parse(&huge_binary).is_err());
+        assert!(matches!(
+            S4::parse(&huge_binary),
+            Err(FormatError::TruncatedBlock { .. })
+        ));
     }
 }

@@ -32,10 +32,7 @@ pub async fn favicon() -> Response {
 /// they are hitting.
 pub async fn metrics(_: Operator, State(state): State<AppState>) -> Response {
     (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
+        [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
         state.metrics.render(),
     )
         .into_response()

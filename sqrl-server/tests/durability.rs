@@ -55,7 +55,8 @@ fn moved(browser: &Browser, http: &reqwest::Client, base: &str) -> Browser {
 async fn kill_9_under_load_loses_nothing_acknowledged_and_a_pending_login_is_scanned_again() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("crash.db");
-    let (mut child, addr) = spawn_server(BINARY, &db_args(&db));
+    let (child, addr) = spawn_server(BINARY, &db_args(&db));
+    let mut first = Killed(child);
     let http = http_client();
     let base = format!("http://{addr}");
 
@@ -100,8 +101,8 @@ async fn kill_9_under_load_loses_nothing_acknowledged_and_a_pending_login_is_sca
         }));
     }
     tokio::time::sleep(Duration::from_millis(20)).await;
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
+    first.0.kill().unwrap(); // SIGKILL
+    first.0.wait().unwrap();
     for task in arriving {
         // Some die with the server mid-request: that is the point.
         let _ = task.await;
@@ -114,7 +115,9 @@ async fn kill_9_under_load_loses_nothing_acknowledged_and_a_pending_login_is_sca
     assert_eq!(check, "ok");
     drop(conn);
 
-    let (mut child, addr) = spawn_server(BINARY, &db_args(&db));
+    let (child, addr) = spawn_server(BINARY, &db_args(&db));
+    // Stopped even if an assertion below fails.
+    let _restarted = Killed(child);
     let base = format!("http://{addr}");
     for (id, browser) in &done {
         // The association: the identity is known, and logs in again.
@@ -162,8 +165,16 @@ async fn kill_9_under_load_loses_nothing_acknowledged_and_a_pending_login_is_sca
         assert_eq!(browser.collect(&link).await.0, StatusCode::SEE_OTHER);
         assert_eq!(browser.get("/account").await.status(), StatusCode::OK);
     }
-    child.kill().unwrap();
-    child.wait().unwrap();
+}
+
+/// A server process, killed when the test ends, passed or not.
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 /// The `strace` output: each completed `fsync`/`fdatasync`, with its file.

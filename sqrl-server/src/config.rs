@@ -639,19 +639,32 @@ mod tests {
     #[test]
     fn rejects_bad_settings() {
         let merge = |args: &[&str]| merge(args, "");
-        assert!(merge(&["--tls-cert", "c.pem"]).is_err());
-        assert!(merge(&["--attempt-lifetime", "3600"]).is_err());
-        assert!(merge(&["--trusted-proxies", "not-an-ip"]).is_err());
-        assert!(merge(&["--operator-token", "short"]).is_err());
-        assert!(merge(&["--ask-buttons", "a,b,c", "--ask", "q"]).is_err());
+        // Each refused by name, for its own reason.
+        let refused = |args: &[&str]| match merge(args) {
+            Err(ConfigError::Invalid { name, .. }) => name,
+            Err(other) => panic!("{args:?}: refused as {other}"),
+            Ok(_) => panic!("{args:?} accepted"),
+        };
+        assert_eq!(refused(&["--tls-cert", "c.pem"]), "tls-cert/tls-key");
+        assert_eq!(refused(&["--attempt-lifetime", "3600"]), "attempt-lifetime");
+        assert_eq!(
+            refused(&["--trusted-proxies", "not-an-ip"]),
+            "trusted-proxies"
+        );
+        assert_eq!(refused(&["--operator-token", "short"]), "operator-token");
+        assert_eq!(
+            refused(&["--ask-buttons", "a,b,c", "--ask", "q"]),
+            "ask-buttons"
+        );
         for off_site in [
             "a;//evil.example/",
             "a;https://evil.example/",
             "a;x",
             "a;/\\evil",
         ] {
-            assert!(
-                merge(&["--ask-buttons", off_site, "--ask", "q"]).is_err(),
+            assert_eq!(
+                refused(&["--ask-buttons", off_site, "--ask", "q"]),
+                "ask-buttons",
                 "{off_site}"
             );
         }

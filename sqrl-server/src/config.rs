@@ -20,8 +20,9 @@ use sqrl_core::server::Policy;
 
 use crate::net::IpNet;
 pub use crate::store::Database;
+use crate::webhooks::{DeliverySettings, Endpoint, EventKind, SigningKey};
 pub use origin::{PublicOrigin, PublicScheme};
-pub use settings::Settings;
+pub use settings::{Settings, WebhookSecret, WebhookSettings};
 
 /// Why a configuration could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -290,6 +291,86 @@ pub struct TlsFiles {
     pub key: PathBuf,
 }
 
+/// Checks the webhook delivery settings.
+fn webhook_delivery(
+    timeout: u64,
+    max_attempts: u32,
+    retry_base: u64,
+) -> Result<DeliverySettings, ConfigError> {
+    if !(1..=60).contains(&timeout) {
+        return Err(invalid("webhook-timeout", "must be 1 to 60 seconds"));
+    }
+    if !(1..=50).contains(&max_attempts) {
+        return Err(invalid("webhook-max-attempts", "must be 1 to 50"));
+    }
+    if !(1..=3600).contains(&retry_base) {
+        return Err(invalid("webhook-retry-base", "must be 1 to 3600 seconds"));
+    }
+    Ok(DeliverySettings {
+        timeout: Duration::from_secs(timeout),
+        max_attempts,
+        retry_base: Duration::from_secs(retry_base),
+        ..DeliverySettings::default()
+    })
+}
+
+/// Checks the `[[webhooks]]` tables: an http(s) URL each, named once; a
+/// `whsec_` secret, given inline or in a file; known event names.
+fn webhook_endpoints(tables: &[WebhookSettings]) -> Result<Vec<Endpoint>, ConfigError> {
+    let mut endpoints: Vec<Endpoint> = Vec::with_capacity(tables.len());
+    for table in tables {
+        let url = reqwest::Url::parse(&table.url)
+            .ok()
+            .filter(|url| matches!(url.scheme(), "http" | "https") && url.has_host())
+            .ok_or_else(|| {
+                invalid(
+                    "webhooks.url",
+                    "must be an http:// or https:// URL with a host",
+                )
+            })?;
+        if endpoints.iter().any(|endpoint| endpoint.url == url) {
+            return Err(invalid("webhooks.url", "each endpoint may be given once"));
+        }
+        let secret = match (&table.secret, &table.secret_file) {
+            (Some(secret), None) => secret.clone(),
+            (None, Some(path)) => std::fs::read_to_string(path)
+                .map(WebhookSecret::new)
+                .map_err(|error| {
+                    invalid(
+                        "webhooks.secret_file",
+                        format!("reading {}: {error}", path.display()),
+                    )
+                })?,
+            _ => {
+                return Err(invalid(
+                    "webhooks.secret",
+                    "give either secret or secret_file",
+                ));
+            }
+        };
+        let key = SigningKey::parse(secret.as_str())
+            .map_err(|reason| invalid("webhooks.secret", reason))?;
+        let events = match &table.events {
+            None => None,
+            Some(names) if names.is_empty() => {
+                return Err(invalid("webhooks.events", "name at least one event"));
+            }
+            Some(names) => Some(
+                names
+                    .iter()
+                    .map(|name| {
+                        EventKind::parse(name).ok_or_else(|| {
+                            invalid("webhooks.events", format!("unknown event {name:?}"))
+                        })
+                    })
+                    .collect::<Result<Vec<_>, _>>()?,
+            ),
+        };
+        endpoints.push(Endpoint { url, key, events });
+    }
+    Ok(endpoints)
+}
+
 /// A validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -336,6 +417,10 @@ pub struct Config {
     pub request_timeout: Duration,
     /// SQLite connections.
     pub db_connections: usize,
+    /// Webhook endpoints that receive login events.
+    pub webhooks: Vec<Endpoint>,
+    /// How webhook deliveries are attempted.
+    pub webhook_delivery: DeliverySettings,
 }
 
 /// Longest a login attempt may live (issue 3: an attempt expires within 10 minutes).
@@ -523,7 +608,16 @@ impl Config {
             return Err(invalid("db-connections", "must be 1 to 64"));
         }
 
+        let webhook_delivery = webhook_delivery(
+            settings.webhook_timeout,
+            settings.webhook_max_attempts,
+            settings.webhook_retry_base,
+        )?;
+        let webhooks = webhook_endpoints(&settings.webhooks)?;
+
         Ok(Self {
+            webhooks,
+            webhook_delivery,
             bind: settings.bind,
             db: settings.db,
             public_origin,
@@ -634,6 +728,89 @@ mod tests {
             "sqrl://login.example.com"
         );
         assert_eq!(config.trusted_proxies.len(), 2);
+    }
+
+    #[test]
+    fn webhooks_are_validated_and_their_secrets_never_printed() {
+        const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+        let dir = tempfile::tempdir().unwrap();
+        let secret_file = dir.path().join("secret");
+        std::fs::write(&secret_file, format!("{SECRET}\n")).unwrap();
+        let file = format!(
+            "webhook_retry_base = 2\n\
+             [[webhooks]]\nurl = \"https://app.example/hook\"\nsecret = \"{SECRET}\"\n\
+             [[webhooks]]\nurl = \"http://10.0.0.2:9000/sqrl\"\nsecret_file = {:?}\n\
+             events = [\"login\", \"identity.removed\"]\n",
+            secret_file.display().to_string()
+        );
+        let config = merge(&["--webhook-max-attempts", "3"], &file).unwrap();
+        assert_eq!(config.webhooks.len(), 2);
+        assert_eq!(config.webhooks[0].events, None);
+        assert_eq!(
+            config.webhooks[1].events,
+            Some(vec![EventKind::Login, EventKind::IdentityRemoved])
+        );
+        assert_eq!(config.webhook_delivery.max_attempts, 3);
+        assert_eq!(config.webhook_delivery.retry_base, Duration::from_secs(2));
+        let printed = format!("{config:?}");
+        assert!(!printed.contains("MfKQ9r8G"), "{printed}");
+        assert!(Config::default().webhooks.is_empty());
+
+        let table = |body: &str| format!("[[webhooks]]\n{body}\n");
+        let secret = format!("secret = \"{SECRET}\"");
+        for (file, setting) in [
+            (table("url = \"ftp://x/\"\n") + &secret, "webhooks.url"),
+            (table("url = \"not a url\"\n") + &secret, "webhooks.url"),
+            (
+                table(&format!("url = \"http://a/\"\n{secret}"))
+                    + &table(&format!("url = \"http://a/\"\n{secret}")),
+                "webhooks.url",
+            ),
+            (table("url = \"http://a/\""), "webhooks.secret"),
+            (
+                table(&format!(
+                    "url = \"http://a/\"\n{secret}\nsecret_file = \"/x\""
+                )),
+                "webhooks.secret",
+            ),
+            (
+                table("url = \"http://a/\"\nsecret = \"not-a-whsec\""),
+                "webhooks.secret",
+            ),
+            (
+                table("url = \"http://a/\"\nsecret_file = \"/nonexistent/secret\""),
+                "webhooks.secret_file",
+            ),
+            (
+                table(&format!(
+                    "url = \"http://a/\"\n{secret}\nevents = [\"login.failed\"]"
+                )),
+                "webhooks.events",
+            ),
+            (
+                table(&format!("url = \"http://a/\"\n{secret}\nevents = []")),
+                "webhooks.events",
+            ),
+            ("webhook_timeout = 0".to_owned(), "webhook-timeout"),
+            (
+                "webhook_max_attempts = 0".to_owned(),
+                "webhook-max-attempts",
+            ),
+            ("webhook_retry_base = 0".to_owned(), "webhook-retry-base"),
+        ] {
+            match merge(&[], &file) {
+                Err(ConfigError::Invalid { name, .. }) => assert_eq!(name, setting, "{file}"),
+                other => panic!("{file}: {other:?}"),
+            }
+        }
+        // An unknown key in a table is refused by name.
+        assert!(matches!(
+            merge(
+                &[],
+                &table(&format!("url = \"http://a/\"\n{secret}\nretries = 3"))
+            ),
+            Err(ConfigError::Parse { .. })
+        ));
     }
 
     #[test]

@@ -36,6 +36,7 @@ mod serve;
 pub mod store;
 pub mod streams;
 pub mod token;
+pub mod webhooks;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -93,6 +94,7 @@ pub struct RunningServer {
     stop: watch::Sender<bool>,
     server: JoinHandle<std::io::Result<()>>,
     pruner: JoinHandle<()>,
+    deliverer: JoinHandle<()>,
 }
 
 impl RunningServer {
@@ -131,6 +133,15 @@ impl RunningServer {
             Ok(Err(error)) => tracing::warn!(%error, "server ended with an error"),
             Err(error) => tracing::warn!(%error, "server task failed"),
         }
+        // Webhook POSTs in flight finish (each within its timeout) and their
+        // outcome is recorded; the worker claims nothing more.
+        let webhook_grace = self.state.config.webhook_delivery.timeout + SHUTDOWN_GRACE;
+        if tokio::time::timeout(webhook_grace, self.deliverer)
+            .await
+            .is_err()
+        {
+            tracing::warn!("webhook deliveries still in flight at shutdown were abandoned");
+        }
     }
 }
 
@@ -139,16 +150,20 @@ impl RunningServer {
 /// instance on the same database.
 pub async fn start(config: Config) -> Result<RunningServer, StartError> {
     let connections = config.db_connections;
+    let events = webhooks::deliver::routes(&config.webhooks);
     let (store, notifier): (Arc<dyn Store>, Arc<dyn Notifier>) = match &config.db {
         Database::Sqlite(path) => {
             let path = path.clone();
             let store = tokio::task::spawn_blocking(move || SqliteStore::open(&path, connections))
                 .await
-                .map_err(|e| StartError::Store(store::StoreError::Task(e.to_string())))??;
+                .map_err(|e| StartError::Store(store::StoreError::Task(e.to_string())))??
+                .with_events(events);
             (Arc::new(store), Arc::new(InProcessNotifier::new()))
         }
         Database::Postgres(url) => {
-            let store = PostgresStore::connect(url, connections).await?;
+            let store = PostgresStore::connect(url, connections)
+                .await?
+                .with_events(events);
             let notifier = PostgresNotifier::start(&store);
             (Arc::new(store), Arc::new(notifier))
         }
@@ -157,7 +172,9 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
     start_with(config, store, notifier).await
 }
 
-/// Starts the service on the given storage and notifier.
+/// Starts the service on the given storage and notifier. The store records
+/// login events only for the routes it was given
+/// (`with_events(webhooks::deliver::routes(&config.webhooks))`).
 pub async fn start_with(
     config: Config,
     store: Arc<dyn Store>,
@@ -201,6 +218,8 @@ pub async fn start_with(
         })
     };
 
+    let deliverer = tokio::spawn(webhooks::deliver::run(state.clone(), stop.subscribe()));
+
     tracing::info!(%addr, origin = %state.origin.http_origin(), links = %state.origin.sqrl_origin(), "listening");
     Ok(RunningServer {
         addr,
@@ -208,6 +227,7 @@ pub async fn start_with(
         stop,
         server,
         pruner,
+        deliverer,
     })
 }
 

@@ -84,6 +84,49 @@ pub struct Metrics {
     open_event_streams: Gauge,
     refused_event_streams: ByReason,
     replaced_event_streams: Counter,
+    webhooks: WebhookMetrics,
+}
+
+/// The login-event outbox and its deliveries.
+#[derive(Debug, Default)]
+struct WebhookMetrics {
+    delivered: Counter,
+    retried: Counter,
+    dead: Counter,
+    pending_rows: Gauge,
+    dead_rows: Gauge,
+}
+
+impl WebhookMetrics {
+    fn register(registry: &mut Registry) -> Self {
+        let metrics = Self::default();
+        registry.register(
+            "sqrl_webhook_deliveries",
+            "Login events delivered to a webhook endpoint (2xx)",
+            metrics.delivered.clone(),
+        );
+        registry.register(
+            "sqrl_webhook_retries",
+            "Failed webhook attempts that will be tried again",
+            metrics.retried.clone(),
+        );
+        registry.register(
+            "sqrl_webhook_dead",
+            "Webhook deliveries given up after their last attempt",
+            metrics.dead.clone(),
+        );
+        registry.register(
+            "sqrl_webhook_outbox_pending",
+            "Outbox rows not yet delivered (as of the worker's last look)",
+            metrics.pending_rows.clone(),
+        );
+        registry.register(
+            "sqrl_webhook_outbox_dead",
+            "Outbox rows given up on (as of the worker's last look)",
+            metrics.dead_rows.clone(),
+        );
+        metrics
+    }
 }
 
 impl Default for Metrics {
@@ -181,8 +224,10 @@ impl Default for Metrics {
             "Event streams closed for a newer one of the same attempt",
             replaced_event_streams.clone(),
         );
+        let webhooks = WebhookMetrics::register(&mut registry);
         Self {
             registry,
+            webhooks,
             client_requests,
             client_failures,
             client_latency,
@@ -203,6 +248,28 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Counts one login event delivered.
+    pub fn webhook_delivered(&self) {
+        self.webhooks.delivered.inc();
+    }
+
+    /// Counts one failed webhook attempt that will be retried.
+    pub fn webhook_retried(&self) {
+        self.webhooks.retried.inc();
+    }
+
+    /// Counts one webhook delivery given up.
+    pub fn webhook_dead(&self) {
+        self.webhooks.dead.inc();
+    }
+
+    /// Sets the outbox gauges.
+    pub fn webhook_outbox(&self, pending: u64, dead: u64) {
+        let gauge = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        self.webhooks.pending_rows.set(gauge(pending));
+        self.webhooks.dead_rows.set(gauge(dead));
+    }
+
     /// Counts one `/cli.sqrl` request by command and reply TIF (hex).
     pub fn client_request(&self, command: &str, tif: &str, elapsed: Duration) {
         self.client_requests

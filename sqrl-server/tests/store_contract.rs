@@ -36,6 +36,7 @@ use sqrl_server::store::{
     StepPlan, StepRequest, Stepped, Store,
 };
 use sqrl_server::token::{Token, TokenHash};
+use sqrl_server::webhooks::{EventKind, EventRoutes, SessionEnd};
 
 const NOW: u64 = 1_800_000_000;
 
@@ -89,6 +90,62 @@ contract!(
     racing_collections_make_one_session,
     racing_redemptions_make_one_session,
 );
+
+/// The outbox contract: the same scenarios on stores that record login
+/// events for two endpoints, [`ALL`] (every event) and [`LOGOUTS`] (only
+/// `logout`).
+macro_rules! outbox_contract {
+    ($($scenario:ident),* $(,)?) => {
+        mod sqlite_outbox {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $scenario() {
+                    let dir = tempfile::tempdir().unwrap();
+                    let store = super::SqliteStore::open(&dir.path().join("sqrl.db"), 4)
+                        .unwrap()
+                        .with_events(super::routes());
+                    super::outbox::$scenario(std::sync::Arc::new(store)).await;
+                }
+            )*
+        }
+        mod postgres_outbox {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                #[cfg_attr(no_postgres, ignore = "needs SQRL_TEST_POSTGRES=postgres://user@host/db")]
+                async fn $scenario() {
+                    let database = super::TestDatabase::create().await;
+                    let store = super::PostgresStore::connect_with(database.config(), 8)
+                        .await
+                        .unwrap()
+                        .with_events(super::routes());
+                    super::outbox::$scenario(std::sync::Arc::new(store)).await;
+                    database.drop().await;
+                }
+            )*
+        }
+    };
+}
+
+outbox_contract!(
+    a_login_and_its_event_are_committed_together,
+    a_change_rolled_back_leaves_no_event,
+    session_ends_are_events,
+    identity_changes_are_events_with_their_revoked_sessions,
+    the_operators_removal_is_an_event,
+    two_claimers_never_get_the_same_row,
+    a_lease_that_runs_out_is_claimed_again,
+    failures_are_retried_when_due_then_dead,
+    delivered_rows_are_never_claimed_again,
+);
+
+const ALL: &str = "http://receiver.test/all";
+const LOGOUTS: &str = "http://receiver.test/logouts";
+
+fn routes() -> EventRoutes {
+    EventRoutes::none()
+        .with(ALL, None)
+        .with(LOGOUTS, Some(vec![EventKind::Logout]))
+}
 
 // --- fixtures ----------------------------------------------------------------------
 
@@ -725,7 +782,9 @@ mod scenarios {
         // thread (SQLite's writer, or a runtime worker).
         let removal = std::thread::spawn(move || {
             wait.recv().unwrap();
-            runtime.block_on(remover.remove_identity(&idk)).unwrap()
+            runtime
+                .block_on(remover.remove_identity(&idk, NOW))
+                .unwrap()
         });
         let mut first = true;
         let page = attempt.clone();
@@ -1210,7 +1269,12 @@ mod scenarios {
             .unwrap()
             .id;
         let id = store.sessions(other, NOW, NOW).await.unwrap()[0].id;
-        assert!(!store.revoke_session(account, id).await.unwrap());
+        assert!(
+            !store
+                .revoke_session(account, id, SessionEnd::Revoked, NOW)
+                .await
+                .unwrap()
+        );
         assert!(
             store
                 .session(second.hash(), NOW, NOW)
@@ -1218,7 +1282,12 @@ mod scenarios {
                 .unwrap()
                 .is_some()
         );
-        assert!(store.revoke_session(other, id).await.unwrap());
+        assert!(
+            store
+                .revoke_session(other, id, SessionEnd::Revoked, NOW)
+                .await
+                .unwrap()
+        );
         assert!(
             store
                 .session(second.hash(), NOW, NOW)
@@ -1285,8 +1354,8 @@ mod scenarios {
             .await
             .unwrap()
             .unwrap();
-        assert!(store.remove_identity(&idk).await.unwrap());
-        assert!(!store.remove_identity(&idk).await.unwrap());
+        assert!(store.remove_identity(&idk, NOW).await.unwrap());
+        assert!(!store.remove_identity(&idk, NOW).await.unwrap());
         assert!(
             store
                 .session(token.hash(), NOW, NOW)
@@ -1482,5 +1551,378 @@ mod scenarios {
         assert_eq!(redeemed, 1);
         let account = store.account_by_identity(&idk).await.unwrap().unwrap().id;
         assert_eq!(store.sessions(account, NOW, NOW).await.unwrap().len(), 1);
+    }
+}
+
+mod outbox {
+    use super::*;
+    use serde_json::Value;
+    use sqrl_server::store::{Delivery, OutboxCounts};
+
+    /// Far enough ahead that every retry is due, and every lease over.
+    const LATER: u64 = NOW + 10 * 24 * 3600;
+
+    /// Claims (and leases) everything due at `now` for `endpoint`.
+    async fn claim(store: &dyn Store, endpoint: &str, now: u64) -> Vec<Delivery> {
+        store
+            .claim_deliveries(endpoint, now, now + 30, 100)
+            .await
+            .unwrap()
+    }
+
+    fn body(delivery: &Delivery) -> Value {
+        let body: Value = serde_json::from_str(&delivery.body).unwrap();
+        assert_eq!(body["id"], delivery.event_id.as_str());
+        body
+    }
+
+    /// The types of the events claimed for `endpoint`, oldest first.
+    async fn types(store: &dyn Store, endpoint: &str, now: u64) -> Vec<String> {
+        claim(store, endpoint, now)
+            .await
+            .iter()
+            .map(|delivery| body(delivery)["type"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    /// A logged-in browser: its token, account and session id.
+    async fn logged_in(store: &dyn Store) -> (Token, IdentityKey, i64, i64) {
+        let (attempt, idk) = confirmed_attempt(store).await;
+        let token = Token::generate(&mut OsRng);
+        let redeemed = store
+            .collect_attempt(&attempt, NOW, session(&token))
+            .await
+            .unwrap()
+            .unwrap();
+        let account = redeemed.account_id;
+        let id = store.sessions(account, NOW, NOW).await.unwrap()[0].id;
+        (token, idk, account, id)
+    }
+
+    pub async fn a_login_and_its_event_are_committed_together(store: Arc<dyn Store>) {
+        assert_eq!(
+            store.outbox_counts().await.unwrap(),
+            OutboxCounts::default()
+        );
+        let (_, _, account, session_id) = logged_in(&*store).await;
+        let claimed = claim(&*store, ALL, NOW).await;
+        assert_eq!(claimed.len(), 1, "{claimed:?}");
+        let login = body(&claimed[0]);
+        assert_eq!(login["type"], "login");
+        assert_eq!(login["account"], account.to_string());
+        assert_eq!(login["data"]["session"], session_id);
+        assert_eq!(login["data"]["method"], "cross-device");
+        assert_eq!(login["data"]["ip"], "203.0.113.7");
+        assert_eq!(login["data"]["user_agent"], "Test/1.0");
+        assert_eq!(claimed[0].attempts, 1);
+        // Filtered out for the endpoint that wants only logouts.
+        assert!(claim(&*store, LOGOUTS, NOW).await.is_empty());
+
+        // A same-device link: the same, with its method.
+        let (link, attempt, pag, _) = client_session_link(&*store, true).await;
+        let token = Token::generate(&mut OsRng);
+        let outcome = store
+            .redeem_link(
+                link.hash(),
+                NOW,
+                session(&token),
+                vec![(attempt, pag.hash())],
+                false,
+            )
+            .await
+            .unwrap();
+        assert!(matches!(outcome, LinkOutcome::Redeemed(_)));
+        let claimed = claim(&*store, ALL, NOW).await;
+        assert_eq!(claimed.len(), 1);
+        assert_eq!(body(&claimed[0])["data"]["method"], "same-device");
+        // Collected twice: one session, one event.
+        assert_eq!(store.outbox_counts().await.unwrap().pending, 2);
+    }
+
+    pub async fn a_change_rolled_back_leaves_no_event(store: Arc<dyn Store>) {
+        // A disable of an identity nobody has never applies: the step gives
+        // up, and neither the change nor an event is written.
+        let (idk, _, _) = identity();
+        let (decide, _) = deciding(move |_| {
+            let mut disable = plan(
+                Mutation::Disable {
+                    idk,
+                    options: AccountOptions::default(),
+                },
+                AttemptUpdate::None,
+            );
+            disable.revoke_sessions = true;
+            Ok(disable)
+        });
+        assert!(
+            store
+                .step(request(None, lookup(idk)), decide)
+                .await
+                .is_err()
+        );
+        // An attempt that was never confirmed makes no session, and no event.
+        let (attempt, _) = start_attempt(&*store).await;
+        let token = Token::generate(&mut OsRng);
+        assert!(
+            store
+                .collect_attempt(&attempt, NOW, session(&token))
+                .await
+                .unwrap()
+                .is_none()
+        );
+        // Revoking a session that is not the account's ends nothing.
+        let (_, _, account, session_id) = logged_in(&*store).await;
+        claim(&*store, ALL, NOW).await;
+        assert!(
+            !store
+                .revoke_session(account + 1, session_id, SessionEnd::Revoked, NOW)
+                .await
+                .unwrap()
+        );
+        assert_eq!(
+            store.outbox_counts().await.unwrap().pending,
+            1,
+            "the login only"
+        );
+        assert_eq!(
+            claim(&*store, ALL, LATER).await.len(),
+            1,
+            "the login, again"
+        );
+    }
+
+    pub async fn session_ends_are_events(store: Arc<dyn Store>) {
+        let (_, _, account, first) = logged_in(&*store).await;
+        claim(&*store, ALL, NOW).await;
+        assert!(
+            store
+                .revoke_session(account, first, SessionEnd::Logout, NOW)
+                .await
+                .unwrap()
+        );
+        for endpoint in [ALL, LOGOUTS] {
+            let claimed = claim(&*store, endpoint, NOW).await;
+            assert_eq!(claimed.len(), 1, "{endpoint}");
+            let logout = body(&claimed[0]);
+            assert_eq!(logout["type"], "logout");
+            assert_eq!(logout["data"]["session"], first);
+            assert_eq!(logout["account"], account.to_string());
+        }
+        let (_, _, other, second) = logged_in(&*store).await;
+        claim(&*store, ALL, NOW).await;
+        assert!(
+            store
+                .revoke_session(other, second, SessionEnd::Revoked, NOW)
+                .await
+                .unwrap()
+        );
+        let claimed = claim(&*store, ALL, NOW).await;
+        assert_eq!(claimed.len(), 1);
+        let revoked = body(&claimed[0]);
+        assert_eq!(revoked["type"], "session.revoked");
+        assert_eq!(revoked["data"]["reason"], "user");
+        assert!(claim(&*store, LOGOUTS, NOW).await.is_empty());
+    }
+
+    pub async fn identity_changes_are_events_with_their_revoked_sessions(store: Arc<dyn Store>) {
+        let (_, idk, account, session_id) = logged_in(&*store).await;
+        claim(&*store, ALL, NOW).await;
+        let options = AccountOptions::default();
+
+        let mut disable = plan(Mutation::Disable { idk, options }, AttemptUpdate::None);
+        disable.revoke_sessions = true;
+        commit(&*store, lookup(idk), disable).await;
+        let claimed = claim(&*store, ALL, NOW).await;
+        let events: Vec<Value> = claimed.iter().map(body).collect();
+        assert_eq!(events.len(), 2, "{events:?}");
+        assert_eq!(events[0]["type"], "identity.disabled");
+        assert_eq!(events[0]["account"], account.to_string());
+        assert_eq!(events[1]["type"], "session.revoked");
+        assert_eq!(events[1]["data"]["session"], session_id);
+        assert_eq!(events[1]["data"]["reason"], "identity-disabled");
+
+        commit(
+            &*store,
+            lookup(idk),
+            plan(Mutation::Enable { idk, options }, AttemptUpdate::None),
+        )
+        .await;
+        assert_eq!(types(&*store, ALL, NOW).await, ["identity.enabled"]);
+
+        // Options only: no event.
+        commit(
+            &*store,
+            lookup(idk),
+            plan(Mutation::SetOptions { idk, options }, AttemptUpdate::None),
+        )
+        .await;
+        assert!(types(&*store, ALL, NOW).await.is_empty());
+
+        let (new_idk, suk, vuk) = identity();
+        let mut replace = plan(
+            Mutation::Replace {
+                previous: idk,
+                idk: new_idk,
+                suk,
+                vuk,
+                options,
+            },
+            AttemptUpdate::None,
+        );
+        replace.revoke_sessions = true;
+        commit(
+            &*store,
+            Some(Lookups {
+                idk: new_idk,
+                pidk: Some(idk),
+            }),
+            replace,
+        )
+        .await;
+        let claimed = claim(&*store, ALL, NOW).await;
+        assert_eq!(claimed.len(), 1, "no session left to revoke");
+        let replaced = body(&claimed[0]);
+        assert_eq!(replaced["type"], "identity.replaced");
+        assert_eq!(replaced["account"], account.to_string());
+
+        commit(
+            &*store,
+            lookup(new_idk),
+            plan(Mutation::Remove { idk: new_idk }, AttemptUpdate::None),
+        )
+        .await;
+        let claimed = claim(&*store, ALL, NOW).await;
+        assert_eq!(claimed.len(), 1);
+        let removed = body(&claimed[0]);
+        assert_eq!(removed["type"], "identity.removed");
+        assert_eq!(removed["data"]["by"], "user");
+        assert_eq!(removed["account"], account.to_string());
+        assert!(claim(&*store, LOGOUTS, NOW).await.is_empty());
+    }
+
+    pub async fn the_operators_removal_is_an_event(store: Arc<dyn Store>) {
+        let (_, idk, account, session_id) = logged_in(&*store).await;
+        claim(&*store, ALL, NOW).await;
+        assert!(store.remove_identity(&idk, NOW).await.unwrap());
+        let events: Vec<Value> = claim(&*store, ALL, NOW).await.iter().map(body).collect();
+        assert_eq!(events.len(), 2, "{events:?}");
+        assert_eq!(events[0]["type"], "session.revoked");
+        assert_eq!(events[0]["data"]["session"], session_id);
+        assert_eq!(events[0]["data"]["reason"], "identity-removed");
+        assert_eq!(events[1]["type"], "identity.removed");
+        assert_eq!(events[1]["data"]["by"], "operator");
+        assert_eq!(events[1]["account"], account.to_string());
+        // Nothing to remove: nothing recorded.
+        assert!(!store.remove_identity(&idk, NOW).await.unwrap());
+        assert_eq!(
+            store.outbox_counts().await.unwrap().pending,
+            3,
+            "the login and the two"
+        );
+    }
+
+    pub async fn two_claimers_never_get_the_same_row(store: Arc<dyn Store>) {
+        for _ in 0..12 {
+            logged_in(&*store).await;
+        }
+        let claimers = (0..4).map(|_| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                let mut mine = Vec::new();
+                loop {
+                    let claimed = store.claim_deliveries(ALL, NOW, NOW + 30, 2).await.unwrap();
+                    if claimed.is_empty() {
+                        return mine;
+                    }
+                    mine.extend(claimed.into_iter().map(|delivery| delivery.row));
+                }
+            })
+        });
+        let mut rows: Vec<i64> = futures_util::future::join_all(claimers)
+            .await
+            .into_iter()
+            .flat_map(Result::unwrap)
+            .collect();
+        assert_eq!(rows.len(), 12, "every row claimed: {rows:?}");
+        rows.sort_unstable();
+        rows.dedup();
+        assert_eq!(rows.len(), 12, "no row claimed twice");
+    }
+
+    pub async fn a_lease_that_runs_out_is_claimed_again(store: Arc<dyn Store>) {
+        logged_in(&*store).await;
+        let first = store
+            .claim_deliveries(ALL, NOW, NOW + 30, 10)
+            .await
+            .unwrap();
+        assert_eq!(first.len(), 1);
+        // Under its lease, nobody else gets it.
+        assert!(claim(&*store, ALL, NOW + 29).await.is_empty());
+        // The claimer died: once the lease is over it is claimed again, the
+        // same event (same id), one more attempt counted.
+        let again = claim(&*store, ALL, NOW + 30).await;
+        assert_eq!(again.len(), 1);
+        assert_eq!(again[0].row, first[0].row);
+        assert_eq!(again[0].event_id, first[0].event_id);
+        assert_eq!(again[0].body, first[0].body);
+        assert_eq!(again[0].attempts, 2);
+    }
+
+    pub async fn failures_are_retried_when_due_then_dead(store: Arc<dyn Store>) {
+        logged_in(&*store).await;
+        let claimed = claim(&*store, ALL, NOW).await;
+        let row = claimed[0].row;
+        store
+            .mark_failed(row, Some(NOW + 60), "HTTP 500".to_owned())
+            .await
+            .unwrap();
+        // Not before it is due, although its lease is over.
+        assert!(claim(&*store, ALL, NOW + 59).await.is_empty());
+        let retried = claim(&*store, ALL, NOW + 60).await;
+        assert_eq!(retried.len(), 1);
+        assert_eq!((retried[0].row, retried[0].attempts), (row, 2));
+        assert_eq!(
+            store.outbox_counts().await.unwrap(),
+            OutboxCounts {
+                pending: 1,
+                dead: 0
+            }
+        );
+        // Given up: dead, never claimed again, counted.
+        store
+            .mark_failed(row, None, "HTTP 500".to_owned())
+            .await
+            .unwrap();
+        assert!(claim(&*store, ALL, LATER).await.is_empty());
+        assert_eq!(
+            store.outbox_counts().await.unwrap(),
+            OutboxCounts {
+                pending: 0,
+                dead: 1
+            }
+        );
+    }
+
+    pub async fn delivered_rows_are_never_claimed_again(store: Arc<dyn Store>) {
+        logged_in(&*store).await;
+        logged_in(&*store).await;
+        let claimed = claim(&*store, ALL, NOW).await;
+        assert_eq!(claimed.len(), 2);
+        store.mark_delivered(claimed[0].row, NOW).await.unwrap();
+        // A late failure report (another claimer's, after a lease ran out)
+        // does not undo the delivery.
+        store
+            .mark_failed(claimed[0].row, Some(NOW + 1), "timeout".to_owned())
+            .await
+            .unwrap();
+        let later = claim(&*store, ALL, LATER).await;
+        assert_eq!(later.len(), 1);
+        assert_eq!(later[0].row, claimed[1].row);
+        assert_eq!(store.outbox_counts().await.unwrap().pending, 1);
+        store.mark_delivered(claimed[1].row, NOW).await.unwrap();
+        assert_eq!(
+            store.outbox_counts().await.unwrap(),
+            OutboxCounts::default()
+        );
     }
 }

@@ -181,6 +181,66 @@ pub struct Settings {
     /// PostgreSQL: the pool's size), 1 to 64.
     #[arg(long, env = "SQRL_DB_CONNECTIONS", default_value_t = 4)]
     pub db_connections: usize,
+
+    /// Seconds a webhook endpoint has to answer a login event (1 to 60).
+    #[arg(long, env = "SQRL_WEBHOOK_TIMEOUT", default_value_t = 10)]
+    pub webhook_timeout: u64,
+
+    /// Attempts to deliver a login event before it is given up (1 to 50).
+    #[arg(long, env = "SQRL_WEBHOOK_MAX_ATTEMPTS", default_value_t = 15)]
+    pub webhook_max_attempts: u32,
+
+    /// Seconds before the second attempt of a failed webhook delivery; each
+    /// later wait doubles (up to an hour), less a random part of up to half.
+    #[arg(long, env = "SQRL_WEBHOOK_RETRY_BASE", default_value_t = 5)]
+    pub webhook_retry_base: u64,
+
+    /// Webhook endpoints for login events: `[[webhooks]]` tables in the
+    /// TOML file only (`url`, `secret` or `secret_file`, optional `events`).
+    #[arg(skip)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub webhooks: Vec<WebhookSettings>,
+}
+
+/// One `[[webhooks]]` table of the TOML file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSettings {
+    /// Where login events are POSTed (`http://` or `https://`).
+    pub url: String,
+    /// The signing secret, `whsec_` and base64 (give this or `secret_file`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<WebhookSecret>,
+    /// A file holding the signing secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_file: Option<PathBuf>,
+    /// The event types to send [default: all].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub events: Option<Vec<String>>,
+}
+
+/// A webhook signing secret as written in the file: never printed, wiped
+/// on drop. It serializes only so that the file can be merged.
+#[derive(Clone, Serialize, Deserialize, zeroize::Zeroize, zeroize::ZeroizeOnDrop)]
+#[serde(transparent)]
+pub struct WebhookSecret(String);
+
+impl WebhookSecret {
+    /// Wraps a secret.
+    pub fn new(secret: impl Into<String>) -> Self {
+        Self(secret.into())
+    }
+
+    /// The secret text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for WebhookSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WebhookSecret(<redacted>)")
+    }
 }
 
 impl Settings {

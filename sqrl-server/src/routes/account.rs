@@ -12,6 +12,7 @@ use crate::cookies::SiteCookies;
 use crate::error::AppError;
 use crate::html;
 use crate::store::{AccountView, AskAnswer, LoginEvent, LoginMethod, SessionInfo};
+use crate::webhooks::SessionEnd;
 
 /// The content security policy of the account page: no script at all.
 const ACCOUNT_CSP: &str = "default-src 'none'; style-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
@@ -239,7 +240,12 @@ pub async fn revoke(
     let Some(session) = current_session(&state, &cookies).await? else {
         return Err(AppError::Client(StatusCode::UNAUTHORIZED, "not logged in"));
     };
-    if !state.store.revoke_session(session.account_id, id).await? {
+    let now = state.clock.now();
+    let revoked = state
+        .store
+        .revoke_session(session.account_id, id, SessionEnd::Revoked, now)
+        .await?;
+    if !revoked {
         return Err(AppError::not_found("no such session"));
     }
     Ok(Redirect::to("/account").into_response())
@@ -255,7 +261,12 @@ pub async fn logout(
     if let Some(session) = current_session(&state, &cookies).await? {
         state
             .store
-            .revoke_session(session.account_id, session.id)
+            .revoke_session(
+                session.account_id,
+                session.id,
+                SessionEnd::Logout,
+                state.clock.now(),
+            )
             .await?;
     }
     let site = SiteCookies::of(&state);

@@ -8,6 +8,8 @@
 //! GET    /api/accounts/{id}      an account and its association
 //! POST   /api/associations       {"idk", "suk", "vuk", "account_id"?}: associate an
 //!                                identity with an existing account, or a new one
+//! GET    /api/webhooks           login events not yet delivered, and given up
+//!                                ({"pending", "dead"})
 //! ```
 
 use axum::extract::{FromRequestParts, Path, State};
@@ -31,6 +33,7 @@ pub fn router() -> Router<AppState> {
         .route("/identities/{idk}", get(lookup).delete(remove))
         .route("/accounts/{id}", get(account))
         .route("/associations", post(associate))
+        .route("/webhooks", get(webhooks))
 }
 
 /// Checks the bearer token in constant time (hashes first, so the length of
@@ -137,7 +140,7 @@ async fn remove(
     State(state): State<AppState>,
     IdkPath(idk): IdkPath,
 ) -> Result<Response, AppError> {
-    if state.store.remove_identity(&idk).await? {
+    if state.store.remove_identity(&idk, state.clock.now()).await? {
         tracing::info!(idk = %idk.fingerprint(), "operator removed an association");
         Ok(StatusCode::NO_CONTENT.into_response())
     } else {
@@ -152,6 +155,11 @@ async fn account(
 ) -> Result<Response, AppError> {
     let view = state.store.account(id).await?;
     view_or_not_found(&state, view, "no such account")
+}
+
+async fn webhooks(_: Operator, State(state): State<AppState>) -> Result<Response, AppError> {
+    let counts = state.store.outbox_counts().await?;
+    Ok(Json(serde_json::json!({ "pending": counts.pending, "dead": counts.dead })).into_response())
 }
 
 /// Body of `POST /api/associations`.

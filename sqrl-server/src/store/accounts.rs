@@ -89,6 +89,8 @@ pub trait Accounts: Send + Sync + 'static {
     ) -> Result<Result<i64, Conflict>, StoreError>;
 
     /// Deletes an identity's association (the account stays) and ends every
-    /// session of its account. `false` if there was none.
-    async fn remove_identity(&self, idk: &IdentityKey) -> Result<bool, StoreError>;
+    /// session of its account, recording `session.revoked` for each and
+    /// `identity.removed` (by the operator) in the same transaction. `false`
+    /// if there was none.
+    async fn remove_identity(&self, idk: &IdentityKey, now: u64) -> Result<bool, StoreError>;
 }

@@ -6,9 +6,11 @@
 //!   sessions, their lookup and end, and the login history;
 //! * [`Accounts`]: accounts and SQRL associations for the account page and
 //!   the operator API;
-//! * [`Housekeeping`]: pruning and health.
+//! * [`Housekeeping`]: pruning and health;
+//! * [`Outbox`]: login events waiting for delivery to webhook endpoints,
+//!   each written in the transaction of the change it reports.
 //!
-//! A [`Store`] is all four. [`sqlite::SqliteStore`] is the embedded default;
+//! A [`Store`] is all five. [`sqlite::SqliteStore`] is the embedded default;
 //! [`postgres::PostgresStore`] is shared by many instances. Both run the same
 //! contract tests (`tests/store_contract.rs`). Nothing about a login lives
 //! only in one process's memory (except conversations with no login page
@@ -20,6 +22,7 @@ mod attempts;
 mod error;
 mod housekeeping;
 pub mod migrations;
+mod outbox;
 pub mod postgres;
 mod rows;
 mod sessions;
@@ -32,6 +35,7 @@ pub use attempts::{
 };
 pub use error::{BackendError, StoreError};
 pub use housekeeping::{Housekeeping, InFlight};
+pub use outbox::{Delivery, Outbox, OutboxCounts};
 pub use sessions::{
     LinkOutcome, LoginEvent, LoginMethod, NewSession, Redeemed, SessionInfo, Sessions,
 };
@@ -41,10 +45,10 @@ pub use step::{
 };
 
 /// The whole storage interface: every concern. Implemented for any type that
-/// implements the four.
-pub trait Store: Attempts + Sessions + Accounts + Housekeeping {}
+/// implements the five.
+pub trait Store: Attempts + Sessions + Accounts + Housekeeping + Outbox {}
 
-impl<T: Attempts + Sessions + Accounts + Housekeeping> Store for T {}
+impl<T: Attempts + Sessions + Accounts + Housekeeping + Outbox> Store for T {}
 
 /// Where the store lives, as the operator names it with `--db`: a
 /// `postgres://` (or `postgresql://`) URL, or else the path of a SQLite file.

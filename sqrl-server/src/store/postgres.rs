@@ -38,8 +38,10 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
 
+use super::Outbox;
 use super::housekeeping::IN_FLIGHT_SQL;
 use super::migrations::postgres::MIGRATIONS;
+use super::outbox::{DELIVERED_KEPT, Delivery, OutboxCounts};
 use super::rows::{
     AnswerColumns, AttemptRow, ConversationRow, HistoryRow, IdentityViewRow, corrupt,
     from_sql_time, identity_key, ip_text, sql_time,
@@ -50,6 +52,7 @@ use super::{
     NewSession, Redeemed, SessionInfo, Sessions, StepError, StepRequest, Stepped, StoreError,
 };
 use crate::token::TokenHash;
+use crate::webhooks::{Event, EventRoutes, RemovedBy, RevokeReason, SessionEnd};
 
 /// Sessions refresh `last_seen_at` at most this often (seconds), so reading a
 /// session is not a write on every request.
@@ -73,6 +76,8 @@ const IDENTITY_LOCK_CLASS: i32 = 0x5351_524c;
 pub struct PostgresStore {
     pool: Pool,
     config: tokio_postgres::Config,
+    /// Which webhook endpoints get which login events (none by default).
+    events: std::sync::Arc<EventRoutes>,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -286,10 +291,61 @@ async fn account_of<C: GenericClient>(c: &C, idk: &IdentityKey) -> Result<Option
     .transpose()
 }
 
-/// Ends every session of the account `idk` is associated with.
-async fn end_sessions_of<C: GenericClient>(c: &C, idk: &IdentityKey) -> Result<(), StoreError> {
+/// Writes `event` to the outbox for each endpoint that wants it (built only
+/// when some endpoint is configured).
+async fn record<C: GenericClient>(
+    c: &C,
+    routes: &EventRoutes,
+    now: u64,
+    event: impl FnOnce() -> Event,
+) -> Result<(), StoreError> {
+    if routes.is_empty() {
+        return Ok(());
+    }
+    let event = event();
+    for endpoint in routes.targets(event.kind) {
+        exec(
+            c,
+            "INSERT INTO webhook_outbox
+                (event_id, endpoint, event_type, account_id, body, created_at, next_attempt_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $6)",
+            &[
+                &event.id,
+                &endpoint,
+                &event.kind.as_str(),
+                &event.account_id,
+                &event.body,
+                &sql_time(now),
+            ],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Ends every session of the account `idk` is associated with, recording a
+/// `session.revoked` event for each.
+async fn end_sessions_of<C: GenericClient>(
+    c: &C,
+    idk: &IdentityKey,
+    routes: &EventRoutes,
+    reason: RevokeReason,
+    now: u64,
+) -> Result<(), StoreError> {
     if let Some(account) = account_of(c, idk).await? {
-        exec(c, "DELETE FROM sessions WHERE account_id = $1", &[&account]).await?;
+        let ended = all(
+            c,
+            "DELETE FROM sessions WHERE account_id = $1 RETURNING id",
+            &[&account],
+        )
+        .await?;
+        for row in ended {
+            let session: i64 = get(&row, 0)?;
+            record(c, routes, now, || {
+                Event::revoked(account, session, reason, now)
+            })
+            .await?;
+        }
     }
     Ok(())
 }
@@ -412,9 +468,10 @@ async fn load_account<C: GenericClient>(
     }))
 }
 
-/// Inserts a session and its login-history row.
+/// Inserts a session, its login-history row and its `login` event.
 async fn start_session<C: GenericClient>(
     c: &C,
+    routes: &EventRoutes,
     account_id: i64,
     method: LoginMethod,
     answer: Option<&AskAnswer>,
@@ -422,11 +479,11 @@ async fn start_session<C: GenericClient>(
     now: u64,
 ) -> Result<(), StoreError> {
     let ip = ip_text(session.ip);
-    exec(
+    let inserted = opt(
         c,
         "INSERT INTO sessions
             (token_hash, account_id, created_at, last_seen_at, expires_at, ip, user_agent)
-         VALUES ($1, $2, $3, $3, $4, $5, $6)",
+         VALUES ($1, $2, $3, $3, $4, $5, $6) RETURNING id",
         &[
             &session.token_hash.as_bytes().as_slice(),
             &account_id,
@@ -437,6 +494,20 @@ async fn start_session<C: GenericClient>(
         ],
     )
     .await?;
+    if let Some(row) = inserted {
+        let session_id: i64 = get(&row, 0)?;
+        record(c, routes, now, || {
+            Event::login(
+                account_id,
+                session_id,
+                method,
+                session.ip,
+                &session.user_agent,
+                now,
+            )
+        })
+        .await?;
+    }
     let answer = AnswerColumns::of(answer);
     exec(
         c,
@@ -511,9 +582,20 @@ impl PostgresStore {
             .create_timeout(Some(POOL_TIMEOUT))
             .build()
             .map_err(|e| StoreError::Open(format!("connection pool: {e}")))?;
-        let store = Self { pool, config };
+        let store = Self {
+            pool,
+            config,
+            events: std::sync::Arc::new(EventRoutes::none()),
+        };
         store.migrate().await?;
         Ok(store)
+    }
+
+    /// Records login events for `routes` in the outbox, each in the
+    /// transaction of the change it reports.
+    pub fn with_events(mut self, routes: EventRoutes) -> Self {
+        self.events = std::sync::Arc::new(routes);
+        self
     }
 
     /// The connection settings (the notifier's listening connection uses them).
@@ -741,7 +823,16 @@ impl Sessions for PostgresStore {
         };
         let answer = answer_of(&row, 1, "login_attempts")?;
         let method = LoginMethod::CrossDevice;
-        start_session(&tx, account_id, method, answer.as_ref(), &session, now).await?;
+        start_session(
+            &tx,
+            &self.events,
+            account_id,
+            method,
+            answer.as_ref(),
+            &session,
+            now,
+        )
+        .await?;
         tx.commit().await?;
         Ok(Some(Redeemed {
             account_id,
@@ -825,7 +916,16 @@ impl Sessions for PostgresStore {
         }
         let method = LoginMethod::parse(&method).ok_or(corrupt(T, "method"))?;
         let answer = answer_of(&row, 4, T)?;
-        start_session(&tx, account_id, method, answer.as_ref(), &session, now).await?;
+        start_session(
+            &tx,
+            &self.events,
+            account_id,
+            method,
+            answer.as_ref(),
+            &session,
+            now,
+        )
+        .await?;
         if let Some(attempt) = &attempt {
             exec(
                 &tx,
@@ -906,15 +1006,30 @@ impl Sessions for PostgresStore {
         .collect()
     }
 
-    async fn revoke_session(&self, account_id: i64, session_id: i64) -> Result<bool, StoreError> {
-        let client = self.client().await?;
-        Ok(exec(
-            &client,
+    async fn revoke_session(
+        &self,
+        account_id: i64,
+        session_id: i64,
+        end: SessionEnd,
+        now: u64,
+    ) -> Result<bool, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let ended = exec(
+            &tx,
             "DELETE FROM sessions WHERE id = $1 AND account_id = $2",
             &[&session_id, &account_id],
         )
         .await?
-            == 1)
+            == 1;
+        if ended {
+            record(&tx, &self.events, now, || {
+                Event::session_ended(account_id, session_id, end, now)
+            })
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(ended)
     }
 
     async fn login_history(
@@ -985,10 +1100,13 @@ impl Accounts for PostgresStore {
         }
     }
 
-    async fn remove_identity(&self, idk: &IdentityKey) -> Result<bool, StoreError> {
+    async fn remove_identity(&self, idk: &IdentityKey, now: u64) -> Result<bool, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
-        end_sessions_of(&tx, idk).await?;
+        let Some(account) = account_of(&tx, idk).await? else {
+            return Ok(false);
+        };
+        end_sessions_of(&tx, idk, &self.events, RevokeReason::IdentityRemoved, now).await?;
         let removed = exec(
             &tx,
             "DELETE FROM sqrl_identities WHERE idk = $1",
@@ -996,6 +1114,12 @@ impl Accounts for PostgresStore {
         )
         .await?
             == 1;
+        if removed {
+            record(&tx, &self.events, now, || {
+                Event::removed(account, RemovedBy::Operator, now)
+            })
+            .await?;
+        }
         tx.commit().await?;
         Ok(removed)
     }
@@ -1024,6 +1148,12 @@ impl Housekeeping for PostgresStore {
         ] {
             deleted += exec(&tx, sql, &[&now]).await?;
         }
+        deleted += exec(
+            &tx,
+            "DELETE FROM webhook_outbox WHERE status = 'delivered' AND delivered_at <= $1",
+            &[&now.saturating_sub(sql_time(DELIVERED_KEPT))],
+        )
+        .await?;
         tx.commit().await?;
         Ok(deleted)
     }
@@ -1045,6 +1175,105 @@ impl Housekeeping for PostgresStore {
         let client = self.client().await?;
         client.query_one("SELECT 1", &[]).await?;
         Ok(())
+    }
+}
+
+#[async_trait]
+impl Outbox for PostgresStore {
+    async fn claim_deliveries(
+        &self,
+        endpoint: &str,
+        now: u64,
+        lease_until: u64,
+        limit: u32,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        let client = self.client().await?;
+        // SKIP LOCKED: a row another instance is claiming right now is left
+        // to it; the lease keeps it from everyone until it is marked.
+        let rows = all(
+            &client,
+            "UPDATE webhook_outbox SET leased_until = $1, attempts = attempts + 1
+              WHERE id IN (SELECT id FROM webhook_outbox
+                            WHERE endpoint = $2 AND status = 'pending'
+                              AND next_attempt_at <= $3
+                              AND (leased_until IS NULL OR leased_until <= $3)
+                            ORDER BY id LIMIT $4
+                            FOR UPDATE SKIP LOCKED)
+          RETURNING id, event_id, endpoint, body, attempts",
+            &[
+                &sql_time(lease_until),
+                &endpoint,
+                &sql_time(now),
+                &i64::from(limit),
+            ],
+        )
+        .await?;
+        let mut claimed = rows
+            .iter()
+            .map(|row| {
+                Ok(Delivery {
+                    row: get(row, 0)?,
+                    event_id: get(row, 1)?,
+                    endpoint: get(row, 2)?,
+                    body: get(row, 3)?,
+                    attempts: u32::try_from(get::<i32>(row, 4)?).unwrap_or(0),
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        claimed.sort_by_key(|delivery| delivery.row);
+        Ok(claimed)
+    }
+
+    async fn mark_delivered(&self, row: i64, now: u64) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        exec(
+            &client,
+            "UPDATE webhook_outbox
+                SET status = 'delivered', delivered_at = $2, leased_until = NULL,
+                    last_error = NULL
+              WHERE id = $1",
+            &[&row, &sql_time(now)],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn mark_failed(
+        &self,
+        row: i64,
+        retry_at: Option<u64>,
+        error: String,
+    ) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        exec(
+            &client,
+            "UPDATE webhook_outbox
+                SET status = CASE WHEN $2::BIGINT IS NULL THEN 'dead' ELSE 'pending' END,
+                    next_attempt_at = COALESCE($2, next_attempt_at),
+                    leased_until = NULL, last_error = $3
+              WHERE id = $1 AND status = 'pending'",
+            &[&row, &retry_at.map(sql_time), &error],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn outbox_counts(&self) -> Result<OutboxCounts, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_one(
+                "SELECT (SELECT count(*) FROM webhook_outbox WHERE status = 'pending'),
+                        (SELECT count(*) FROM webhook_outbox WHERE status = 'dead')",
+                &[],
+            )
+            .await?;
+        let count = |index: usize| -> Result<u64, StoreError> {
+            Ok(u64::try_from(get::<i64>(&row, index)?).unwrap_or(0))
+        };
+        Ok(OutboxCounts {
+            pending: count(0)?,
+            dead: count(1)?,
+        })
     }
 }
 

@@ -8,6 +8,7 @@ use sqrl_core::keys::IdentityKey;
 
 use super::{AskAnswer, StoreError};
 use crate::token::TokenHash;
+use crate::webhooks::SessionEnd;
 
 /// How a browser got its session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -127,7 +128,7 @@ pub struct LoginEvent {
 pub trait Sessions: Send + Sync + 'static {
     /// The browser holding a `confirmed` attempt's secret takes its session:
     /// marks the attempt logged in, creates the session and records the
-    /// login, in one transaction. `None` unless the attempt is confirmed and
+    /// login (history and `login` event), in one transaction. `None` unless the attempt is confirmed and
     /// unexpired (so it is collected once).
     async fn collect_attempt(
         &self,
@@ -171,8 +172,16 @@ pub trait Sessions: Send + Sync + 'static {
         idle_cutoff: u64,
     ) -> Result<Vec<SessionInfo>, StoreError>;
 
-    /// Ends one of an account's sessions. `false` if it was not the account's.
-    async fn revoke_session(&self, account_id: i64, session_id: i64) -> Result<bool, StoreError>;
+    /// Ends one of an account's sessions, recording its `logout` or
+    /// `session.revoked` event (`end`) in the same transaction. `false` if
+    /// it was not the account's.
+    async fn revoke_session(
+        &self,
+        account_id: i64,
+        session_id: i64,
+        end: SessionEnd,
+        now: u64,
+    ) -> Result<bool, StoreError>;
 
     /// An account's most recent logins, newest first.
     async fn login_history(

@@ -37,6 +37,11 @@ use tokio::sync::Semaphore;
 
 use super::housekeeping::IN_FLIGHT_SQL;
 use super::migrations::sqlite::{EPHEMERAL, MIGRATIONS};
+use super::outbox::{DELIVERED_KEPT, PRUNE_DELIVERED_SQL};
+use super::outbox::{
+    Delivery, ENQUEUE_SQL_SQLITE, MARK_DELIVERED_SQL, MARK_FAILED_SQL, OUTBOX_COUNTS_SQL,
+    OutboxCounts,
+};
 use super::rows::{
     AnswerColumns, AttemptRow, ConversationRow, HistoryRow, IdentityViewRow, LinkCheckRow,
     SpentLinkRow, corrupt, from_sql_time, identity_key, ip_text, sql_time,
@@ -46,8 +51,9 @@ use super::{
     NewAssociation, NewAttempt, NewSession, Redeemed, SessionInfo, StepError, StepRequest, Stepped,
     StoreError,
 };
-use super::{Accounts, Attempts, Housekeeping, InFlight, Sessions};
+use super::{Accounts, Attempts, Housekeeping, InFlight, Outbox, Sessions};
 use crate::token::TokenHash;
+use crate::webhooks::{Event, EventRoutes, RemovedBy, RevokeReason, SessionEnd};
 pub use writer::BatchStats;
 use writer::{Writer, Written};
 
@@ -65,6 +71,8 @@ const STATEMENT_CACHE: usize = 96;
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: Arc<Pool>,
+    /// Which webhook endpoints get which login events (none by default).
+    events: Arc<EventRoutes>,
 }
 
 /// The writer thread and a few reader connections.
@@ -96,7 +104,15 @@ impl SqliteStore {
                 read_permits: Semaphore::new(readers_wanted),
                 writer: Writer::start(writer)?,
             }),
+            events: Arc::new(EventRoutes::none()),
         })
+    }
+
+    /// Records login events for `routes` in the outbox, each in the
+    /// transaction of the change it reports.
+    pub fn with_events(mut self, routes: EventRoutes) -> Self {
+        self.events = Arc::new(routes);
+        self
     }
 
     /// The database file.
@@ -293,10 +309,56 @@ fn account_of(conn: &Connection, idk: &IdentityKey) -> Result<Option<i64>, Store
     )
 }
 
-/// Ends every session of the account `idk` is associated with.
-fn end_sessions_of(tx: &Connection, idk: &IdentityKey) -> Result<(), StoreError> {
+/// Writes `event` to the outbox for each endpoint that wants it (built only
+/// when some endpoint is configured).
+fn record(
+    tx: &Connection,
+    routes: &EventRoutes,
+    now: u64,
+    event: impl FnOnce() -> Event,
+) -> Result<(), StoreError> {
+    if routes.is_empty() {
+        return Ok(());
+    }
+    let event = event();
+    for endpoint in routes.targets(event.kind) {
+        exec(
+            tx,
+            ENQUEUE_SQL_SQLITE,
+            params![
+                event.id,
+                endpoint,
+                event.kind.as_str(),
+                event.account_id,
+                event.body,
+                sql_time(now)
+            ],
+        )?;
+    }
+    Ok(())
+}
+
+/// Ends every session of the account `idk` is associated with, recording a
+/// `session.revoked` event for each.
+fn end_sessions_of(
+    tx: &Connection,
+    idk: &IdentityKey,
+    routes: &EventRoutes,
+    reason: RevokeReason,
+    now: u64,
+) -> Result<(), StoreError> {
     if let Some(account) = account_of(tx, idk)? {
-        exec(tx, "DELETE FROM sessions WHERE account_id = ?1", [account])?;
+        let mut statement =
+            tx.prepare_cached("DELETE FROM sessions WHERE account_id = ?1 RETURNING id")?;
+        let ended = statement
+            .query_map([account], |row| row.get::<_, i64>(0))?
+            .collect::<Result<Vec<_>, _>>()?;
+        drop(statement);
+        for session in ended {
+            record(tx, routes, now, || {
+                Event::revoked(account, session, reason, now)
+            })?;
+        }
     }
     Ok(())
 }
@@ -383,9 +445,10 @@ fn answer_columns(row: &Row<'_>, first: usize) -> rusqlite::Result<AnswerColumns
     })
 }
 
-/// Inserts a session and its login-history row.
+/// Inserts a session, its login-history row and its `login` event.
 fn start_session(
     tx: &Connection,
+    routes: &EventRoutes,
     account_id: i64,
     method: LoginMethod,
     answer: Option<&AskAnswer>,
@@ -407,6 +470,17 @@ fn start_session(
             session.user_agent
         ],
     )?;
+    let session_id = tx.last_insert_rowid();
+    record(tx, routes, now, || {
+        Event::login(
+            account_id,
+            session_id,
+            method,
+            session.ip,
+            &session.user_agent,
+            now,
+        )
+    })?;
     let AnswerColumns { button, label, url } = AnswerColumns::of(answer);
     exec(
         tx,
@@ -497,8 +571,9 @@ impl Attempts for SqliteStore {
     }
 
     async fn step(&self, request: StepRequest, mut decide: Decide) -> Result<Stepped, StepError> {
+        let routes = Arc::clone(&self.events);
         let stepped = self
-            .write_or_roll_back(move |conn| step::run(conn, &request, &mut decide))
+            .write_or_roll_back(move |conn| step::run(conn, &routes, &request, &mut decide))
             .await?;
         Ok(stepped?)
     }
@@ -513,6 +588,7 @@ impl Sessions for SqliteStore {
         session: NewSession,
     ) -> Result<Option<Redeemed>, StoreError> {
         let attempt = attempt.to_owned();
+        let routes = Arc::clone(&self.events);
         self.write(move |tx| {
             let row = first(
                 tx,
@@ -528,7 +604,15 @@ impl Sessions for SqliteStore {
             };
             let answer = answer.into_answer("login_attempts")?;
             let method = LoginMethod::CrossDevice;
-            start_session(tx, account_id, method, answer.as_ref(), &session, now)?;
+            start_session(
+                tx,
+                &routes,
+                account_id,
+                method,
+                answer.as_ref(),
+                &session,
+                now,
+            )?;
             Ok(Some(Redeemed {
                 account_id,
                 method,
@@ -547,6 +631,7 @@ impl Sessions for SqliteStore {
         presented: Vec<(String, TokenHash)>,
         confirmed: bool,
     ) -> Result<LinkOutcome, StoreError> {
+        let routes = Arc::clone(&self.events);
         self.write(move |tx| {
             // The link's page must be this browser's: it holds that
             // attempt's secret. Checked before the link is spent, so a link
@@ -620,7 +705,15 @@ impl Sessions for SqliteStore {
             let (account_id, attempt) = (spent.account_id, spent.attempt_id);
             let method = LoginMethod::parse(&spent.method).ok_or(corrupt(T, "method"))?;
             let answer = spent.answer.into_answer(T)?;
-            start_session(tx, account_id, method, answer.as_ref(), &session, now)?;
+            start_session(
+                tx,
+                &routes,
+                account_id,
+                method,
+                answer.as_ref(),
+                &session,
+                now,
+            )?;
             if let Some(attempt) = &attempt {
                 exec(
                     tx,
@@ -706,13 +799,26 @@ impl Sessions for SqliteStore {
         .await
     }
 
-    async fn revoke_session(&self, account_id: i64, session_id: i64) -> Result<bool, StoreError> {
+    async fn revoke_session(
+        &self,
+        account_id: i64,
+        session_id: i64,
+        end: SessionEnd,
+        now: u64,
+    ) -> Result<bool, StoreError> {
+        let routes = Arc::clone(&self.events);
         self.write(move |tx| {
-            Ok(exec(
+            let ended = exec(
                 tx,
                 "DELETE FROM sessions WHERE id = ?1 AND account_id = ?2",
                 params![session_id, account_id],
-            )? == 1)
+            )? == 1;
+            if ended {
+                record(tx, &routes, now, || {
+                    Event::session_ended(account_id, session_id, end, now)
+                })?;
+            }
+            Ok(ended)
         })
         .await
     }
@@ -824,15 +930,23 @@ impl Accounts for SqliteStore {
         .await
     }
 
-    async fn remove_identity(&self, idk: &IdentityKey) -> Result<bool, StoreError> {
+    async fn remove_identity(&self, idk: &IdentityKey, now: u64) -> Result<bool, StoreError> {
         let idk = *idk;
+        let routes = Arc::clone(&self.events);
         self.write(move |tx| {
-            end_sessions_of(tx, &idk)?;
-            Ok(exec(
+            let Some(account) = account_of(tx, &idk)? else {
+                return Ok(false);
+            };
+            end_sessions_of(tx, &idk, &routes, RevokeReason::IdentityRemoved, now)?;
+            exec(
                 tx,
                 "DELETE FROM sqrl_identities WHERE idk = ?1",
                 [idk.to_bytes()],
-            )? == 1)
+            )?;
+            record(tx, &routes, now, || {
+                Event::removed(account, RemovedBy::Operator, now)
+            })?;
+            Ok(true)
         })
         .await
     }
@@ -852,6 +966,11 @@ impl Housekeeping for SqliteStore {
             ] {
                 deleted += exec(tx, sql, [now])?;
             }
+            deleted += exec(
+                tx,
+                PRUNE_DELIVERED_SQL,
+                [now.saturating_sub(sql_time(DELIVERED_KEPT))],
+            )?;
             Ok(deleted as u64)
         })
         .await
@@ -877,6 +996,86 @@ impl Housekeeping for SqliteStore {
         self.read(|conn| {
             conn.query_row("SELECT 1", [], |_| Ok(()))?;
             Ok(())
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl Outbox for SqliteStore {
+    async fn claim_deliveries(
+        &self,
+        endpoint: &str,
+        now: u64,
+        lease_until: u64,
+        limit: u32,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        let endpoint = endpoint.to_owned();
+        self.write(move |tx| {
+            let mut statement = tx.prepare_cached(
+                "UPDATE webhook_outbox SET leased_until = ?1, attempts = attempts + 1
+                  WHERE id IN (SELECT id FROM webhook_outbox
+                                WHERE endpoint = ?2 AND status = 'pending'
+                                  AND next_attempt_at <= ?3
+                                  AND (leased_until IS NULL OR leased_until <= ?3)
+                                ORDER BY id LIMIT ?4)
+              RETURNING id, event_id, endpoint, body, attempts",
+            )?;
+            let mut claimed = statement
+                .query_map(
+                    params![sql_time(lease_until), endpoint, sql_time(now), limit],
+                    |row| {
+                        Ok(Delivery {
+                            row: row.get(0)?,
+                            event_id: row.get(1)?,
+                            endpoint: row.get(2)?,
+                            body: row.get(3)?,
+                            attempts: row.get(4)?,
+                        })
+                    },
+                )?
+                .collect::<Result<Vec<_>, _>>()?;
+            // RETURNING gives no order: oldest first.
+            claimed.sort_by_key(|delivery| delivery.row);
+            Ok(claimed)
+        })
+        .await
+    }
+
+    async fn mark_delivered(&self, row: i64, now: u64) -> Result<(), StoreError> {
+        self.write(move |tx| {
+            exec(tx, MARK_DELIVERED_SQL, params![row, sql_time(now)])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn mark_failed(
+        &self,
+        row: i64,
+        retry_at: Option<u64>,
+        error: String,
+    ) -> Result<(), StoreError> {
+        self.write(move |tx| {
+            exec(
+                tx,
+                MARK_FAILED_SQL,
+                params![row, retry_at.map(sql_time), error],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn outbox_counts(&self) -> Result<OutboxCounts, StoreError> {
+        self.read(|conn| {
+            let (pending, dead) = conn
+                .prepare_cached(OUTBOX_COUNTS_SQL)?
+                .query_row([], |row| Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?)))?;
+            Ok(OutboxCounts {
+                pending: u64::try_from(pending).unwrap_or(0),
+                dead: u64::try_from(dead).unwrap_or(0),
+            })
         })
         .await
     }

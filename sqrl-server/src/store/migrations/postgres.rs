@@ -15,7 +15,33 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "login attempts, conversations and links kept in memory",
         EPHEMERAL_UNLOGGED,
     ),
+    (6, "login events outbox", WEBHOOK_OUTBOX),
 ];
+
+const WEBHOOK_OUTBOX: &str = r#"
+-- Login events for the site's webhook endpoints, one row per event and
+-- endpoint, written in the transaction of the change (a logged table: it
+-- survives a crash). Claimed under a lease with FOR UPDATE SKIP LOCKED, so
+-- instances sharing the database never send a row twice at once.
+CREATE TABLE webhook_outbox (
+    id              BIGSERIAL PRIMARY KEY,
+    event_id        TEXT NOT NULL,
+    endpoint        TEXT NOT NULL,
+    event_type      TEXT NOT NULL,
+    account_id      BIGINT NOT NULL,
+    body            TEXT NOT NULL,
+    created_at      BIGINT NOT NULL,
+    status          TEXT NOT NULL DEFAULT 'pending'
+                        CHECK (status IN ('pending', 'delivered', 'dead')),
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at BIGINT NOT NULL,
+    leased_until    BIGINT,
+    delivered_at    BIGINT,
+    last_error      TEXT,
+    UNIQUE (event_id, endpoint)
+);
+CREATE INDEX webhook_outbox_due ON webhook_outbox(endpoint, status, next_attempt_at);
+"#;
 
 const EPHEMERAL_UNLOGGED: &str = r#"
 -- A pending login may be lost in a crash and is simply scanned again (the

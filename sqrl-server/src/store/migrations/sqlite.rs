@@ -14,7 +14,33 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "login attempts, conversations and links kept in memory",
         EPHEMERAL_MOVED_OUT,
     ),
+    (6, "login events outbox", WEBHOOK_OUTBOX),
 ];
+
+const WEBHOOK_OUTBOX: &str = r#"
+-- Login events waiting for, or done with, delivery to the site's webhook
+-- endpoints: one row per event and endpoint, written in the transaction of
+-- the change it reports (durable: never in the in-memory schema). No
+-- reference to `accounts`: an event outlives what it reports.
+CREATE TABLE webhook_outbox (
+    id              INTEGER PRIMARY KEY,
+    event_id        TEXT NOT NULL,
+    endpoint        TEXT NOT NULL,
+    event_type      TEXT NOT NULL,
+    account_id      INTEGER NOT NULL,
+    body            TEXT NOT NULL,
+    created_at      INTEGER NOT NULL,
+    status          TEXT NOT NULL DEFAULT 'pending'
+                        CHECK (status IN ('pending', 'delivered', 'dead')),
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at INTEGER NOT NULL,
+    leased_until    INTEGER,
+    delivered_at    INTEGER,
+    last_error      TEXT,
+    UNIQUE (event_id, endpoint)
+) STRICT;
+CREATE INDEX webhook_outbox_due ON webhook_outbox(endpoint, status, next_attempt_at);
+"#;
 
 const EPHEMERAL_MOVED_OUT: &str = r#"
 -- A pending login may be lost in a crash and is simply scanned again (the

@@ -20,8 +20,9 @@ use super::super::step::{
 use super::super::{Attempt, AttemptUpdate, LoginMethod, StepError, Stepped, StoreError};
 use super::{
     PostgresStore, account_of, all, attempt_from_row, end_sessions_of, exec, get,
-    identity_lock_key, insert_conversation, lock_identity, lost_race, opt, read_attempt,
+    identity_lock_key, insert_conversation, lock_identity, lost_race, opt, read_attempt, record,
 };
+use crate::webhooks::{Event, identity_event, revoke_reason};
 
 /// Runs a step: up to [`MAX_STEP_TRIES`] transactions, until one commits.
 pub(super) async fn run(
@@ -89,16 +90,30 @@ async fn try_step(
         Err(error) => return Ok(Tried::Unplanned(error)),
     };
     let now = sql_time(request.now);
+    // The account is read before the change: a removed association no
+    // longer names it.
+    let event = match identity_event(&plan.issued.mutation) {
+        Some((kind, idk)) => account_of(&tx, idk).await?.map(|account| (kind, account)),
+        None => None,
+    };
     if !apply_mutation(&tx, &plan.issued.mutation, now).await?
         || !apply_attempt_update(&tx, &plan.attempt, now).await?
         || !keep_secret(&tx, plan.issued.secret_write.as_ref(), now).await?
     {
         return Ok(Tried::NotApplied);
     }
+    let routes = &store.events;
+    if let Some((kind, account)) = event {
+        record(&tx, routes, request.now, || {
+            Event::identity_change(kind, account, request.now)
+        })
+        .await?;
+    }
     if plan.revoke_sessions
         && let Some(idk) = plan.issued.mutation.idk()
     {
-        end_sessions_of(&tx, idk).await?;
+        let reason = revoke_reason(&plan.issued.mutation);
+        end_sessions_of(&tx, idk, routes, reason, request.now).await?;
     }
     let next = keeps(&plan);
     if next == NextConversation::Stored {

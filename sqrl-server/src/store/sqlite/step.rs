@@ -16,7 +16,10 @@ use super::super::step::{
 };
 use super::super::{AttemptUpdate, LoginMethod, StoreError};
 use super::writer::Written;
-use super::{account_of, end_sessions_of, exec, exists, first, insert_conversation, read_attempt};
+use super::{
+    account_of, end_sessions_of, exec, exists, first, insert_conversation, read_attempt, record,
+};
+use crate::webhooks::{EventRoutes, identity_event};
 
 /// The writer job of one step: tries it up to [`MAX_STEP_TRIES`] times, each
 /// try in a savepoint of its own, so a try that does not apply leaves
@@ -24,13 +27,14 @@ use super::{account_of, end_sessions_of, exec, exists, first, insert_conversatio
 /// back once that commit is on disk.
 pub(super) fn run(
     conn: &Connection,
+    routes: &EventRoutes,
     request: &StepRequest,
     decide: &mut Decide,
 ) -> Result<Written<Result<Stepped, PlanError>>, StoreError> {
     let mut last = None;
     for _ in 0..MAX_STEP_TRIES {
         exec(conn, "SAVEPOINT step", [])?;
-        let tried = try_step(conn, request, decide);
+        let tried = try_step(conn, routes, request, decide);
         if let Ok(Tried::Applied(_)) = &tried {
             exec(conn, "RELEASE step", [])?;
         } else {
@@ -51,6 +55,7 @@ pub(super) fn run(
 /// One try: take, read, decide, apply.
 fn try_step(
     conn: &Connection,
+    routes: &EventRoutes,
     request: &StepRequest,
     decide: &mut Decide,
 ) -> Result<Tried, StoreError> {
@@ -77,16 +82,28 @@ fn try_step(
         Err(error) => return Ok(Tried::Unplanned(error)),
     };
     let now = request.now;
+    // The account is read before the change: a removed association no
+    // longer names it.
+    let event = match identity_event(&plan.issued.mutation) {
+        Some((kind, idk)) => account_of(conn, idk)?.map(|account| (kind, account)),
+        None => None,
+    };
     if !apply_mutation(conn, &plan.issued.mutation, now)?
         || !apply_attempt_update(conn, &plan.attempt, now)?
         || !keep_secret(conn, plan.issued.secret_write.as_ref(), now)?
     {
         return Ok(Tried::NotApplied);
     }
+    if let Some((kind, account)) = event {
+        record(conn, routes, now, || {
+            crate::webhooks::Event::identity_change(kind, account, now)
+        })?;
+    }
     if plan.revoke_sessions
         && let Some(idk) = plan.issued.mutation.idk()
     {
-        end_sessions_of(conn, idk)?;
+        let reason = crate::webhooks::revoke_reason(&plan.issued.mutation);
+        end_sessions_of(conn, idk, routes, reason, now)?;
     }
     let next = keeps(&plan);
     if next == NextConversation::Stored {

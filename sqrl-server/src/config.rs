@@ -738,7 +738,8 @@ mod tests {
         std::fs::write(&secret_file, format!("{SECRET}\n")).unwrap();
         let file = format!(
             "webhook_retry_base = 2\n\
-             [[webhooks]]\nurl = \"https://app.example/hook\"\nsecret = \"{SECRET}\"\n\
+             [[webhooks]]\nurl = \"https://app:hunter2@app.example/hook?key=k3y\"\n\
+             secret = \"{SECRET}\"\n\
              [[webhooks]]\nurl = \"http://10.0.0.2:9000/sqrl\"\nsecret_file = {:?}\n\
              events = [\"login\", \"identity.removed\"]\n",
             secret_file.display().to_string()
@@ -753,7 +754,10 @@ mod tests {
         assert_eq!(config.webhook_delivery.max_attempts, 3);
         assert_eq!(config.webhook_delivery.retry_base, Duration::from_secs(2));
         let printed = format!("{config:?}");
-        assert!(!printed.contains("MfKQ9r8G"), "{printed}");
+        for secret in ["MfKQ9r8G", "hunter2", "k3y"] {
+            assert!(!printed.contains(secret), "{printed}");
+        }
+        assert!(printed.contains("app.example/hook"), "{printed}");
         assert!(Config::default().webhooks.is_empty());
 
         let table = |body: &str| format!("[[webhooks]]\n{body}\n");

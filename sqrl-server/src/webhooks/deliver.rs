@@ -35,7 +35,7 @@ const LEASE_MARGIN: Duration = Duration::from_secs(5);
 const MAX_BACKOFF: Duration = Duration::from_secs(3600);
 
 /// One configured endpoint.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Endpoint {
     /// Where events are POSTed (also the endpoint's name in the outbox).
     pub url: Url,
@@ -43,6 +43,21 @@ pub struct Endpoint {
     pub key: SigningKey,
     /// The events it receives; `None` for all.
     pub events: Option<Vec<EventKind>>,
+}
+
+/// Printed without the URL's password and query, where a receiver may
+/// keep a credential of its own.
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut shown = self.url.clone();
+        let _ = shown.set_password(None);
+        shown.set_query(None);
+        f.debug_struct("Endpoint")
+            .field("url", &shown.as_str())
+            .field("key", &self.key)
+            .field("events", &self.events)
+            .finish()
+    }
 }
 
 /// How deliveries are attempted.

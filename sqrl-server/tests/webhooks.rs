@@ -633,14 +633,6 @@ async fn a_failing_endpoint_gets_the_event_on_the_third_attempt() {
             .iter()
             .all(|a| a.id == arrivals[0].id && a.body == arrivals[0].body)
     );
-    // Recorded as the worker saw it: three attempts, delivered.
-    let conn = rusqlite::Connection::open(db.dir().join("sqrl.db")).unwrap();
-    let (attempts, status): (i64, String) = conn
-        .query_row("SELECT attempts, status FROM webhook_outbox", [], |row| {
-            Ok((row.get(0)?, row.get(1)?))
-        })
-        .unwrap();
-    assert_eq!((attempts, status.as_str()), (3, "delivered"));
     // Visible in the metrics (the gauge once the worker has looked again).
     let deadline = tokio::time::Instant::now() + PATIENCE;
     loop {
@@ -655,6 +647,15 @@ async fn a_failing_endpoint_gets_the_event_on_the_third_attempt() {
         assert!(tokio::time::Instant::now() < deadline, "{metrics:?}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // Recorded as the worker saw it (the gauge above is set after the
+    // outcome is recorded): three attempts, delivered.
+    let conn = rusqlite::Connection::open(db.dir().join("sqrl.db")).unwrap();
+    let (attempts, status): (i64, String) = conn
+        .query_row("SELECT attempts, status FROM webhook_outbox", [], |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })
+        .unwrap();
+    assert_eq!((attempts, status.as_str()), (3, "delivered"));
     drop(server);
 }
 

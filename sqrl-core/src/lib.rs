@@ -14,6 +14,13 @@
 //! | [`client`] | a client transaction as a state machine (SPEC 6) |
 //! | [`server`] | request validation and command semantics (SPEC 3.2, 8) |
 //!
+//! Citations such as `SPEC 3.2` name a section of `docs/spec.md` in the
+//! sqrl-rs repository, the protocol as this project implements it;
+//! `PITFALLS 26` names an entry of `docs/pitfalls.md`, the interoperability
+//! mistakes other implementations made. A test in this crate
+//! (`tests/citations.rs`) checks that every citation in the repository
+//! resolves.
+//!
 //! # A whole login, end to end
 //!
 //! A user creates an identity (protected by a password, recoverable with a

@@ -15,6 +15,7 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "login attempts, conversations and links kept in memory",
         EPHEMERAL_UNLOGGED,
     ),
+    (7, "account handles", ACCOUNT_HANDLES),
 ];
 
 const EPHEMERAL_UNLOGGED: &str = r#"
@@ -29,6 +30,15 @@ const EPHEMERAL_UNLOGGED: &str = r#"
 ALTER TABLE conversations SET UNLOGGED;
 ALTER TABLE login_links SET UNLOGGED;
 ALTER TABLE login_attempts SET UNLOGGED;
+"#;
+
+const ACCOUNT_HANDLES: &str = r#"
+-- The name `/forward-auth` gives the reverse proxy for an account (the
+-- `Remote-User` header): random, minted on first use, and kept for good, so
+-- it stays the same when the account's identity is replaced, and, unlike the
+-- row id, says nothing about how many accounts there are.
+ALTER TABLE accounts ADD COLUMN handle TEXT;
+CREATE UNIQUE INDEX accounts_handle ON accounts(handle);
 "#;
 
 const INITIAL: &str = r#"

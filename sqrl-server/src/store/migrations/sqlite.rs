@@ -14,6 +14,7 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "login attempts, conversations and links kept in memory",
         EPHEMERAL_MOVED_OUT,
     ),
+    (7, "account handles", ACCOUNT_HANDLES),
 ];
 
 const EPHEMERAL_MOVED_OUT: &str = r#"
@@ -114,6 +115,15 @@ BEGIN SELECT RAISE(ABORT, 'login_attempts.state: not an attempt state'); END;
 CREATE TRIGGER login_attempts_state_update BEFORE UPDATE OF state ON login_attempts
 WHEN NEW.state NOT IN ('pending', 'scanned', 'confirmed', 'logged-in', 'client-session', 'rejected')
 BEGIN SELECT RAISE(ABORT, 'login_attempts.state: not an attempt state'); END;
+"#;
+
+const ACCOUNT_HANDLES: &str = r#"
+-- The name `/forward-auth` gives the reverse proxy for an account (the
+-- `Remote-User` header): random, minted on first use, and kept for good, so
+-- it stays the same when the account's identity is replaced, and, unlike the
+-- row id, says nothing about how many accounts there are.
+ALTER TABLE accounts ADD COLUMN handle TEXT;
+CREATE UNIQUE INDEX accounts_handle ON accounts(handle);
 "#;
 
 const INITIAL: &str = r#"

@@ -3,7 +3,9 @@
 //! drives it, and the terminal tests on one without tmux, so that
 //! `cargo test` reports them as ignored rather than as passed. CI sets
 //! `SQRL_REQUIRE_BROWSER=1` (after `.ci/install-browser`, which installs all
-//! four): then they always run, and a missing tool fails them.
+//! four): then they always run, and a missing tool fails them. The browser
+//! test of an app behind nginx also needs nginx (`.ci/install-server-tools`);
+//! `SQRL_REQUIRE_NGINX=1` (CI) makes it run without.
 
 use std::path::{Path, PathBuf};
 
@@ -14,8 +16,10 @@ fn main() {
     println!("cargo::rerun-if-changed=build.rs");
     println!("cargo::rustc-check-cfg=cfg(no_browser)");
     println!("cargo::rustc-check-cfg=cfg(no_tmux)");
+    println!("cargo::rustc-check-cfg=cfg(no_nginx)");
     for var in [
         "SQRL_REQUIRE_BROWSER",
+        "SQRL_REQUIRE_NGINX",
         "SQRL_CHROMIUM",
         "SQRL_NODE",
         "PATH",
@@ -46,6 +50,20 @@ fn main() {
     }
     if tmux.is_none() && !required {
         println!("cargo::rustc-cfg=no_tmux");
+    }
+    // Debian installs nginx in /usr/sbin, off a normal user's PATH.
+    let nginx = program(None, &["nginx"])
+        .or_else(|| Some(PathBuf::from("/usr/sbin/nginx")).filter(|path| path.is_file()));
+    match &nginx {
+        Some(path) => println!("cargo::rerun-if-changed={}", path.display()),
+        None => {
+            if Path::new("/usr/sbin").is_dir() {
+                println!("cargo::rerun-if-changed=/usr/sbin");
+            }
+            if !std::env::var("SQRL_REQUIRE_NGINX").is_ok_and(|value| value == "1") {
+                println!("cargo::rustc-cfg=no_nginx");
+            }
+        }
     }
 }
 

@@ -110,7 +110,10 @@ impl AppState {
         clock: Clock,
         shutdown: watch::Receiver<bool>,
     ) -> Result<Self, StateError> {
-        let endpoint = Endpoint::from_origin(&origin.http_origin(), CLIENT_PATH)?;
+        let endpoint = Endpoint::from_origin(
+            &origin.http_origin(),
+            &format!("{}{CLIENT_PATH}", config.path_prefix),
+        )?;
         let policy = config.policy()?;
         let limiter = config.rate_limit.map(RateLimiter::new);
         let hsts = (origin.is_secure() && !config.hsts_max_age.is_zero()).then(|| {
@@ -137,9 +140,16 @@ impl AppState {
         })
     }
 
-    /// An absolute URL on this service for a root-anchored `path`.
+    /// An absolute URL on this service for `path`, a route as the router
+    /// declares it (`/account`), under the path prefix.
     pub fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.origin.http_origin())
+        format!("{}{}", self.origin.http_origin(), self.path(path))
+    }
+
+    /// The root-anchored path of route `path` under the path prefix, for
+    /// links and redirects (`/account` is `/auth/account` under `/auth`).
+    pub fn path(&self, path: &str) -> String {
+        format!("{}{path}", self.config.path_prefix)
     }
 }
 
@@ -159,43 +169,51 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
     }
 }
 
-/// The router with every route and layer.
+/// The router with every route and layer, each route under the path
+/// prefix (and the login page at the prefix itself as well as below it).
 pub fn router(state: AppState) -> Router {
     let timeout = state.config.request_timeout;
     let body_limit = state.config.max_body_bytes;
+    let prefix = state.config.path_prefix.clone();
+    let at = |path: &str| format!("{prefix}{path}");
 
     // Everything but the live event stream gets a request timeout.
-    let timed = Router::new()
-        .route("/", get(routes::login::page))
-        .route("/static/login.js", get(routes::login::script))
-        .route("/static/style.css", get(routes::login::style))
-        .route("/login/rotate", post(routes::login::rotate))
-        .route("/login/collect", get(routes::login::collect))
+    let mut timed = Router::new()
+        .route(&at("/"), get(routes::login::page))
+        .route(&at("/static/login.js"), get(routes::login::script))
+        .route(&at("/static/style.css"), get(routes::login::style))
+        .route(&at("/login/rotate"), post(routes::login::rotate))
+        .route(&at("/login/collect"), get(routes::login::collect))
         .route(
-            "/login/complete",
+            &at("/login/complete"),
             get(routes::login::complete).post(routes::login::confirm_complete),
         )
-        .route(CLIENT_PATH, post(routes::client::client))
-        .route("/nut.sqrl", get(routes::ssp::nut))
-        .route("/png.sqrl", get(routes::ssp::png))
-        .route("/pag.sqrl", get(routes::ssp::pag))
-        .route("/account", get(routes::account::page))
+        .route(&at(CLIENT_PATH), post(routes::client::client))
+        .route(&at("/nut.sqrl"), get(routes::ssp::nut))
+        .route(&at("/png.sqrl"), get(routes::ssp::png))
+        .route(&at("/pag.sqrl"), get(routes::ssp::pag))
+        .route(&at("/account"), get(routes::account::page))
         .route(
-            "/account/sessions/{id}/revoke",
+            &at("/account/sessions/{id}/revoke"),
             post(routes::account::revoke),
         )
-        .route("/logout", post(routes::account::logout))
-        .route("/favicon.ico", get(routes::ops::favicon))
-        .route("/healthz", get(routes::ops::healthz))
-        .route("/metrics", get(routes::ops::metrics))
-        .nest("/api", routes::operator::router())
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            timeout,
-        ));
+        .route(&at("/logout"), post(routes::account::logout))
+        .route(&at("/forward-auth"), get(routes::forward_auth::check))
+        .route(&at("/favicon.ico"), get(routes::ops::favicon))
+        .route(&at("/healthz"), get(routes::ops::healthz))
+        .route(&at("/metrics"), get(routes::ops::metrics))
+        .nest(&at("/api"), routes::operator::router());
+    if !prefix.is_empty() {
+        // `/auth` as well as `/auth/`: what a person types.
+        timed = timed.route(&prefix, get(routes::login::page));
+    }
+    let timed = timed.layer(TimeoutLayer::with_status_code(
+        StatusCode::REQUEST_TIMEOUT,
+        timeout,
+    ));
 
     Router::new()
-        .route("/login/events", get(routes::login::events))
+        .route(&at("/login/events"), get(routes::login::events))
         .merge(timed)
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(body_limit))
@@ -227,7 +245,11 @@ async fn front_door(State(state): State<AppState>, mut request: Request, next: N
 
     // Health checks come from load balancers that address the instance, not
     // the public name.
-    let exempt = request.uri().path() == "/healthz";
+    let exempt = request
+        .uri()
+        .path()
+        .strip_prefix(state.config.path_prefix.as_str())
+        == Some("/healthz");
     if !exempt && !host_is_ours(&state, &request) {
         state.metrics.refused("misdirected");
         return (

@@ -19,6 +19,7 @@ use sqrl_core::msg::{Ask, AskButton, MessageError};
 use sqrl_core::server::Policy;
 
 use crate::net::IpNet;
+use crate::return_to::ReturnDomains;
 pub use crate::store::Database;
 use crate::webhooks::{DeliverySettings, Endpoint, EventKind, SigningKey};
 pub use origin::{PublicOrigin, PublicScheme};
@@ -421,6 +422,15 @@ pub struct Config {
     pub webhooks: Vec<Endpoint>,
     /// How webhook deliveries are attempted.
     pub webhook_delivery: DeliverySettings,
+    /// The path every route lives under: empty, or `/auth` (no trailing `/`).
+    pub path_prefix: String,
+    /// The session cookie's `Domain` (without a leading dot); `None` for a
+    /// host-only cookie.
+    pub cookie_domain: Option<String>,
+    /// Hosts besides the service's own that a login may return to (`rd=`).
+    pub return_domains: ReturnDomains,
+    /// The `/forward-auth` response header that names the user.
+    pub forward_auth_user_header: axum::http::HeaderName,
 }
 
 /// Longest a login attempt may live (issue 3: an attempt expires within 10 minutes).
@@ -614,6 +624,18 @@ impl Config {
             settings.webhook_retry_base,
         )?;
         let webhooks = webhook_endpoints(&settings.webhooks)?;
+        let path_prefix = path_prefix(settings.path_prefix.as_deref().unwrap_or(""))?;
+        let cookie_domain = settings
+            .cookie_domain
+            .as_deref()
+            .map(str::trim)
+            .filter(|domain| !domain.is_empty())
+            .map(|domain| cookie_domain(domain, public_origin.as_ref()))
+            .transpose()?;
+        let return_domains =
+            ReturnDomains::parse(settings.allowed_return_domains.iter().map(String::as_str))
+                .map_err(|reason| invalid("allowed-return-domains", reason))?;
+        let forward_auth_user_header = forward_auth_header(&settings.forward_auth_user_header)?;
 
         Ok(Self {
             webhooks,
@@ -640,6 +662,10 @@ impl Config {
             max_body_bytes,
             request_timeout: Duration::from_secs(settings.request_timeout),
             db_connections,
+            path_prefix,
+            cookie_domain,
+            return_domains,
+            forward_auth_user_header,
         })
     }
 
@@ -675,6 +701,98 @@ impl Config {
             PublicOrigin::for_addr(addr, scheme)
         })
     }
+}
+
+/// Reads `--path-prefix`: empty, or `/` and path segments of characters
+/// that need no escaping in a URL, without a trailing `/` (`/auth` or
+/// `/auth/` give `/auth`).
+fn path_prefix(text: &str) -> Result<String, ConfigError> {
+    let text = text.trim();
+    let prefix = text.trim_end_matches('/');
+    if prefix.is_empty() {
+        return Ok(String::new());
+    }
+    let valid = prefix.starts_with('/')
+        && prefix[1..].split('/').all(|segment| {
+            !segment.is_empty()
+                && segment != "."
+                && segment != ".."
+                && segment
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
+        });
+    if valid {
+        Ok(prefix.to_owned())
+    } else {
+        Err(invalid(
+            "path-prefix",
+            format!("{text:?} is not a path like /auth (letters, digits, -._~ between slashes)"),
+        ))
+    }
+}
+
+/// Reads `--cookie-domain` (`.example.com` or `example.com`): a host name the
+/// public origin's host lies in, or the browser would refuse the cookie.
+fn cookie_domain(text: &str, origin: Option<&PublicOrigin>) -> Result<String, ConfigError> {
+    let domain = text.trim_start_matches('.').to_ascii_lowercase();
+    let valid = domain.contains('.')
+        && domain.split('.').all(|label| {
+            !label.is_empty()
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        });
+    if !valid {
+        return Err(invalid(
+            "cookie-domain",
+            format!("{text:?} is not a domain like .example.com"),
+        ));
+    }
+    let Some(origin) = origin else {
+        return Err(invalid(
+            "cookie-domain",
+            "needs --public-origin, whose host must lie in the domain",
+        ));
+    };
+    let host = origin.host();
+    let inside = host == domain
+        || host
+            .strip_suffix(domain.as_str())
+            .is_some_and(|sub| sub.ends_with('.'));
+    if !inside {
+        return Err(invalid(
+            "cookie-domain",
+            format!("the public origin's host {host} is not in {domain}"),
+        ));
+    }
+    Ok(domain)
+}
+
+/// Reads `--forward-auth-user-header`: a header name a proxy may copy.
+fn forward_auth_header(text: &str) -> Result<axum::http::HeaderName, ConfigError> {
+    let name = axum::http::HeaderName::from_bytes(text.trim().as_bytes()).map_err(|_| {
+        invalid(
+            "forward-auth-user-header",
+            format!("{text:?} is not a header name"),
+        )
+    })?;
+    // Headers the response needs for itself, or that a proxy handles.
+    let reserved = [
+        axum::http::header::SET_COOKIE,
+        axum::http::header::CONTENT_TYPE,
+        axum::http::header::CONTENT_LENGTH,
+        axum::http::header::LOCATION,
+        axum::http::header::WWW_AUTHENTICATE,
+        axum::http::header::CONNECTION,
+        axum::http::header::TRANSFER_ENCODING,
+    ];
+    if reserved.contains(&name) {
+        return Err(invalid(
+            "forward-auth-user-header",
+            format!("{name} is a header the response uses for itself"),
+        ));
+    }
+    Ok(name)
 }
 
 #[cfg(test)]
@@ -925,6 +1043,86 @@ mod tests {
         ] {
             assert!(merge(bad, "").is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn mounting_settings_are_checked() {
+        let refused = |args: &[&str]| match merge(args, "") {
+            Err(ConfigError::Invalid { name, .. }) => name,
+            Err(other) => panic!("{args:?}: refused as {other}"),
+            Ok(_) => panic!("{args:?} accepted"),
+        };
+        let ok = |args: &[&str]| merge(args, "").unwrap();
+        assert_eq!(ok(&[]).path_prefix, "");
+        assert_eq!(ok(&["--path-prefix", "/"]).path_prefix, "");
+        assert_eq!(ok(&["--path-prefix", "/auth/"]).path_prefix, "/auth");
+        assert_eq!(ok(&["--path-prefix", "/a/b-c"]).path_prefix, "/a/b-c");
+        for bad in [
+            "auth", "/a//b", "/../x", "/a/./b", "/a b", "/a?b", "/a%2f", "/\\x",
+        ] {
+            assert_eq!(refused(&["--path-prefix", bad]), "path-prefix", "{bad}");
+        }
+
+        fn with_domain(domain: &str) -> [&str; 4] {
+            [
+                "--public-origin",
+                "https://login.example.com",
+                "--cookie-domain",
+                domain,
+            ]
+        }
+        assert_eq!(
+            ok(&with_domain(".Example.com")).cookie_domain.as_deref(),
+            Some("example.com")
+        );
+        assert_eq!(
+            ok(&with_domain("login.example.com"))
+                .cookie_domain
+                .as_deref(),
+            Some("login.example.com")
+        );
+        for bad in [
+            ".other.com",
+            "ample.com",
+            ".com",
+            "example.com.",
+            "*.example.com",
+        ] {
+            assert_eq!(refused(&with_domain(bad)), "cookie-domain", "{bad}");
+        }
+        assert_eq!(
+            refused(&["--cookie-domain", ".example.com"]),
+            "cookie-domain",
+            "no origin to check it with"
+        );
+
+        assert_eq!(
+            refused(&["--allowed-return-domains", "a.com,*.b.com"]),
+            "allowed-return-domains"
+        );
+        assert_eq!(
+            ok(&[]).forward_auth_user_header,
+            axum::http::HeaderName::from_static("remote-user")
+        );
+        assert_eq!(
+            ok(&["--forward-auth-user-header", "X-Auth-User"]).forward_auth_user_header,
+            axum::http::HeaderName::from_static("x-auth-user")
+        );
+        for bad in ["Set-Cookie", "Bad Header", ""] {
+            assert_eq!(
+                refused(&["--forward-auth-user-header", bad]),
+                "forward-auth-user-header",
+                "{bad}"
+            );
+        }
+        let file = merge(
+            &[],
+            "path_prefix = \"/auth\"\nallowed_return_domains = [\".example.com\"]\n\
+             forward_auth_user_header = \"X-User\"",
+        )
+        .unwrap();
+        assert_eq!(file.path_prefix, "/auth");
+        assert_eq!(file.forward_auth_user_header.as_str(), "x-user");
     }
 
     #[test]

@@ -9,8 +9,9 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use maud::{DOCTYPE, Markup, html};
 
-/// A complete page around `body`.
-pub fn page(title: &str, body: Markup) -> Markup {
+/// A complete page around `body`, for a service mounted under `prefix`
+/// (empty, or `/auth`: where its stylesheet is).
+pub fn page(prefix: &str, title: &str, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -18,7 +19,7 @@ pub fn page(title: &str, body: Markup) -> Markup {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) }
-                link rel="stylesheet" href="/static/style.css";
+                link rel="stylesheet" href={ (prefix) "/static/style.css" };
             }
             body { main { (body) } }
         }
@@ -55,12 +56,18 @@ mod tests {
 
     #[test]
     fn the_title_is_text() {
-        let page = page("<script>\"x\"</script>", html! {}).into_string();
+        let page = page("", "<script>\"x\"</script>", html! {}).into_string();
         assert!(
             page.contains("<title>&lt;script&gt;&quot;x&quot;&lt;/script&gt;</title>"),
             "{page}"
         );
         assert!(!page.contains("<script>"), "{page}");
+    }
+
+    #[test]
+    fn the_stylesheet_is_under_the_prefix() {
+        let page = page("/auth", "t", html! {}).into_string();
+        assert!(page.contains(r#"href="/auth/static/style.css""#), "{page}");
     }
 
     #[test]

@@ -31,6 +31,7 @@ pub mod notify;
 pub mod qr;
 pub mod ratelimit;
 pub mod retry;
+pub mod return_to;
 pub mod routes;
 mod serve;
 pub mod store;

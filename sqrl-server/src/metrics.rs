@@ -327,7 +327,8 @@ impl Metrics {
     /// `misdirected` (a `Host` that is not the public origin),
     /// `cross-site-post` (a form post from another site), `other-browser`
     /// (a same-device sign-in link opened in a browser that did not start the
-    /// login).
+    /// login), `return-url` (a login page asked to return somewhere it may
+    /// not, `rd=`).
     pub fn refused(&self, reason: &'static str) {
         self.refused.get_or_create(&Reason { reason }).inc();
     }

@@ -4,6 +4,7 @@
 //! A database leak then reveals no usable token, and lookups by hash compare no
 //! secret bytes in variable time.
 
+use hmac::{Hmac, Mac};
 use rand_core::CryptoRngCore;
 use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq as _;
@@ -34,6 +35,24 @@ impl Token {
     /// The text form, for a cookie or a URL.
     pub fn encode(&self) -> String {
         base64url::encode(self.0)
+    }
+
+    /// HMAC-SHA-256 of `message` keyed with this token: binds a value the
+    /// browser keeps (a return URL) to the secret it holds beside it.
+    pub fn sign(&self, message: &[u8]) -> [u8; 32] {
+        self.mac(message).finalize().into_bytes().into()
+    }
+
+    /// Whether `tag` is [`Token::sign`] of `message`, compared in constant time.
+    pub fn verify(&self, message: &[u8], tag: &[u8]) -> bool {
+        self.mac(message).verify_slice(tag).is_ok()
+    }
+
+    fn mac(&self, message: &[u8]) -> Hmac<Sha256> {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.0)
+            .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+        mac.update(message);
+        mac
     }
 
     /// What the database keeps.

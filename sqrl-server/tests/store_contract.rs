@@ -89,6 +89,7 @@ contract!(
     racing_creations_of_one_identity_make_one_account,
     racing_collections_make_one_session,
     racing_redemptions_make_one_session,
+    an_account_keeps_its_handle,
 );
 
 /// The outbox contract: the same scenarios on stores that record login
@@ -1294,6 +1295,89 @@ mod scenarios {
                 .await
                 .unwrap()
                 .is_none()
+        );
+    }
+
+    pub async fn an_account_keeps_its_handle(store: Arc<dyn Store>) {
+        let (idk, suk, vuk) = identity();
+        let account = store
+            .associate(None, NewAssociation { idk, suk, vuk }, NOW)
+            .await
+            .unwrap()
+            .unwrap();
+        let (other_idk, other_suk, other_vuk) = identity();
+        let other = store
+            .associate(
+                None,
+                NewAssociation {
+                    idk: other_idk,
+                    suk: other_suk,
+                    vuk: other_vuk,
+                },
+                NOW,
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        // Minted on first use, then kept whatever is offered.
+        let first = store.account_handle(account, "h-one").await.unwrap();
+        assert_eq!(first.as_deref(), Some("h-one"));
+        let again = store.account_handle(account, "h-two").await.unwrap();
+        assert_eq!(again.as_deref(), Some("h-one"));
+        // Each account its own.
+        let second = store.account_handle(other, "h-three").await.unwrap();
+        assert_eq!(second.as_deref(), Some("h-three"));
+        // Two accounts cannot share one: the second keeps none of it.
+        let (idk3, suk3, vuk3) = identity();
+        let third = store
+            .associate(
+                None,
+                NewAssociation {
+                    idk: idk3,
+                    suk: suk3,
+                    vuk: vuk3,
+                },
+                NOW,
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(store.account_handle(third, "h-one").await.is_err());
+        assert_eq!(
+            store
+                .account_handle(third, "h-four")
+                .await
+                .unwrap()
+                .as_deref(),
+            Some("h-four")
+        );
+        // The identity goes and another comes: the account, and its handle, stay.
+        assert!(store.remove_identity(&idk).await.unwrap());
+        let (new_idk, new_suk, new_vuk) = identity();
+        store
+            .associate(
+                Some(account),
+                NewAssociation {
+                    idk: new_idk,
+                    suk: new_suk,
+                    vuk: new_vuk,
+                },
+                NOW,
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            store
+                .account_handle(account, "h-five")
+                .await
+                .unwrap()
+                .as_deref(),
+            Some("h-one")
+        );
+        assert_eq!(
+            store.account_handle(account + 1000, "h-six").await.unwrap(),
+            None
         );
     }
 

@@ -18,6 +18,9 @@
 //   reads   "expect-local-app"
 //   prints  {"event":"local-app", "text", "linkClass"} once the page shows
 //           that a SQRL app answers on this computer;
+//   reads   "expect-path <path>"
+//   prints  {"event":"page", ...} once the page has got to that path by
+//           itself;
 //   reads   "click <selector>"  (clicks the first match, as a person would)
 //           "goto <url or path>"
 //   prints  {"event":"page", "pageUrl", "text", "status"?, ...} for the
@@ -243,6 +246,12 @@ try {
           linkClass: (await page.locator("#link").getAttribute("class")) ?? "",
           ...record(),
         });
+      } else if (verb === "expect-path") {
+        // The page got to this path by itself (a login that returns the
+        // browser where it came from).
+        await page.waitForURL((u) => u.pathname === arg, { timeout: 15_000 });
+        await page.waitForLoadState("load");
+        send({ event: "page", ...(await pageReport("arrived")) });
       } else if (verb === "click") {
         // Clicks the first element matching the selector, as a person
         // would, and reports the document it leads to.

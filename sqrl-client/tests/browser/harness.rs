@@ -141,9 +141,14 @@ impl Site {
         }
     }
 
-    /// `http://127.0.0.1:PORT`.
+    /// `http://127.0.0.1:PORT`, or the public origin it was given.
     pub fn base(&self) -> String {
         self.server.base_url()
+    }
+
+    /// The address it listens on.
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.server.server().addr()
     }
 
     /// A login page opened by another browser, made of plain HTTP requests
@@ -521,4 +526,131 @@ impl Drop for Browser {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A port free at the time of asking.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The operator's nginx configuration for protecting an app
+/// (`deploy/nginx/sqrl-forward-auth.conf`), run by a real nginx (Debian's,
+/// from `.ci/install-server-tools`) as it ships, with only the listen
+/// address, the two upstreams and the server name replaced.
+pub struct Nginx {
+    child: Child,
+    dir: TempDir,
+}
+
+impl Nginx {
+    pub fn start(port: u16, sqrl: std::net::SocketAddr, app: std::net::SocketAddr) -> Self {
+        let shipped = include_str!("../../../deploy/nginx/sqrl-forward-auth.conf");
+        let mut site = shipped.to_owned();
+        for (from, to) in [
+            ("listen 80;", format!("listen 127.0.0.1:{port};")),
+            (
+                "server_name example.com;",
+                "server_name 127.0.0.1;".to_owned(),
+            ),
+            ("server 127.0.0.1:8080;", format!("server {sqrl};")),
+            ("server 127.0.0.1:3000;", format!("server {app};")),
+        ] {
+            assert_eq!(
+                site.matches(from).count(),
+                1,
+                "{from:?} in the nginx config"
+            );
+            site = site.replace(from, &to);
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().display().to_string();
+        std::fs::write(dir.path().join("site.conf"), site).unwrap();
+        // As root, nginx's workers would drop to `nobody`, who cannot use
+        // the test's private directory.
+        let root_user = Command::new("id")
+            .arg("-u")
+            .output()
+            .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).trim() == "0");
+        let user = if root_user { "user root;" } else { "" };
+        let main = format!(
+            "{user}\nworker_processes 1;\ndaemon off;\npid {root}/nginx.pid;\n\
+             error_log {root}/error.log warn;\nevents {{ worker_connections 256; }}\n\
+             http {{\n    access_log off;\n    client_body_temp_path {root}/body;\n\
+             proxy_temp_path {root}/proxy;\n    fastcgi_temp_path {root}/fastcgi;\n\
+             uwsgi_temp_path {root}/uwsgi;\n    scgi_temp_path {root}/scgi;\n\
+             include {root}/site.conf;\n}}\n"
+        );
+        let config = dir.path().join("nginx.conf");
+        std::fs::write(&config, main).unwrap();
+        let binary = on_path("nginx")
+            .or_else(|| Some(PathBuf::from("/usr/sbin/nginx")).filter(|p| p.is_file()))
+            .expect("nginx is not installed: run .ci/install-server-tools");
+        let child = Command::new(binary)
+            .arg("-c")
+            .arg(&config)
+            .arg("-p")
+            .arg(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "nginx did not come up");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Self { child, dir }
+    }
+
+    /// nginx's error log so far.
+    pub fn errors(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("error.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The app nginx protects: answers every request with a page naming the
+/// path and every `Remote-User` header it was sent (one HTTP/1.1 response
+/// per connection).
+pub fn start_protected_app() -> std::net::SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).is_ok_and(|n| n == 1) {
+                head.push(byte[0]);
+            }
+            let head = String::from_utf8_lossy(&head).into_owned();
+            let path = head.split(' ').nth(1).unwrap_or("?").to_owned();
+            let users: Vec<&str> = head
+                .lines()
+                .filter_map(|line| line.split_once(':'))
+                .filter(|(name, _)| name.trim().eq_ignore_ascii_case("remote-user"))
+                .map(|(_, value)| value.trim())
+                .collect();
+            let body = format!(
+                "<!DOCTYPE html><title>App</title><p id=\"app\">app page {path}; users {users:?}</p>"
+            );
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\n\
+                 Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    addr
 }

@@ -559,3 +559,113 @@ fn a_same_device_link_answered_from_elsewhere_shows_the_identity_first() {
         ),
     );
 }
+
+/// A person opens a page of an app that nginx protects with sqrl-server
+/// (mounted under `/auth/` of the same site, by the operator configuration
+/// `deploy/nginx/sqrl-forward-auth.conf`): they are sent to the login page,
+/// sign in with their phone (the `sqrl` CLI scanning the screenshot), and
+/// the page takes them back to where they were going, where the app knows
+/// who they are. Logging out on the account page ends their access.
+#[test]
+#[cfg_attr(
+    no_browser,
+    ignore = "needs Chromium, Node.js 20+ and playwright-core: run .ci/install-browser"
+)]
+#[cfg_attr(no_nginx, ignore = "needs nginx: run .ci/install-server-tools")]
+fn an_app_behind_nginx_sends_the_person_to_sign_in_and_back() {
+    let tools = Tools::find();
+    let port = harness::free_port();
+    let origin = format!("http://127.0.0.1:{port}");
+    let site = Site::start(|config| {
+        config.public_origin = Some(sqrl_server::config::PublicOrigin::parse(&origin).unwrap());
+        config.path_prefix = "/auth".to_owned();
+        config.trusted_proxies = vec![sqrl_server::net::IpNet::parse("127.0.0.1").unwrap()];
+    });
+    let app = harness::start_protected_app();
+    let nginx = harness::Nginx::start(port, site.addr(), app);
+    let cli = Cli::with_identity();
+    let wanted = format!("{origin}/app/page/");
+    let mut browser = Browser::open(
+        &tools,
+        &format!("{origin}/app/page"),
+        Mode::Sse,
+        artifact_dir("forward-auth"),
+    );
+
+    // Turned away to the login page, which is to bring them back.
+    let ready = browser.expect("ready", Duration::from_secs(40));
+    let rd: String = url::form_urlencoded::byte_serialize(wanted.as_bytes()).collect();
+    browser.check(
+        ready["pageUrl"] == format!("{origin}/auth/?rd={rd}"),
+        format!(
+            "the app's page led to {}; nginx: {}",
+            ready["pageUrl"],
+            nginx.errors()
+        ),
+    );
+    let code = ready["url"].as_str().unwrap();
+    browser.check(
+        code.starts_with(&format!("qrl://127.0.0.1:{port}/auth/cli.sqrl?nut=")),
+        format!("the page shows {code:?}"),
+    );
+
+    // The phone scans the picture and confirms; the page, left alone,
+    // signs in and returns to the app, which hears who signed in.
+    let screenshot = ready["screenshot"].as_str().unwrap().to_owned();
+    cli.run(&["login", &screenshot, "--yes"]);
+    browser.send("expect-path /app/page/");
+    let back = browser.expect("page", Duration::from_secs(30));
+    browser.check(
+        back["pageUrl"] == wanted,
+        format!("the login ended at {}", back["pageUrl"]),
+    );
+    let text = back["text"].as_str().unwrap();
+    let user = text
+        .strip_prefix("app page /app/page/; users [\"")
+        .and_then(|rest| rest.strip_suffix("\"]"))
+        .unwrap_or_else(|| browser.fail(format!("the app saw: {text:?}")));
+    browser.check(
+        user.len() == 22
+            && user
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
+        format!("the user header is {user:?}, not an account handle"),
+    );
+    let documents: Vec<String> = requests(&back)
+        .into_iter()
+        .filter(|r| r["navigation"] == true)
+        .map(|r| path_of(r["url"].as_str().unwrap()).to_owned())
+        .collect();
+    browser.check(
+        documents.first().map(String::as_str) == Some("/app/page/")
+            && documents.last().map(String::as_str) == Some("/app/page/")
+            && documents
+                .iter()
+                .all(|d| d.starts_with("/app/") || d.starts_with("/auth/")),
+        format!("the browser loaded these documents: {documents:?}"),
+    );
+    browser.check(
+        back["pageErrors"].as_array().is_some_and(Vec::is_empty),
+        format!("script errors: {}", back["pageErrors"]),
+    );
+
+    // The account page, under the prefix; logging out there ends access.
+    let account = page(&mut browser, "goto /auth/account");
+    browser.check(
+        account["pageUrl"] == format!("{origin}/auth/account"),
+        format!("/auth/account led to {}", account["pageUrl"]),
+    );
+    let out = page(&mut browser, "click form[action=\"/auth/logout\"] button");
+    browser.check(
+        out["pageUrl"] == format!("{origin}/auth/"),
+        format!("Log out led to {}: {}", out["pageUrl"], out["text"]),
+    );
+    let again = page(&mut browser, "goto /app/page/");
+    browser.check(
+        again["pageUrl"] == format!("{origin}/auth/?rd={rd}"),
+        format!(
+            "after logging out the app's page led to {}",
+            again["pageUrl"]
+        ),
+    );
+}

@@ -7,6 +7,9 @@
   if (!script) { return; }
   var nut = script.getAttribute("data-nut");
   var link = script.getAttribute("data-link");
+  // The path the service is mounted under ("" or "/auth"): every request
+  // this page makes stays below it.
+  var prefix = script.getAttribute("data-prefix") || "";
   var rotateMs = Math.max(5, Number(script.getAttribute("data-rotate")) || 50) * 1000;
   var status = document.getElementById("status");
   var done = false;
@@ -76,7 +79,7 @@
 
   function poll() {
     if (done || document.hidden) { return; }
-    fetch("/pag.sqrl?nut=" + encodeURIComponent(nut), {
+    fetch(prefix + "/pag.sqrl?nut=" + encodeURIComponent(nut), {
       headers: { "Accept": "application/json" },
       credentials: "same-origin"
     }).then(function (response) {
@@ -95,7 +98,7 @@
   }
 
   if (window.EventSource) {
-    source = new EventSource("/login/events?nut=" + encodeURIComponent(nut));
+    source = new EventSource(prefix + "/login/events?nut=" + encodeURIComponent(nut));
     // The server sends the current state as soon as the stream opens. Silence
     // means something between (a buffering proxy, a scanner) holds the stream
     // without failing it, so poll instead of waiting forever.
@@ -114,7 +117,7 @@
 
   function rotate() {
     if (done) { return; }
-    fetch("/login/rotate?nut=" + encodeURIComponent(nut), {
+    fetch(prefix + "/login/rotate?nut=" + encodeURIComponent(nut), {
       method: "POST",
       credentials: "same-origin"
     }).then(function (response) {

@@ -82,6 +82,19 @@ impl PublicOrigin {
         }
     }
 
+    /// The host, without the port (an IPv6 address in brackets), lower-case.
+    pub fn host(&self) -> &str {
+        if self.authority.starts_with('[') {
+            return match self.authority.find(']') {
+                Some(end) => &self.authority[..=end],
+                None => &self.authority,
+            };
+        }
+        self.authority
+            .split_once(':')
+            .map_or(self.authority.as_str(), |(host, _)| host)
+    }
+
     /// Whether cookies get the `Secure` attribute.
     pub fn is_secure(&self) -> bool {
         self.scheme == PublicScheme::Https
@@ -162,6 +175,7 @@ mod tests {
         assert!(!https.matches_host("login.example.com.evil.example"));
         assert!(!https.matches_host(""));
         assert!(!https.matches_host("login.example.com:"));
+        assert_eq!(https.host(), "login.example.com");
         let http = PublicOrigin::parse("http://127.0.0.1:8080").unwrap();
         assert!(http.matches_host("127.0.0.1:8080"));
         assert!(!http.matches_host("127.0.0.1"));
@@ -170,6 +184,8 @@ mod tests {
         assert!(v6.matches_host("[::1]:8080"));
         assert!(!v6.matches_host("[::1]"));
         assert!(!v6.matches_host("[::1]x8080"));
+        assert_eq!(v6.host(), "[::1]");
+        assert_eq!(http.host(), "127.0.0.1");
     }
 
     #[test]

@@ -169,6 +169,34 @@ pub struct Settings {
     #[arg(long, env = "SQRL_SIN")]
     pub sin: Option<String>,
 
+    /// Mount every route under this path (`/auth`), for a reverse proxy
+    /// that hands the service one path of a site it shares with other apps
+    /// [default: none, the service owns the whole host].
+    #[arg(long, env = "SQRL_PATH_PREFIX")]
+    pub path_prefix: Option<String>,
+
+    /// Give the session cookie this `Domain` (`.example.com`), so that every
+    /// app under it behind the same proxy shares one login. The public
+    /// origin's host must lie in it [default: none, a host-only cookie].
+    #[arg(long, env = "SQRL_COOKIE_DOMAIN")]
+    pub cookie_domain: Option<String>,
+
+    /// Hosts, besides the service's own, that a login may return the browser
+    /// to (`rd=`), comma-separated: `app.example.com` is that host, a leading
+    /// dot (`.example.com`) any subdomain of it [default: none].
+    #[arg(long, env = "SQRL_ALLOWED_RETURN_DOMAINS", value_delimiter = ',')]
+    #[serde(default)]
+    pub allowed_return_domains: Vec<String>,
+
+    /// The response header of `/forward-auth` that names the signed-in user
+    /// (an opaque id that stays the same for the account) to the proxy.
+    #[arg(
+        long,
+        env = "SQRL_FORWARD_AUTH_USER_HEADER",
+        default_value = "Remote-User"
+    )]
+    pub forward_auth_user_header: String,
+
     /// Largest request body accepted, in bytes.
     #[arg(long, env = "SQRL_MAX_BODY_BYTES", default_value_t = 16 * 1024)]
     pub max_body_bytes: usize,

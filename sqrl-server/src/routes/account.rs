@@ -108,7 +108,7 @@ fn answer_label(answer: Option<&AskAnswer>) -> Markup {
 /// `GET /account`.
 pub async fn page(State(state): State<AppState>, cookies: CookieJar) -> Result<Response, AppError> {
     let Some(session) = current_session(&state, &cookies).await? else {
-        return Ok(Redirect::to("/").into_response());
+        return Ok(Redirect::to(&state.path("/")).into_response());
     };
     let now = state.clock.now();
     let account = state.store.account(session.account_id).await?;
@@ -123,13 +123,13 @@ pub async fn page(State(state): State<AppState>, cookies: CookieJar) -> Result<R
     let body = html! {
         h1 { "Your account" }
         (identity_section(account.as_ref()))
-        (active_sessions(&sessions, session.id))
+        (active_sessions(&state, &sessions, session.id))
         (recent_logins(&history))
-        form method="post" action="/logout" { button type="submit" { "Log out" } }
+        form method="post" action=(state.path("/logout")) { button type="submit" { "Log out" } }
     };
     Ok(html::response(
         ACCOUNT_CSP,
-        html::page("Your account", body),
+        html::page(&state.config.path_prefix, "Your account", body),
     ))
 }
 
@@ -176,7 +176,7 @@ fn identity_flags(disabled: bool, sqrl_only: bool, hardlock: bool) -> Vec<&'stat
 }
 
 /// The account's live sessions, each but this browser's with a revoke button.
-fn active_sessions(sessions: &[SessionInfo], this_session: i64) -> Markup {
+fn active_sessions(state: &AppState, sessions: &[SessionInfo], this_session: i64) -> Markup {
     html! {
         section {
             h2 { "Active sessions" }
@@ -193,7 +193,7 @@ fn active_sessions(sessions: &[SessionInfo], this_session: i64) -> Markup {
                                 @if other.id == this_session {
                                     em { "this browser" }
                                 } @else {
-                                    form method="post" action={ "/account/sessions/" (other.id) "/revoke" } {
+                                    form method="post" action=(state.path(&format!("/account/sessions/{}/revoke", other.id))) {
                                         button type="submit" { "Revoke" }
                                     }
                                 }
@@ -248,7 +248,7 @@ pub async fn revoke(
     if !revoked {
         return Err(AppError::not_found("no such session"));
     }
-    Ok(Redirect::to("/account").into_response())
+    Ok(Redirect::to(&state.path("/account")).into_response())
 }
 
 /// `POST /logout`: ends this browser's session.
@@ -269,7 +269,6 @@ pub async fn logout(
             )
             .await?;
     }
-    let site = SiteCookies::of(&state);
-    let cookies = CookieJar::new().add(site.removal(site.session_name().to_owned()));
-    Ok((cookies, Redirect::to("/")).into_response())
+    let cookies = CookieJar::new().add(SiteCookies::of(&state).session_removal());
+    Ok((cookies, Redirect::to(&state.path("/"))).into_response())
 }

@@ -29,10 +29,11 @@ use crate::error::AppError;
 use crate::html;
 use crate::notify::Subscription;
 use crate::qr;
+use crate::return_to::ReturnTo;
 use crate::routes::account;
 use crate::store::{Attempt, AttemptState, LinkOutcome, NewAttempt, NewSession, Redeemed};
 use crate::streams::StreamSlot;
-use crate::token::{Token, TokenHash};
+use crate::token::Token;
 
 const LOGIN_JS: &str = include_str!("../assets/login.js");
 const STYLE_CSS: &str = include_str!("../assets/style.css");
@@ -230,7 +231,7 @@ pub fn page_state(
     }
     let url = match pag {
         Some(pag) => state.url(&format!("/login/collect?nut={}&pag={pag}", attempt.id)),
-        None => format!("/login/collect?nut={}", attempt.id),
+        None => state.path(&format!("/login/collect?nut={}", attempt.id)),
     };
     (name, Some(url))
 }
@@ -251,8 +252,8 @@ pub fn identity_check(attempt: &Attempt) -> Option<String> {
 }
 
 /// A page of the login flow as a response.
-fn html_response(title: &str, body: Markup) -> Response {
-    html::response(PAGE_CSP, html::page(title, body))
+fn html_response(state: &AppState, title: &str, body: Markup) -> Response {
+    html::response(PAGE_CSP, html::page(&state.config.path_prefix, title, body))
 }
 
 /// The inline SVG of a QR code (without the XML declaration).
@@ -271,29 +272,63 @@ fn qr_markup(url: &str) -> Result<Markup, AppError> {
     inline_svg(url).map(PreEscaped)
 }
 
-/// `GET /`: the login page.
+/// Query of the login page.
+#[derive(Debug, Deserialize)]
+pub struct PageQuery {
+    /// Where to send the browser once it is signed in (checked, see
+    /// [`crate::return_to`]).
+    pub rd: Option<String>,
+}
+
+/// `GET /[?rd=]`: the login page. With `rd`, the login returns the browser
+/// there (a page of a protected app behind the reverse proxy); a browser
+/// already signed in goes there at once. A return URL that fails the check
+/// is refused (400), never followed.
 pub async fn page(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
+    Query(query): Query<PageQuery>,
     headers: HeaderMap,
     cookies: CookieJar,
 ) -> Result<Response, AppError> {
+    let return_to = match query.rd.as_deref().filter(|rd| !rd.is_empty()) {
+        Some(rd) => Some(ReturnTo::for_service(rd, &state).map_err(|refused| {
+            state.metrics.refused("return-url");
+            AppError::bad_request(refused.message())
+        })?),
+        None => None,
+    };
     if account::current_session(&state, &cookies).await?.is_some() {
-        return Ok(Redirect::to("/account").into_response());
+        let destination = match &return_to {
+            Some(url) => url.as_str().to_owned(),
+            None => state.path("/account"),
+        };
+        return Ok(Redirect::to(&destination).into_response());
     }
     let started = start_attempt(&state, ip, &user_agent(&headers)).await?;
     let body = login_page(
+        &state,
         &started,
         qr_markup(&started.url)?,
         state.config.nut_rotation,
     );
-    let cookies = cookies.add(attempt_cookie(&state, &started));
-    Ok((cookies, html_response("Sign in", body)).into_response())
+    let mut cookies = cookies.add(attempt_cookie(&state, &started));
+    if let Some(url) = &return_to {
+        // Kept beside the attempt's secret, signed with it: the login that
+        // completes this attempt, and no other, returns there.
+        cookies = cookies.add(SiteCookies::of(&state).return_to(
+            started.nut.as_str(),
+            &started.pag,
+            url.as_str(),
+            state.config.attempt_lifetime,
+        ));
+    }
+    Ok((cookies, html_response(&state, "Sign in", body)).into_response())
 }
 
 /// The body of the login page. The ids, and the data attributes of the
 /// script element, are what `login.js` works with.
-fn login_page(started: &Started, qr: Markup, rotation: Duration) -> Markup {
+fn login_page(state: &AppState, started: &Started, qr: Markup, rotation: Duration) -> Markup {
     html! {
         h1 { "Sign in with SQRL" }
         p { "Scan the code with your SQRL app, then confirm on your device." }
@@ -325,8 +360,9 @@ fn login_page(started: &Started, qr: Markup, rotation: Duration) -> Markup {
                 "use the link above with a SQRL app on this device."
             }
         }
-        script id="sqrl" src="/static/login.js" data-nut=(started.nut.as_str())
-            data-link=(started.link) data-rotate=(rotation.as_secs()) {}
+        script id="sqrl" src=(state.path("/static/login.js")) data-nut=(started.nut.as_str())
+            data-link=(started.link) data-rotate=(rotation.as_secs())
+            data-prefix=(state.config.path_prefix) {}
     }
 }
 
@@ -563,13 +599,20 @@ pub async fn collect(
     let now = state.clock.now();
     let session_token = Token::generate(&mut OsRng);
     let session = new_session(&state, &session_token, ip, &headers, now);
+    let secret = match query.pag.as_deref().filter(|pag| !pag.is_empty()) {
+        Some(pag) => Token::parse(pag),
+        None => SiteCookies::of(&state).attempt_secret(&cookies, &attempt.id),
+    };
     match state
         .store
         .collect_attempt(&attempt.id, now, session)
         .await?
     {
-        Some(redeemed) => Ok(logged_in(&state, ip, &session_token, &redeemed).await),
-        None => Ok(link_gone()),
+        Some(redeemed) => {
+            let return_to = held_return(&state, &cookies, &attempt.id, secret.as_ref());
+            Ok(logged_in(&state, ip, &session_token, &redeemed, return_to, &cookies).await)
+        }
+        None => Ok(link_gone(&state)),
     }
 }
 
@@ -589,40 +632,67 @@ fn new_session(
     }
 }
 
-fn link_gone() -> Response {
+fn link_gone(state: &AppState) -> Response {
     let body = html! {
         h1 { "This sign-in link has expired or was already used" }
-        p { a href="/" { "Start again" } }
+        p { a href=(state.path("/")) { "Start again" } }
     };
-    let mut response = html_response("Sign-in link expired", body);
+    let mut response = html_response(state, "Sign-in link expired", body);
     *response.status_mut() = StatusCode::GONE;
     response
 }
 
+/// Where the login of `attempt` returns the browser to: the URL its login
+/// page was opened with (`rd=`), as the signed cookie beside the attempt's
+/// `secret` holds it, if it still passes the check.
+fn held_return(
+    state: &AppState,
+    cookies: &CookieJar,
+    attempt: &str,
+    secret: Option<&Token>,
+) -> Option<ReturnTo> {
+    let url = SiteCookies::of(state).held_return(cookies, attempt, secret?)?;
+    ReturnTo::for_service(&url, state).ok()
+}
+
 /// The response that hands the browser its session cookie and sends it on:
 /// to the URL of the `ask` button the user chose on the device (SPEC 3; a
-/// root-anchored path the operator configured), else to the account page.
+/// root-anchored path the operator configured), else to where the login
+/// page was asked to return (`rd=`), else to the account page.
 async fn logged_in(
     state: &AppState,
     ip: std::net::IpAddr,
     token: &Token,
     redeemed: &Redeemed,
+    return_to: Option<ReturnTo>,
+    request_cookies: &CookieJar,
 ) -> Response {
     state.metrics.login(redeemed.method.as_str());
     tracing::info!(%ip, account = redeemed.account_id, method = redeemed.method.as_str(), "browser logged in");
-    let destination = redeemed
-        .answer
-        .as_ref()
-        .and_then(|answer| answer.url.as_deref())
-        .unwrap_or("/account");
+    let destination = match (
+        redeemed
+            .answer
+            .as_ref()
+            .and_then(|answer| answer.url.as_deref()),
+        &return_to,
+    ) {
+        (Some(chosen), _) => chosen.to_owned(),
+        (None, Some(url)) => url.as_str().to_owned(),
+        (None, None) => state.path("/account"),
+    };
     let site = SiteCookies::of(state);
     let mut cookies = CookieJar::new().add(site.session(token, state.config.session_lifetime));
     if let Some(attempt) = &redeemed.attempt {
-        // The attempt is over: its secret is of no more use to the browser.
+        // The attempt is over: its secret is of no more use to the browser,
+        // nor where it was to return.
         cookies = cookies.add(site.removal(site.attempt_name(attempt)));
+        let return_name = site.return_name(attempt);
+        if request_cookies.get(&return_name).is_some() {
+            cookies = cookies.add(site.removal(return_name));
+        }
         state.notifier.notify(attempt).await;
     }
-    (cookies, Redirect::to(destination)).into_response()
+    (cookies, Redirect::to(&destination)).into_response()
 }
 
 /// Query of `/login/complete`.
@@ -668,26 +738,37 @@ async fn redeem(
     confirmed: bool,
 ) -> Result<Response, AppError> {
     let Some(link) = Token::parse(token) else {
-        return Ok(link_gone());
+        return Ok(link_gone(state));
     };
     let now = state.clock.now();
     let session_token = Token::generate(&mut OsRng);
     let session = new_session(state, &session_token, ip, headers, now);
-    let presented = held_attempt_secrets(state, cookies);
+    let held = SiteCookies::of(state).held_attempts(cookies);
+    let presented = held
+        .iter()
+        .map(|(attempt, secret)| (attempt.clone(), secret.hash()))
+        .collect();
     match state
         .store
         .redeem_link(link.hash(), now, session, presented, confirmed)
         .await?
     {
-        LinkOutcome::Confirm { idk } => Ok(confirm_identity(&link, &idk)),
+        LinkOutcome::Confirm { idk } => Ok(confirm_identity(state, &link, &idk)),
         LinkOutcome::Redeemed(redeemed) => {
-            Ok(logged_in(state, ip, &session_token, &redeemed).await)
+            let return_to = redeemed.attempt.as_deref().and_then(|attempt| {
+                let secret = held
+                    .iter()
+                    .find(|(held, _)| held == attempt)
+                    .map(|(_, secret)| secret);
+                held_return(state, cookies, attempt, secret)
+            });
+            Ok(logged_in(state, ip, &session_token, &redeemed, return_to, cookies).await)
         }
-        LinkOutcome::Gone => Ok(link_gone()),
+        LinkOutcome::Gone => Ok(link_gone(state)),
         LinkOutcome::OtherBrowser => {
             state.metrics.refused("other-browser");
             tracing::warn!(%ip, "sign-in link opened in a browser that did not start the login");
-            Ok(other_browser())
+            Ok(other_browser(state))
         }
     }
 }
@@ -695,7 +776,11 @@ async fn redeem(
 /// The page shown before a same-device link confirmed from another network
 /// signs this browser in: whose identity, and a button (a same-origin form
 /// post) to go on.
-fn confirm_identity(link: &Token, idk: &sqrl_core::keys::IdentityKey) -> Response {
+fn confirm_identity(
+    state: &AppState,
+    link: &Token,
+    idk: &sqrl_core::keys::IdentityKey,
+) -> Response {
     let body = html! {
         h1 { "Sign in as this SQRL identity?" }
         p {
@@ -708,29 +793,19 @@ fn confirm_identity(link: &Token, idk: &sqrl_core::keys::IdentityKey) -> Respons
             "If it is not the same, or you did not just sign in, do not continue: "
             "someone else may have answered your code."
         }
-        form method="post" action="/login/complete" {
+        form method="post" action=(state.path("/login/complete")) {
             input type="hidden" name="token" value=(link.encode());
             button type="submit" id="check-continue" { "Continue" }
         }
-        p { a href="/" { "Cancel" } }
+        p { a href=(state.path("/")) { "Cancel" } }
     };
-    html_response("Confirm sign-in", body)
-}
-
-/// Every login attempt whose secret this browser holds (one cookie per
-/// page it opened), with the hash of the secret.
-fn held_attempt_secrets(state: &AppState, cookies: &CookieJar) -> Vec<(String, TokenHash)> {
-    SiteCookies::of(state)
-        .held_attempts(cookies)
-        .into_iter()
-        .map(|(attempt, secret)| (attempt, secret.hash()))
-        .collect()
+    html_response(state, "Confirm sign-in", body)
 }
 
 /// The answer to a same-device link opened where the login did not begin:
 /// whoever sent this browser there may be trying to sign it in to their own
 /// account (login CSRF).
-fn other_browser() -> Response {
+fn other_browser(state: &AppState) -> Response {
     let body = html! {
         h1 { "This sign-in link belongs to another browser" }
         p {
@@ -738,9 +813,9 @@ fn other_browser() -> Response {
             "started it. If you did not just sign in with SQRL on this computer, "
             "someone may have sent you this link to sign you in to their account."
         }
-        p { a href="/" { "Sign in" } }
+        p { a href=(state.path("/")) { "Sign in" } }
     };
-    let mut response = html_response("Sign-in link refused", body);
+    let mut response = html_response(state, "Sign-in link refused", body);
     *response.status_mut() = StatusCode::FORBIDDEN;
     response
 }

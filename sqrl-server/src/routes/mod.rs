@@ -2,6 +2,7 @@
 
 pub mod account;
 pub mod client;
+pub mod forward_auth;
 pub mod login;
 pub mod operator;
 pub mod ops;

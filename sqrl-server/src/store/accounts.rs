@@ -93,4 +93,16 @@ pub trait Accounts: Send + Sync + 'static {
     /// `identity.removed` (by the operator) in the same transaction. `false`
     /// if there was none.
     async fn remove_identity(&self, idk: &IdentityKey, now: u64) -> Result<bool, StoreError>;
+
+    /// The account's handle: an opaque name for it that never changes (not
+    /// when its identity is replaced either) and says nothing about other
+    /// accounts, for the reverse proxy to hand to the apps it protects. The
+    /// first call for an account stores `fresh` (a random value) as its
+    /// handle; every later one returns the stored one. `None` if there is no
+    /// such account.
+    async fn account_handle(
+        &self,
+        account_id: i64,
+        fresh: &str,
+    ) -> Result<Option<String>, StoreError>;
 }

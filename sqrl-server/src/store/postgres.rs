@@ -1100,6 +1100,36 @@ impl Accounts for PostgresStore {
         }
     }
 
+    async fn account_handle(
+        &self,
+        account_id: i64,
+        fresh: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let client = self.client().await?;
+        let Some(row) = opt(
+            &client,
+            "SELECT handle FROM accounts WHERE id = $1",
+            &[&account_id],
+        )
+        .await?
+        else {
+            return Ok(None);
+        };
+        if let Some(handle) = get::<Option<String>>(&row, 0)? {
+            return Ok(Some(handle));
+        }
+        // The first use: minted once, whichever request gets there first.
+        opt(
+            &client,
+            "UPDATE accounts SET handle = COALESCE(handle, $2) WHERE id = $1 RETURNING handle",
+            &[&account_id, &fresh],
+        )
+        .await?
+        .map(|row| get::<Option<String>>(&row, 0))
+        .transpose()
+        .map(Option::flatten)
+    }
+
     async fn remove_identity(&self, idk: &IdentityKey, now: u64) -> Result<bool, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;

@@ -930,6 +930,41 @@ impl Accounts for SqliteStore {
         .await
     }
 
+    async fn account_handle(
+        &self,
+        account_id: i64,
+        fresh: &str,
+    ) -> Result<Option<String>, StoreError> {
+        const HANDLE: &str = "SELECT handle FROM accounts WHERE id = ?1";
+        let stored = self
+            .read(move |conn| {
+                first(conn, HANDLE, [account_id], |row| {
+                    row.get::<_, Option<String>>(0)
+                })
+            })
+            .await?;
+        match stored {
+            None => Ok(None),
+            Some(Some(handle)) => Ok(Some(handle)),
+            // The first use: minted once, whichever request gets there first.
+            Some(None) => {
+                let fresh = fresh.to_owned();
+                self.write(move |tx| {
+                    exec(
+                        tx,
+                        "UPDATE accounts SET handle = ?2 WHERE id = ?1 AND handle IS NULL",
+                        params![account_id, fresh],
+                    )?;
+                    Ok(first(tx, HANDLE, [account_id], |row| {
+                        row.get::<_, Option<String>>(0)
+                    })?
+                    .flatten())
+                })
+                .await
+            }
+        }
+    }
+
     async fn remove_identity(&self, idk: &IdentityKey, now: u64) -> Result<bool, StoreError> {
         let idk = *idk;
         let routes = Arc::clone(&self.events);

@@ -10,6 +10,7 @@ mod browser;
 mod client;
 mod harness;
 mod load;
+pub mod nginx;
 mod postgres;
 
 pub use browser::*;

@@ -16,6 +16,7 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         EPHEMERAL_UNLOGGED,
     ),
     (6, "login events outbox", WEBHOOK_OUTBOX),
+    (7, "account handles", ACCOUNT_HANDLES),
 ];
 
 const WEBHOOK_OUTBOX: &str = r#"
@@ -55,6 +56,15 @@ const EPHEMERAL_UNLOGGED: &str = r#"
 ALTER TABLE conversations SET UNLOGGED;
 ALTER TABLE login_links SET UNLOGGED;
 ALTER TABLE login_attempts SET UNLOGGED;
+"#;
+
+const ACCOUNT_HANDLES: &str = r#"
+-- The name `/forward-auth` gives the reverse proxy for an account (the
+-- `Remote-User` header): random, minted on first use, and kept for good, so
+-- it stays the same when the account's identity is replaced, and, unlike the
+-- row id, says nothing about how many accounts there are.
+ALTER TABLE accounts ADD COLUMN handle TEXT;
+CREATE UNIQUE INDEX accounts_handle ON accounts(handle);
 "#;
 
 const INITIAL: &str = r#"

@@ -15,6 +15,7 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         EPHEMERAL_MOVED_OUT,
     ),
     (6, "login events outbox", WEBHOOK_OUTBOX),
+    (7, "account handles", ACCOUNT_HANDLES),
 ];
 
 const WEBHOOK_OUTBOX: &str = r#"
@@ -140,6 +141,15 @@ BEGIN SELECT RAISE(ABORT, 'login_attempts.state: not an attempt state'); END;
 CREATE TRIGGER login_attempts_state_update BEFORE UPDATE OF state ON login_attempts
 WHEN NEW.state NOT IN ('pending', 'scanned', 'confirmed', 'logged-in', 'client-session', 'rejected')
 BEGIN SELECT RAISE(ABORT, 'login_attempts.state: not an attempt state'); END;
+"#;
+
+const ACCOUNT_HANDLES: &str = r#"
+-- The name `/forward-auth` gives the reverse proxy for an account (the
+-- `Remote-User` header): random, minted on first use, and kept for good, so
+-- it stays the same when the account's identity is replaced, and, unlike the
+-- row id, says nothing about how many accounts there are.
+ALTER TABLE accounts ADD COLUMN handle TEXT;
+CREATE UNIQUE INDEX accounts_handle ON accounts(handle);
 "#;
 
 const INITIAL: &str = r#"

@@ -21,7 +21,7 @@ use sqrl_core::server::Policy;
 use crate::net::IpNet;
 pub use crate::store::Database;
 pub use origin::{PublicOrigin, PublicScheme};
-pub use settings::Settings;
+pub use settings::{LogFormat, Settings};
 
 /// Why a configuration could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -336,6 +336,8 @@ pub struct Config {
     pub request_timeout: Duration,
     /// SQLite connections.
     pub db_connections: usize,
+    /// How log lines are written.
+    pub log_format: LogFormat,
 }
 
 /// Longest a login attempt may live (issue 3: an attempt expires within 10 minutes).
@@ -546,6 +548,7 @@ impl Config {
             max_body_bytes,
             request_timeout: Duration::from_secs(settings.request_timeout),
             db_connections,
+            log_format: settings.log_format,
         })
     }
 

@@ -181,6 +181,22 @@ pub struct Settings {
     /// PostgreSQL: the pool's size), 1 to 64.
     #[arg(long, env = "SQRL_DB_CONNECTIONS", default_value_t = 4)]
     pub db_connections: usize,
+
+    /// Log lines as `text` for a person or `json` (one object per line) for
+    /// a log collector. `SQRL_LOG` picks what is logged, e.g. `info` or
+    /// `info,sqrl_server::access=off` (no access log).
+    #[arg(long, env = "SQRL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 impl Settings {

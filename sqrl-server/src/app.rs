@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
-use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts, Request, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts, MatchedPath, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
@@ -182,6 +182,10 @@ pub fn router(state: AppState) -> Router {
         .route(&at("/"), get(routes::login::page))
         .route(&at("/static/login.js"), get(routes::login::script))
         .route(&at("/static/style.css"), get(routes::login::style))
+        .route(
+            &at("/static/local-time.js"),
+            get(routes::login::local_time_script),
+        )
         .route(&at("/login/rotate"), post(routes::login::rotate))
         .route(&at("/login/collect"), get(routes::login::collect))
         .route(
@@ -201,6 +205,7 @@ pub fn router(state: AppState) -> Router {
         .route(&at("/forward-auth"), get(routes::forward_auth::check))
         .route(&at("/favicon.ico"), get(routes::ops::favicon))
         .route(&at("/healthz"), get(routes::ops::healthz))
+        .route(&at("/readyz"), get(routes::ops::readyz))
         .route(&at("/metrics"), get(routes::ops::metrics))
         .nest(&at("/api"), routes::operator::router());
     if !prefix.is_empty() {
@@ -231,8 +236,12 @@ async fn not_found() -> Response {
         .into_response()
 }
 
-/// Resolves the client IP, applies the rate limit, counts the response and
-/// adds headers every response carries.
+/// The route label of a request no route matched.
+const UNMATCHED: &str = "unmatched";
+
+/// Resolves the client IP, applies the defences every request meets, counts
+/// and logs the response (one access line) and adds headers every response
+/// carries.
 async fn front_door(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     let started = Instant::now();
     let peer = request
@@ -242,47 +251,24 @@ async fn front_door(State(state): State<AppState>, mut request: Request, next: N
         .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
     let ip = net::client_ip(peer, request.headers(), &state.config.trusted_proxies);
     request.extensions_mut().insert(ClientIp(ip));
+    let method = request.method().clone();
+    // The pattern, never the path: paths and queries may carry tokens.
+    let route = request.extensions().get::<MatchedPath>().cloned();
+    let route = route.as_ref().map_or(UNMATCHED, MatchedPath::as_str);
 
-    // Health checks come from load balancers that address the instance, not
-    // the public name.
-    let exempt = request
-        .uri()
-        .path()
-        .strip_prefix(state.config.path_prefix.as_str())
-        == Some("/healthz");
-    if !exempt && !host_is_ours(&state, &request) {
-        state.metrics.refused("misdirected");
-        return (
-            StatusCode::MISDIRECTED_REQUEST,
-            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-            format!(
-                "this service answers only for {}\n",
-                state.origin.http_origin()
-            ),
-        )
-            .into_response();
-    }
-    if let Some(limiter) = state.limiter.as_ref().filter(|_| !exempt)
-        && let Err(limited) = limiter.check(net::rate_limit_key(ip))
-    {
-        state.metrics.rate_limited();
-        let mut response = (
-            StatusCode::TOO_MANY_REQUESTS,
-            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-            "too many requests from this address, slow down\n",
-        )
-            .into_response();
-        response.headers_mut().insert(
-            header::RETRY_AFTER,
-            HeaderValue::from(ratelimit::retry_after_secs(limited)),
-        );
-        return response;
-    }
-
-    let mut response = next.run(request).await;
-    state
-        .metrics
-        .http_response(response.status().as_u16(), started.elapsed());
+    let mut response = admit(&state, ip, request, next).await;
+    let elapsed = started.elapsed();
+    let status = response.status().as_u16();
+    state.metrics.http_response(route, status, elapsed);
+    tracing::info!(
+        target: crate::logging::ACCESS_TARGET,
+        %ip,
+        method = method.as_str(),
+        route,
+        status,
+        micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
+        "request"
+    );
     let headers = response.headers_mut();
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
@@ -301,6 +287,51 @@ async fn front_door(State(state): State<AppState>, mut request: Request, next: N
         headers.insert(header::STRICT_TRANSPORT_SECURITY, hsts.clone());
     }
     response
+}
+
+/// The defences in front of every handler: the request must name our
+/// origin and stay within the rate limit. Then the handler answers.
+async fn admit(state: &AppState, ip: IpAddr, request: Request, next: Next) -> Response {
+    // Health checks come from load balancers that address the instance, not
+    // the public name.
+    let exempt = matches!(
+        request
+            .uri()
+            .path()
+            .strip_prefix(state.config.path_prefix.as_str()),
+        Some("/healthz" | "/readyz")
+    );
+    if !exempt && !host_is_ours(state, &request) {
+        state.metrics.refused("misdirected");
+        tracing::info!(%ip, host = ?request.headers().get(header::HOST), "misdirected request refused");
+        return (
+            StatusCode::MISDIRECTED_REQUEST,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            format!(
+                "this service answers only for {}\n",
+                state.origin.http_origin()
+            ),
+        )
+            .into_response();
+    }
+    if let Some(limiter) = state.limiter.as_ref().filter(|_| !exempt)
+        && let Err(limited) = limiter.check(net::rate_limit_key(ip))
+    {
+        state.metrics.rate_limited();
+        tracing::debug!(%ip, "rate limited");
+        let mut response = (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            "too many requests from this address, slow down\n",
+        )
+            .into_response();
+        response.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from(ratelimit::retry_after_secs(limited)),
+        );
+        return response;
+    }
+    next.run(request).await
 }
 
 /// Whether the request is addressed to the public origin (`Host`, or the

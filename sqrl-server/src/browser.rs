@@ -21,6 +21,7 @@ pub fn describe_user_agent(user_agent: &str) -> String {
         ("Chrome/", "Chrome"),
         ("Safari/", "Safari"),
         ("curl/", "curl"),
+        ("ureq/", "ureq"),
     ];
     const SYSTEMS: &[(&str, &str)] = &[
         ("Android", "Android"),

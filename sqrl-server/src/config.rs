@@ -23,7 +23,7 @@ use crate::return_to::ReturnDomains;
 pub use crate::store::Database;
 use crate::webhooks::{DeliverySettings, Endpoint, EventKind, SigningKey};
 pub use origin::{PublicOrigin, PublicScheme};
-pub use settings::{Settings, WebhookSecret, WebhookSettings};
+pub use settings::{LogFormat, Settings, WebhookSecret, WebhookSettings};
 
 /// Why a configuration could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -431,6 +431,8 @@ pub struct Config {
     pub return_domains: ReturnDomains,
     /// The `/forward-auth` response header that names the user.
     pub forward_auth_user_header: axum::http::HeaderName,
+    /// How log lines are written.
+    pub log_format: LogFormat,
 }
 
 /// Longest a login attempt may live (issue 3: an attempt expires within 10 minutes).
@@ -666,6 +668,7 @@ impl Config {
             cookie_domain,
             return_domains,
             forward_auth_user_header,
+            log_format: settings.log_format,
         })
     }
 

@@ -38,6 +38,27 @@ pub fn response(csp: &'static str, page: Markup) -> Response {
         .into_response()
 }
 
+/// A time as `<time>`: UTC text the server wrote, with the instant in
+/// `datetime`, which `/static/local-time.js` shows in the viewer's zone.
+pub fn local_time(seconds: u64) -> Markup {
+    let instant = i64::try_from(seconds)
+        .ok()
+        .and_then(|seconds| time::OffsetDateTime::from_unix_timestamp(seconds).ok())
+        .and_then(|at| {
+            at.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        });
+    html! {
+        @match instant {
+            Some(instant) => time datetime=(instant) { (timestamp(seconds)) },
+            None => (timestamp(seconds)),
+        }
+    }
+}
+
+/// `GET /static/local-time.js`.
+pub const LOCAL_TIME_JS: &str = include_str!("assets/local-time.js");
+
 /// A UTC timestamp `YYYY-MM-DD HH:MM:SS UTC` for Unix seconds (the seconds
 /// themselves for a time past what a calendar date can say).
 pub fn timestamp(seconds: u64) -> String {
@@ -68,6 +89,18 @@ mod tests {
     fn the_stylesheet_is_under_the_prefix() {
         let page = page("/auth", "t", html! {}).into_string();
         assert!(page.contains(r#"href="/auth/static/style.css""#), "{page}");
+    }
+
+    #[test]
+    fn local_times_carry_the_instant_for_the_viewer_zone() {
+        assert_eq!(
+            local_time(1_700_000_000).into_string(),
+            "<time datetime=\"2023-11-14T22:13:20Z\">2023-11-14 22:13:20 UTC</time>"
+        );
+        assert_eq!(
+            local_time(u64::MAX).into_string(),
+            format!("{} s after 1970", u64::MAX)
+        );
     }
 
     #[test]

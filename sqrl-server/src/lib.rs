@@ -25,6 +25,7 @@ pub mod config;
 pub mod cookies;
 pub mod error;
 pub mod html;
+pub mod logging;
 pub mod metrics;
 pub mod net;
 pub mod notify;
@@ -222,6 +223,9 @@ pub async fn start_with(
     let deliverer = tokio::spawn(webhooks::deliver::run(state.clone(), stop.subscribe()));
 
     tracing::info!(%addr, origin = %state.origin.http_origin(), links = %state.origin.sqrl_origin(), "listening");
+    if let Some(warning) = state.origin.reachability_warning(addr) {
+        tracing::warn!("{warning}");
+    }
     Ok(RunningServer {
         addr,
         state,

@@ -5,13 +5,8 @@ use std::process::ExitCode;
 use sqrl_server::config::{Config, ConfigError};
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("SQRL_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
+    // The settings come first: they say how to log. Until then, a refusal
+    // goes to stderr.
     let config = match Config::load(std::env::args_os()) {
         Ok(config) => config,
         // `--help`, `--version`, or a flag clap refused: clap prints it.
@@ -21,6 +16,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    sqrl_server::logging::init(config.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

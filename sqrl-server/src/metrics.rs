@@ -16,6 +16,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
+use crate::store::InFlight;
+
 /// The `Content-Type` of [`Metrics::render`].
 pub const CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
 
@@ -28,14 +30,37 @@ const BUCKETS: [f64; 12] = [
 const TIF_COMMAND_FAILED: u32 = 0x40;
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct CommandTif {
+struct CommandResult {
     command: String,
     tif: String,
+    result: &'static str,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct Tif {
+struct TifResult {
     tif: String,
+    result: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteClass {
+    route: String,
+    class: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Route {
+    route: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Build {
+    version: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Kind {
+    kind: &'static str,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -49,17 +74,13 @@ struct Method {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct Class {
-    class: String,
-}
-
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Reason {
     reason: &'static str,
 }
 
 type ByReason = Family<Reason, Counter>;
 type Latency = Family<Command, Histogram, fn() -> Histogram>;
+type RouteLatency = Family<Route, Histogram, fn() -> Histogram>;
 
 fn latency_histogram() -> Histogram {
     Histogram::new(BUCKETS)
@@ -69,12 +90,14 @@ fn latency_histogram() -> Histogram {
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
-    client_requests: Family<CommandTif, Counter>,
-    client_failures: Family<Tif, Counter>,
+    client_requests: Family<CommandResult, Counter>,
+    client_failures: Family<TifResult, Counter>,
     client_latency: Latency,
     logins: Family<Method, Counter>,
-    http_responses: Family<Class, Counter>,
-    http_latency: Histogram,
+    http_responses: Family<RouteClass, Counter>,
+    http_latency: RouteLatency,
+    active_sessions: Gauge,
+    logins_in_flight: Family<Kind, Gauge>,
     notify_latency: Histogram,
     rate_limited: Counter,
     refused: ByReason,
@@ -136,13 +159,14 @@ impl Default for Metrics {
         let client_requests = Family::default();
         registry.register(
             "sqrl_client_requests",
-            "SQRL client requests by command and reply TIF (hex)",
+            "SQRL client requests by command, reply TIF (hex) and result (ok, or the \
+             failure's name)",
             client_requests.clone(),
         );
         let client_failures = Family::default();
         registry.register(
             "sqrl_client_failures",
-            "SQRL client requests whose reply had TIF 0x40, by TIF",
+            "SQRL client requests whose reply had TIF 0x40, by TIF and failure name",
             client_failures.clone(),
         );
         let logins = Family::default();
@@ -154,7 +178,7 @@ impl Default for Metrics {
         let http_responses = Family::default();
         registry.register(
             "sqrl_http_responses",
-            "HTTP responses by status class",
+            "HTTP responses by route (the matched path pattern, or `unmatched`) and status class",
             http_responses.clone(),
         );
         let rate_limited = Counter::default();
@@ -175,11 +199,36 @@ impl Default for Metrics {
             "Time to answer a SQRL client request",
             client_latency.clone(),
         );
-        let http_latency = latency_histogram();
+        let http_latency: RouteLatency = Family::new_with_constructor(latency_histogram);
         registry.register(
             "sqrl_http_request_seconds",
-            "Time to answer any HTTP request",
+            "Time to answer an HTTP request (to its headers), by route",
             http_latency.clone(),
+        );
+        let build_info = Family::<Build, Gauge>::default();
+        build_info
+            .get_or_create(&Build {
+                version: env!("CARGO_PKG_VERSION"),
+            })
+            .set(1);
+        registry.register(
+            "sqrl_build_info",
+            "Always 1, labelled with the running version",
+            build_info,
+        );
+        let active_sessions = Gauge::default();
+        registry.register(
+            "sqrl_active_sessions",
+            "Browser sessions live now (not expired, not idle past the timeout), counted in \
+             the store at each scrape: every instance on a shared database sees them all",
+            active_sessions.clone(),
+        );
+        let logins_in_flight = Family::<Kind, Gauge>::default();
+        registry.register(
+            "sqrl_logins_in_flight",
+            "What a crash may lose, counted at each scrape: login attempts, live nuts \
+             (conversations) and single-use links not yet redeemed",
+            logins_in_flight.clone(),
         );
         let notify_latency = latency_histogram();
         registry.register(
@@ -234,6 +283,8 @@ impl Default for Metrics {
             logins,
             http_responses,
             http_latency,
+            active_sessions,
+            logins_in_flight,
             notify_latency,
             rate_limited,
             refused,
@@ -270,19 +321,29 @@ impl Metrics {
         self.webhooks.dead_rows.set(gauge(dead));
     }
 
-    /// Counts one `/cli.sqrl` request by command and reply TIF (hex).
-    pub fn client_request(&self, command: &str, tif: &str, elapsed: Duration) {
+    /// Counts one `/cli.sqrl` request by command, reply TIF (hex) and
+    /// result: `ok`, or the name of the failure
+    /// ([`sqrl_core::server::Failure::name`]).
+    pub fn client_request(
+        &self,
+        command: &str,
+        tif: &str,
+        result: &'static str,
+        elapsed: Duration,
+    ) {
         self.client_requests
-            .get_or_create(&CommandTif {
+            .get_or_create(&CommandResult {
                 command: command.to_owned(),
                 tif: tif.to_owned(),
+                result,
             })
             .inc();
         let failed = u32::from_str_radix(tif, 16).is_ok_and(|bits| bits & TIF_COMMAND_FAILED != 0);
         if failed {
             self.client_failures
-                .get_or_create(&Tif {
+                .get_or_create(&TifResult {
                     tif: tif.to_owned(),
+                    result,
                 })
                 .inc();
         }
@@ -302,14 +363,42 @@ impl Metrics {
             .inc();
     }
 
-    /// Counts one HTTP response and its latency.
-    pub fn http_response(&self, status: u16, elapsed: Duration) {
-        self.http_responses
-            .get_or_create(&Class {
-                class: format!("{}xx", status / 100),
+    /// Counts one HTTP response to `route` (the matched path pattern, such
+    /// as `/account/sessions/{id}/revoke`, labelled `.../:id/revoke`; never
+    /// the path itself, which may carry identifiers) and its latency.
+    pub fn http_response(&self, route: &str, status: u16, elapsed: Duration) {
+        let class = match status / 100 {
+            1 => "1xx",
+            2 => "2xx",
+            3 => "3xx",
+            4 => "4xx",
+            _ => "5xx",
+        };
+        let route = route_label(route);
+        self.http_latency
+            .get_or_create(&Route {
+                route: route.clone(),
             })
+            .observe(elapsed.as_secs_f64());
+        self.http_responses
+            .get_or_create(&RouteClass { route, class })
             .inc();
-        self.http_latency.observe(elapsed.as_secs_f64());
+    }
+
+    /// Sets what the store counts at a scrape: live sessions and logins in
+    /// flight.
+    pub fn store_counts(&self, active_sessions: u64, in_flight: InFlight) {
+        let gauge = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        self.active_sessions.set(gauge(active_sessions));
+        for (kind, count) in [
+            ("attempts", in_flight.attempts),
+            ("conversations", in_flight.conversations),
+            ("links", in_flight.links),
+        ] {
+            self.logins_in_flight
+                .get_or_create(&Kind { kind })
+                .set(gauge(count));
+        }
     }
 
     /// Records how long a page update took from the notification (after the
@@ -390,6 +479,20 @@ impl Metrics {
     }
 }
 
+/// A route pattern as a label value: `/account/sessions/:id/revoke` for the
+/// router's `{id}`, since many scrapers' parsers end a label set at the
+/// first `}`, even inside a quoted value.
+fn route_label(pattern: &str) -> String {
+    if pattern.contains(['{', '}']) {
+        pattern
+            .replace("{*", "*")
+            .replace('{', ":")
+            .replace('}', "")
+    } else {
+        pattern.to_owned()
+    }
+}
+
 /// A gauge of things open never goes below zero, even if a close were
 /// counted twice.
 fn decrement_to_zero(gauge: &Gauge) {
@@ -433,14 +536,18 @@ mod tests {
     #[test]
     fn renders_counters_failures_and_histograms() {
         let metrics = Metrics::default();
-        metrics.client_request("query", "5", Duration::from_millis(2));
-        metrics.client_request("ident", "c0", Duration::from_millis(1));
-        metrics.client_request("ident", "c0", Duration::from_millis(1));
+        metrics.client_request("query", "5", "ok", Duration::from_millis(2));
+        metrics.client_request("ident", "c0", "signature", Duration::from_millis(1));
+        metrics.client_request("ident", "c0", "signature", Duration::from_millis(1));
         metrics.login("cross-device");
         let text = metrics.render();
-        assert!(text.contains("sqrl_client_requests_total{command=\"query\",tif=\"5\"} 1"));
-        assert!(text.contains("sqrl_client_failures_total{tif=\"c0\"} 2"));
-        assert!(!text.contains("sqrl_client_failures_total{tif=\"5\"}"));
+        assert!(
+            text.contains(
+                "sqrl_client_requests_total{command=\"query\",tif=\"5\",result=\"ok\"} 1"
+            )
+        );
+        assert!(text.contains("sqrl_client_failures_total{tif=\"c0\",result=\"signature\"} 2"));
+        assert!(!text.contains("sqrl_client_failures_total{tif=\"5\""));
         assert!(text.contains("sqrl_logins_total{method=\"cross-device\"} 1"));
         assert!(
             text.contains("sqrl_client_request_seconds_bucket{command=\"ident\",le=\"0.001\"} 2")
@@ -452,9 +559,17 @@ mod tests {
     #[test]
     fn the_exposition_parses_with_every_family_typed() {
         let metrics = Metrics::default();
-        metrics.client_request("ident", "c0", Duration::from_millis(3));
+        metrics.client_request("ident", "c0", "malformed", Duration::from_millis(3));
         metrics.login("same-device");
-        metrics.http_response(503, Duration::from_millis(7));
+        metrics.http_response("/healthz", 503, Duration::from_millis(7));
+        metrics.store_counts(
+            3,
+            InFlight {
+                attempts: 2,
+                conversations: 5,
+                links: 0,
+            },
+        );
         metrics.page_notified(Duration::from_millis(1));
         metrics.rate_limited();
         metrics.refused("misdirected");
@@ -467,10 +582,14 @@ mod tests {
         let text = metrics.render();
         let samples = samples(&text);
         for expected in [
-            "sqrl_client_requests_total{command=\"ident\",tif=\"c0\"} 1",
-            "sqrl_client_failures_total{tif=\"c0\"} 1",
+            "sqrl_client_requests_total{command=\"ident\",result=\"malformed\",tif=\"c0\"} 1",
+            "sqrl_client_failures_total{result=\"malformed\",tif=\"c0\"} 1",
             "sqrl_logins_total{method=\"same-device\"} 1",
-            "sqrl_http_responses_total{class=\"5xx\"} 1",
+            "sqrl_http_responses_total{class=\"5xx\",route=\"/healthz\"} 1",
+            "sqrl_active_sessions{} 3",
+            "sqrl_logins_in_flight{kind=\"attempts\"} 2",
+            "sqrl_logins_in_flight{kind=\"conversations\"} 5",
+            "sqrl_logins_in_flight{kind=\"links\"} 0",
             "sqrl_rate_limited_total{} 1",
             "sqrl_requests_refused_total{reason=\"misdirected\"} 1",
             "sqrl_open_connections{} 1",
@@ -485,6 +604,11 @@ mod tests {
                 "{expected} in {samples:#?}"
             );
         }
+        let build = format!(
+            "sqrl_build_info{{version=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION")
+        );
+        assert!(samples.contains(&build), "{build} in {samples:#?}");
         for histogram in [
             "sqrl_client_request_seconds",
             "sqrl_http_request_seconds",
@@ -510,6 +634,27 @@ mod tests {
                 .filter(|family| text.contains(&format!("# TYPE {family} histogram")))
                 .unwrap_or(name);
             assert!(text.contains(&format!("# TYPE {family} ")), "{line}");
+        }
+    }
+
+    #[test]
+    fn route_labels_survive_a_naive_parser() {
+        let metrics = Metrics::default();
+        metrics.http_response(
+            "/account/sessions/{id}/revoke",
+            404,
+            Duration::from_millis(1),
+        );
+        metrics.http_response("/static/{*file}", 200, Duration::from_millis(1));
+        let samples = samples(&metrics.render());
+        for expected in [
+            "sqrl_http_responses_total{class=\"4xx\",route=\"/account/sessions/:id/revoke\"} 1",
+            "sqrl_http_responses_total{class=\"2xx\",route=\"/static/*file\"} 1",
+        ] {
+            assert!(
+                samples.iter().any(|s| s == expected),
+                "{expected} in {samples:#?}"
+            );
         }
     }
 

@@ -1206,6 +1206,10 @@ mod scenarios {
         let account = store.account_by_identity(&idk).await.unwrap().unwrap().id;
         let live = store.sessions(account, NOW, NOW).await.unwrap();
         assert_eq!(live.len(), 1);
+        // The count operators see follows the same rules as the list.
+        assert_eq!(store.active_sessions(NOW, NOW).await.unwrap(), 1);
+        assert_eq!(store.active_sessions(NOW, NOW + 1).await.unwrap(), 0);
+        assert_eq!(store.active_sessions(NOW + 3600, 0).await.unwrap(), 0);
         // Used within the idle window: alive. Its use is recorded at most
         // once a minute, so a read is not a write on every request.
         let used = store

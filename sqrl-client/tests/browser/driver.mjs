@@ -25,6 +25,9 @@
 //           "goto <url or path>"
 //   prints  {"event":"page", "pageUrl", "text", "status"?, ...} for the
 //           document that follows;
+//   reads   "layout <width>"
+//   prints  {"event":"layout", "innerWidth", "scrollWidth", "overflowing",
+//           "times", "text"} for the current page on a screen that wide;
 //   reads   "quit" (or end of input): closes the browser and exits.
 //
 // Nothing here navigates the page after the first load unless told to
@@ -92,8 +95,11 @@ const pageErrors = [];
 // In "elsewhere" mode the browser is on another network than the device
 // that confirms: the site (trusting 127.0.0.1 as its proxy) sees it at the
 // address this header names.
+// A time zone with a half-hour offset, so that a time shown in the
+// viewer's zone can be told from UTC by its minutes alone.
 const context = await browser.newContext({
   viewport: { width: 900, height: 900 },
+  timezoneId: "Asia/Kolkata",
   extraHTTPHeaders: mode === "elsewhere" ? { "X-Forwarded-For": "198.51.100.7" } : {},
 });
 const page = await context.newPage();
@@ -260,6 +266,26 @@ try {
         await until(() => navigations.length > before, 10_000, `a navigation after clicking ${arg}`);
         await page.waitForLoadState("load");
         send({ event: "page", ...(await pageReport(`click`)) });
+      } else if (verb === "layout") {
+        // The current page on a screen `arg` CSS pixels wide (a phone is
+        // 390): whether anything runs off its side, and the times it shows.
+        await page.setViewportSize({ width: Number(arg), height: 844 });
+        await page.waitForLoadState("load");
+        const layout = await page.evaluate(() => ({
+          innerWidth: window.innerWidth,
+          scrollWidth: document.documentElement.scrollWidth,
+          overflowing: [...document.querySelectorAll("body *")]
+            .filter((e) => e.getBoundingClientRect().right > window.innerWidth + 0.5)
+            .map((e) => e.tagName.toLowerCase() + (e.id ? "#" + e.id : ""))
+            .slice(0, 10),
+          times: [...document.querySelectorAll("time[datetime]")].map((t) => ({
+            text: t.textContent,
+            title: t.title,
+            datetime: t.getAttribute("datetime"),
+          })),
+        }));
+        const saved = await keep(`layout-${arg}`);
+        send({ event: "layout", ...layout, text: await page.innerText("body"), saved });
       } else if (verb === "goto") {
         const response = await page.goto(new URL(arg, base).href, { waitUntil: "load" });
         send({ event: "page", status: response?.status() ?? null, ...(await pageReport("goto")) });

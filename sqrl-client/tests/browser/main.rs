@@ -359,6 +359,60 @@ fn revoke_and_log_out_work_when_clicked() {
     );
 }
 
+/// The account page on a phone (390 CSS pixels): nothing runs off the
+/// side, browsers are named ("Chrome (headless) on Linux", not a user agent
+/// string), times are in the viewer's zone (the browser runs in UTC+05:30),
+/// and a sign-in from another browser since this one's is called out.
+#[test]
+#[cfg_attr(
+    no_browser,
+    ignore = "needs Chromium, Node.js 20+ and playwright-core: run .ci/install-browser"
+)]
+fn the_account_page_reads_on_a_phone_in_the_viewers_zone() {
+    let tools = Tools::find();
+    let site = Site::start(|_| {});
+    let cli = Cli::with_identity();
+    let mut browser = signed_in(&tools, &site, &cli, "account-phone");
+    // Sign-in times have one-second resolution: the other one is later.
+    std::thread::sleep(Duration::from_millis(1100));
+    let _other = site.session_elsewhere(&cli);
+    page(&mut browser, "goto /account");
+    browser.send("layout 390");
+    let layout = browser.expect("layout", Duration::from_secs(20));
+
+    browser.check(
+        layout["scrollWidth"].as_u64() <= Some(390)
+            && layout["overflowing"].as_array().is_some_and(Vec::is_empty),
+        format!(
+            "the page is wider than the phone: scrollWidth {}, overflowing {}",
+            layout["scrollWidth"], layout["overflowing"]
+        ),
+    );
+    let text = layout["text"].as_str().unwrap();
+    browser.check(
+        text.contains("Chrome (headless) on Linux") && !text.contains("Mozilla/5.0"),
+        format!("browsers are not named for people:\n{text}"),
+    );
+    browser.check(
+        text.contains("New sign-in from ureq"),
+        format!("the other browser's sign-in is not called out:\n{text}"),
+    );
+    let times = layout["times"].as_array().unwrap();
+    browser.check(!times.is_empty(), "no times on the account page".to_owned());
+    for time in times {
+        // `2026-11-30T03:30:07Z`: in UTC+05:30 the minutes move by 30.
+        let datetime = time["datetime"].as_str().unwrap();
+        let minute: u32 = datetime[14..16].parse().unwrap();
+        let shown = time["text"].as_str().unwrap();
+        browser.check(
+            !shown.contains("UTC")
+                && shown.contains(&format!(":{:02}", (minute + 30) % 60))
+                && time["title"].as_str().unwrap().ends_with("UTC"),
+            format!("{datetime} is not shown in the viewer's zone: {time}"),
+        );
+    }
+}
+
 /// Login CSRF: someone mints a same-device sign-in link for their own
 /// identity and sends this browser to it. The link belongs to the browser
 /// whose page started it; here it is refused and signs nobody in.

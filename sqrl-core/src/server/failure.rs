@@ -86,6 +86,33 @@ pub enum Failure {
 }
 
 impl Failure {
+    /// A short stable name for logs and metric labels (`unknown-nut`,
+    /// `signature`): the kind of failure, never its details.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Failure::Malformed(_) => "malformed",
+            Failure::Signature(_) => "signature",
+            Failure::MissingUrs => "missing-urs",
+            Failure::UnverifiableUrs => "unverifiable-urs",
+            Failure::MissingIndexedSecret(_) => "missing-indexed-secret",
+            Failure::UnansweredSin(_) => "unanswered-sin",
+            Failure::IndexedSecretMismatch => "indexed-secret-mismatch",
+            Failure::MissingLock => "missing-lock",
+            Failure::UnknownNut => "unknown-nut",
+            Failure::ExpiredNut => "expired-nut",
+            Failure::NoWaitingPage => "no-waiting-page",
+            Failure::ServerValueMismatch => "server-value-mismatch",
+            Failure::IpMismatch => "ip-mismatch",
+            Failure::UnsupportedVersion => "unsupported-version",
+            Failure::BoundToOtherIdentity => "bound-to-other-identity",
+            Failure::Superseded => "superseded",
+            Failure::Disabled => "disabled",
+            Failure::UnknownIdentity => "unknown-identity",
+            Failure::Conflict => "conflict",
+            Failure::ReplyNotBuilt(_) => "reply-not-built",
+        }
+    }
+
     /// The TIF bits that name this failure, whatever the server knows of the
     /// identity: the one table from failures to bits (SPEC 3.1, 3.2). A reply
     /// adds the state bits [`Failure::reply_tif`] says.
@@ -215,6 +242,27 @@ mod tests {
             .map(|(failure, _)| std::mem::discriminant(failure))
             .collect();
         assert_eq!(kinds.len(), 20);
+    }
+
+    #[test]
+    fn every_kind_has_its_own_label_safe_name() {
+        let rows = rows();
+        let mut names: Vec<(&str, std::mem::Discriminant<Failure>)> = rows
+            .iter()
+            .map(|(failure, _)| (failure.name(), std::mem::discriminant(failure)))
+            .collect();
+        for (name, _) in &names {
+            assert!(
+                !name.is_empty() && name.bytes().all(|b| b.is_ascii_lowercase() || b == b'-'),
+                "{name}"
+            );
+        }
+        names.sort_by_key(|(name, _)| *name);
+        names.dedup();
+        // One name per kind: samples of the same kind share it, two kinds never do.
+        let distinct: std::collections::HashSet<_> = names.iter().map(|(name, _)| *name).collect();
+        assert_eq!(distinct.len(), names.len());
+        assert_eq!(distinct.len(), 20);
     }
 
     #[test]

@@ -100,6 +100,50 @@ impl PublicOrigin {
         self.scheme == PublicScheme::Https
     }
 
+    /// Whether the host is one only this machine reaches: `localhost` (and
+    /// names under it) or a loopback address. A phone cannot follow a QR
+    /// code's link to such a host.
+    pub fn is_loopback(&self) -> bool {
+        let Some((host, _)) = split_authority(&self.authority, "0") else {
+            return false;
+        };
+        host == "localhost"
+            || host.ends_with(".localhost")
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+    }
+
+    /// Whether the host is the unspecified address (`0.0.0.0`, `[::]`),
+    /// which a listener binds to but no browser can reach.
+    pub fn is_unspecified(&self) -> bool {
+        split_authority(&self.authority, "0").is_some_and(|(host, _)| {
+            host.parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_unspecified())
+        })
+    }
+
+    /// Why visitors may not reach the links this origin makes, given the
+    /// address the service listens on: `None` when nothing looks wrong.
+    pub fn reachability_warning(&self, bound: SocketAddr) -> Option<String> {
+        if self.is_unspecified() {
+            return Some(format!(
+                "the public origin {} is the unspecified address, which no browser or phone \
+                 can reach: set --public-origin to the name visitors use",
+                self.http_origin()
+            ));
+        }
+        if self.is_loopback() && !bound.ip().is_loopback() {
+            return Some(format!(
+                "the public origin {} is a loopback address but the service listens on {bound}: \
+                 other machines can connect, yet the QR codes send their phones to themselves; \
+                 set --public-origin to the name visitors use",
+                self.http_origin()
+            ));
+        }
+        None
+    }
+
     /// Whether a request's `Host` (or `:authority`) names this origin: the
     /// same host, case-insensitively, and the same port, where an absent port
     /// is the scheme's default.
@@ -163,6 +207,68 @@ mod tests {
         assert!(PublicOrigin::parse("ftp://x").is_err());
         assert!(PublicOrigin::parse("https://a/b").is_err());
         assert!(PublicOrigin::parse("https://u:p@a").is_err());
+    }
+
+    #[test]
+    fn loopback_and_unspecified_hosts_are_recognised() {
+        for loopback in [
+            "http://127.0.0.1:8080",
+            "http://127.1.2.3",
+            "http://[::1]:8080",
+            "http://localhost:8080",
+            "https://LOGIN.localhost",
+        ] {
+            assert!(
+                PublicOrigin::parse(loopback).unwrap().is_loopback(),
+                "{loopback}"
+            );
+        }
+        for reachable in [
+            "https://login.example.com",
+            "http://192.168.1.20:8080",
+            "http://localhost.example.com",
+            "http://0.0.0.0:8080",
+        ] {
+            assert!(
+                !PublicOrigin::parse(reachable).unwrap().is_loopback(),
+                "{reachable}"
+            );
+        }
+        assert!(
+            PublicOrigin::parse("http://0.0.0.0:8080")
+                .unwrap()
+                .is_unspecified()
+        );
+        assert!(
+            PublicOrigin::parse("http://[::]:8080")
+                .unwrap()
+                .is_unspecified()
+        );
+        assert!(
+            !PublicOrigin::parse("http://127.0.0.1")
+                .unwrap()
+                .is_unspecified()
+        );
+    }
+
+    #[test]
+    fn warns_when_visitors_cannot_follow_the_links() {
+        let everywhere: SocketAddr = "0.0.0.0:8080".parse().unwrap();
+        let local: SocketAddr = "127.0.0.1:8080".parse().unwrap();
+        let loopback = PublicOrigin::parse("http://127.0.0.1:8080").unwrap();
+        let warning = loopback.reachability_warning(everywhere).unwrap();
+        assert!(warning.contains("loopback"), "{warning}");
+        assert!(warning.contains("0.0.0.0:8080"), "{warning}");
+        assert_eq!(loopback.reachability_warning(local), None);
+        let public = PublicOrigin::parse("https://login.example.com").unwrap();
+        assert_eq!(public.reachability_warning(everywhere), None);
+        let derived = PublicOrigin::for_addr(everywhere, PublicScheme::Http);
+        assert!(
+            derived
+                .reachability_warning(everywhere)
+                .unwrap()
+                .contains("unspecified")
+        );
     }
 
     #[test]

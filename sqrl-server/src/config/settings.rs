@@ -210,6 +210,12 @@ pub struct Settings {
     #[arg(long, env = "SQRL_DB_CONNECTIONS", default_value_t = 4)]
     pub db_connections: usize,
 
+    /// Log lines as `text` for a person or `json` (one object per line) for
+    /// a log collector. `SQRL_LOG` picks what is logged, e.g. `info` or
+    /// `info,sqrl_server::access=off` (no access log).
+    #[arg(long, env = "SQRL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
     /// Seconds a webhook endpoint has to answer a login event (1 to 60).
     #[arg(long, env = "SQRL_WEBHOOK_TIMEOUT", default_value_t = 10)]
     pub webhook_timeout: u64,
@@ -269,6 +275,16 @@ impl std::fmt::Debug for WebhookSecret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("WebhookSecret(<redacted>)")
     }
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 impl Settings {

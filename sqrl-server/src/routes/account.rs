@@ -8,14 +8,16 @@ use axum_extra::extract::cookie::CookieJar;
 use maud::{Markup, html};
 
 use crate::app::AppState;
+use crate::browser::describe_user_agent;
 use crate::cookies::SiteCookies;
 use crate::error::AppError;
 use crate::html;
 use crate::store::{AccountView, AskAnswer, LoginEvent, LoginMethod, SessionInfo};
 use crate::webhooks::SessionEnd;
 
-/// The content security policy of the account page: no script at all.
-const ACCOUNT_CSP: &str = "default-src 'none'; style-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+/// The content security policy of the account page: no script but our own
+/// file that shows times in the viewer's zone.
+const ACCOUNT_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' https:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 /// The oldest last use a live session may have: sessions unused for the
 /// configured idle timeout are over.
@@ -122,15 +124,44 @@ pub async fn page(State(state): State<AppState>, cookies: CookieJar) -> Result<R
         .await?;
     let body = html! {
         h1 { "Your account" }
+        (new_sign_ins(&history, &session))
         (identity_section(account.as_ref()))
         (active_sessions(&state, &sessions, session.id))
         (recent_logins(&history))
         form method="post" action=(state.path("/logout")) { button type="submit" { "Log out" } }
+        script src=(state.path("/static/local-time.js")) {}
     };
     Ok(html::response(
         ACCOUNT_CSP,
         html::page(&state.config.path_prefix, "Your account", body),
     ))
+}
+
+/// Sign-ins to the account since this browser's own: the notice that tells
+/// a person "that was not me" while there is still a session to revoke.
+fn new_sign_ins(history: &[LoginEvent], this_session: &SessionInfo) -> Markup {
+    let newer: Vec<&LoginEvent> = history
+        .iter()
+        .filter(|event| event.at > this_session.created_at)
+        .collect();
+    html! {
+        @if !newer.is_empty() {
+            section class="notice" id="new-sign-ins" role="status" {
+                @for event in &newer {
+                    p {
+                        strong { "New sign-in" }
+                        " from " (describe_user_agent(&event.user_agent))
+                        " at " (html::local_time(event.at))
+                        " (address " (event.ip) ")."
+                    }
+                }
+                p {
+                    "Not you? Revoke that session below, then disable SQRL login for this site "
+                    "from your SQRL app and replace your identity with your rescue code."
+                }
+            }
+        }
+    }
 }
 
 /// The identity the account signs in with, and how many it had before.
@@ -144,7 +175,7 @@ fn identity_section(account: Option<&AccountView>) -> Markup {
                 p { "Fingerprint of your identity for this site:" }
                 p class="fingerprint" id="fingerprint" { (identity.idk.fingerprint()) }
                 p {
-                    "Associated " (html::timestamp(identity.created_at))
+                    "Associated " (html::local_time(identity.created_at))
                     @let flags = identity_flags(identity.disabled, identity.sqrl_only, identity.hardlock);
                     @if !flags.is_empty() { "; " (flags.join(", ")) }
                     "."
@@ -180,15 +211,15 @@ fn active_sessions(state: &AppState, sessions: &[SessionInfo], this_session: i64
     html! {
         section {
             h2 { "Active sessions" }
-            table {
+            table class="stack" {
                 thead { tr { th { "Signed in" } th { "Last seen" } th { "Address" } th { "Browser" } th {} } }
                 tbody {
                     @for other in sessions {
                         tr {
-                            td { (html::timestamp(other.created_at)) }
-                            td { (html::timestamp(other.last_seen_at)) }
-                            td { (other.ip) }
-                            td { (other.user_agent) }
+                            td data-label="Signed in" { (html::local_time(other.created_at)) }
+                            td data-label="Last seen" { (html::local_time(other.last_seen_at)) }
+                            td data-label="Address" { (other.ip) }
+                            td data-label="Browser" title=(other.user_agent) { (describe_user_agent(&other.user_agent)) }
                             td {
                                 @if other.id == this_session {
                                     em { "this browser" }
@@ -211,16 +242,16 @@ fn recent_logins(history: &[LoginEvent]) -> Markup {
     html! {
         section {
             h2 { "Recent logins" }
-            table {
+            table class="stack" {
                 thead { tr { th { "Time" } th { "Address" } th { "Browser" } th { "How" } th { "Answer" } } }
                 tbody {
                     @for event in history {
                         tr {
-                            td { (html::timestamp(event.at)) }
-                            td { (event.ip) }
-                            td { (event.user_agent) }
-                            td { (method_label(event.method)) }
-                            td class="answer" { (answer_label(event.answer.as_ref())) }
+                            td data-label="Time" { (html::local_time(event.at)) }
+                            td data-label="Address" { (event.ip) }
+                            td data-label="Browser" title=(event.user_agent) { (describe_user_agent(&event.user_agent)) }
+                            td data-label="How" { (method_label(event.method)) }
+                            td data-label="Answer" class="answer" { (answer_label(event.answer.as_ref())) }
                         }
                     }
                 }
@@ -248,6 +279,12 @@ pub async fn revoke(
     if !revoked {
         return Err(AppError::not_found("no such session"));
     }
+    tracing::info!(
+        account = session.account_id,
+        session = id,
+        by_session = session.id,
+        "session revoked from the account page"
+    );
     Ok(Redirect::to(&state.path("/account")).into_response())
 }
 
@@ -268,6 +305,11 @@ pub async fn logout(
                 state.clock.now(),
             )
             .await?;
+        tracing::info!(
+            account = session.account_id,
+            session = session.id,
+            "logged out"
+        );
     }
     let cookies = CookieJar::new().add(SiteCookies::of(&state).session_removal());
     Ok((cookies, Redirect::to(&state.path("/"))).into_response())

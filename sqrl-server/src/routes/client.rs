@@ -90,12 +90,18 @@ pub async fn client(
 
     let command = issued.command.map_or("malformed", |c| c.as_str());
     let tif = issued.reply.tif().to_hex();
+    let result = issued
+        .failure
+        .as_ref()
+        .map_or("ok", |failure| failure.name());
     state
         .metrics
-        .client_request(command, &tif, started.elapsed());
+        .client_request(command, &tif, result, started.elapsed());
     // The failure's Display names the check, never a key or secret.
     match &issued.failure {
-        Some(failure) => tracing::info!(%ip, command, tif, %failure, "client request failed"),
+        Some(failure) => {
+            tracing::info!(%ip, command, tif, result, %failure, "client request failed");
+        }
         None => {
             let button = issued.button.map(|b| b.as_str());
             tracing::info!(%ip, command, tif, button, "client request");

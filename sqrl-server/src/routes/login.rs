@@ -404,6 +404,18 @@ pub async fn script() -> Response {
         .into_response()
 }
 
+/// `GET /static/local-time.js`.
+pub async fn local_time_script() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=300"),
+        ],
+        crate::html::LOCAL_TIME_JS,
+    )
+        .into_response()
+}
+
 /// `GET /static/style.css`.
 pub async fn style() -> Response {
     (

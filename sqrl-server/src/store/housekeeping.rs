@@ -32,6 +32,10 @@ pub trait Housekeeping: Send + Sync + 'static {
     /// Counts the logins in flight.
     async fn in_flight(&self) -> Result<InFlight, StoreError>;
 
+    /// Counts the sessions live at `now`: not expired, and used at or after
+    /// `idle_cutoff`.
+    async fn active_sessions(&self, now: u64, idle_cutoff: u64) -> Result<u64, StoreError>;
+
     /// Checks that the database answers.
     async fn health(&self) -> Result<(), StoreError>;
 }

@@ -1188,6 +1188,17 @@ impl Housekeeping for PostgresStore {
         Ok(deleted)
     }
 
+    async fn active_sessions(&self, now: u64, idle_cutoff: u64) -> Result<u64, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_one(
+                "SELECT count(*) FROM sessions WHERE expires_at > $1 AND last_seen_at >= $2",
+                &[&sql_time(now), &sql_time(idle_cutoff)],
+            )
+            .await?;
+        Ok(u64::try_from(get::<i64>(&row, 0)?).unwrap_or(0))
+    }
+
     async fn in_flight(&self) -> Result<InFlight, StoreError> {
         let client = self.client().await?;
         let row = client.query_one(IN_FLIGHT_SQL, &[]).await?;

@@ -1011,6 +1011,21 @@ impl Housekeeping for SqliteStore {
         .await
     }
 
+    async fn active_sessions(&self, now: u64, idle_cutoff: u64) -> Result<u64, StoreError> {
+        let count: i64 = self
+            .read(move |conn| {
+                Ok(conn
+                    .prepare_cached(
+                        "SELECT count(*) FROM sessions WHERE expires_at > ?1 AND last_seen_at >= ?2",
+                    )?
+                    .query_row(params![sql_time(now), sql_time(idle_cutoff)], |row| {
+                        row.get(0)
+                    })?)
+            })
+            .await?;
+        Ok(u64::try_from(count).unwrap_or(0))
+    }
+
     async fn in_flight(&self) -> Result<InFlight, StoreError> {
         // In the writer's memory: only the writer sees them.
         self.write(|conn| {

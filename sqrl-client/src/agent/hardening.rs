@@ -29,9 +29,9 @@ pub fn harden() -> Hardened {
     }
 }
 
-/// Locks all memory if the locked-memory limit is (or can be made) unlimited.
-/// Under a finite limit it does nothing: locking future allocations would
-/// make the agent fail once it outgrew the limit.
+/// Locks all memory if the locked-memory limit is (or can be made) unlimited,
+/// or does not apply. Under a finite limit it does nothing: locking future
+/// allocations would make the agent fail once it outgrew the limit.
 fn lock_memory() -> bool {
     let unlimited = match getrlimit(Resource::RLIMIT_MEMLOCK) {
         Ok((soft, _)) if soft == RLIM_INFINITY => true,
@@ -42,5 +42,21 @@ fn lock_memory() -> bool {
         Ok(_) => setrlimit(Resource::RLIMIT_MEMLOCK, RLIM_INFINITY, RLIM_INFINITY).is_ok(),
         Err(_) => false,
     };
-    unlimited && mlockall(MlockAllFlags::MCL_CURRENT | MlockAllFlags::MCL_FUTURE).is_ok()
+    (unlimited || may_lock_any_amount())
+        && mlockall(MlockAllFlags::MCL_CURRENT | MlockAllFlags::MCL_FUTURE).is_ok()
+}
+
+/// Whether this process holds `CAP_IPC_LOCK`, which exempts it from the
+/// locked-memory limit (root usually does, also where it may not raise limits).
+fn may_lock_any_amount() -> bool {
+    const CAP_IPC_LOCK: u32 = 14;
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix("CapEff:"))
+                .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+        })
+        .is_some_and(|caps| caps & (1 << CAP_IPC_LOCK) != 0)
 }

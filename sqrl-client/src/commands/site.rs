@@ -224,16 +224,18 @@ impl SiteKeys {
         #[cfg(unix)]
         {
             use crate::agent::socket::{AgentAnswer, AgentKeys};
+            // On stderr in every mode (like the site shown above): where the
+            // keys came from is part of the record of what was agreed to.
             match AgentKeys::fetch(&context.store, &stored.name, site) {
                 Ok(AgentAnswer::Keys(keys)) => {
-                    context.out.note("Unlocked by the running sqrl agent.");
+                    prompt::say("Unlocked by the running sqrl agent.");
                     return Ok(SiteKeys::Agent(keys));
                 }
                 Ok(AgentAnswer::NotRunning) => {}
-                Ok(AgentAnswer::Locked) => context
-                    .out
-                    .note("The sqrl agent is locked; using the password instead."),
-                Ok(AgentAnswer::OtherIdentity(other)) => context.out.note(&format!(
+                Ok(AgentAnswer::Locked) => {
+                    prompt::say("The sqrl agent is locked; using the password instead.");
+                }
+                Ok(AgentAnswer::OtherIdentity(other)) => prompt::say(&format!(
                     "The sqrl agent holds identity {other:?}, not this one; using the password."
                 )),
                 Err(error) => context

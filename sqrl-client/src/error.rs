@@ -187,6 +187,45 @@ pub enum Error {
     /// A login target that is neither a link nor a file.
     #[error("{0:?} is neither a sqrl:// or qrl:// link nor an image file")]
     NotALinkOrImage(String),
+    /// A login target that is a web address of another kind (`https://...`).
+    #[error(
+        "{0:?} is a web page address, not a SQRL link: use the link behind the site's \
+         SQRL QR code (it starts with sqrl:// or qrl://), or a picture of that QR code"
+    )]
+    NotASqrlLink(String),
+    /// A login target that names no existing file (and is no link).
+    #[error(
+        "{0}: no such file (give a sqrl:// or qrl:// link, or a PNG/JPEG picture of the \
+         site's QR code)"
+    )]
+    NoSuchFile(String),
+    /// An image given to a site command holds an exported identity, not a login link.
+    #[error(
+        "the QR code in {0} is an exported SQRL identity, not a login link; to add it \
+         to this computer, use `sqrl identity import {0}`"
+    )]
+    IdentityQrNotALink(String),
+    /// A `sqrl://` (HTTPS) link whose server answered in plain HTTP.
+    #[error(
+        "{origin} answered in plain HTTP, not HTTPS: a sqrl:// link means HTTPS (if the \
+         site really serves SQRL over plain HTTP, its links start with qrl://)"
+    )]
+    PlainHttpSite {
+        /// `https://host:port` as the link named it.
+        origin: String,
+    },
+    /// A new password the strength check finds easy to guess.
+    #[error(
+        "the new password is too easy to guess{reason}; choose a longer one (a few \
+         unrelated words work well), or pass --allow-weak-password"
+    )]
+    WeakPassword {
+        /// Why, from the estimator (with a leading ": "), or empty.
+        reason: String,
+    },
+    /// The agent could not be reached or did not answer as expected.
+    #[error("{0}")]
+    Agent(String),
     /// An image's QR code holds a SQRL link that does not parse.
     #[error("the QR code holds an invalid SQRL link: {0}")]
     InvalidLinkInQr(UrlError),
@@ -263,9 +302,16 @@ impl Error {
             | Error::NotASite(_)
             | Error::InvalidLink(_)
             | Error::NotALinkOrImage(_)
+            | Error::NotASqrlLink(_)
+            | Error::IdentityQrNotALink(_)
+            | Error::WeakPassword { .. }
             | Error::InvalidLinkInQr(_)
             | Error::InvalidButton(_) => ExitCode::InvalidInput,
-            Error::NoSuchIdentity(_) | Error::NoIdentity => ExitCode::NotFound,
+            Error::NoSuchIdentity(_) | Error::NoIdentity | Error::NoSuchFile(_) => {
+                ExitCode::NotFound
+            }
+            Error::PlainHttpSite { .. } => ExitCode::Network,
+            Error::Agent(_) => ExitCode::Failure,
             Error::PasswordMismatch
             | Error::EmptyPassword
             | Error::RescueCodeMismatch
@@ -310,6 +356,12 @@ impl Error {
             Error::InvalidSiteUrl { .. } | Error::NotASite(_) => "invalid_site",
             Error::InvalidLink(_) | Error::InvalidLinkInQr(_) => "invalid_link",
             Error::NotALinkOrImage(_) => "not_a_link_or_image",
+            Error::NotASqrlLink(_) => "not_a_sqrl_link",
+            Error::NoSuchFile(_) => "no_such_file",
+            Error::IdentityQrNotALink(_) => "identity_qr_not_a_link",
+            Error::PlainHttpSite { .. } => "plain_http_site",
+            Error::WeakPassword { .. } => "weak_password",
+            Error::Agent(_) => "agent",
             Error::InvalidButton(_) => "invalid_button",
             Error::Identity { .. } => "invalid_identity",
             Error::Qr(_) => "qr_code",

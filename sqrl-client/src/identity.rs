@@ -108,6 +108,9 @@ fn stage_label(stage: KdfStage) -> &'static str {
     }
 }
 
+/// How many times a login asks for a mistyped password.
+pub const PASSWORD_TRIES: u32 = 3;
+
 /// A stored identity, parsed but still locked.
 #[derive(Debug, Clone)]
 pub struct StoredIdentity {
@@ -129,10 +132,31 @@ impl StoredIdentity {
         })
     }
 
-    /// Unlocks with the password (asked or read from `--password-file`).
+    /// Unlocks with the password, read from `--password-file` or asked on the
+    /// terminal, where a wrong one (found by the block's AES-GCM tag, after
+    /// EnScrypt) is asked again, up to [`PASSWORD_TRIES`] times in all.
     pub fn unlock(&self, secrets: &SecretSources, progress: &mut KdfProgress) -> Result<Unlocked> {
-        let password = secrets.password(&self.name)?;
-        self.unlock_with(&password, progress)
+        let tries = if secrets.password_is_asked() {
+            PASSWORD_TRIES
+        } else {
+            1
+        };
+        let mut attempt = 1;
+        loop {
+            let password = secrets.password(&self.name)?;
+            match self.unlock_with(&password, progress) {
+                Err(Error::WrongPassword(_)) if attempt < tries => {
+                    let left = tries - attempt;
+                    crate::prompt::say(&format!(
+                        "Wrong password for identity {:?}; {left} {} left.",
+                        self.name,
+                        if left == 1 { "try" } else { "tries" }
+                    ));
+                    attempt += 1;
+                }
+                result => return result,
+            }
+        }
     }
 
     /// Unlocks with a given password.
@@ -229,24 +253,25 @@ impl core::fmt::Debug for Unlocked {
 }
 
 impl IdentityKeys for Unlocked {
-    fn site_key(&self, site: &SiteKeyString) -> SiteKey {
-        self.unlocked.master_key().site_key(site)
+    fn site_key(&self, site: &SiteKeyString) -> Result<SiteKey> {
+        Ok(self.unlocked.master_key().site_key(site))
     }
 
-    fn previous_site_keys(&self, site: &SiteKeyString) -> Vec<SiteKey> {
-        self.previous
+    fn previous_site_keys(&self, site: &SiteKeyString) -> Result<Vec<SiteKey>> {
+        Ok(self
+            .previous
             .keys
             .iter()
             .map(|piuk| piuk.master_key().site_key(site))
-            .collect()
+            .collect())
     }
 
-    fn lock_key(&self) -> IdentityLockKey {
-        self.unlocked.lock_key()
+    fn lock_key(&self) -> Result<IdentityLockKey> {
+        Ok(self.unlocked.lock_key())
     }
 
-    fn previous_unlock_key(&self, index: usize) -> Option<IdentityUnlockKey> {
-        self.previous.keys.get(index).cloned()
+    fn previous_unlock_key(&self, index: usize) -> Result<Option<IdentityUnlockKey>> {
+        Ok(self.previous.keys.get(index).cloned())
     }
 
     fn sqrl_only_and_hard_lock(&self) -> (bool, bool) {

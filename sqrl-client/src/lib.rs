@@ -16,6 +16,7 @@ pub mod qr;
 pub mod refusal;
 pub mod session;
 pub mod store;
+pub mod strength;
 pub mod transport;
 
 pub use commands::run;

@@ -2,11 +2,15 @@
 
 use std::io::Write as _;
 
-use clap::Parser as _;
+use clap::{CommandFactory as _, Parser as _};
 use sqrl_client::cli::Cli;
 use sqrl_client::{Error, ExitCode, commands};
 
 fn main() -> std::process::ExitCode {
+    // The shell asking for completions while the user types (`COMPLETE=bash
+    // sqrl -- sqrl login -i ...`, set up by `sqrl completions`): answered here,
+    // before anything else is read or printed.
+    clap_complete::CompleteEnv::with_factory(Cli::command).complete();
     let cli = Cli::parse();
     let json = cli.global.json;
     match commands::run(cli) {

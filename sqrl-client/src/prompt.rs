@@ -11,6 +11,7 @@ use sqrl_core::secret::Password;
 use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
+use crate::strength;
 
 /// Longest secret file read (a password or a rescue code is far shorter).
 const MAX_SECRET_FILE: u64 = 4096;
@@ -59,9 +60,17 @@ pub struct SecretSources {
     pub new_password_file: Option<PathBuf>,
     /// `--rescue-code-file`.
     pub rescue_code_file: Option<PathBuf>,
+    /// `--allow-weak-password`: new passwords skip the strength check.
+    pub allow_weak_password: bool,
 }
 
 impl SecretSources {
+    /// Whether the password is asked on the terminal (so a wrong one can be
+    /// asked again) rather than read from `--password-file`.
+    pub fn password_is_asked(&self) -> bool {
+        self.password_file.is_none() && interactive()
+    }
+
     /// The password of an existing identity.
     pub fn password(&self, identity: &str) -> Result<Password> {
         let text = match &self.password_file {
@@ -103,7 +112,7 @@ impl SecretSources {
     fn ask_new_password(&self, file: Option<&Path>, flag: &'static str) -> Result<Password> {
         let text = match file {
             Some(path) => read_secret_file(path)?,
-            None if interactive() => ask_new_password_twice()?,
+            None if interactive() => ask_new_password_twice(self.allow_weak_password)?,
             None => {
                 return Err(Error::NoPrompt {
                     what: "new password",
@@ -113,6 +122,9 @@ impl SecretSources {
         };
         if text.is_empty() {
             return Err(Error::EmptyPassword);
+        }
+        if !self.allow_weak_password {
+            strength::check(&text)?;
         }
         Ok(Password::new(text.to_string()))
     }
@@ -134,13 +146,21 @@ impl SecretSources {
 const NEW_PASSWORD_ATTEMPTS: u32 = 3;
 
 /// Asks for a new password and its repetition on the terminal, again after an
-/// empty entry or a mismatch.
-fn ask_new_password_twice() -> Result<Zeroizing<String>> {
+/// empty entry, one the strength check refuses (unless `allow_weak`), or a
+/// mismatch.
+fn ask_new_password_twice(allow_weak: bool) -> Result<Zeroizing<String>> {
     let mut last = Error::PasswordMismatch;
     for attempt in 1..=NEW_PASSWORD_ATTEMPTS {
         let first = prompt_hidden("New password: ", "new password")?;
+        let weak = if allow_weak {
+            Ok(())
+        } else {
+            strength::check(&first)
+        };
         if first.is_empty() {
             last = Error::EmptyPassword;
+        } else if let Err(weak) = weak {
+            last = weak;
         } else {
             let second = prompt_hidden("Repeat the new password: ", "new password")?;
             if *first == *second {
@@ -149,13 +169,23 @@ fn ask_new_password_twice() -> Result<Zeroizing<String>> {
             last = Error::PasswordMismatch;
         }
         if attempt < NEW_PASSWORD_ATTEMPTS {
-            say(match last {
-                Error::EmptyPassword => "The password must not be empty; try again.",
-                _ => "The passwords do not match; try again.",
-            });
+            match &last {
+                Error::EmptyPassword => say("The password must not be empty; try again."),
+                Error::WeakPassword { .. } => say(&format!("{}. Try again.", capitalised(&last))),
+                _ => say("The passwords do not match; try again."),
+            }
         }
     }
     Err(last)
+}
+
+fn capitalised(error: &Error) -> String {
+    let text = error.to_string();
+    let mut chars = text.chars();
+    chars
+        .next()
+        .map(|first| first.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
 }
 
 /// A line for the person at the terminal, on stderr.

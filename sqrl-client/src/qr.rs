@@ -46,6 +46,9 @@ pub enum QrFailure {
     /// The codes found hold no SQRL link.
     #[error("the QR code in the image is not a SQRL link")]
     NotSqrl,
+    /// The image's QR code holds an exported identity, not a login link.
+    #[error("the QR code in the image is an exported identity, not a SQRL link")]
+    IdentityNotALink,
     /// The codes found hold no identity.
     #[error("no identity QR code in {0}")]
     NoIdentity(String),
@@ -101,15 +104,25 @@ pub fn decode_image(bytes: &[u8]) -> Result<Vec<Vec<u8>>> {
 /// `sqrl://` or `qrl://` URL.
 pub fn decode_sqrl_url(bytes: &[u8]) -> Result<String> {
     let payloads = decode_image(bytes)?;
-    payloads
-        .into_iter()
-        .filter_map(|p| String::from_utf8(p).ok())
-        .map(|s| s.trim().to_owned())
+    let link = payloads
+        .iter()
+        .filter_map(|p| std::str::from_utf8(p).ok())
+        .map(str::trim)
         .find(|s| {
             let lower = s.to_ascii_lowercase();
             lower.starts_with("sqrl://") || lower.starts_with("qrl://")
-        })
-        .ok_or(Error::Qr(QrFailure::NotSqrl))
+        });
+    match link {
+        Some(link) => Ok(link.to_owned()),
+        // An easy mix-up: the QR code `identity export -f qr-png` draws.
+        None if payloads
+            .iter()
+            .any(|p| sqrl_core::storage::S4::import(p).is_ok()) =>
+        {
+            Err(QrFailure::IdentityNotALink.into())
+        }
+        None => Err(QrFailure::NotSqrl.into()),
+    }
 }
 
 fn encode(data: &[u8]) -> Result<QrCode> {

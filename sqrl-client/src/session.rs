@@ -48,16 +48,17 @@ impl Action {
     }
 }
 
-/// The keys a transaction needs from an unlocked identity.
+/// The keys a transaction needs from an unlocked identity: from the identity
+/// file unlocked with its password, or from the running agent (which can fail).
 pub trait IdentityKeys {
     /// The current identity's key for a site.
-    fn site_key(&self, site: &SiteKeyString) -> SiteKey;
+    fn site_key(&self, site: &SiteKeyString) -> Result<SiteKey>;
     /// The previous identities' keys for a site, newest first.
-    fn previous_site_keys(&self, site: &SiteKeyString) -> Vec<SiteKey>;
+    fn previous_site_keys(&self, site: &SiteKeyString) -> Result<Vec<SiteKey>>;
     /// The Identity Lock Key (to create associations).
-    fn lock_key(&self) -> IdentityLockKey;
+    fn lock_key(&self) -> Result<IdentityLockKey>;
     /// The IUK of previous identity `index` (0 = newest).
-    fn previous_unlock_key(&self, index: usize) -> Option<IdentityUnlockKey>;
+    fn previous_unlock_key(&self, index: usize) -> Result<Option<IdentityUnlockKey>>;
     /// The identity's `sqrlonly` and `hardlock` requests (S4 option flags).
     fn sqrl_only_and_hard_lock(&self) -> (bool, bool) {
         (false, false)
@@ -306,12 +307,12 @@ pub fn run(
         .sqrl_only(sqrl_only)
         .hard_lock(hard_lock);
     let mut budget = MAX_REQUESTS;
-    let site_key = keys.site_key(&site);
+    let site_key = keys.site_key(&site)?;
     let fingerprint = site_key.public_key().fingerprint();
     let same_device = device == Device::SameDevice;
 
     let (mut querying, mut request) =
-        Querying::start(url, site_key, keys.previous_site_keys(&site), options)
+        Querying::start(url, site_key, keys.previous_site_keys(&site)?, options)
             .map_err(|e| client_error(&site_text, same_device, e))?;
     let mut queried = loop {
         let body = send(transport, &request, &mut budget)?;
@@ -441,15 +442,22 @@ fn start_command(
 ) -> std::result::Result<(Commanding, OutgoingRequest), Failure> {
     Ok(match (action, queried.status()) {
         (Action::Login, QueryStatus::KnownByPrevious { previous }) => {
-            let piuk = keys.previous_unlock_key(previous).ok_or_else(|| {
-                Failure::Local(Error::Internal(format!(
-                    "previous identity #{} is not in this identity file",
-                    previous + 1
-                )))
-            })?;
-            queried.ident_replacing_previous(&keys.lock_key(), &piuk, rng)?
+            let piuk = keys
+                .previous_unlock_key(previous)
+                .map_err(Failure::Local)?
+                .ok_or_else(|| {
+                    Failure::Local(Error::Internal(format!(
+                        "previous identity #{} is not in this identity file",
+                        previous + 1
+                    )))
+                })?;
+            let ilk = keys.lock_key().map_err(Failure::Local)?;
+            queried.ident_replacing_previous(&ilk, &piuk, rng)?
         }
-        (Action::Login, _) => queried.ident(&keys.lock_key(), rng)?,
+        (Action::Login, _) => {
+            let ilk = keys.lock_key().map_err(Failure::Local)?;
+            queried.ident(&ilk, rng)?
+        }
         (Action::Disable, _) => queried.disable()?,
         (Action::Enable, _) => {
             let iuk = ui.unlock_key().map_err(Failure::Local)?;

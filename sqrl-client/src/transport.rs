@@ -90,7 +90,15 @@ impl Transport for HttpTransport {
             .post(url)
             .header("Content-Type", CONTENT_TYPE)
             .send(body)
-            .map_err(|e| Error::network(context(), e))?;
+            .map_err(|e| {
+                if is_plain_http_answer(&e) {
+                    Error::PlainHttpSite {
+                        origin: origin_of(url).to_owned(),
+                    }
+                } else {
+                    Error::network(context(), e)
+                }
+            })?;
         let status = response.status();
         if status != 200 {
             return Err(Error::Network {
@@ -108,6 +116,24 @@ impl Transport for HttpTransport {
             .read_to_string()
             .map_err(|e| Error::network(format!("reading the reply from {}", origin_of(url)), e))
     }
+}
+
+/// Whether a TLS connection failed because the server's first bytes were not
+/// a TLS record at all, which is what a plain-HTTP server's answer looks like.
+fn is_plain_http_answer(error: &ureq::Error) -> bool {
+    let tls = match error {
+        ureq::Error::Rustls(tls) => Some(tls),
+        ureq::Error::Io(io) => io
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>()),
+        _ => None,
+    };
+    matches!(
+        tls,
+        Some(rustls::Error::InvalidMessage(
+            rustls::InvalidMessage::InvalidContentType
+        ))
+    )
 }
 
 /// `scheme://host[:port]` of a URL, for messages (never the query: it holds the nut).

@@ -10,22 +10,26 @@
 //! unanswered, so no script can ever read a session URL (PITFALLS 29). The
 //! listener binds the loopback address only (PITFALLS 31).
 
+#[cfg(unix)]
+pub mod hardening;
 pub mod http;
 pub mod route;
 mod service;
+#[cfg(unix)]
+pub mod socket;
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::thread;
 use std::time::Duration;
 
 use sqrl_core::url::SqrlUrl;
 
-pub use service::{AgentService, AgentSettings};
+pub use service::{AgentService, AgentSettings, log};
 
-use crate::cli::AgentArgs;
+use crate::cli::{AgentArgs, AgentCommand};
 use crate::commands::Context;
 use crate::commands::site::http_settings;
 use crate::error::{Error, Result};
@@ -77,12 +81,20 @@ impl Agent {
     }
 
     /// Serves until `max_logins` login requests have been answered (forever if
-    /// `None`).
-    pub fn serve(self, service: Arc<dyn LoginService>, max_logins: Option<u32>) -> Result<()> {
+    /// `None`), or until `stop` is set.
+    pub fn serve(
+        self,
+        service: Arc<dyn LoginService>,
+        max_logins: Option<u32>,
+        stop: &AtomicBool,
+    ) -> Result<()> {
         let logins = Arc::new(AtomicU32::new(0));
         let active = Arc::new(AtomicUsize::new(0));
         loop {
             service.housekeeping();
+            if stop.load(Ordering::SeqCst) {
+                return Ok(());
+            }
             if max_logins.is_some_and(|max| logins.load(Ordering::SeqCst) >= max)
                 && active.load(Ordering::SeqCst) == 0
             {
@@ -120,8 +132,71 @@ impl Agent {
     }
 }
 
-/// `sqrl agent`: unlocks the identity, listens, and serves until stopped.
+/// `sqrl agent`: unlocks the identity, listens, and serves until stopped;
+/// `sqrl agent lock|status`: talks to the running one.
 pub fn run(context: &Context, args: &AgentArgs) -> Result<()> {
+    match args.command {
+        #[cfg(unix)]
+        Some(command) => control(context, command),
+        #[cfg(not(unix))]
+        Some(_) => Err(Error::Agent(
+            "the agent's socket needs a Unix system".to_owned(),
+        )),
+        None => start(context, args),
+    }
+}
+
+/// `sqrl agent lock` and `sqrl agent status`.
+#[cfg(unix)]
+fn control(context: &Context, command: AgentCommand) -> Result<()> {
+    let path = socket::socket_path(&context.store);
+    let op = match command {
+        AgentCommand::Lock => "lock",
+        AgentCommand::Status => "status",
+    };
+    let Some(line) = socket::request(&path, &serde_json::json!({ "op": op }))? else {
+        return Err(Error::Agent(format!(
+            "no agent is running (nothing listens on {}); start one with `sqrl agent`",
+            path.display()
+        )));
+    };
+    let answer: serde_json::Value = serde_json::from_str(&line)
+        .map_err(|e| Error::Agent(format!("the agent's answer is not JSON: {e}")))?;
+    if let Some(error) = answer["error"].as_str() {
+        return Err(Error::Agent(format!(
+            "the agent refused: {}",
+            answer["message"].as_str().unwrap_or(error)
+        )));
+    }
+    let human = match command {
+        AgentCommand::Lock if answer["was_unlocked"] == true => {
+            "Locked: the agent wiped the identity from memory; the next login asks for the password."
+                .to_owned()
+        }
+        AgentCommand::Lock => "The agent was already locked.".to_owned(),
+        AgentCommand::Status => {
+            let identity = answer["identity"].as_str().unwrap_or_default();
+            match answer["idle_seconds_left"].as_u64() {
+                Some(left) if answer["unlocked"] == true => format!(
+                    "An agent (pid {}) holds identity {identity:?} unlocked; it locks after {left} more idle seconds.",
+                    answer["pid"]
+                ),
+                _ => format!(
+                    "An agent (pid {}) runs for identity {identity:?}, locked.",
+                    answer["pid"]
+                ),
+            }
+        }
+    };
+    context.out.result(&answer, &human)
+}
+
+/// Starts the agent.
+fn start(context: &Context, args: &AgentArgs) -> Result<()> {
+    // First, before any key exists in this process: no core dumps, no
+    // debugger of the same user, memory kept out of swap where allowed.
+    #[cfg(unix)]
+    let hardened = hardening::harden();
     let name = context.identity_name()?;
     let stored = StoredIdentity::load(&context.store, &name)?;
     // The identity's own setting (S4 block 1, SPEC 5.1) unless overridden.
@@ -138,20 +213,90 @@ pub fn run(context: &Context, args: &AgentArgs) -> Result<()> {
         secrets: context.secrets.clone(),
         progress: context.out.show_progress(),
     };
-    // Bind first: a port in use is reported before any password is asked.
+    // Bind first: a port or socket in use is reported before any password is asked.
     let agent = Agent::bind(args.port)?;
     let port = agent.port()?;
-    let service = AgentService::new(stored, settings);
+    #[cfg(unix)]
+    let socket_path = socket::socket_path(&context.store);
+    #[cfg(unix)]
+    let listener = socket::bind(&socket_path)?;
+    let service = Arc::new(
+        AgentService::new(stored, settings).with_store_root(context.store.root().to_owned()),
+    );
     if idle_seconds > 0 {
         service.unlock_now()?;
     }
-    context.out.result(
-        &serde_json::json!({"listening": format!("127.0.0.1:{port}"), "identity": name}),
-        &format!(
-            "sqrl agent: identity {name:?}, listening on http://127.0.0.1:{port}/ (Ctrl-C to stop)"
-        ),
-    )?;
-    agent.serve(Arc::new(service), args.max_logins)
+    // From now on Ctrl-C and SIGTERM stop the loops, which then wipe the keys
+    // (not before: Ctrl-C at the password prompt simply ends the process).
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, Arc::clone(&stop))
+            .map_err(|e| Error::Internal(format!("installing the signal handler: {e}")))?;
+    }
+    #[cfg(unix)]
+    {
+        let service = Arc::clone(&service);
+        let stop = Arc::clone(&stop);
+        thread::Builder::new()
+            .name("sqrl-agent-socket".into())
+            .spawn(move || serve_socket(&listener, service.as_ref(), &stop))
+            .map_err(|e| Error::Internal(format!("starting the socket thread: {e}")))?;
+    }
+    let mut value = serde_json::json!({"listening": format!("127.0.0.1:{port}"), "identity": name});
+    let mut human = format!(
+        "sqrl agent: identity {name:?}, listening on http://127.0.0.1:{port}/ (Ctrl-C to stop)"
+    );
+    #[cfg(unix)]
+    {
+        value["socket"] = serde_json::json!(socket_path);
+        value["memory_locked"] = serde_json::json!(hardened.memory_locked);
+        human.push_str(&format!("\nsqrl agent: socket {}", socket_path.display()));
+        if !hardened.memory_locked {
+            human.push_str(
+                "\nsqrl agent: note: memory could not be locked (RLIMIT_MEMLOCK); the keys may reach swap",
+            );
+        }
+    }
+    context.out.result(&value, &human)?;
+    let served = agent.serve(
+        Arc::clone(&service) as Arc<dyn LoginService>,
+        args.max_logins,
+        &stop,
+    );
+    // However it ends: wipe the keys, and take the socket away.
+    #[cfg(unix)]
+    {
+        use socket::KeyHolder as _;
+        stop.store(true, Ordering::SeqCst);
+        service.lock();
+        let _ = std::fs::remove_file(&socket_path);
+    }
+    log("stopped; the identity was wiped from memory");
+    served
+}
+
+/// The socket's accept loop, until `stop`.
+#[cfg(unix)]
+fn serve_socket(
+    listener: &std::os::unix::net::UnixListener,
+    service: &AgentService,
+    stop: &AtomicBool,
+) {
+    if listener.set_nonblocking(true).is_err() {
+        return;
+    }
+    while !stop.load(Ordering::SeqCst) {
+        match listener.accept() {
+            Ok((stream, _)) => {
+                // One short request per connection, answered in turn.
+                if stream.set_nonblocking(false).is_ok() {
+                    socket::serve_connection(&stream, service);
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => thread::sleep(TICK),
+            Err(_) => thread::sleep(TICK),
+        }
+    }
 }
 
 /// Serves one connection; returns whether it was a login request.
@@ -212,7 +357,8 @@ mod tests {
     fn agent_for_one_login() -> (u16, thread::JoinHandle<Result<()>>, String) {
         let agent = Agent::bind(0).unwrap();
         let port = agent.port().unwrap();
-        let server = thread::spawn(move || agent.serve(Arc::new(Fixed), Some(1)));
+        let server =
+            thread::spawn(move || agent.serve(Arc::new(Fixed), Some(1), &AtomicBool::new(false)));
         let encoded = sqrl_core::base64url::encode("sqrl://example.com/cli.sqrl?nut=abc");
         (port, server, format!("GET /{encoded} HTTP/1.1\r\n\r\n"))
     }

@@ -3,6 +3,7 @@
 //! same-device login, and decides where the browser goes next.
 
 use std::io::Write as _;
+use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -12,8 +13,12 @@ use sqrl_core::keys::IdentityUnlockKey;
 use sqrl_core::msg::{Ask, Button};
 use sqrl_core::url::SqrlUrl;
 
+use zeroize::Zeroizing;
+
 use super::LoginService;
 use super::http::{Response, back_page};
+#[cfg(unix)]
+use super::socket::KeyHolder;
 use crate::error::{AddressMismatch, Error, Result};
 use crate::identity::{KdfProgress, StoredIdentity, Unlocked};
 use crate::prompt::{self, SecretSources};
@@ -48,6 +53,8 @@ pub struct AgentService {
     settings: AgentSettings,
     stored: StoredIdentity,
     cache: Mutex<Option<Cached>>,
+    /// Where `stored` came from: socket clients must name the same store.
+    store_root: PathBuf,
     /// One login at a time: the window in which a session URL exists stays short
     /// and one-shot (PITFALLS 31).
     busy: Mutex<()>,
@@ -77,6 +84,7 @@ impl AgentService {
             settings,
             stored,
             cache: Mutex::new(None),
+            store_root: PathBuf::new(),
             busy: Mutex::new(()),
         }
     }
@@ -96,6 +104,25 @@ impl AgentService {
         lock(&self.cache).is_some()
     }
 
+    /// The configuration directory the identity was read from.
+    pub fn with_store_root(mut self, root: PathBuf) -> Self {
+        self.store_root = root;
+        self
+    }
+
+    /// Drops the unlocked identity if it has been idle too long (the keys
+    /// are wiped as it drops); whether it did.
+    fn expire(&self, cache: &mut Option<Cached>) -> bool {
+        if cache
+            .as_ref()
+            .is_some_and(|c| c.last_used.elapsed() >= self.settings.idle_timeout)
+        {
+            *cache = None;
+            return true;
+        }
+        false
+    }
+
     fn unlock(&self) -> Result<Unlocked> {
         self.stored.unlock(
             &self.settings.secrets,
@@ -105,13 +132,7 @@ impl AgentService {
 
     fn login(&self, url: &SqrlUrl) -> Result<session::Outcome> {
         let mut cache = lock(&self.cache);
-        if cache
-            .as_ref()
-            .is_some_and(|c| c.last_used.elapsed() >= self.settings.idle_timeout)
-        {
-            // Dropping wipes the keys.
-            *cache = None;
-        }
+        self.expire(&mut cache);
         let cached = match cache.take() {
             Some(cached) => cached,
             None => Cached {
@@ -177,13 +198,49 @@ impl LoginService for AgentService {
     fn housekeeping(&self) {
         // Never wait here: a login in progress holds the cache.
         if let Ok(mut cache) = self.cache.try_lock()
-            && cache
-                .as_ref()
-                .is_some_and(|c| c.last_used.elapsed() >= self.settings.idle_timeout)
+            && self.expire(&mut cache)
         {
-            *cache = None;
             log("idle timeout: the identity was locked again");
         }
+    }
+}
+
+#[cfg(unix)]
+impl KeyHolder for AgentService {
+    fn with_unlocked(
+        &self,
+        f: &mut dyn FnMut(&Unlocked) -> Zeroizing<String>,
+    ) -> Option<Zeroizing<String>> {
+        let mut cache = lock(&self.cache);
+        if self.expire(&mut cache) {
+            log("idle timeout: the identity was locked again");
+        }
+        let cached = cache.as_mut()?;
+        cached.last_used = Instant::now();
+        Some(f(&cached.unlocked))
+    }
+
+    fn identity(&self) -> &str {
+        &self.stored.name
+    }
+
+    fn store_root(&self) -> &Path {
+        &self.store_root
+    }
+
+    fn lock(&self) -> bool {
+        // Dropping the cached identity wipes its keys.
+        lock(&self.cache).take().is_some()
+    }
+
+    fn idle_seconds_left(&self) -> Option<u64> {
+        let cache = lock(&self.cache);
+        let cached = cache.as_ref()?;
+        let left = self
+            .settings
+            .idle_timeout
+            .checked_sub(cached.last_used.elapsed())?;
+        Some(left.as_secs())
     }
 }
 
@@ -219,7 +276,8 @@ pub fn absolute_url(url: &SqrlUrl, target: &str) -> Option<String> {
     }
 }
 
-fn log(line: &str) {
+/// A line of the agent's log, on stderr.
+pub fn log(line: &str) {
     let _ = writeln!(std::io::stderr(), "sqrl agent: {line}");
 }
 

@@ -30,7 +30,7 @@ pub fn run(context: &Context, command: IdentityCommand) -> Result<()> {
         IdentityCommand::Import(args) => import(context, &args),
         IdentityCommand::Export(args) => export(context, &args),
         IdentityCommand::Show(args) => show(context, &args),
-        IdentityCommand::Password => change_password(context),
+        IdentityCommand::Password(_) => change_password(context),
         IdentityCommand::Rekey(args) => rekey(context, &args),
         IdentityCommand::List => list(context),
         IdentityCommand::Default { name } => default(context, name.as_deref()),
@@ -420,11 +420,13 @@ fn show_site(
     alt_id: Option<&str>,
 ) -> Result<()> {
     let key = site_key_string(site, alt_id)?;
-    let unlocked = stored.unlock(&context.secrets, &mut progress(context))?;
-    use crate::session::IdentityKeys as _;
-    let idk = unlocked.site_key(&key).public_key().to_base64url();
-    let previous: Vec<String> = unlocked
-        .previous_site_keys(&key)
+    let keys = super::site::SiteKeys::get(context, stored, &key)?;
+    let keys = keys.keys();
+    let public = keys.site_key(&key)?.public_key();
+    let idk = public.to_base64url();
+    let fingerprint = public.fingerprint();
+    let previous: Vec<String> = keys
+        .previous_site_keys(&key)?
         .iter()
         .map(|k| k.public_key().to_base64url())
         .collect();
@@ -434,9 +436,10 @@ fn show_site(
             "site": key.domain(),
             "alt_id": key.alt_id(),
             "idk": idk,
+            "fingerprint": fingerprint,
             "previous_idks": previous,
         }),
-        &idk,
+        &format!("{idk}\nfingerprint: {fingerprint}"),
     )
 }
 
@@ -523,6 +526,14 @@ fn list(context: &Context) -> Result<()> {
             format!("{mark}{n}\n")
         })
         .collect();
+    if names.is_empty() {
+        // On stderr, so that a script reading the names gets none.
+        context.out.note(&format!(
+            "No identities in {}. Create one with `sqrl identity create`, or import one with \
+             `sqrl identity import FILE`.",
+            context.store.root().display()
+        ));
+    }
     context.out.result(&json!({"identities": entries}), &human)
 }
 

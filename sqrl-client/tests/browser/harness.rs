@@ -344,12 +344,16 @@ impl Cli {
         let password = self.dir.path().join("password");
         command
             .env("SQRL_ENSCRYPT_MS", "1")
+            // The agent's socket in this home, not in a shared runtime directory.
+            .env_remove("XDG_RUNTIME_DIR")
             .arg("--config-dir")
             .arg(&home)
-            .arg("--password-file")
-            .arg(&password)
             .arg("--json")
-            .args(args);
+            .args(args)
+            // Every command these tests run reads a password (after its name:
+            // the option belongs to the commands that use it).
+            .arg("--password-file")
+            .arg(&password);
         command
     }
 }

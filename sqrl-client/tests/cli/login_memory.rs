@@ -462,9 +462,15 @@ fn no_confirmation_means_no_change() {
     env.sqrl(&["login", &site.url()])
         .password()
         .run()
-        .fails_saying(ExitCode::Usage, "--yes");
+        .fails_saying(ExitCode::Usage, "--yes")
+        // The site was shown before the question that could not be asked.
+        .says("Site: 127.0.0.1\n")
+        .says(&format!("requests go to http://127.0.0.1:{}", site.port));
     assert_eq!(site.server().account_count(), 0);
-    assert_eq!(site.handled().len(), 1, "only the query");
+    assert!(
+        site.handled().is_empty(),
+        "nothing is sent before the go-ahead"
+    );
 }
 
 #[test]
@@ -567,4 +573,92 @@ fn secret_index_is_answered() {
     // The query reply carried sin=0; the ident answered it with ins.
     assert!(handled[0].indexed_secrets.is_none());
     assert!(handled[1].indexed_secrets.is_some());
+}
+
+/// The whole error line, compared as a snapshot would be (the ports vary).
+fn error_line_is(run: &crate::support::Run, expected: &str) {
+    assert_eq!(run.error_line(), format!("sqrl: error: {expected}"));
+}
+
+#[test]
+fn an_unknown_or_expired_code_says_so_without_an_address_warning() {
+    let site = MemorySite::start();
+    let env = Env::with_identity("me");
+    // A nut the site never issued (a stale page, or one of another server).
+    let url = format!(
+        "qrl://127.0.0.1:{}/cli.sqrl?nut=AAAAAAAAAAAAAAAAAAAAAA",
+        site.port
+    );
+    for extra in [&[][..], &["--allow-relayed-code"][..]] {
+        let run = env
+            .login(&url)
+            .args(extra)
+            .run()
+            .fails_with(ExitCode::Refused);
+        error_line_is(
+            &run,
+            "127.0.0.1: the login page has expired; reload it and try again",
+        );
+        assert!(
+            !run.stderr().contains("network address"),
+            "{}",
+            run.stderr()
+        );
+        assert_eq!(run.json()["code"], "page_expired");
+    }
+    // A live code of a page opened elsewhere still gets the warning.
+    let (url, _, _) = site.open_page(ELSEWHERE, None);
+    env.login(&url)
+        .run()
+        .fails_with(ExitCode::AddressMismatch)
+        .says("different network address");
+}
+
+/// A plain-HTTP server that answers whatever it is sent (a TLS greeting
+/// included) with `400 Bad Request`, as web servers do; one connection.
+fn plain_http_server() -> u16 {
+    use std::io::{Read as _, Write as _};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        if let Ok((mut stream, _)) = listener.accept() {
+            let mut buffer = [0u8; 1024];
+            let _ = stream.read(&mut buffer);
+            let _ = stream.write_all(
+                b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            );
+        }
+    });
+    port
+}
+
+#[test]
+fn a_sqrl_link_to_a_plain_http_port_says_so() {
+    let port = plain_http_server();
+    let env = Env::with_identity("me");
+    let url = format!("sqrl://127.0.0.1:{port}/cli.sqrl?nut=AAAAAAAAAAAAAAAAAAAAAA");
+    let run = env.login(&url).run().fails_with(ExitCode::Network);
+    error_line_is(
+        &run,
+        &format!(
+            "https://127.0.0.1:{port} answered in plain HTTP, not HTTPS: a sqrl:// link means \
+             HTTPS (if the site really serves SQRL over plain HTTP, its links start with qrl://)"
+        ),
+    );
+    assert_eq!(run.json()["code"], "plain_http_site");
+}
+
+#[test]
+fn an_exported_identity_qr_given_to_login_points_to_import() {
+    let env = Env::with_identity("me");
+    env.export("qr-png", "identity.png");
+    let run = env
+        .login("identity.png")
+        .run()
+        .fails_with(ExitCode::InvalidInput);
+    error_line_is(
+        &run,
+        "the QR code in identity.png is an exported SQRL identity, not a login link; to add \
+         it to this computer, use `sqrl identity import identity.png`",
+    );
 }

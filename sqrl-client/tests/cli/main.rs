@@ -3,6 +3,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod agent;
+#[cfg(unix)]
+mod agent_socket;
+mod help;
 mod identity;
 #[path = "../common/in_process_server.rs"]
 mod in_process_server;

@@ -86,7 +86,14 @@ impl Env {
         command
             .env("SQRL_HOME", self.home())
             .env("SQRL_ENSCRYPT_MS", "1")
+            // The agent's socket defaults to the home (not a shared runtime dir).
+            .env_remove("XDG_RUNTIME_DIR")
             .current_dir(self.dir.path());
+    }
+
+    /// Where this home's agent listens.
+    pub fn agent_socket(&self) -> PathBuf {
+        self.home().join("agent").join("agent.sock")
     }
 
     /// `sqrl args...`, to be completed and run.
@@ -96,6 +103,7 @@ impl Env {
             args: args.iter().map(|a| (*a).to_owned()).collect(),
             password_file: None,
             input: None,
+            envs: Vec::new(),
         }
     }
 
@@ -176,6 +184,7 @@ pub struct Sqrl<'e> {
     args: Vec<String>,
     password_file: Option<String>,
     input: Option<Vec<u8>>,
+    envs: Vec<(String, String)>,
 }
 
 impl Sqrl<'_> {
@@ -212,6 +221,12 @@ impl Sqrl<'_> {
         self.args(&["-i", name])
     }
 
+    /// Sets an environment variable (after the home's own settings).
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.envs.push((key.to_owned(), value.to_owned()));
+        self
+    }
+
     /// Feeds `input` on standard input (otherwise it is empty).
     pub fn input(mut self, input: impl Into<Vec<u8>>) -> Self {
         self.input = Some(input.into());
@@ -221,6 +236,7 @@ impl Sqrl<'_> {
     fn command(&self) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_sqrl"));
         self.env.configure(&mut command);
+        command.envs(self.envs.iter().map(|(k, v)| (k, v)));
         command.args(&self.args);
         if let Some(file) = &self.password_file {
             command.args(["--password-file", file]);
@@ -239,6 +255,40 @@ impl Sqrl<'_> {
         let mut child = self.command().stdin(Stdio::piped()).spawn().unwrap();
         child.stdin.take().unwrap().write_all(input).unwrap();
         Run(child.wait_with_output().unwrap())
+    }
+
+    /// Runs it and measures the CPU time (user + system) the process used,
+    /// read from `/proc/<pid>/stat` once it has exited and before it is
+    /// reaped (a zombie keeps its times), so other processes never count.
+    #[cfg(target_os = "linux")]
+    pub fn run_measuring_cpu(self) -> (Run, std::time::Duration) {
+        let child = self.command().spawn().unwrap();
+        let stat = format!("/proc/{}/stat", child.id());
+        let start = std::time::Instant::now();
+        let ticks = loop {
+            let text = std::fs::read_to_string(&stat).unwrap();
+            // After the command name in parentheses: state, then 10 fields,
+            // then utime and stime (fields 14 and 15 of proc(5)).
+            let fields: Vec<&str> = text[text.rfind(')').unwrap() + 2..]
+                .split_whitespace()
+                .collect();
+            if fields[0] == "Z" {
+                let utime: u64 = fields[11].parse().unwrap();
+                let stime: u64 = fields[12].parse().unwrap();
+                break utime + stime;
+            }
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(60),
+                "sqrl did not exit"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        };
+        let output = child.wait_with_output().unwrap();
+        let per_second = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+            .unwrap()
+            .unwrap();
+        let cpu = std::time::Duration::from_secs_f64(ticks as f64 / per_second as f64);
+        (Run(output), cpu)
     }
 
     /// Starts it with its output piped, for a long-running command.

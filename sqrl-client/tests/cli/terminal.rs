@@ -372,3 +372,137 @@ fn a_relayed_code_needs_the_word_typed_even_with_yes() {
         Some(AttemptState::Confirmed(_))
     ));
 }
+
+#[test]
+#[cfg_attr(no_tmux, ignore = "needs tmux: run .ci/install-browser")]
+fn login_shows_the_site_before_the_password_and_asks_again_after_a_wrong_one() {
+    let site = MemorySite::start();
+    let env = Env::with_identity("me");
+    let (url, _, attempt) = site.open_page(crate::memory_site::LOOPBACK, None);
+    let terminal = Terminal::start(&env, &["login", &url]);
+    let screen = terminal.wait_for("Log in to 127.0.0.1");
+    // The site, from the link alone, and no password asked yet.
+    assert!(screen.contains("Site: 127.0.0.1\n"), "{screen}");
+    assert!(
+        screen.contains(&format!("requests go to http://127.0.0.1:{}", site.port)),
+        "{screen}"
+    );
+    assert!(!screen.contains("Password for identity"), "{screen}");
+    assert!(
+        site.handled().is_empty(),
+        "nothing is sent before the go-ahead"
+    );
+    terminal.type_line("y");
+
+    terminal.wait_for("Password for identity \"me\"");
+    terminal.type_secret("not the password");
+    let screen = terminal.wait_for("Wrong password for identity \"me\"; 2 tries left.");
+    assert!(site.handled().is_empty(), "{screen}");
+    terminal.type_secret(PASSWORD);
+    assert_eq!(terminal.exit_status(), 0, "{}", terminal.screen());
+    let screen = terminal.screen();
+    assert!(screen.contains("Logged in to 127.0.0.1"), "{screen}");
+    assert!(
+        screen.contains("The site does not know this identity"),
+        "{screen}"
+    );
+    // The fingerprint in the site's own form (eight groups of four hex digits).
+    let line = screen
+        .lines()
+        .find(|l| l.starts_with("Identity fingerprint for"))
+        .unwrap_or_else(|| panic!("{screen}"));
+    let fingerprint = line.split(": ").nth(1).unwrap().split(" (").next().unwrap();
+    assert_eq!(fingerprint.split(' ').count(), 8, "{line}");
+    assert!(matches!(
+        site.server().attempt(&attempt),
+        Some(AttemptState::Confirmed(_))
+    ));
+}
+
+#[test]
+#[cfg_attr(no_tmux, ignore = "needs tmux: run .ci/install-browser")]
+fn three_wrong_passwords_end_the_login_with_nothing_sent() {
+    let site = MemorySite::start();
+    let env = Env::with_identity("me");
+    let terminal = Terminal::start(&env, &["login", &site.url(), "--yes"]);
+    for left in ["2 tries left", "1 try left"] {
+        terminal.wait_for_hidden_input();
+        terminal.type_line("wrong");
+        terminal.wait_for(left);
+    }
+    terminal.type_secret("still wrong");
+    assert_eq!(
+        terminal.exit_status(),
+        i32::from(ExitCode::WrongSecret.code())
+    );
+    assert!(terminal.screen().contains("wrong password for identity"));
+    assert!(site.handled().is_empty());
+}
+
+/// The EnScrypt budget of the test identity: a login that has to unlock it
+/// itself runs that many iterations (their CPU time depends on the machine's
+/// load when they were timed); one served by the agent must cost less than
+/// [`AGENT_LOGIN_CPU`].
+const SLOW_UNLOCK_MS: u64 = 3000;
+/// The most CPU a login through the agent may use (no EnScrypt at all).
+const AGENT_LOGIN_CPU: Duration = Duration::from_millis(100);
+
+#[test]
+#[cfg(target_os = "linux")]
+#[cfg_attr(no_tmux, ignore = "needs tmux: run .ci/install-browser")]
+fn the_agent_unlocks_once_then_serves_logins_without_enscrypt_until_locked() {
+    let site = MemorySite::start();
+    let env = Env::new();
+    // A real cost, so that a login that derives the key shows in its CPU time.
+    env.sqrl(&["identity", "create", "me", "--rescue-code-out", "me.rescue"])
+        .password()
+        .env("SQRL_ENSCRYPT_MS", &SLOW_UNLOCK_MS.to_string())
+        .run()
+        .success();
+
+    // Without the agent: the password and its EnScrypt run.
+    let (run, cpu) = env
+        .sqrl(&["login", &site.url(), "--yes", "--json"])
+        .password()
+        .run_measuring_cpu();
+    run.success();
+    assert!(
+        cpu > AGENT_LOGIN_CPU * 2,
+        "a password login used only {cpu:?} of CPU: the measurement cannot tell"
+    );
+
+    let agent = Terminal::start(&env, &["agent", "--port", "0", "--yes"]);
+    agent.wait_for("Password for identity \"me\"");
+    agent.type_secret(PASSWORD);
+    agent.wait_for("sqrl agent: socket ");
+
+    // Three logins, each with no password source and no terminal: only the
+    // agent can unlock them.
+    for _ in 0..3 {
+        let (run, cpu) = env
+            .sqrl(&["login", &site.url(), "--yes", "--json"])
+            .run_measuring_cpu();
+        let run = run.success();
+        assert!(run.stderr().contains("Unlocked by the running sqrl agent"));
+        assert_eq!(run.json()["known"], "current", "{}", run.stdout());
+        assert!(
+            cpu < AGENT_LOGIN_CPU,
+            "a login through the agent used {cpu:?} of CPU"
+        );
+    }
+    assert_eq!(site.server().account_count(), 1);
+
+    // Locked on demand: the keys are gone, and the next login asks again.
+    let locked = env.run(&["agent", "lock"]).success();
+    assert!(locked.stdout().contains("Locked"), "{}", locked.stdout());
+    let status = env.run(&["agent", "status", "--json"]).success().json();
+    assert_eq!(status["unlocked"], false, "{status}");
+    let agent_screen = agent.screen();
+    assert!(agent_screen.contains("locked on request"), "{agent_screen}");
+
+    let login = Terminal::start(&env, &["login", &site.url(), "--yes"]);
+    let screen = login.wait_for("Password for identity \"me\"");
+    assert!(screen.contains("The sqrl agent is locked"), "{screen}");
+    login.type_secret(PASSWORD);
+    assert_eq!(login.exit_status(), 0, "{}", login.screen());
+}

@@ -614,6 +614,44 @@ fn transient_error_is_retried_once_then_page_expired() {
 }
 
 #[test]
+fn a_mismatch_on_the_retry_after_a_transient_error_is_an_expired_page() {
+    // An unknown or expired code: the site answers with a transient error and
+    // a fresh nut that no page waits behind, so the retry cannot pass the IP
+    // test. That is no relayed code, and no warning about one is due.
+    let me = Identity::new(16);
+    for options in [
+        cross().test_ip_first(true),
+        TransactionOptions::new(Device::SameDevice),
+    ] {
+        let mut site = Site::new();
+        site.reload();
+        site.transient = 1;
+        let url = SqrlUrl::parse(URL).unwrap();
+        let (state, request) = Querying::start(url, me.site_key(), Vec::new(), options).unwrap();
+        let QueryStep::Send(state, retry) = state.receive(&site.handle(&request)).unwrap() else {
+            panic!("expected the retry after the transient error");
+        };
+        // No page behind the fresh nut: the site cannot match the address.
+        site.ip_matches = false;
+        assert_eq!(
+            state.receive(&site.handle(&retry)).unwrap_err(),
+            ClientError::PageExpired
+        );
+    }
+    // A mismatch on the first reply is still reported as one.
+    let mut site = Site::new();
+    site.reload();
+    site.ip_matches = false;
+    let url = SqrlUrl::parse(URL).unwrap();
+    let (state, request) =
+        Querying::start(url, me.site_key(), Vec::new(), cross().test_ip_first(true)).unwrap();
+    assert!(matches!(
+        state.receive(&site.handle(&request)).unwrap(),
+        QueryStep::IpMismatch(_)
+    ));
+}
+
+#[test]
 fn disable_enable_remove() {
     let mut site = Site::new();
     let me = Identity::new(15);

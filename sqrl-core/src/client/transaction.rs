@@ -291,6 +291,12 @@ impl Querying {
     /// Feeds the reply to the last request sent.
     pub fn receive(mut self, body: &str) -> Result<QueryStep, ClientError> {
         let received = match self.core.receive(body, self.draft.options, self.retried) {
+            // The retry after a transient error went to the fresh nut of that
+            // error, which for an unknown or expired code belongs to no page
+            // (SPEC 3.1): its IP test cannot match, and a failure there says
+            // the page is gone, not that a live code was relayed. (Either way
+            // nobody is signed in.)
+            Err(ClientError::IpMismatch) if self.retried => return Err(ClientError::PageExpired),
             Err(ClientError::IpMismatch) if self.core.options.device() == Device::CrossDevice => {
                 return Ok(QueryStep::IpMismatch(IpMismatched { querying: self }));
             }

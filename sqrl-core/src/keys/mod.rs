@@ -91,6 +91,22 @@ mod tests {
         assert_hidden(&format!("{ins:?}"), &bytes);
     }
 
+    #[test]
+    fn a_site_key_rebuilt_from_its_seed_signs_as_the_original() {
+        let imk = IdentityUnlockKey::from_bytes([7; 32]).master_key();
+        let site = crate::url::SiteKeyString::new("example.com".to_owned());
+        let key = imk.site_key(&site);
+        let rebuilt = SiteKey::from_seed(key.seed());
+        assert_eq!(rebuilt.public_key(), key.public_key());
+        let signature = rebuilt.sign(b"message");
+        key.public_key().verify(b"message", &signature).unwrap();
+        assert_eq!(rebuilt.indexed_secret("sin0"), key.indexed_secret("sin0"));
+        // Another site's key is another key.
+        let other = imk.site_key(&crate::url::SiteKeyString::new("example.org".to_owned()));
+        assert_ne!(other.seed(), key.seed());
+        assert_hidden(&format!("{rebuilt:?}"), key.seed());
+    }
+
     /// The check above must be able to fail: an encoded key is found.
     #[test]
     fn the_check_finds_printed_keys() {

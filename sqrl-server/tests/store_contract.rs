@@ -1356,7 +1356,7 @@ mod scenarios {
             Some("h-four")
         );
         // The identity goes and another comes: the account, and its handle, stay.
-        assert!(store.remove_identity(&idk).await.unwrap());
+        assert!(store.remove_identity(&idk, NOW).await.unwrap());
         let (new_idk, new_suk, new_vuk) = identity();
         store
             .associate(

@@ -75,6 +75,8 @@ pub struct Shared {
     pub shutdown: watch::Receiver<bool>,
     /// Open login event streams, capped per attempt, per address and in all.
     pub event_streams: EventStreams,
+    /// How the pages present the site.
+    pub brand: crate::html::Branding,
 }
 
 impl std::ops::Deref for AppState {
@@ -121,6 +123,17 @@ impl AppState {
                 .unwrap_or(HeaderValue::from_static("max-age=31536000"))
         });
         let event_streams = EventStreams::new(&config.limits);
+        let brand = crate::html::Branding {
+            prefix: config.path_prefix.clone(),
+            site_name: config.site_name.clone().unwrap_or_else(|| {
+                let origin = origin.http_origin();
+                origin
+                    .split_once("://")
+                    .map_or(origin.clone(), |(_, authority)| authority.to_owned())
+            }),
+            logo_url: config.logo_url.clone(),
+            help_url: config.help_url.clone(),
+        };
         Ok(Self {
             inner: Arc::new(Shared {
                 config,
@@ -136,6 +149,7 @@ impl AppState {
                 retries: crate::retry::RetryConversations::new(crate::retry::DEFAULT_CAPACITY),
                 shutdown,
                 event_streams,
+                brand,
             }),
         })
     }

@@ -433,6 +433,12 @@ pub struct Config {
     pub forward_auth_user_header: axum::http::HeaderName,
     /// How log lines are written.
     pub log_format: LogFormat,
+    /// The site's name on its pages; `None` shows the public origin's host.
+    pub site_name: Option<String>,
+    /// The logo above every page (`https://` URL or a path on this host).
+    pub logo_url: Option<String>,
+    /// Where "What is SQRL? Get an app" leads.
+    pub help_url: String,
 }
 
 /// Longest a login attempt may live (issue 3: an attempt expires within 10 minutes).
@@ -639,6 +645,29 @@ impl Config {
                 .map_err(|reason| invalid("allowed-return-domains", reason))?;
         let forward_auth_user_header = forward_auth_header(&settings.forward_auth_user_header)?;
 
+        let site_name = settings
+            .site_name
+            .map(|name| name.trim().to_owned())
+            .filter(|name| !name.is_empty())
+            .map(|name| {
+                if name.chars().count() > 80 || name.chars().any(char::is_control) {
+                    Err(invalid(
+                        "site-name",
+                        "at most 80 characters, no control characters",
+                    ))
+                } else {
+                    Ok(name)
+                }
+            })
+            .transpose()?;
+        let logo_url = settings
+            .logo_url
+            .filter(|url| !url.trim().is_empty())
+            .map(|url| page_link(&url, true).map_err(|reason| invalid("logo-url", reason)))
+            .transpose()?;
+        let help_url =
+            page_link(&settings.help_url, false).map_err(|reason| invalid("help-url", reason))?;
+
         Ok(Self {
             webhooks,
             webhook_delivery,
@@ -669,6 +698,9 @@ impl Config {
             return_domains,
             forward_auth_user_header,
             log_format: settings.log_format,
+            site_name,
+            logo_url,
+            help_url,
         })
     }
 
@@ -709,6 +741,38 @@ impl Config {
 /// Reads `--path-prefix`: empty, or `/` and path segments of characters
 /// that need no escaping in a URL, without a trailing `/` (`/auth` or
 /// `/auth/` give `/auth`).
+/// A link the pages show (logo, help): an absolute `https://` URL (or
+/// `http://` for a link a person follows, not for an image the page loads,
+/// which would be mixed content), or, when `may_be_local`, a path on this
+/// host. Nothing that could run script (`javascript:`), hide a host (`//`,
+/// `\`) or break out of the attribute.
+fn page_link(text: &str, may_be_local: bool) -> Result<String, String> {
+    let text = text.trim();
+    if text
+        .chars()
+        .any(|c| c.is_control() || c.is_whitespace() || c == '"' || c == '\\')
+    {
+        return Err("no spaces, quotes, backslashes or control characters".to_owned());
+    }
+    let local = may_be_local && text.starts_with('/') && !text.starts_with("//");
+    let remote = match url::Url::parse(text) {
+        Ok(url) => {
+            (url.scheme() == "https" || (!may_be_local && url.scheme() == "http"))
+                && url.host_str().is_some()
+                && url.username().is_empty()
+                && url.password().is_none()
+        }
+        Err(_) => false,
+    };
+    if local || remote {
+        Ok(text.to_owned())
+    } else if may_be_local {
+        Err("must be an https:// URL or a path on this host (/logo.svg)".to_owned())
+    } else {
+        Err("must be an https:// or http:// URL".to_owned())
+    }
+}
+
 fn path_prefix(text: &str) -> Result<String, ConfigError> {
     let text = text.trim();
     let prefix = text.trim_end_matches('/');
@@ -1185,6 +1249,41 @@ mod tests {
             &["--login-token-lifetime", "601"],
         ] {
             assert!(merge(bad, "").is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn branding_links_are_checked() {
+        let config = merge(
+            &["--site-name", "  Example Shop "],
+            "logo_url = \"/logo.svg\"\nhelp_url = \"https://help.example.com/sqrl\"",
+        )
+        .unwrap();
+        assert_eq!(config.site_name.as_deref(), Some("Example Shop"));
+        assert_eq!(config.logo_url.as_deref(), Some("/logo.svg"));
+        assert_eq!(config.help_url, "https://help.example.com/sqrl");
+        let defaults = merge(&[], "").unwrap();
+        assert_eq!(defaults.site_name, None);
+        assert_eq!(defaults.logo_url, None);
+        assert_eq!(defaults.help_url, settings::DEFAULT_HELP_URL);
+        assert!(merge(&["--logo-url", "https://cdn.example.com/l.png"], "").is_ok());
+        assert!(merge(&["--help-url", "http://intranet.example/sqrl"], "").is_ok());
+        for (flag, bad) in [
+            ("--logo-url", "javascript:alert(1)"),
+            ("--logo-url", "//evil.example/l.png"),
+            ("--logo-url", "http://cdn.example.com/l.png"),
+            ("--logo-url", "/a\"onerror=\"x"),
+            ("--logo-url", "https://user:pw@cdn.example.com/l.png"),
+            ("--help-url", "/local/help"),
+            ("--help-url", "data:text/html,hi"),
+            ("--site-name", "tab\there"),
+        ] {
+            match merge(&[flag, bad], "") {
+                Err(ConfigError::Invalid { name, .. }) => {
+                    assert_eq!(format!("--{name}"), flag, "{bad}");
+                }
+                other => panic!("{flag} {bad}: {other:?}"),
+            }
         }
     }
 }

@@ -9,19 +9,56 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use maud::{DOCTYPE, Markup, html};
 
-/// A complete page around `body`, for a service mounted under `prefix`
-/// (empty, or `/auth`: where its stylesheet is).
-pub fn page(prefix: &str, title: &str, body: Markup) -> Markup {
+/// How every page presents the site: where the service is mounted, the
+/// site's name and logo, and where a visitor learns what SQRL is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Branding {
+    /// The path prefix every link starts with (empty, or `/auth`).
+    pub prefix: String,
+    /// The site's name.
+    pub site_name: String,
+    /// The logo, if any (an `https://` URL or a path on this host).
+    pub logo_url: Option<String>,
+    /// "What is SQRL? Get an app".
+    pub help_url: String,
+}
+
+impl Branding {
+    /// A bare frame under `prefix` (unit tests).
+    pub fn plain(prefix: &str) -> Self {
+        Self {
+            prefix: prefix.to_owned(),
+            site_name: "example.com".to_owned(),
+            logo_url: None,
+            help_url: "https://help.example/sqrl".to_owned(),
+        }
+    }
+}
+
+/// A complete page around `body`: the site's name (and logo) above it, the
+/// help link below it.
+pub fn page(brand: &Branding, title: &str, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
             head {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
-                title { (title) }
-                link rel="stylesheet" href={ (prefix) "/static/style.css" };
+                title { (title) " \u{b7} " (brand.site_name) }
+                link rel="stylesheet" href={ (brand.prefix) "/static/style.css" };
             }
-            body { main { (body) } }
+            body {
+                header class="site" {
+                    @if let Some(logo) = &brand.logo_url {
+                        img class="logo" src=(logo) alt="";
+                    }
+                    span class="site-name" id="site-name" { (brand.site_name) }
+                }
+                main { (body) }
+                footer class="site" {
+                    a id="help" href=(brand.help_url) rel="noopener noreferrer" { "What is SQRL? Get an app" }
+                }
+            }
         }
     }
 }
@@ -77,9 +114,11 @@ mod tests {
 
     #[test]
     fn the_title_is_text() {
-        let page = page("", "<script>\"x\"</script>", html! {}).into_string();
+        let page = page(&Branding::plain(""), "<script>\"x\"</script>", html! {}).into_string();
         assert!(
-            page.contains("<title>&lt;script&gt;&quot;x&quot;&lt;/script&gt;</title>"),
+            page.contains(
+                "<title>&lt;script&gt;&quot;x&quot;&lt;/script&gt; \u{b7} example.com</title>"
+            ),
             "{page}"
         );
         assert!(!page.contains("<script>"), "{page}");
@@ -87,8 +126,33 @@ mod tests {
 
     #[test]
     fn the_stylesheet_is_under_the_prefix() {
-        let page = page("/auth", "t", html! {}).into_string();
+        let page = page(&Branding::plain("/auth"), "t", html! {}).into_string();
         assert!(page.contains(r#"href="/auth/static/style.css""#), "{page}");
+    }
+
+    #[test]
+    fn the_frame_names_the_site_and_links_to_help() {
+        let brand = Branding {
+            prefix: String::new(),
+            site_name: "Shop <&>".to_owned(),
+            logo_url: Some("/logo.svg?a=1&b=2".to_owned()),
+            help_url: "https://help.example/sqrl?x=\"y".to_owned(),
+        };
+        let page = page(&brand, "Sign in", html! {}).into_string();
+        assert!(
+            page.contains("<title>Sign in \u{b7} Shop &lt;&amp;&gt;</title>"),
+            "{page}"
+        );
+        assert!(
+            page.contains(r#"<img class="logo" src="/logo.svg?a=1&amp;b=2" alt="">"#),
+            "{page}"
+        );
+        assert!(
+            page.contains(r#"href="https://help.example/sqrl?x=&quot;y""#),
+            "{page}"
+        );
+        let bare = super::page(&Branding::plain(""), "t", html! {}).into_string();
+        assert!(!bare.contains("<img"), "{bare}");
     }
 
     #[test]

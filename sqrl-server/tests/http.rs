@@ -1330,7 +1330,12 @@ async fn hostile_values_reach_the_page_escaped() {
         2,
         "in the sessions and in the history: {html}"
     );
-    assert!(!html.contains("<script"), "{html}");
+    // The one script is the page's own (local times), the hostile one only text.
+    assert_eq!(html.matches("<script").count(), 1, "{html}");
+    assert!(
+        html.contains(r#"<script src="/static/local-time.js"></script>"#),
+        "{html}"
+    );
     assert!(!html.contains("<img"), "{html}");
 }
 
@@ -1368,8 +1373,8 @@ async fn health_metrics_and_headers() {
     assert_eq!(h.get("/metrics").await.status(), StatusCode::UNAUTHORIZED);
     let metrics = text(h.http.get(h.url("/metrics")).bearer_auth(OPERATOR_TOKEN)).await;
     for expected in [
-        "sqrl_client_requests_total{command=\"query\",tif=\"4\"} 1",
-        "sqrl_client_failures_total{tif=\"65\"} 1",
+        "sqrl_client_requests_total{command=\"query\",tif=\"4\",result=\"ok\"} 1",
+        "sqrl_client_failures_total{tif=\"65\",result=\"server-value-mismatch\"} 1",
         "sqrl_logins_total{method=\"cross-device\"} 1",
         "sqrl_client_request_seconds_bucket{command=\"ident\",le=\"+Inf\"}",
     ] {

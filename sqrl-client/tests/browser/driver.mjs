@@ -25,6 +25,9 @@
 //           "goto <url or path>"
 //   prints  {"event":"page", "pageUrl", "text", "status"?, ...} for the
 //           document that follows;
+//   reads   "expect-expired"
+//   prints  {"event":"expired", "qrHidden", "linkHidden", "siteName",
+//           "help", "text"} once the page shows that its code expired;
 //   reads   "layout <width>"
 //   prints  {"event":"layout", "innerWidth", "scrollWidth", "overflowing",
 //           "times", "text"} for the current page on a screen that wide;
@@ -266,6 +269,21 @@ try {
         await until(() => navigations.length > before, 10_000, `a navigation after clicking ${arg}`);
         await page.waitForLoadState("load");
         send({ event: "page", ...(await pageReport(`click`)) });
+      } else if (verb === "expect-expired") {
+        // The page's code expired: it should take the code away and offer
+        // a fresh one.
+        await page.locator("#expired").waitFor({ state: "visible", timeout: 25_000 });
+        const saved = await keep("expired");
+        send({
+          event: "expired",
+          qrHidden: await page.locator("#qr").isHidden(),
+          linkHidden: await page.locator("#link").isHidden(),
+          siteName: (await page.locator("#site-name").textContent())?.trim() ?? "",
+          help: (await page.locator("#help").getAttribute("href")) ?? "",
+          text: await page.innerText("body"),
+          saved,
+          ...record(),
+        });
       } else if (verb === "layout") {
         // The current page on a screen `arg` CSS pixels wide (a phone is
         // 390): whether anything runs off its side, and the times it shows.

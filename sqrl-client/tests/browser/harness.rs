@@ -141,6 +141,11 @@ impl Site {
         }
     }
 
+    /// Moves the site's clock forward (to expire codes without waiting).
+    pub fn advance_clock(&self, seconds: u64) {
+        self.server.server().clock().advance(seconds);
+    }
+
     /// `http://127.0.0.1:PORT`, or the public origin it was given.
     pub fn base(&self) -> String {
         self.server.base_url()

@@ -128,7 +128,7 @@ fn sign_in(mode: Mode) {
         "Your account",
         "this browser",
         "cross-device",
-        "HeadlessChrome",
+        "Chrome (headless) on Linux",
     ] {
         browser.check(
             text.contains(expected),
@@ -356,6 +356,51 @@ fn revoke_and_log_out_work_when_clicked() {
             "/account still opens after logging out: {}",
             after["pageUrl"]
         ),
+    );
+}
+
+/// A code left on screen too long expires in front of the person: the dead
+/// code and its links go away and a button brings a fresh one. The page
+/// carries the site's name, and tells someone who has never heard of SQRL
+/// what to do, with the operator's help link.
+#[test]
+#[cfg_attr(
+    no_browser,
+    ignore = "needs Chromium, Node.js 20+ and playwright-core: run .ci/install-browser"
+)]
+fn an_expired_code_gives_way_to_a_fresh_one_on_a_click() {
+    let tools = Tools::find();
+    let site = Site::start(|config| {
+        config.site_name = Some("Example Shop".to_owned());
+        config.help_url = "https://help.example/sqrl".to_owned();
+    });
+    let mut browser = Browser::open(&tools, &site.base(), Mode::Sse, artifact_dir("expired"));
+    let ready = browser.expect("ready", Duration::from_secs(40));
+    let first_url = ready["url"].as_str().unwrap().to_owned();
+    // Past the whole attempt's lifetime (at most ten minutes).
+    site.advance_clock(601);
+    browser.send("expect-expired");
+    let expired = browser.expect("expired", Duration::from_secs(30));
+    let text = expired["text"].as_str().unwrap();
+    browser.check(
+        expired["qrHidden"] == true && expired["linkHidden"] == true,
+        format!("the dead code is still offered: {expired}"),
+    );
+    browser.check(
+        text.contains("Get a fresh code") && !text.contains(&first_url),
+        format!("no fresh-code button, or the dead URL still shown:\n{text}"),
+    );
+    browser.check(
+        expired["siteName"] == "Example Shop"
+            && expired["help"] == "https://help.example/sqrl"
+            && text.contains("New to SQRL?"),
+        format!("the page does not present the site or help a newcomer: {expired}"),
+    );
+    let fresh = page(&mut browser, "click #fresh-code");
+    let text = fresh["text"].as_str().unwrap();
+    browser.check(
+        text.contains("qrl://") && !text.contains(&first_url) && !text.contains("has expired"),
+        format!("the button did not bring a fresh code:\n{text}"),
     );
 }
 

@@ -24,7 +24,7 @@
     "logged-in": "Signed in.",
     "client-session": "Your SQRL app is signing this browser in\u2026",
     "rejected": "This login was refused (SQRL disabled or removed for this identity).",
-    "expired": "This code has expired. Reload the page to try again."
+    "expired": "This code has expired."
   };
   // The page stops listening once the login is confirmed (it goes on to
   // sign in) or can change no more (the server's list, served before this
@@ -40,9 +40,23 @@
     if (rotateTimer) { clearInterval(rotateTimer); rotateTimer = null; }
   }
 
+  // An expired code cannot be scanned any more: take it away, with the
+  // same-device link and the URL, and offer a fresh one in its place.
+  function showExpired() {
+    ["qr", "url", "link", "local-app"].forEach(function (id) {
+      var element = document.getElementById(id);
+      if (element) { element.hidden = true; }
+    });
+    document.getElementById("expired").hidden = false;
+    document.getElementById("fresh-code").addEventListener("click", function () {
+      window.location.reload();
+    });
+  }
+
   function handle(message) {
     if (done || !message || !message.state) { return; }
     status.textContent = messages[message.state] || message.state;
+    if (message.state === "expired") { showExpired(); }
     if (message.state !== "pending") {
       // Once a client has the code, showing a new one would only confuse.
       if (rotateTimer) { clearInterval(rotateTimer); rotateTimer = null; }

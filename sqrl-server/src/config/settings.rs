@@ -197,6 +197,21 @@ pub struct Settings {
     )]
     pub forward_auth_user_header: String,
 
+    /// The site's name on its pages ("Sign in · Example Shop") [default: the
+    /// public origin's host].
+    #[arg(long, env = "SQRL_SITE_NAME")]
+    pub site_name: Option<String>,
+
+    /// The site's logo shown above every page: an `https://` URL or a path on
+    /// this host (`/logo.svg`) [default: none].
+    #[arg(long, env = "SQRL_LOGO_URL")]
+    pub logo_url: Option<String>,
+
+    /// Where the pages send a visitor who asks "What is SQRL? Get an app"
+    /// (`https://` or `http://`).
+    #[arg(long, env = "SQRL_HELP_URL", default_value = DEFAULT_HELP_URL)]
+    pub help_url: String,
+
     /// Largest request body accepted, in bytes.
     #[arg(long, env = "SQRL_MAX_BODY_BYTES", default_value_t = 16 * 1024)]
     pub max_body_bytes: usize,
@@ -276,6 +291,10 @@ impl std::fmt::Debug for WebhookSecret {
         f.write_str("WebhookSecret(<redacted>)")
     }
 }
+
+/// What the pages' help link opens by default: the protocol's home, which
+/// explains SQRL and lists apps for every platform.
+pub const DEFAULT_HELP_URL: &str = "https://www.grc.com/sqrl/sqrl.htm";
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]

@@ -133,7 +133,7 @@ pub async fn page(State(state): State<AppState>, cookies: CookieJar) -> Result<R
     };
     Ok(html::response(
         ACCOUNT_CSP,
-        html::page(&state.config.path_prefix, "Your account", body),
+        html::page(&state.brand, "Your account", body),
     ))
 }
 

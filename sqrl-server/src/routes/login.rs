@@ -43,9 +43,10 @@ const STYLE_CSS: &str = include_str!("../assets/style.css");
 const EVENT_RECHECK: Duration = Duration::from_secs(15);
 
 /// The content security policy of HTML pages: own scripts only; images may
-/// come from the local SQRL client's CPS probe (SPEC 7).
+/// come from the local SQRL client's CPS probe (SPEC 7), and over https (the
+/// operator's logo).
 const PAGE_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
-    img-src 'self' data: http://localhost:25519 http://127.0.0.1:25519; connect-src 'self'; \
+    img-src 'self' data: https: http://localhost:25519 http://127.0.0.1:25519; connect-src 'self'; \
     form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 /// A started login attempt.
@@ -253,7 +254,7 @@ pub fn identity_check(attempt: &Attempt) -> Option<String> {
 
 /// A page of the login flow as a response.
 fn html_response(state: &AppState, title: &str, body: Markup) -> Response {
-    html::response(PAGE_CSP, html::page(&state.config.path_prefix, title, body))
+    html::response(PAGE_CSP, html::page(&state.brand, title, body))
 }
 
 /// The inline SVG of a QR code (without the XML declaration).
@@ -332,7 +333,16 @@ fn login_page(state: &AppState, started: &Started, qr: Markup, rotation: Duratio
     html! {
         h1 { "Sign in with SQRL" }
         p { "Scan the code with your SQRL app, then confirm on your device." }
+        p class="newcomer" id="newcomer" {
+            "New to SQRL? It signs you in with no password: install a SQRL app on your "
+            "phone or computer, scan this code with it, and say yes. "
+            a href=(state.brand.help_url) rel="noopener noreferrer" { "What is SQRL? Get an app" }
+        }
         div id="qr" class="qr" aria-label="SQRL code" { (qr) }
+        div id="expired" class="expired" hidden {
+            p { "A code only lives a few minutes, so that nobody can use one later." }
+            p { button type="button" id="fresh-code" class="button" { "Get a fresh code" } }
+        }
         p id="local-app" hidden {
             "Your SQRL app is running on this computer: "
             "signing in on this device is the safest way."

@@ -77,6 +77,8 @@ pub struct Shared {
     pub event_streams: EventStreams,
     /// How the pages present the site.
     pub brand: crate::html::Branding,
+    /// The OpenID Connect provider, when clients are registered.
+    pub oidc: Option<Arc<crate::oidc::Provider>>,
 }
 
 impl std::ops::Deref for AppState {
@@ -134,6 +136,10 @@ impl AppState {
             logo_url: config.logo_url.clone(),
             help_url: config.help_url.clone(),
         };
+        let oidc = config
+            .oidc
+            .enabled()
+            .then(|| Arc::new(crate::oidc::Provider::new(config.oidc.clone())));
         Ok(Self {
             inner: Arc::new(Shared {
                 config,
@@ -150,6 +156,7 @@ impl AppState {
                 shutdown,
                 event_streams,
                 brand,
+                oidc,
             }),
         })
     }
@@ -158,6 +165,31 @@ impl AppState {
     /// declares it (`/account`), under the path prefix.
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.origin.http_origin(), self.path(path))
+    }
+
+    /// The OpenID Connect issuer: the public origin and path prefix.
+    pub fn issuer(&self) -> String {
+        self.url("")
+    }
+
+    /// The OpenID Connect provider, or 404 when it is off.
+    pub fn provider(&self) -> Result<&crate::oidc::Provider, crate::error::AppError> {
+        self.oidc.as_deref().ok_or(crate::error::AppError::Client(
+            StatusCode::NOT_FOUND,
+            "OpenID Connect is off here: no clients are registered",
+        ))
+    }
+
+    /// The OpenID Connect provider, or an OAuth error when it is off.
+    pub fn provider_or_error(
+        &self,
+    ) -> Result<&crate::oidc::Provider, crate::oidc::error::OAuthError> {
+        self.oidc.as_deref().ok_or_else(|| {
+            crate::oidc::error::OAuthError::new(
+                crate::oidc::error::ErrorCode::InvalidRequest,
+                "OpenID Connect is off here: no clients are registered",
+            )
+        })
     }
 
     /// The root-anchored path of route `path` under the path prefix, for
@@ -222,6 +254,9 @@ pub fn router(state: AppState) -> Router {
         .route(&at("/readyz"), get(routes::ops::readyz))
         .route(&at("/metrics"), get(routes::ops::metrics))
         .nest(&at("/api"), routes::operator::router());
+    if state.oidc.is_some() {
+        timed = timed.merge(crate::oidc::routes(&at));
+    }
     if !prefix.is_empty() {
         // `/auth` as well as `/auth/`: what a person types.
         timed = timed.route(&prefix, get(routes::login::page));

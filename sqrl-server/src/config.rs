@@ -439,6 +439,8 @@ pub struct Config {
     pub logo_url: Option<String>,
     /// Where "What is SQRL? Get an app" leads.
     pub help_url: String,
+    /// The OpenID Connect provider: its clients and token lifetimes.
+    pub oidc: crate::oidc::clients::OidcConfig,
 }
 
 /// Longest a login attempt may live (issue 3: an attempt expires within 10 minutes).
@@ -632,6 +634,8 @@ impl Config {
             settings.webhook_retry_base,
         )?;
         let webhooks = webhook_endpoints(&settings.webhooks)?;
+        let oidc = crate::oidc::clients::OidcConfig::from_settings(&settings.oidc)
+            .map_err(|(name, reason)| invalid(name, reason))?;
         let path_prefix = path_prefix(settings.path_prefix.as_deref().unwrap_or(""))?;
         let cookie_domain = settings
             .cookie_domain
@@ -701,6 +705,7 @@ impl Config {
             site_name,
             logo_url,
             help_url,
+            oidc,
         })
     }
 

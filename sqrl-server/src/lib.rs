@@ -29,6 +29,7 @@ pub mod logging;
 pub mod metrics;
 pub mod net;
 pub mod notify;
+pub mod oidc;
 pub mod qr;
 pub mod ratelimit;
 pub mod retry;

@@ -108,6 +108,12 @@ pub struct Metrics {
     refused_event_streams: ByReason,
     replaced_event_streams: Counter,
     webhooks: WebhookMetrics,
+    oidc: Family<Outcome, Counter>,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Outcome {
+    outcome: &'static str,
 }
 
 /// The login-event outbox and its deliveries.
@@ -186,6 +192,12 @@ impl Default for Metrics {
             "sqrl_rate_limited",
             "Requests refused by the per-address rate limit",
             rate_limited.clone(),
+        );
+        let oidc = Family::<Outcome, Counter>::default();
+        registry.register(
+            "sqrl_oidc_outcomes",
+            "OpenID Connect provider outcomes: codes and tokens issued, and each error code",
+            oidc.clone(),
         );
         let refused = ByReason::default();
         registry.register(
@@ -294,6 +306,7 @@ impl Default for Metrics {
             open_event_streams,
             refused_event_streams,
             replaced_event_streams,
+            oidc,
         }
     }
 }
@@ -405,6 +418,13 @@ impl Metrics {
     /// commit) to the event being handed to the page's stream.
     pub fn page_notified(&self, elapsed: Duration) {
         self.notify_latency.observe(elapsed.as_secs_f64());
+    }
+
+    /// Counts one outcome of the OpenID Connect provider: `code-issued`,
+    /// `tokens-issued`, `token-revoked`, `refused-request`, or an OAuth
+    /// error code (`invalid_grant`, `login_required`, ...).
+    pub fn oidc(&self, outcome: &'static str) {
+        self.oidc.get_or_create(&Outcome { outcome }).inc();
     }
 
     /// Counts one request refused by the rate limit.

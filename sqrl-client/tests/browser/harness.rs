@@ -663,3 +663,46 @@ pub fn start_protected_app() -> std::net::SocketAddr {
     });
     addr
 }
+
+/// A relying party of the site's OpenID Connect provider: `oidc-rp.mjs`, a
+/// small web app on the `openid-client` library, on `127.0.0.1:port`.
+pub struct RelyingParty {
+    child: Child,
+    pub base: String,
+}
+
+impl RelyingParty {
+    /// Starts it on `port` for `issuer` as client `client_id`; returns once
+    /// it listens (after discovery).
+    pub fn start(tools: &Tools, port: u16, issuer: &str, client_id: &str, secret: &str) -> Self {
+        let mut child = Command::new(&tools.node)
+            .arg(driver_dir().join("oidc-rp.mjs"))
+            .args([issuer, &port.to_string(), client_id, secret])
+            .current_dir(driver_dir())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut first = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        assert_eq!(
+            first.trim(),
+            r#"{"event":"listening"}"#,
+            "the relying party did not start (discovery failed?)"
+        );
+        Self {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+        }
+    }
+}
+
+impl Drop for RelyingParty {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

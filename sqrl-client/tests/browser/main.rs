@@ -18,7 +18,9 @@ use std::time::Duration;
 use serde_json::Value;
 use sqrl_core::keys::IdentityKey;
 
-use crate::harness::{Browser, Cli, Mode, Site, Tools, artifact_dir, http_get, unix_ms};
+use crate::harness::{
+    Browser, Cli, Mode, RelyingParty, Site, Tools, artifact_dir, http_get, unix_ms,
+};
 
 /// Longest a page may take to sign itself in after the client is done. The
 /// design target is a blink (SSE: milliseconds; polling: one 500 ms tick);
@@ -766,5 +768,118 @@ fn an_app_behind_nginx_sends_the_person_to_sign_in_and_back() {
             "after logging out the app's page led to {}",
             again["pageUrl"]
         ),
+    );
+}
+
+/// A site's app signs people in through sqrl-server's OpenID Connect
+/// provider with a certified relying-party library (`openid-client`, in
+/// `oidc-rp.mjs`): the person clicks "log in" on the app, is sent to the
+/// SQRL login page, signs in with their phone (the `sqrl` CLI scanning the
+/// screenshot), allows the app on the consent screen, and is back at the
+/// app, which has validated the ID token (signature against the published
+/// keys, issuer, audience, nonce), read userinfo, refreshed, refused a
+/// tampered ID token, and revoked its tokens.
+#[test]
+#[cfg_attr(
+    no_browser,
+    ignore = "needs Chromium, Node.js 20+ and playwright-core: run .ci/install-browser"
+)]
+fn a_relying_party_signs_the_person_in_with_openid_client() {
+    use sqrl_server::oidc::clients::{ClientSecretText, ClientSettings, OidcConfig, OidcSettings};
+    const SECRET: &str = "demo-app-secret-0123456789-0123456789";
+    let tools = Tools::find();
+    let rp_port = harness::free_port();
+    let site = Site::start(|config| {
+        let settings = OidcSettings {
+            clients: vec![ClientSettings {
+                client_id: "demo".into(),
+                name: Some("Demo App".into()),
+                client_secret: Some(ClientSecretText::new(SECRET)),
+                redirect_uris: vec![format!("http://127.0.0.1:{rp_port}/callback")],
+                ..ClientSettings::default()
+            }],
+            ..OidcSettings::default()
+        };
+        config.oidc = OidcConfig::from_settings(&settings).unwrap();
+    });
+    let rp = RelyingParty::start(&tools, rp_port, &site.base(), "demo", SECRET);
+    let cli = Cli::with_identity();
+    let mut browser = Browser::open(
+        &tools,
+        &format!("{}/login", rp.base),
+        Mode::Sse,
+        artifact_dir("oidc"),
+    );
+
+    // The app sends the person to the SQRL login page.
+    let ready = browser.expect("ready", Duration::from_secs(40));
+    let page_url = ready["pageUrl"].as_str().unwrap_or_default();
+    browser.check(
+        page_url.starts_with(&format!("{}/?rd=", site.base())),
+        format!("the app's login led to {page_url}"),
+    );
+
+    // The phone signs in; the page moves on by itself to the consent
+    // screen, which names the app.
+    let screenshot = ready["screenshot"].as_str().unwrap().to_owned();
+    cli.run(&["login", &screenshot, "--yes"]);
+    browser.send("expect-path /oidc/authorize");
+    let consent = browser.expect("page", Duration::from_secs(30));
+    let text = consent["text"].as_str().unwrap_or_default();
+    browser.check(
+        text.contains("Sign in to Demo App?") && text.contains("fingerprint"),
+        format!("the consent screen says: {text}"),
+    );
+
+    // Allowed: back at the app, which reports what the library did.
+    let back = page(&mut browser, "click #allow");
+    let at = back["pageUrl"].as_str().unwrap_or_default();
+    browser.check(
+        at.starts_with(&format!("{}/callback?", rp.base)),
+        format!("Allow led to {at}: {}", back["text"]),
+    );
+    let text = back["text"].as_str().unwrap_or_default();
+    let result: Value = text
+        .find('{')
+        .and_then(|start| serde_json::from_str(&text[start..]).ok())
+        .unwrap_or_else(|| browser.fail(format!("the app shows: {text}")));
+    browser.check(
+        result.get("failed").is_none(),
+        format!("the library refused the sign-in: {result}"),
+    );
+    let id_token = &result["idToken"];
+    let sub = id_token["sub"].as_str().unwrap_or_default();
+    browser.check(
+        sub.len() == 22 && id_token["nonce"] == result["expectedNonce"],
+        format!("ID token: {id_token}"),
+    );
+    browser.check(
+        id_token["amr"] == serde_json::json!(["sqrl", "xdev"])
+            && id_token["iss"] == site.base().as_str()
+            && id_token["aud"] == "demo",
+        format!("ID token: {id_token}"),
+    );
+    let fingerprint = result["userinfo"]["sqrl_fingerprint"]
+        .as_str()
+        .unwrap_or_default();
+    browser.check(
+        result["userinfo"]["sub"] == sub && !fingerprint.is_empty(),
+        format!("userinfo: {}", result["userinfo"]),
+    );
+    browser.check(
+        result["refresh"]["sub"] == sub,
+        format!("refresh: {}", result["refresh"]),
+    );
+    let tampered = result["tampered"]["error"].as_str().unwrap_or_default();
+    browser.check(
+        !tampered.is_empty(),
+        format!("a tampered ID token was {}", result["tampered"]),
+    );
+    browser.check(
+        result["introspectedBefore"] == true
+            && result["revoked"] == true
+            && result["introspectedAfter"] == false
+            && result["userinfoAfterRevocation"]["error"].is_string(),
+        format!("introspection and revocation: {result}"),
     );
 }

@@ -249,6 +249,12 @@ pub struct Settings {
     #[arg(skip)]
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub webhooks: Vec<WebhookSettings>,
+
+    /// The OpenID Connect provider: an `[oidc]` table with
+    /// `[[oidc.clients]]` in the TOML file only.
+    #[arg(skip)]
+    #[serde(default)]
+    pub oidc: crate::oidc::clients::OidcSettings,
 }
 
 /// One `[[webhooks]]` table of the TOML file.

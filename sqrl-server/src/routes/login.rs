@@ -279,6 +279,9 @@ pub struct PageQuery {
     /// Where to send the browser once it is signed in (checked, see
     /// [`crate::return_to`]).
     pub rd: Option<String>,
+    /// Show the code even to a browser already signed in: a relying party
+    /// asked for a fresh sign-in (OpenID Connect `prompt=login`, `max_age`).
+    pub fresh: Option<String>,
 }
 
 /// `GET /[?rd=]`: the login page. With `rd`, the login returns the browser
@@ -299,7 +302,7 @@ pub async fn page(
         })?),
         None => None,
     };
-    if account::current_session(&state, &cookies).await?.is_some() {
+    if query.fresh.is_none() && account::current_session(&state, &cookies).await?.is_some() {
         let destination = match &return_to {
             Some(url) => url.as_str().to_owned(),
             None => state.path("/account"),

@@ -8,9 +8,11 @@
 //!   the operator API;
 //! * [`Housekeeping`]: pruning and health;
 //! * [`Outbox`]: login events waiting for delivery to webhook endpoints,
-//!   each written in the transaction of the change it reports.
+//!   each written in the transaction of the change it reports;
+//! * [`OidcStore`]: the OpenID Connect provider's keys, grants, codes and
+//!   tokens, which live only as long as the session they came from.
 //!
-//! A [`Store`] is all five. [`sqlite::SqliteStore`] is the embedded default;
+//! A [`Store`] is all six. [`sqlite::SqliteStore`] is the embedded default;
 //! [`postgres::PostgresStore`] is shared by many instances. Both run the same
 //! contract tests (`tests/store_contract.rs`). Nothing about a login lives
 //! only in one process's memory (except conversations with no login page
@@ -22,6 +24,7 @@ mod attempts;
 mod error;
 mod housekeeping;
 pub mod migrations;
+pub mod oidc;
 mod outbox;
 pub mod postgres;
 mod rows;
@@ -35,6 +38,7 @@ pub use attempts::{
 };
 pub use error::{BackendError, StoreError};
 pub use housekeeping::{Housekeeping, InFlight};
+pub use oidc::OidcStore;
 pub use outbox::{Delivery, Outbox, OutboxCounts};
 pub use sessions::{
     LinkOutcome, LoginEvent, LoginMethod, NewSession, Redeemed, SessionInfo, Sessions,
@@ -46,9 +50,9 @@ pub use step::{
 
 /// The whole storage interface: every concern. Implemented for any type that
 /// implements the five.
-pub trait Store: Attempts + Sessions + Accounts + Housekeeping + Outbox {}
+pub trait Store: Attempts + Sessions + Accounts + Housekeeping + Outbox + OidcStore {}
 
-impl<T: Attempts + Sessions + Accounts + Housekeeping + Outbox> Store for T {}
+impl<T: Attempts + Sessions + Accounts + Housekeeping + Outbox + OidcStore> Store for T {}
 
 /// Where the store lives, as the operator names it with `--db`: a
 /// `postgres://` (or `postgresql://`) URL, or else the path of a SQLite file.

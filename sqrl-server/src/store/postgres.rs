@@ -23,6 +23,7 @@
 //! flushed (`synchronous_commit` as the operator configured the server).
 
 pub mod listen;
+mod oidc;
 mod step;
 
 use std::time::Duration;
@@ -482,8 +483,8 @@ async fn start_session<C: GenericClient>(
     let inserted = opt(
         c,
         "INSERT INTO sessions
-            (token_hash, account_id, created_at, last_seen_at, expires_at, ip, user_agent)
-         VALUES ($1, $2, $3, $3, $4, $5, $6) RETURNING id",
+            (token_hash, account_id, created_at, last_seen_at, expires_at, ip, user_agent, method)
+         VALUES ($1, $2, $3, $3, $4, $5, $6, $7) RETURNING id",
         &[
             &session.token_hash.as_bytes().as_slice(),
             &account_id,
@@ -491,6 +492,7 @@ async fn start_session<C: GenericClient>(
             &sql_time(session.expires_at),
             &ip,
             &session.user_agent,
+            &method.as_str(),
         ],
     )
     .await?;
@@ -530,7 +532,7 @@ async fn start_session<C: GenericClient>(
 }
 
 const SESSION_COLUMNS: &str =
-    "id, account_id, created_at, last_seen_at, expires_at, ip, user_agent";
+    "id, account_id, created_at, last_seen_at, expires_at, ip, user_agent, method";
 
 fn session_from_row(row: &Row) -> Result<SessionInfo, StoreError> {
     Ok(SessionInfo {
@@ -541,6 +543,9 @@ fn session_from_row(row: &Row) -> Result<SessionInfo, StoreError> {
         expires_at: from_sql_time(get(row, 4)?),
         ip: get(row, 5)?,
         user_agent: get(row, 6)?,
+        method: get::<Option<String>>(row, 7)?
+            .as_deref()
+            .and_then(LoginMethod::parse),
     })
 }
 
@@ -1177,6 +1182,9 @@ impl Housekeeping for PostgresStore {
             "DELETE FROM sessions WHERE expires_at <= $1",
         ] {
             deleted += exec(&tx, sql, &[&now]).await?;
+        }
+        for sql in super::oidc::sql::PRUNE {
+            deleted += exec(&tx, &super::oidc::sql::dollars(sql), &[&now]).await?;
         }
         deleted += exec(
             &tx,

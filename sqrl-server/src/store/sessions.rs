@@ -105,6 +105,8 @@ pub struct SessionInfo {
     pub ip: String,
     /// `User-Agent` at login.
     pub user_agent: String,
+    /// How it was signed in (`None` for sessions older than the record).
+    pub method: Option<LoginMethod>,
 }
 
 /// One login in an account's history.

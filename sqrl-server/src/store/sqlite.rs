@@ -20,6 +20,7 @@
 //! half-way on a lock upgrade. Statements are prepared once per connection
 //! and cached.
 
+mod oidc;
 mod step;
 mod writer;
 
@@ -459,15 +460,16 @@ fn start_session(
     exec(
         tx,
         "INSERT INTO sessions
-            (token_hash, account_id, created_at, last_seen_at, expires_at, ip, user_agent)
-         VALUES (?1, ?2, ?3, ?3, ?4, ?5, ?6)",
+            (token_hash, account_id, created_at, last_seen_at, expires_at, ip, user_agent, method)
+         VALUES (?1, ?2, ?3, ?3, ?4, ?5, ?6, ?7)",
         params![
             session.token_hash.as_bytes(),
             account_id,
             sql_time(session.created_at),
             sql_time(session.expires_at),
             ip,
-            session.user_agent
+            session.user_agent,
+            method.as_str()
         ],
     )?;
     let session_id = tx.last_insert_rowid();
@@ -510,6 +512,10 @@ fn session_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<SessionInfo> {
         expires_at: from_sql_time(row.get(4)?),
         ip: row.get(5)?,
         user_agent: row.get(6)?,
+        method: row
+            .get::<_, Option<String>>(7)?
+            .as_deref()
+            .and_then(LoginMethod::parse),
     })
 }
 
@@ -741,7 +747,7 @@ impl Sessions for SqliteStore {
             .read(move |conn| {
                 first(
                     conn,
-                    "SELECT id, account_id, created_at, last_seen_at, expires_at, ip, user_agent
+                    "SELECT id, account_id, created_at, last_seen_at, expires_at, ip, user_agent, method
                            FROM sessions WHERE token_hash = ?1 AND expires_at > ?2",
                     params![token_hash.as_bytes(), sql_time(now)],
                     session_from_row,
@@ -784,7 +790,7 @@ impl Sessions for SqliteStore {
     ) -> Result<Vec<SessionInfo>, StoreError> {
         self.read(move |conn| {
             let mut statement = conn.prepare_cached(
-                "SELECT id, account_id, created_at, last_seen_at, expires_at, ip, user_agent
+                "SELECT id, account_id, created_at, last_seen_at, expires_at, ip, user_agent, method
                    FROM sessions WHERE account_id = ?1 AND expires_at > ?2 AND last_seen_at >= ?3
                   ORDER BY created_at DESC, id DESC",
             )?;
@@ -998,7 +1004,10 @@ impl Housekeeping for SqliteStore {
                 "DELETE FROM login_links WHERE expires_at <= ?1",
                 "DELETE FROM login_attempts WHERE expires_at <= ?1",
                 "DELETE FROM sessions WHERE expires_at <= ?1",
-            ] {
+            ]
+            .into_iter()
+            .chain(super::oidc::sql::PRUNE)
+            {
                 deleted += exec(tx, sql, [now])?;
             }
             deleted += exec(

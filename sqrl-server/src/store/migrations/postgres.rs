@@ -17,7 +17,73 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
     (6, "login events outbox", WEBHOOK_OUTBOX),
     (7, "account handles", ACCOUNT_HANDLES),
+    (8, "openid connect provider", OPENID_PROVIDER),
 ];
+
+const OPENID_PROVIDER: &str = r#"
+-- See the SQLite migration of the same version for what each table is.
+ALTER TABLE sessions ADD COLUMN method TEXT;
+
+CREATE TABLE oidc_signing_keys (
+    kid             TEXT PRIMARY KEY,
+    alg             TEXT NOT NULL,
+    private_der     BYTEA NOT NULL,
+    created_at      BIGINT NOT NULL,
+    signs_from      BIGINT NOT NULL,
+    signs_until     BIGINT NOT NULL,
+    published_until BIGINT NOT NULL
+);
+
+CREATE TABLE oidc_grants (
+    id          BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    client_id   TEXT NOT NULL,
+    account_id  BIGINT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+    session_id  BIGINT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+    scope       TEXT NOT NULL,
+    nonce       TEXT,
+    auth_time   BIGINT NOT NULL,
+    amr         TEXT NOT NULL,
+    created_at  BIGINT NOT NULL
+);
+CREATE INDEX oidc_grants_session ON oidc_grants(session_id);
+CREATE INDEX oidc_grants_account ON oidc_grants(account_id, client_id);
+
+CREATE TABLE oidc_codes (
+    code_hash      BYTEA PRIMARY KEY CHECK (length(code_hash) = 32),
+    grant_id       BIGINT NOT NULL REFERENCES oidc_grants(id) ON DELETE CASCADE,
+    redirect_uri   TEXT NOT NULL,
+    code_challenge TEXT,
+    expires_at     BIGINT NOT NULL,
+    used           BOOLEAN NOT NULL DEFAULT FALSE
+);
+CREATE INDEX oidc_codes_grant ON oidc_codes(grant_id);
+
+CREATE TABLE oidc_tokens (
+    token_hash  BYTEA PRIMARY KEY CHECK (length(token_hash) = 32),
+    grant_id    BIGINT NOT NULL REFERENCES oidc_grants(id) ON DELETE CASCADE,
+    kind        TEXT NOT NULL CHECK (kind IN ('access', 'refresh')),
+    created_at  BIGINT NOT NULL,
+    expires_at  BIGINT NOT NULL,
+    used        BOOLEAN NOT NULL DEFAULT FALSE
+);
+CREATE INDEX oidc_tokens_grant ON oidc_tokens(grant_id);
+CREATE INDEX oidc_tokens_expiry ON oidc_tokens(expires_at);
+
+CREATE TABLE oidc_consents (
+    account_id  BIGINT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+    client_id   TEXT NOT NULL,
+    scope       TEXT NOT NULL,
+    granted_at  BIGINT NOT NULL,
+    PRIMARY KEY (account_id, client_id)
+);
+
+CREATE TABLE oidc_subjects (
+    account_id  BIGINT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+    sector      TEXT NOT NULL,
+    subject     TEXT NOT NULL UNIQUE,
+    PRIMARY KEY (account_id, sector)
+);
+"#;
 
 const WEBHOOK_OUTBOX: &str = r#"
 -- Login events for the site's webhook endpoints, one row per event and

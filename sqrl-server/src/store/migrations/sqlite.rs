@@ -16,7 +16,89 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
     (6, "login events outbox", WEBHOOK_OUTBOX),
     (7, "account handles", ACCOUNT_HANDLES),
+    (8, "openid connect provider", OPENID_PROVIDER),
 ];
+
+const OPENID_PROVIDER: &str = r#"
+-- How a session was signed in (`cross-device`, `same-device`), for the
+-- `amr` claim of the ID tokens issued from it. NULL for older sessions.
+ALTER TABLE sessions ADD COLUMN method TEXT;
+
+-- The provider's token signing keys, shared by every instance. A key is
+-- published (JWKS) from its creation, signs from `signs_from` to
+-- `signs_until`, and stays published until `published_until`, when no token
+-- it signed is still valid.
+CREATE TABLE oidc_signing_keys (
+    kid             TEXT PRIMARY KEY,
+    alg             TEXT NOT NULL,
+    private_der     BLOB NOT NULL,
+    created_at      INTEGER NOT NULL,
+    signs_from      INTEGER NOT NULL,
+    signs_until     INTEGER NOT NULL,
+    published_until INTEGER NOT NULL
+) STRICT;
+
+-- What a person allowed a relying party, in one browser session: every code
+-- and token issued for it dies with the session (logout, revocation, the
+-- identity disabled or removed) or with the grant (a replayed code, a reused
+-- refresh token, a revocation).
+CREATE TABLE oidc_grants (
+    id          INTEGER PRIMARY KEY,
+    client_id   TEXT NOT NULL,
+    account_id  INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+    session_id  INTEGER NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+    scope       TEXT NOT NULL,
+    nonce       TEXT,
+    auth_time   INTEGER NOT NULL,
+    amr         TEXT NOT NULL,
+    created_at  INTEGER NOT NULL
+) STRICT;
+CREATE INDEX oidc_grants_session ON oidc_grants(session_id);
+CREATE INDEX oidc_grants_account ON oidc_grants(account_id, client_id);
+
+-- Authorization codes (SHA-256 of the code): single use; a used code
+-- presented again revokes its grant.
+CREATE TABLE oidc_codes (
+    code_hash      BLOB PRIMARY KEY CHECK (length(code_hash) = 32),
+    grant_id       INTEGER NOT NULL REFERENCES oidc_grants(id) ON DELETE CASCADE,
+    redirect_uri   TEXT NOT NULL,
+    code_challenge TEXT,
+    expires_at     INTEGER NOT NULL,
+    used           INTEGER NOT NULL DEFAULT 0 CHECK (used IN (0, 1))
+) STRICT;
+CREATE INDEX oidc_codes_grant ON oidc_codes(grant_id);
+
+-- Access and refresh tokens (SHA-256 of the token). A refresh token is used
+-- once; a used one presented again revokes its grant, the whole family.
+CREATE TABLE oidc_tokens (
+    token_hash  BLOB PRIMARY KEY CHECK (length(token_hash) = 32),
+    grant_id    INTEGER NOT NULL REFERENCES oidc_grants(id) ON DELETE CASCADE,
+    kind        TEXT NOT NULL CHECK (kind IN ('access', 'refresh')),
+    created_at  INTEGER NOT NULL,
+    expires_at  INTEGER NOT NULL,
+    used        INTEGER NOT NULL DEFAULT 0 CHECK (used IN (0, 1))
+) STRICT;
+CREATE INDEX oidc_tokens_grant ON oidc_tokens(grant_id);
+CREATE INDEX oidc_tokens_expiry ON oidc_tokens(expires_at);
+
+-- The scopes a person allowed a relying party, remembered until withdrawn.
+CREATE TABLE oidc_consents (
+    account_id  INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+    client_id   TEXT NOT NULL,
+    scope       TEXT NOT NULL,
+    granted_at  INTEGER NOT NULL,
+    PRIMARY KEY (account_id, client_id)
+) STRICT;
+
+-- Pairwise subject identifiers: random, one per account and sector, so two
+-- relying parties of different sectors cannot tell they see one person.
+CREATE TABLE oidc_subjects (
+    account_id  INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+    sector      TEXT NOT NULL,
+    subject     TEXT NOT NULL UNIQUE,
+    PRIMARY KEY (account_id, sector)
+) STRICT;
+"#;
 
 const WEBHOOK_OUTBOX: &str = r#"
 -- Login events waiting for, or done with, delivery to the site's webhook

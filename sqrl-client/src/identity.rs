@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use sqrl_core::enscrypt::Progress;
-use sqrl_core::keys::{IdentityLockKey, IdentityUnlockKey, SiteKey};
+use sqrl_core::keys::{IdentityLockKey, IdentityUnlockKey, SiteKey, SiteSigner, UrsSigner};
 use sqrl_core::secret::Password;
 use sqrl_core::storage::{
     CreateOptions, FormatError, KdfCost, KdfStage, OptionFlags, PreviousUnlockKeys, RescueCode, S4,
@@ -252,33 +252,74 @@ impl core::fmt::Debug for Unlocked {
     }
 }
 
-impl IdentityKeys for Unlocked {
-    fn site_key(&self, site: &SiteKeyString) -> Result<SiteKey> {
-        Ok(self.unlocked.master_key().site_key(site))
+impl Unlocked {
+    /// The current identity's key for a site.
+    pub fn site_key(&self, site: &SiteKeyString) -> SiteKey {
+        self.unlocked.master_key().site_key(site)
     }
 
-    fn previous_site_keys(&self, site: &SiteKeyString) -> Result<Vec<SiteKey>> {
-        Ok(self
-            .previous
+    /// The previous identities' keys for a site, newest first.
+    pub fn previous_site_keys(&self, site: &SiteKeyString) -> Vec<SiteKey> {
+        self.previous
             .keys
             .iter()
             .map(|piuk| piuk.master_key().site_key(site))
-            .collect())
+            .collect()
     }
 
-    fn lock_key(&self) -> Result<IdentityLockKey> {
-        Ok(self.unlocked.lock_key())
+    /// Previous identity `index`'s key for a site (0 = newest), if there is one.
+    pub fn previous_site_key(&self, site: &SiteKeyString, index: usize) -> Option<SiteKey> {
+        self.previous
+            .keys
+            .get(index)
+            .map(|piuk| piuk.master_key().site_key(site))
     }
 
-    fn previous_unlock_key(&self, index: usize) -> Result<Option<IdentityUnlockKey>> {
-        Ok(self.previous.keys.get(index).cloned())
+    /// The IUK of previous identity `index` (0 = newest), if there is one.
+    pub fn previous_unlock_key(&self, index: usize) -> Option<&IdentityUnlockKey> {
+        self.previous.keys.get(index)
     }
 
-    fn sqrl_only_and_hard_lock(&self) -> (bool, bool) {
+    /// The Identity Lock Key (public: it makes new associations).
+    pub fn lock_key(&self) -> IdentityLockKey {
+        self.unlocked.lock_key()
+    }
+
+    /// The identity's `sqrlonly` and `hardlock` requests (S4 option flags).
+    pub fn sqrl_only_and_hard_lock(&self) -> (bool, bool) {
         let options = self.unlocked.settings().options;
         (
             options.contains(OptionFlags::SQRL_ONLY),
             options.contains(OptionFlags::HARD_LOCK),
         )
+    }
+}
+
+/// The keys are in this process: each signer is the key itself.
+impl IdentityKeys for Unlocked {
+    fn site_signer(&self, site: &SiteKeyString) -> Result<Box<dyn SiteSigner>> {
+        Ok(Box::new(self.site_key(site)))
+    }
+
+    fn previous_site_signers(&self, site: &SiteKeyString) -> Result<Vec<Box<dyn SiteSigner>>> {
+        Ok(self
+            .previous_site_keys(site)
+            .into_iter()
+            .map(|key| Box::new(key) as Box<dyn SiteSigner>)
+            .collect())
+    }
+
+    fn lock_key(&self) -> Result<IdentityLockKey> {
+        Ok(Unlocked::lock_key(self))
+    }
+
+    fn previous_urs_signer(&self, index: usize) -> Result<Option<Box<dyn UrsSigner>>> {
+        Ok(self
+            .previous_unlock_key(index)
+            .map(|piuk| Box::new(piuk.clone()) as Box<dyn UrsSigner>))
+    }
+
+    fn sqrl_only_and_hard_lock(&self) -> (bool, bool) {
+        Unlocked::sqrl_only_and_hard_lock(self)
     }
 }

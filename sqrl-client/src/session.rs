@@ -10,7 +10,7 @@ use sqrl_core::client::{
     ClientError, CommandStep, Commanding, Completed, Device, OutgoingRequest, Queried, QueryStatus,
     QueryStep, Querying, TransactionOptions,
 };
-use sqrl_core::keys::{IdentityLockKey, IdentityUnlockKey, SiteKey};
+use sqrl_core::keys::{IdentityLockKey, IdentityUnlockKey, SiteSigner, UrsSigner};
 use sqrl_core::msg::{Ask, Button, Tif, plain_text};
 use sqrl_core::url::{SiteKeyString, SqrlUrl};
 
@@ -48,17 +48,20 @@ impl Action {
     }
 }
 
-/// The keys a transaction needs from an unlocked identity: from the identity
-/// file unlocked with its password, or from the running agent (which can fail).
+/// What a transaction needs from an unlocked identity: signers for one site
+/// and the public lock key. Either the identity file unlocked with its
+/// password (the keys are here), or the running agent (the keys stay there,
+/// and it can fail).
 pub trait IdentityKeys {
-    /// The current identity's key for a site.
-    fn site_key(&self, site: &SiteKeyString) -> Result<SiteKey>;
-    /// The previous identities' keys for a site, newest first.
-    fn previous_site_keys(&self, site: &SiteKeyString) -> Result<Vec<SiteKey>>;
-    /// The Identity Lock Key (to create associations).
+    /// Signs with the current identity's key for a site.
+    fn site_signer(&self, site: &SiteKeyString) -> Result<Box<dyn SiteSigner>>;
+    /// Signs with the previous identities' keys for a site, newest first.
+    fn previous_site_signers(&self, site: &SiteKeyString) -> Result<Vec<Box<dyn SiteSigner>>>;
+    /// The Identity Lock Key (public; it creates associations).
     fn lock_key(&self) -> Result<IdentityLockKey>;
-    /// The IUK of previous identity `index` (0 = newest).
-    fn previous_unlock_key(&self, index: usize) -> Result<Option<IdentityUnlockKey>>;
+    /// Signs `urs` with previous identity `index`'s IUK (0 = newest), if that
+    /// identity exists.
+    fn previous_urs_signer(&self, index: usize) -> Result<Option<Box<dyn UrsSigner>>>;
     /// The identity's `sqrlonly` and `hardlock` requests (S4 option flags).
     fn sqrl_only_and_hard_lock(&self) -> (bool, bool) {
         (false, false)
@@ -307,12 +310,12 @@ pub fn run(
         .sqrl_only(sqrl_only)
         .hard_lock(hard_lock);
     let mut budget = MAX_REQUESTS;
-    let site_key = keys.site_key(&site)?;
+    let site_key = keys.site_signer(&site)?;
     let fingerprint = site_key.public_key().fingerprint();
     let same_device = device == Device::SameDevice;
 
     let (mut querying, mut request) =
-        Querying::start(url, site_key, keys.previous_site_keys(&site)?, options)
+        Querying::start(url, site_key, keys.previous_site_signers(&site)?, options)
             .map_err(|e| client_error(&site_text, same_device, e))?;
     let mut queried = loop {
         let body = send(transport, &request, &mut budget)?;
@@ -443,7 +446,7 @@ fn start_command(
     Ok(match (action, queried.status()) {
         (Action::Login, QueryStatus::KnownByPrevious { previous }) => {
             let piuk = keys
-                .previous_unlock_key(previous)
+                .previous_urs_signer(previous)
                 .map_err(Failure::Local)?
                 .ok_or_else(|| {
                     Failure::Local(Error::Internal(format!(
@@ -452,7 +455,7 @@ fn start_command(
                     )))
                 })?;
             let ilk = keys.lock_key().map_err(Failure::Local)?;
-            queried.ident_replacing_previous(&ilk, &piuk, rng)?
+            queried.ident_replacing_previous_signed(&ilk, piuk, rng)?
         }
         (Action::Login, _) => {
             let ilk = keys.lock_key().map_err(Failure::Local)?;
@@ -566,6 +569,10 @@ fn client_error(site: &str, same_device: bool, error: ClientError) -> Error {
             }
             .into()
         }
+        // The agent, not the site, failed: say so, not that the site misbehaved.
+        ClientError::Signer(failure) => Error::Agent(format!(
+            "the sqrl agent could not sign for {site}: {failure}"
+        )),
         ClientError::Message(_)
         | ClientError::Url(_)
         | ClientError::UnsupportedVersion

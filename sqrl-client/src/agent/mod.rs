@@ -13,8 +13,12 @@
 #[cfg(unix)]
 pub mod hardening;
 pub mod http;
+#[cfg(unix)]
+pub mod remote;
 pub mod route;
 mod service;
+#[cfg(unix)]
+pub mod signing;
 #[cfg(unix)]
 pub mod socket;
 
@@ -41,8 +45,11 @@ use route::Route;
 const MAX_CONNECTIONS: usize = 32;
 /// Time a client has to send its request head, and to take the response.
 const IO_TIMEOUT: Duration = Duration::from_secs(10);
-/// How often the accept loop wakes to run housekeeping (idle expiry, stop).
-const TICK: Duration = Duration::from_millis(25);
+/// How often, in milliseconds, the accept loops wake to run housekeeping
+/// (idle expiry, stop).
+const TICK_MS: u16 = 25;
+/// [`TICK_MS`] as a duration.
+const TICK: Duration = Duration::from_millis(TICK_MS as u64);
 
 /// Runs one same-device login and says where to send the browser.
 pub trait LoginService: Send + Sync {
@@ -282,10 +289,25 @@ fn serve_socket(
     service: &AgentService,
     stop: &AtomicBool,
 ) {
+    use std::os::fd::AsFd as _;
+
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+
     if listener.set_nonblocking(true).is_err() {
         return;
     }
+    // A transaction asks several times (public keys, then each signature):
+    // waiting on the socket, not sleeping between looks, answers each at once.
     while !stop.load(Ordering::SeqCst) {
+        let mut ready = [PollFd::new(listener.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut ready, PollTimeout::from(TICK_MS)) {
+            Ok(0) => continue,
+            Ok(_) => {}
+            Err(_) => {
+                thread::sleep(TICK);
+                continue;
+            }
+        }
         match listener.accept() {
             Ok((stream, _)) => {
                 // One short request per connection, answered in turn.
@@ -293,7 +315,7 @@ fn serve_socket(
                     socket::serve_connection(&stream, service);
                 }
             }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => thread::sleep(TICK),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
             Err(_) => thread::sleep(TICK),
         }
     }

@@ -1,7 +1,7 @@
 //! The agent's private socket: how `sqrl login` (and `disable`, `enable`,
-//! `remove`, `identity show --site`) get one site's keys from a running
-//! `sqrl agent` instead of asking for the password, and how `sqrl agent lock`
-//! and `status` reach it. Like ssh-agent's:
+//! `remove`, `identity show --site`) have a running `sqrl agent` sign for them
+//! instead of asking for the password, and how `sqrl agent lock` and `status`
+//! reach it. Like ssh-agent's:
 //!
 //! * a Unix socket at `$SQRL_AGENT_SOCKET`, else `$XDG_RUNTIME_DIR/sqrl/agent.sock`,
 //!   else `<config dir>/agent/agent.sock`, in a directory of mode 0700 owned by
@@ -10,10 +10,9 @@
 //!   another user (root included, who passes any file mode) gets a refusal;
 //! * one JSON line asked, one answered, per connection.
 //!
-//! The agent never hands out the identity master key: a client receives the
-//! key for the one site it names (its seed), the previous identities' keys for
-//! that site, and the identity lock key (public), which is what signing one
-//! transaction takes. The keys travel in `Zeroizing` buffers on both sides.
+//! Like ssh-agent, the agent never hands out a private key: a client sends
+//! what is to be signed and gets signatures and public keys back
+//! ([`super::signing`] lists the requests, [`super::remote`] is the client).
 
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::os::unix::fs::{DirBuilderExt as _, MetadataExt as _, PermissionsExt as _};
@@ -23,18 +22,16 @@ use std::time::Duration;
 
 use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
 use serde_json::{Value, json};
-use sqrl_core::base64url;
-use sqrl_core::keys::{IdentityLockKey, IdentityUnlockKey, SiteKey};
-use sqrl_core::url::SiteKeyString;
 use zeroize::Zeroizing;
 
+use super::signing;
 use crate::error::{Error, Result};
 use crate::identity::Unlocked;
-use crate::session::IdentityKeys;
 use crate::store::Store;
 
-/// Longest request or answer line (a few keys in base64url).
-const MAX_LINE: u64 = 16 * 1024;
+/// Longest request or answer line: a message to sign is a `client=` value and
+/// a `server=` value (at most 4 + 8 KiB), in base64url inside JSON.
+const MAX_LINE: u64 = 32 * 1024;
 /// How long either side waits for the other's line.
 const IO_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -188,7 +185,8 @@ pub fn serve_connection(stream: &UnixStream, holder: &dyn KeyHolder) {
         .and_then(|()| stream.flush());
 }
 
-fn plain(value: &Value) -> Zeroizing<String> {
+/// A JSON answer line, in a buffer wiped on drop.
+pub(super) fn plain(value: &Value) -> Zeroizing<String> {
     Zeroizing::new(value.to_string())
 }
 
@@ -208,115 +206,19 @@ fn answer(request: &Value, holder: &dyn KeyHolder) -> Zeroizing<String> {
             "idle_seconds_left": holder.idle_seconds_left(),
             "pid": std::process::id(),
         })),
-        "site_keys" | "previous_unlock_key" => {
+        op if signing::OPS.contains(&op) => {
             let same_store = request["store"]
                 .as_str()
                 .is_some_and(|store| Path::new(store) == holder.store_root());
             if request["identity"].as_str() != Some(holder.identity()) || !same_store {
                 return plain(&json!({"error": "other_identity", "identity": holder.identity()}));
             }
-            let mut build = |unlocked: &Unlocked| {
-                if op == "site_keys" {
-                    site_keys_answer(request, unlocked)
-                } else {
-                    previous_unlock_key_answer(request, unlocked)
-                }
-            };
             holder
-                .with_unlocked(&mut build)
+                .with_unlocked(&mut |unlocked: &Unlocked| signing::answer(op, request, unlocked))
                 .unwrap_or_else(|| plain(&json!({"error": "locked"})))
         }
         _ => plain(&json!({"error": "bad_request"})),
     }
-}
-
-fn requested_site(request: &Value) -> Option<SiteKeyString> {
-    let domain = request["site"].as_str()?;
-    let site = SiteKeyString::new(domain.to_owned());
-    Some(match request["alt_id"].as_str() {
-        Some(alt) => site.with_alt_id(alt),
-        None => site,
-    })
-}
-
-/// base64url of secret bytes, in a buffer wiped on drop.
-fn secret_text(bytes: &[u8; 32]) -> Zeroizing<String> {
-    Zeroizing::new(base64url::encode(bytes))
-}
-
-/// The answer line is written by hand, so that the keys' text only ever
-/// lives in buffers wiped on drop (base64url needs no JSON escaping).
-fn site_keys_answer(request: &Value, unlocked: &Unlocked) -> Zeroizing<String> {
-    let Some(site) = requested_site(request) else {
-        return plain(&json!({"error": "bad_request"}));
-    };
-    let (Ok(key), Ok(previous), Ok(ilk)) = (
-        unlocked.site_key(&site),
-        unlocked.previous_site_keys(&site),
-        unlocked.lock_key(),
-    ) else {
-        return plain(&json!({"error": "internal"}));
-    };
-    let (sqrl_only, hard_lock) = unlocked.sqrl_only_and_hard_lock();
-    let mut line = Zeroizing::new(String::with_capacity(512));
-    line.push_str("{\"seed\":\"");
-    line.push_str(&secret_text(key.seed()));
-    line.push_str("\",\"previous\":[");
-    for (index, previous) in previous.iter().enumerate() {
-        if index > 0 {
-            line.push(',');
-        }
-        line.push('"');
-        line.push_str(&secret_text(previous.seed()));
-        line.push('"');
-    }
-    line.push_str("],\"ilk\":\"");
-    line.push_str(&base64url::encode(ilk.as_bytes()));
-    line.push_str(&format!(
-        "\",\"sqrl_only\":{sqrl_only},\"hard_lock\":{hard_lock}}}"
-    ));
-    super::log(&format!("handed out the keys for {}", site.domain()));
-    line
-}
-
-fn previous_unlock_key_answer(request: &Value, unlocked: &Unlocked) -> Zeroizing<String> {
-    let index = request["index"]
-        .as_u64()
-        .and_then(|i| usize::try_from(i).ok());
-    match index.and_then(|i| unlocked.previous_unlock_key(i).ok().flatten()) {
-        Some(piuk) => {
-            let mut line = Zeroizing::new("{\"piuk\":\"".to_owned());
-            line.push_str(&secret_text(piuk.as_bytes()));
-            line.push_str("\"}");
-            line
-        }
-        None => plain(&json!({"error": "no_such_previous_identity"})),
-    }
-}
-
-/// An answer from the agent as the client reads it; its key texts are wiped
-/// when it drops.
-#[derive(serde::Deserialize, zeroize::Zeroize, zeroize::ZeroizeOnDrop)]
-struct Answer {
-    error: Option<String>,
-    message: Option<String>,
-    identity: Option<String>,
-    seed: Option<String>,
-    #[serde(default)]
-    previous: Vec<String>,
-    ilk: Option<String>,
-    piuk: Option<String>,
-    #[zeroize(skip)]
-    #[serde(default)]
-    sqrl_only: bool,
-    #[zeroize(skip)]
-    #[serde(default)]
-    hard_lock: bool,
-}
-
-fn parse_answer(line: &str) -> Result<Answer> {
-    serde_json::from_str(line)
-        .map_err(|e| Error::Agent(format!("the agent's answer is not what was expected: {e}")))
 }
 
 /// Sends one request to the agent at `path`; `Ok(None)` if no agent listens there.
@@ -338,7 +240,8 @@ pub fn request(path: &Path, request: &Value) -> Result<Option<Zeroizing<String>>
             )));
         }
     };
-    // An agent of another user could hand out keys of its choosing.
+    // An agent of another user would see what is signed, and could answer
+    // with keys of its choosing.
     let peer = peer_uid(&stream)?;
     if !peer_allowed(peer, my_uid()) {
         return Err(Error::Agent(format!(
@@ -357,157 +260,6 @@ pub fn request(path: &Path, request: &Value) -> Result<Option<Zeroizing<String>>
                 path.display()
             ))
         })
-}
-
-/// One site's keys from the agent: everything a transaction for that site
-/// needs, and nothing for any other site.
-pub struct AgentKeys {
-    site: SiteKeyString,
-    seed: Zeroizing<[u8; 32]>,
-    previous: Vec<Zeroizing<[u8; 32]>>,
-    ilk: IdentityLockKey,
-    sqrl_only: bool,
-    hard_lock: bool,
-    socket: PathBuf,
-    identity: String,
-    store: PathBuf,
-}
-
-impl core::fmt::Debug for AgentKeys {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("AgentKeys")
-            .field("site", &self.site.domain())
-            .finish_non_exhaustive()
-    }
-}
-
-/// What asking the agent for a site's keys came to.
-#[derive(Debug)]
-pub enum AgentAnswer {
-    /// The keys.
-    Keys(Box<AgentKeys>),
-    /// No agent is running.
-    NotRunning,
-    /// An agent runs but holds no unlocked identity (idle timeout, `agent lock`).
-    Locked,
-    /// An agent runs for another identity or configuration directory.
-    OtherIdentity(String),
-}
-
-fn seed(text: Option<&str>) -> Result<Zeroizing<[u8; 32]>> {
-    let text = text.ok_or_else(|| Error::Agent("the agent's answer lacks a key".into()))?;
-    base64url::decode_array::<32>(text)
-        .map(Zeroizing::new)
-        .map_err(|e| Error::Agent(format!("the agent's answer holds a malformed key: {e}")))
-}
-
-impl AgentKeys {
-    /// Asks the agent for `identity`'s keys for `site`.
-    pub fn fetch(store: &Store, identity: &str, site: &SiteKeyString) -> Result<AgentAnswer> {
-        let socket = socket_path(store);
-        let store_root = store.root().to_string_lossy().into_owned();
-        let Some(line) = request(
-            &socket,
-            &json!({
-                "op": "site_keys",
-                "identity": identity,
-                "store": store_root,
-                "site": site.domain(),
-                "alt_id": site.alt_id(),
-            }),
-        )?
-        else {
-            return Ok(AgentAnswer::NotRunning);
-        };
-        let answer = parse_answer(&line)?;
-        match answer.error.as_deref() {
-            None => {}
-            Some("locked") => return Ok(AgentAnswer::Locked),
-            Some("other_identity") => {
-                return Ok(AgentAnswer::OtherIdentity(
-                    answer.identity.clone().unwrap_or_default(),
-                ));
-            }
-            Some(other) => {
-                return Err(Error::Agent(format!(
-                    "the agent refused: {}",
-                    answer.message.as_deref().unwrap_or(other)
-                )));
-            }
-        }
-        let previous = answer
-            .previous
-            .iter()
-            .map(|k| seed(Some(k.as_str())))
-            .collect::<Result<Vec<_>>>()?;
-        let ilk = seed(answer.ilk.as_deref())?;
-        Ok(AgentAnswer::Keys(Box::new(AgentKeys {
-            site: site.clone(),
-            seed: seed(answer.seed.as_deref())?,
-            previous,
-            ilk: IdentityLockKey::from_bytes(*ilk),
-            sqrl_only: answer.sqrl_only,
-            hard_lock: answer.hard_lock,
-            socket,
-            identity: identity.to_owned(),
-            store: store.root().to_owned(),
-        })))
-    }
-
-    fn check_site(&self, site: &SiteKeyString) -> Result<()> {
-        if site.domain() == self.site.domain() && site.alt_id() == self.site.alt_id() {
-            Ok(())
-        } else {
-            Err(Error::Internal(format!(
-                "keys for {} were asked of the agent, not for {}",
-                self.site.domain(),
-                site.domain()
-            )))
-        }
-    }
-}
-
-impl IdentityKeys for AgentKeys {
-    fn site_key(&self, site: &SiteKeyString) -> Result<SiteKey> {
-        self.check_site(site)?;
-        Ok(SiteKey::from_seed(&self.seed))
-    }
-
-    fn previous_site_keys(&self, site: &SiteKeyString) -> Result<Vec<SiteKey>> {
-        self.check_site(site)?;
-        Ok(self
-            .previous
-            .iter()
-            .map(|s| SiteKey::from_seed(s))
-            .collect())
-    }
-
-    fn lock_key(&self) -> Result<IdentityLockKey> {
-        Ok(self.ilk)
-    }
-
-    fn previous_unlock_key(&self, index: usize) -> Result<Option<IdentityUnlockKey>> {
-        let store = self.store.to_string_lossy().into_owned();
-        let line = request(
-            &self.socket,
-            &json!({
-                "op": "previous_unlock_key",
-                "identity": self.identity,
-                "store": store,
-                "index": index,
-            }),
-        )?
-        .ok_or_else(|| Error::Agent("the agent stopped during the login".into()))?;
-        let answer = parse_answer(&line)?;
-        match answer.piuk.as_deref() {
-            Some(text) => Ok(Some(IdentityUnlockKey::from_bytes(*seed(Some(text))?))),
-            None => Ok(None),
-        }
-    }
-
-    fn sqrl_only_and_hard_lock(&self) -> (bool, bool) {
-        (self.sqrl_only, self.hard_lock)
-    }
 }
 
 #[cfg(test)]

@@ -422,11 +422,11 @@ fn show_site(
     let key = site_key_string(site, alt_id)?;
     let keys = super::site::SiteKeys::get(context, stored, &key)?;
     let keys = keys.keys();
-    let public = keys.site_key(&key)?.public_key();
+    let public = keys.site_signer(&key)?.public_key();
     let idk = public.to_base64url();
     let fingerprint = public.fingerprint();
     let previous: Vec<String> = keys
-        .previous_site_keys(&key)?
+        .previous_site_signers(&key)?
         .iter()
         .map(|k| k.public_key().to_base64url())
         .collect();

@@ -203,7 +203,7 @@ pub fn site_text(url: &SqrlUrl, site: &SiteKeyString) -> String {
 pub enum SiteKeys {
     /// The agent's keys for the site.
     #[cfg(unix)]
-    Agent(Box<crate::agent::socket::AgentKeys>),
+    Agent(Box<crate::agent::remote::AgentKeys>),
     /// The identity unlocked with its password.
     Password(Box<Unlocked>),
 }
@@ -223,7 +223,7 @@ impl SiteKeys {
     pub fn get(context: &Context, stored: &StoredIdentity, site: &SiteKeyString) -> Result<Self> {
         #[cfg(unix)]
         {
-            use crate::agent::socket::{AgentAnswer, AgentKeys};
+            use crate::agent::remote::{AgentAnswer, AgentKeys};
             // On stderr in every mode (like the site shown above): where the
             // keys came from is part of the record of what was agreed to.
             match AgentKeys::fetch(&context.store, &stored.name, site) {

@@ -11,11 +11,19 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use hmac::{Hmac, Mac as _};
+use serde_json::json;
+use sha2::Sha256;
 use sqrl_client::ExitCode;
+use sqrl_core::base64url;
+use sqrl_core::keys::{IdentityKey, IdentityMasterKey, Signature};
+use sqrl_core::secret::Password;
+use sqrl_core::storage::S4;
+use sqrl_core::url::SiteKeyString;
 
 use crate::agent::AgentProcess;
-use crate::memory_site::MemorySite;
-use crate::support::Env;
+use crate::memory_site::{LOOPBACK, MemorySite};
+use crate::support::{Env, PASSWORD};
 
 /// The line of `/proc/<pid>/<file>` that starts with `label`.
 fn proc_line(pid: u32, file: &str, label: &str) -> String {
@@ -36,12 +44,18 @@ fn started(child: &mut Child) -> serde_json::Value {
         .unwrap_or_else(|e| panic!("agent did not start ({e}): {line:?}"))
 }
 
-fn ask(socket: &Path, request: &str) -> serde_json::Value {
+/// One request line to the agent, and its answer line as sent.
+fn ask_line(socket: &Path, request: &str) -> String {
     let mut stream = UnixStream::connect(socket).unwrap();
     stream.write_all(request.as_bytes()).unwrap();
     stream.write_all(b"\n").unwrap();
     let mut line = String::new();
     BufReader::new(&stream).read_line(&mut line).unwrap();
+    line
+}
+
+fn ask(socket: &Path, request: &str) -> serde_json::Value {
+    let line = ask_line(socket, request);
     serde_json::from_str(line.trim()).unwrap_or_else(|e| panic!("{e}: {line:?}"))
 }
 
@@ -75,7 +89,6 @@ fn the_agent_is_not_dumpable_has_no_core_and_a_private_socket() {
     let dir = std::fs::metadata(socket.parent().unwrap()).unwrap();
     assert_eq!(dir.mode() & 0o777, 0o700);
 
-    // The answer holds one site's key and never the master key's name or bytes.
     let status = ask(&socket, r#"{"op":"status"}"#);
     assert_eq!(status["unlocked"], true, "{status}");
     assert_eq!(status["pid"], pid);
@@ -148,10 +161,10 @@ fn a_process_of_another_user_is_refused_even_root() {
     // between root and the keys: it refuses.
     let answer = ask(
         &socket,
-        r#"{"op":"site_keys","identity":"me","store":"","site":"example.com"}"#,
+        r#"{"op":"sign","identity":"me","store":"","site":"example.com","key":"current","message":"AA"}"#,
     );
     assert_eq!(answer["error"], "refused", "{answer}");
-    assert!(answer.get("seed").is_none());
+    assert!(answer.get("signature").is_none());
     // And the client refuses to take keys from another user's agent.
     env.run(&["agent", "status"])
         .fails_saying(ExitCode::Failure, "belongs to another user");
@@ -200,4 +213,168 @@ fn agent_commands_without_an_agent_say_how_to_start_one() {
     let env = Env::with_identity("me");
     env.run(&["agent", "lock"])
         .fails_saying(ExitCode::Failure, "no agent is running");
+}
+
+/// The test identity's master key, unlocked here with its password.
+fn master_key(env: &Env) -> IdentityMasterKey {
+    let s4 = S4::parse(&env.identity_bytes("me")).unwrap();
+    let unlocked = s4
+        .unlock(&Password::new(PASSWORD.to_owned()), &mut |_, _| {})
+        .unwrap();
+    unlocked.master_key().clone()
+}
+
+/// A site key's private seed, `HMAC-SHA256(IMK, site)` (SPEC 4.3), computed
+/// independently of the client.
+fn site_seed(imk: &IdentityMasterKey, site: &str) -> [u8; 32] {
+    let mut mac = Hmac::<Sha256>::new_from_slice(imk.as_bytes()).unwrap();
+    mac.update(&SiteKeyString::new(site).to_bytes());
+    mac.finalize().into_bytes().into()
+}
+
+/// Every way 32 secret bytes could show up in an answer.
+fn encodings(bytes: &[u8; 32]) -> Vec<String> {
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let standard = base64url::encode(bytes).replace('-', "+").replace('_', "/");
+    vec![
+        base64url::encode(bytes),
+        standard,
+        hex.clone(),
+        hex.to_uppercase(),
+    ]
+}
+
+#[test]
+fn the_agent_signs_for_the_named_site_and_never_hands_out_a_private_key() {
+    let env = Env::with_identity("me");
+    // The public keys as the password path derives them, before any agent runs.
+    let idk = IdentityKey::from_base64url(&env.idk("me", "example.com", "password")).unwrap();
+    let other_idk = IdentityKey::from_base64url(&env.idk("me", "example.org", "password")).unwrap();
+    let imk = master_key(&env);
+    let secrets = [
+        *imk.as_bytes(),
+        site_seed(&imk, "example.com"),
+        site_seed(&imk, "example.org"),
+    ];
+    let _agent = AgentProcess::start(&env, &[]);
+    let socket = env.agent_socket();
+    let store = env.home().to_string_lossy().into_owned();
+    let mut answers = Vec::new();
+    let mut ask_op = |op: &str, site: &str, fields: serde_json::Value| {
+        let mut request = json!({"op": op, "identity": "me", "store": store, "site": site});
+        for (name, value) in fields.as_object().unwrap() {
+            request[name] = value.clone();
+        }
+        let line = ask_line(&socket, &request.to_string());
+        answers.push(line.clone());
+        serde_json::from_str::<serde_json::Value>(line.trim()).unwrap()
+    };
+
+    // The request that used to hand out the site's seed is gone.
+    let old = ask_op("site_keys", "example.com", json!({}));
+    assert_eq!(old["error"], "bad_request", "{old}");
+
+    // The site's public keys, and nothing else.
+    let site = ask_op("site", "example.com", json!({}));
+    let mut fields: Vec<&String> = site.as_object().unwrap().keys().collect();
+    fields.sort();
+    assert_eq!(
+        fields,
+        ["hard_lock", "idk", "ilk", "pidk", "sqrl_only"],
+        "{site}"
+    );
+    assert_eq!(site["idk"], idk.to_base64url());
+    assert_eq!(site["pidk"], json!([]));
+
+    // A signature by the named site's key: it verifies with that site's idk
+    // and no other, so the key was derived for the site the request named.
+    let message = b"client-value-then-server-value";
+    let encoded = base64url::encode(message);
+    let signature = |answer: &serde_json::Value| {
+        Signature::from_base64url(answer["signature"].as_str().unwrap(), "signature").unwrap()
+    };
+    let signed = ask_op(
+        "sign",
+        "example.com",
+        json!({"key": "current", "message": encoded}),
+    );
+    assert_eq!(signed["public_key"], idk.to_base64url(), "{signed}");
+    idk.verify(message, &signature(&signed)).unwrap();
+    let elsewhere = ask_op(
+        "sign",
+        "example.org",
+        json!({"key": "current", "message": encoded}),
+    );
+    other_idk.verify(message, &signature(&elsewhere)).unwrap();
+    assert!(idk.verify(message, &signature(&elsewhere)).is_err());
+
+    // The indexed secret for a sin: the one the site's key makes (SPEC 4.6).
+    let index = ask_op(
+        "index",
+        "example.com",
+        json!({"key": "current", "sin": "0"}),
+    );
+    let expected = imk
+        .site_key(&SiteKeyString::new("example.com"))
+        .indexed_secret("0");
+    assert_eq!(index["ins"], expected.to_base64url(), "{index}");
+
+    // No previous identity: nothing to sign with.
+    let previous = ask_op(
+        "sign",
+        "example.com",
+        json!({"key": "previous", "index": 0, "message": encoded}),
+    );
+    assert_eq!(previous["error"], "no_such_previous_identity", "{previous}");
+    let suk = base64url::encode([9u8; 32]);
+    let urs = ask_op(
+        "sign_urs",
+        "example.com",
+        json!({"previous": 0, "suk": suk, "message": encoded}),
+    );
+    assert_eq!(urs["error"], "no_such_previous_identity", "{urs}");
+
+    // No answer carries the master key or a site's seed, in any encoding.
+    for answer in &answers {
+        for secret in &secrets {
+            for encoded in encodings(secret) {
+                assert!(!answer.contains(&encoded), "{answer} holds a private key");
+            }
+        }
+    }
+}
+
+#[test]
+fn a_rekeyed_identity_moves_its_association_through_the_agent_with_its_secret() {
+    // The site asks for an indexed secret, so the move needs `pins` from the
+    // previous identity, `ins` from the current one and `urs` from the
+    // previous IUK: all from the agent.
+    let site = MemorySite::asking_for_secret("0");
+    let env = Env::with_identity("me");
+    let url = site.url();
+    let old_key = IdentityKey::from_base64url(&env.idk("me", &url, "password")).unwrap();
+    env.login(&url).run().success();
+    assert!(site.server().kept_secret(&old_key, "0").is_some());
+    env.rekey("me.rescue")
+        .args(&["--rescue-code-out", "new-rescue"])
+        .run()
+        .success();
+    let new_key = IdentityKey::from_base64url(&env.idk("me", &url, "password")).unwrap();
+
+    let agent = AgentProcess::start(&env, &[]);
+    let (url, _, _) = site.open_page(LOOPBACK, None);
+    let run = env
+        .sqrl(&["login", &url, "--yes", "--json"])
+        .run()
+        .success()
+        .says("Unlocked by the running sqrl agent");
+    assert_eq!(run.json()["known"], "previous", "{}", run.stdout());
+    assert!(site.server().is_superseded(&old_key));
+    assert!(site.server().account(&new_key).is_some());
+    drop(agent);
+
+    // The secret the site now keeps is the one the password path derives.
+    let (url, _, _) = site.open_page(LOOPBACK, None);
+    let again = env.login(&url).run().success().json();
+    assert_eq!(again["known"], "current", "{again}");
 }

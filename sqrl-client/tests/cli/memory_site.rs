@@ -32,17 +32,22 @@ impl MemorySite {
     /// A site whose endpoint is `path`, with `x=` covering its first `extension`
     /// characters when given (SPEC 1.2 rule 5).
     pub fn start_at(path: &str, extension: Option<usize>) -> Self {
+        Self::start_with(path, extension, Policy::new())
+    }
+
+    /// A site that asks every client for the indexed secret of `sin` (SPEC 4.6).
+    pub fn asking_for_secret(sin: &str) -> Self {
+        Self::start_with("/cli.sqrl", None, Policy::new().with_sin(sin).unwrap())
+    }
+
+    fn start_with(path: &str, extension: Option<usize>, policy: Policy) -> Self {
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
         let port = listener.local_addr().unwrap().port();
         let mut endpoint = Endpoint::new(Scheme::Qrl, &format!("127.0.0.1:{port}"), path).unwrap();
         if let Some(chars) = extension {
             endpoint = endpoint.with_path_extension(chars);
         }
-        let server = Arc::new(Mutex::new(MemoryServer::new(
-            endpoint,
-            Policy::new(),
-            OsRng,
-        )));
+        let server = Arc::new(Mutex::new(MemoryServer::new(endpoint, policy, OsRng)));
         let handled = Arc::new(Mutex::new(Vec::new()));
         let rewrite: Arc<Mutex<Option<Rewrite>>> = Arc::new(Mutex::new(None));
         let (server_for_thread, handled_for_thread, rewrite_for_thread) = (

@@ -1,7 +1,7 @@
 //! Why a client transaction stopped.
 
 use super::QueryStatus;
-use crate::keys::KeyError;
+use crate::keys::{KeyError, SignerError};
 use crate::msg::{Button, Command, MessageError, Tif};
 use crate::url::UrlError;
 
@@ -11,13 +11,17 @@ use crate::url::UrlError;
 pub enum ClientError {
     /// The server's reply is malformed, or a request could not be built.
     #[error("malformed message: {0}")]
-    Message(#[from] MessageError),
+    Message(#[source] MessageError),
     /// The server's `qry=` is not a usable path.
     #[error("server sent an unusable address: {0}")]
     Url(#[from] UrlError),
     /// A key operation failed (e.g. the server's SUK is a low-order point).
     #[error("key error: {0}")]
     Key(#[from] KeyError),
+    /// The signer that holds the identity's keys elsewhere (the `sqrl agent`)
+    /// gave no signature or secret.
+    #[error("the keys' holder could not sign: {0}")]
+    Signer(SignerError),
     /// The server speaks no protocol version this client speaks.
     #[error("the server speaks no SQRL version this client supports")]
     UnsupportedVersion,
@@ -105,6 +109,27 @@ impl ClientError {
             | ClientError::IpMatchUnconfirmed(tif) => Some(*tif),
             ClientError::IpMismatch => Some(Tif::COMMAND_FAILED),
             _ => None,
+        }
+    }
+}
+
+impl From<SignerError> for ClientError {
+    /// A key the server's input rules out stays a key error, whoever signs.
+    fn from(error: SignerError) -> Self {
+        match error {
+            SignerError::Key(key) => ClientError::Key(key),
+            other => ClientError::Signer(other),
+        }
+    }
+}
+
+impl From<MessageError> for ClientError {
+    /// A request that could not be signed is the signer's failure, not a
+    /// malformed message.
+    fn from(error: MessageError) -> Self {
+        match error {
+            MessageError::Signer(signer) => signer.into(),
+            other => ClientError::Message(other),
         }
     }
 }

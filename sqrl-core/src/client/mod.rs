@@ -9,6 +9,11 @@
 //! `ask`, and whether to go on after an IP mismatch. States are consumed by each transition, so commands cannot be sent
 //! out of order; a choice the query outcome does not allow is a typed error.
 //!
+//! The machine never needs a private key itself, only signatures and indexed
+//! secrets: give it [`SiteKey`](crate::keys::SiteKey)s, or signers that keep
+//! the keys in another process ([`SiteSigner`](crate::keys::SiteSigner),
+//! [`UrsSigner`](crate::keys::UrsSigner)), as the `sqrl agent` does.
+//!
 //! ```no_run
 //! use sqrl_core::client::{CommandStep, Device, QueryStatus, QueryStep, Querying, TransactionOptions};
 //! use sqrl_core::keys::IdentityUnlockKey;

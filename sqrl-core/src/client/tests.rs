@@ -4,7 +4,8 @@
 use super::*;
 use crate::base64url;
 use crate::keys::{
-    IdentityKey, IdentityLockKey, IdentityUnlockKey, ServerUnlockKey, SiteKey, VerifyUnlockKey,
+    IdentityKey, IdentityLockKey, IdentityUnlockKey, IndexedSecret, RequestSigner, ServerUnlockKey,
+    Signature, SignerError, SiteKey, SiteSigner, UrsSigner, VerifyUnlockKey,
 };
 use crate::msg::{
     Ask, AskButton, Button, ClientOptions, ClientRequest, Command, RequestBody, ServerReply, Tif,
@@ -234,10 +235,19 @@ fn query(
     previous: &[&Identity],
     options: TransactionOptions,
 ) -> Result<Queried, ClientError> {
-    site.reload();
     let previous = previous.iter().map(|p| p.site_key()).collect();
+    query_with(site, identity.site_key(), previous, options)
+}
+
+fn query_with<S: SiteSigner + 'static>(
+    site: &mut Site,
+    current: S,
+    previous: Vec<S>,
+    options: TransactionOptions,
+) -> Result<Queried, ClientError> {
+    site.reload();
     let url = SqrlUrl::parse(URL).unwrap();
-    let (mut state, mut request) = Querying::start(url, identity.site_key(), previous, options)?;
+    let (mut state, mut request) = Querying::start(url, current, previous, options)?;
     for _ in 0..10 {
         match state.receive(&site.handle(&request))? {
             QueryStep::Send(next, next_request) => (state, request) = (next, next_request),
@@ -415,12 +425,19 @@ fn queried_again(site: &mut Site, identity: &Identity, previous: &[&Identity]) -
     query(site, identity, previous, cross()).unwrap()
 }
 
-#[test]
-fn sin_is_answered_with_ins_and_pins() {
+/// A site that knows `old` (9) and asks for the secret of `sin`, and the new
+/// identity (10) that replaced it.
+fn site_of_a_replaced_identity(sin: &str) -> (Site, Identity, Identity) {
     let mut site = Site::new();
     let (old, new) = (Identity::new(9), Identity::new(10));
     register(&mut site, &old);
-    site.next_sin = Some("sin-17".into());
+    site.next_sin = Some(sin.into());
+    (site, old, new)
+}
+
+#[test]
+fn sin_is_answered_with_ins_and_pins() {
+    let (mut site, old, new) = site_of_a_replaced_identity("sin-17");
     // The first query's reply carries sin: the ident must answer it.
     let queried = query(&mut site, &new, &[&old], cross()).unwrap();
     assert_eq!(queried.reply().sin(), Some("sin-17"));
@@ -786,4 +803,107 @@ fn first_request_is_the_url_signed() {
         .public_key()
         .verify(&body.signed_message(), body.ids())
         .unwrap();
+}
+
+/// A key held "elsewhere", as by the `sqrl agent`: it signs through the
+/// wrapped key while `up`, and fails as a stopped agent would otherwise.
+#[derive(Debug)]
+struct Elsewhere<K> {
+    key: K,
+    up: bool,
+}
+
+fn gone() -> SignerError {
+    SignerError::Unavailable("the holder stopped".into())
+}
+
+impl RequestSigner for Elsewhere<SiteKey> {
+    fn sign(&self, message: &[u8]) -> Result<Signature, SignerError> {
+        if self.up {
+            Ok(self.key.sign(message))
+        } else {
+            Err(gone())
+        }
+    }
+}
+
+impl SiteSigner for Elsewhere<SiteKey> {
+    fn public_key(&self) -> IdentityKey {
+        self.key.public_key()
+    }
+
+    fn indexed_secret(&self, sin: &str) -> Result<IndexedSecret, SignerError> {
+        if self.up {
+            Ok(self.key.indexed_secret(sin))
+        } else {
+            Err(gone())
+        }
+    }
+}
+
+impl UrsSigner for Elsewhere<IdentityUnlockKey> {
+    fn sign_urs(&self, suk: &ServerUnlockKey, message: &[u8]) -> Result<Signature, SignerError> {
+        if self.up {
+            self.key.sign_urs(suk, message)
+        } else {
+            Err(gone())
+        }
+    }
+}
+
+fn elsewhere<K>(key: K) -> Elsewhere<K> {
+    Elsewhere { key, up: true }
+}
+
+#[test]
+fn keys_held_elsewhere_move_a_previous_identity_and_answer_sin() {
+    let (mut site, old, new) = site_of_a_replaced_identity("sin-3");
+    let queried = query_with(
+        &mut site,
+        elsewhere(new.site_key()),
+        vec![elsewhere(old.site_key())],
+        cross(),
+    )
+    .unwrap();
+    assert_eq!(
+        queried.status(),
+        QueryStatus::KnownByPrevious { previous: 0 }
+    );
+    let urs = Box::new(elsewhere(old.iuk.clone()));
+    finish(
+        &mut site,
+        queried.ident_replacing_previous_signed(&new.ilk(), urs, &mut rng()),
+    )
+    .unwrap();
+    let ident = site.log.last().unwrap();
+    assert_eq!(ident.ins(), Some(&new.site_key().indexed_secret("sin-3")));
+    assert_eq!(ident.pins(), Some(&old.site_key().indexed_secret("sin-3")));
+    assert!(site.superseded.contains(&old.site_key().public_key()));
+}
+
+#[test]
+fn a_signer_that_fails_stops_the_transaction_with_its_reason() {
+    let url = SqrlUrl::parse(URL).unwrap();
+    let down = Elsewhere {
+        key: Identity::new(1).site_key(),
+        up: false,
+    };
+    let failed = Querying::start(url, down, Vec::new(), cross()).unwrap_err();
+    assert_eq!(failed, ClientError::Signer(gone()));
+
+    // The same for `urs`: nothing is sent.
+    let mut site = Site::new();
+    let (old, new) = (Identity::new(11), Identity::new(12));
+    register(&mut site, &old);
+    let queried = query(&mut site, &new, &[&old], cross()).unwrap();
+    let down = Box::new(Elsewhere {
+        key: old.iuk.clone(),
+        up: false,
+    });
+    let before = site.log.len();
+    let failed = queried
+        .ident_replacing_previous_signed(&new.ilk(), down, &mut rng())
+        .unwrap_err();
+    assert_eq!(failed, ClientError::Signer(gone()));
+    assert_eq!(site.log.len(), before);
 }

@@ -6,8 +6,8 @@ use rand_core::CryptoRngCore;
 
 use super::{ClientError, Device, TransactionOptions};
 use crate::keys::{
-    IdentityLockKey, IdentityUnlockKey, RandomLockKey, ServerUnlockKey, SiteKey,
-    UnlockRequestSigningKey, VerifyUnlockKey,
+    BoundUrsSigner, IdentityLockKey, IdentityUnlockKey, RandomLockKey, RequestSigner,
+    ServerUnlockKey, SiteSigner, UrsSigner, VerifyUnlockKey,
 };
 use crate::msg::{
     Ask, Button, ClientOptions, ClientRequest, Command, RequestBody, ServerReply, ServerValue, Tif,
@@ -73,8 +73,8 @@ pub enum QueryStatus {
 #[derive(Debug)]
 struct Core {
     url: SqrlUrl,
-    site_key: SiteKey,
-    previous: Vec<SiteKey>,
+    site_key: Box<dyn SiteSigner>,
+    previous: Vec<Box<dyn SiteSigner>>,
     options: TransactionOptions,
     /// The last reply received: its body is the next `server=` value, its
     /// `qry` the next path, its `sin` the next `ins`.
@@ -90,7 +90,7 @@ struct Draft {
     previous: Option<usize>,
     lock: Option<(ServerUnlockKey, VerifyUnlockKey)>,
     button: Option<Button>,
-    urs_key: Option<UnlockRequestSigningKey>,
+    urs_key: Option<BoundUrsSigner>,
 }
 
 impl Core {
@@ -102,13 +102,12 @@ impl Core {
                 self.url.post_url_for_query(reply.qry())?,
             ),
         };
-        let previous_key =
-            match draft.previous {
-                Some(index) => Some(self.previous.get(index).ok_or(
-                    ClientError::ProtocolViolation("previous identity index out of range"),
-                )?),
-                None => None,
-            };
+        let previous_key: Option<&dyn SiteSigner> = match draft.previous {
+            Some(index) => Some(self.previous.get(index).map(Box::as_ref).ok_or(
+                ClientError::ProtocolViolation("previous identity index out of range"),
+            )?),
+            None => None,
+        };
         let mut builder = ClientRequest::builder(draft.command, self.site_key.public_key())
             .version(VersionSet::current())
             .options(draft.options);
@@ -118,9 +117,9 @@ impl Core {
         // SPEC 2.2: a `sin` in the previous reply asks for `ins` (and `pins`
         // when a previous identity is in play) on whatever command comes next.
         if let Some(sin) = self.last_reply.as_ref().and_then(ServerReply::sin) {
-            builder = builder.indexed_secret(self.site_key.indexed_secret(sin));
+            builder = builder.indexed_secret(self.site_key.indexed_secret(sin)?);
             if let Some(key) = previous_key {
-                builder = builder.previous_indexed_secret(key.indexed_secret(sin));
+                builder = builder.previous_indexed_secret(key.indexed_secret(sin)?);
             }
         }
         if let Some((suk, vuk)) = &draft.lock {
@@ -130,12 +129,12 @@ impl Core {
             builder = builder.button(button);
         }
         let request = builder.build()?;
-        let body = RequestBody::sign(
+        let body = RequestBody::sign_with(
             &request,
             &server_value,
-            &self.site_key,
+            self.site_key.as_ref(),
             previous_key,
-            draft.urs_key.as_ref(),
+            draft.urs_key.as_ref().map(|key| key as &dyn RequestSigner),
         )?;
         Ok(OutgoingRequest {
             url,
@@ -256,10 +255,26 @@ impl Querying {
     /// site is `site_key`; `previous` holds the previous identities' keys for
     /// this site, newest first (at most four in S4 block 3). Returns the first
     /// `query` to send.
-    pub fn start(
+    ///
+    /// The keys are [`SiteKey`](crate::keys::SiteKey)s, or signers that keep
+    /// them in another process (see [`SiteSigner`]).
+    pub fn start<S: SiteSigner + 'static>(
         url: SqrlUrl,
-        site_key: SiteKey,
-        previous: Vec<SiteKey>,
+        site_key: S,
+        previous: Vec<S>,
+        options: TransactionOptions,
+    ) -> Result<(Querying, OutgoingRequest), ClientError> {
+        let previous = previous
+            .into_iter()
+            .map(|key| Box::new(key) as Box<dyn SiteSigner>)
+            .collect();
+        Self::start_boxed(url, Box::new(site_key), previous, options)
+    }
+
+    fn start_boxed(
+        url: SqrlUrl,
+        site_key: Box<dyn SiteSigner>,
+        previous: Vec<Box<dyn SiteSigner>>,
         options: TransactionOptions,
     ) -> Result<(Querying, OutgoingRequest), ClientError> {
         let draft = Draft {
@@ -448,16 +463,32 @@ impl Queried {
         piuk: &IdentityUnlockKey,
         rng: &mut impl CryptoRngCore,
     ) -> Result<(Commanding, OutgoingRequest), ClientError> {
+        self.ident_replacing_previous_signed(ilk, Box::new(piuk.clone()), rng)
+    }
+
+    /// As [`Queried::ident_replacing_previous`], with `urs` signed by `piuk`,
+    /// a signer that may keep that previous identity's IUK in another process.
+    pub fn ident_replacing_previous_signed(
+        self,
+        ilk: &IdentityLockKey,
+        piuk: Box<dyn UrsSigner>,
+        rng: &mut impl CryptoRngCore,
+    ) -> Result<(Commanding, OutgoingRequest), ClientError> {
         let QueryStatus::KnownByPrevious { previous } = self.status else {
             return Err(self.wrong_state(Command::Ident));
         };
+        let urs_key = self.bind_urs(piuk)?;
+        let lock = RandomLockKey::generate(rng).lock(ilk)?;
+        self.command(Command::Ident, Some(previous), Some(lock), Some(urs_key))
+    }
+
+    /// Binds a `urs` signer to the SUK the site returned.
+    fn bind_urs(&self, signer: Box<dyn UrsSigner>) -> Result<BoundUrsSigner, ClientError> {
         let suk = self
             .reply
             .suk()
             .ok_or(ClientError::MissingServerUnlockKey)?;
-        let urs_key = piuk.unlock_request_signing_key(suk)?;
-        let lock = RandomLockKey::generate(rng).lock(ilk)?;
-        self.command(Command::Ident, Some(previous), Some(lock), Some(urs_key))
+        Ok(BoundUrsSigner::new(*suk, signer))
     }
 
     /// Disables SQRL logins for this account (`disable`, signed with `ids` only).
@@ -505,11 +536,7 @@ impl Queried {
         command: Command,
         iuk: &IdentityUnlockKey,
     ) -> Result<(Commanding, OutgoingRequest), ClientError> {
-        let suk = self
-            .reply
-            .suk()
-            .ok_or(ClientError::MissingServerUnlockKey)?;
-        let urs_key = iuk.unlock_request_signing_key(suk)?;
+        let urs_key = self.bind_urs(Box::new(iuk.clone()))?;
         self.command(command, None, None, Some(urs_key))
     }
 
@@ -518,7 +545,7 @@ impl Queried {
         command: Command,
         previous: Option<usize>,
         lock: Option<(ServerUnlockKey, VerifyUnlockKey)>,
-        urs_key: Option<UnlockRequestSigningKey>,
+        urs_key: Option<BoundUrsSigner>,
     ) -> Result<(Commanding, OutgoingRequest), ClientError> {
         let draft = Draft {
             command,

@@ -34,21 +34,6 @@ impl SiteKey {
         Self { seed, signing }
     }
 
-    /// Rebuilds a site key from its 32-byte seed ([`SiteKey::seed`]).
-    pub fn from_seed(seed: &[u8; 32]) -> Self {
-        let seed = Zeroizing::new(*seed);
-        let signing = ed25519_dalek::SigningKey::from_bytes(&seed);
-        Self { seed, signing }
-    }
-
-    /// The key's 32-byte seed: the key for this one site and nothing more. A
-    /// process that holds the unlocked identity (the `sqrl` agent) hands a
-    /// client this instead of the identity master key, which makes every
-    /// site's key.
-    pub fn seed(&self) -> &[u8; 32] {
-        &self.seed
-    }
-
     /// The site's view of this identity: `idk` (or `pidk` for a previous identity).
     pub fn public_key(&self) -> IdentityKey {
         IdentityKey::from_verifying_key(self.signing.verifying_key())
@@ -95,5 +80,24 @@ impl IndexedSecret {
             }
         })?);
         Ok(Self::from_bytes(*bytes))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::IdentityUnlockKey;
+
+    #[test]
+    fn debug_shows_the_public_key_and_never_the_seed() {
+        let key = IdentityUnlockKey::from_bytes([7; 32])
+            .master_key()
+            .site_key(&SiteKeyString::new("example.com"));
+        let printed = format!("{key:?}");
+        assert!(
+            printed.contains(&key.public_key().to_base64url()),
+            "{printed}"
+        );
+        crate::keys::tests::assert_hidden(&printed, &key.seed);
     }
 }

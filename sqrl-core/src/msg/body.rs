@@ -3,7 +3,8 @@
 use super::signing::signed_message;
 use super::{ClientRequest, MAX_CLIENT_VALUE_LEN, MAX_SERVER_VALUE_LEN, MessageError, ServerValue};
 use crate::keys::{
-    IdentityKey, KeyError, Signature, SiteKey, UnlockRequestSigningKey, VerifyUnlockKey,
+    IdentityKey, KeyError, RequestSigner, Signature, SiteKey, SiteSigner, UnlockRequestSigningKey,
+    VerifyUnlockKey,
 };
 
 /// Longest POST body accepted, checked before any parsing.
@@ -49,10 +50,28 @@ impl RequestBody {
         pids_key: Option<&SiteKey>,
         urs_key: Option<&UnlockRequestSigningKey>,
     ) -> Result<Self, MessageError> {
-        if ids_key.public_key() != *client.idk() {
+        Self::sign_with(
+            client,
+            server_value,
+            ids_key,
+            pids_key.map(|key| key as &dyn SiteSigner),
+            urs_key.map(|key| key as &dyn RequestSigner),
+        )
+    }
+
+    /// As [`RequestBody::sign`], with signers that may keep their keys in
+    /// another process; a signer that fails gives [`MessageError::Signer`].
+    pub fn sign_with(
+        client: &ClientRequest,
+        server_value: &str,
+        ids: &dyn SiteSigner,
+        pids: Option<&dyn SiteSigner>,
+        urs: Option<&dyn RequestSigner>,
+    ) -> Result<Self, MessageError> {
+        if ids.public_key() != *client.idk() {
             return Err(MessageError::KeyMismatch("idk"));
         }
-        match (client.pidk(), pids_key) {
+        match (client.pidk(), pids) {
             (Some(pidk), Some(key)) if key.public_key() == *pidk => {}
             (None, None) => {}
             (Some(_), None) => {
@@ -74,9 +93,9 @@ impl RequestBody {
         Ok(Self {
             client: client.as_str().to_owned(),
             server: server_value.to_owned(),
-            ids: ids_key.sign(&message),
-            pids: pids_key.map(|key| key.sign(&message)),
-            urs: urs_key.map(|key| key.sign(&message)),
+            ids: ids.sign(&message)?,
+            pids: pids.map(|key| key.sign(&message)).transpose()?,
+            urs: urs.map(|key| key.sign(&message)).transpose()?,
         })
     }
 

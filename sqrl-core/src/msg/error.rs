@@ -2,7 +2,7 @@
 
 use super::{Tif, TifError, VersionError};
 use crate::base64url::Base64Error;
-use crate::keys::KeyError;
+use crate::keys::{KeyError, SignerError};
 use crate::params::ParamError;
 use crate::url::UrlError;
 
@@ -104,6 +104,9 @@ pub enum MessageError {
     /// A signing key does not belong to the public key the request names.
     #[error("signing key does not match {0}=")]
     KeyMismatch(&'static str),
+    /// A signer gave no signature (one outside this process did not answer).
+    #[error("could not sign: {0}")]
+    Signer(#[from] SignerError),
 }
 
 impl MessageError {

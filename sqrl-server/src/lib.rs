@@ -97,7 +97,7 @@ pub struct RunningServer {
     stop: watch::Sender<bool>,
     server: JoinHandle<std::io::Result<()>>,
     pruner: JoinHandle<()>,
-    deliverer: JoinHandle<()>,
+    deliverer: JoinHandle<((), ())>,
 }
 
 impl RunningServer {
@@ -221,7 +221,11 @@ pub async fn start_with(
         })
     };
 
-    let deliverer = tokio::spawn(webhooks::deliver::run(state.clone(), stop.subscribe()));
+    // Login events, and logout tokens for relying parties: one outbox.
+    let deliverer = tokio::spawn(futures_util::future::join(
+        webhooks::deliver::run(state.clone(), stop.subscribe()),
+        oidc::logout::run(state.clone(), stop.subscribe()),
+    ));
 
     tracing::info!(%addr, origin = %state.origin.http_origin(), links = %state.origin.sqrl_origin(), "listening");
     if let Some(warning) = state.origin.reachability_warning(addr) {

@@ -1300,3 +1300,218 @@ async fn two_instances_on_one_postgres_database_share_keys_grants_and_tokens() {
     b.shutdown().await;
     database.drop().await;
 }
+
+/// A relying party's back-channel logout endpoint: keeps each
+/// `logout_token` it is sent; answers 503 to the first `refuse_first`
+/// requests (an app restarting), 200 after.
+struct LogoutReceiver {
+    url: String,
+    tokens: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    requests: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl LogoutReceiver {
+    async fn start(refuse_first: usize) -> Self {
+        use std::sync::atomic::Ordering;
+        let tokens = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let requests = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (kept, counted) = (tokens.clone(), requests.clone());
+        let app = axum::Router::new().route(
+            "/backchannel",
+            axum::routing::post(move |body: String| {
+                let (kept, counted) = (kept.clone(), counted.clone());
+                async move {
+                    if counted.fetch_add(1, Ordering::SeqCst) < refuse_first {
+                        return StatusCode::SERVICE_UNAVAILABLE;
+                    }
+                    let token = url::form_urlencoded::parse(body.as_bytes())
+                        .find(|(name, _)| name == "logout_token")
+                        .map(|(_, value)| value.into_owned())
+                        .unwrap_or_default();
+                    kept.lock().unwrap().push(token);
+                    StatusCode::OK
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/backchannel", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Self {
+            url,
+            tokens,
+            requests,
+        }
+    }
+
+    /// The tokens received, once there are `count` of them (within 15 s).
+    async fn received(&self, count: usize) -> Vec<String> {
+        for _ in 0..150 {
+            let tokens = self.tokens.lock().unwrap().clone();
+            if tokens.len() >= count {
+                return tokens;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!(
+            "{count} logout tokens expected; got {:?} after {} requests",
+            self.tokens.lock().unwrap(),
+            self.requests.load(std::sync::atomic::Ordering::SeqCst)
+        );
+    }
+}
+
+/// The wiki alone, with its back-channel logout endpoint at `url`.
+fn wiki_told_at(url: String) -> OidcSettings {
+    OidcSettings {
+        clients: vec![ClientSettings {
+            client_id: WIKI.into(),
+            client_secret: Some(ClientSecretText::new(WIKI_SECRET)),
+            redirect_uris: vec![WIKI_CB.into()],
+            backchannel_logout_uri: Some(url),
+            ..ClientSettings::default()
+        }],
+        ..OidcSettings::default()
+    }
+}
+
+/// The claims of a logout token, verified as a relying party must (§2.6):
+/// signature, `typ`, issuer, audience, the event, no `nonce`.
+async fn verify_logout_token(h: &Harness, token: &str, audience: &str) -> Value {
+    let header = jsonwebtoken::decode_header(token).unwrap();
+    assert_eq!(header.typ.as_deref(), Some("logout+jwt"));
+    let jwks: JwkSet = h.get("/oidc/jwks").await.json().await.unwrap();
+    let jwk = jwks.find(header.kid.as_deref().unwrap()).unwrap();
+    let mut validation = Validation::new(Algorithm::ES256);
+    validation.set_audience(&[audience]);
+    validation.set_issuer(&[h.base()]);
+    validation.set_required_spec_claims(&["exp", "iss", "aud", "iat"]);
+    let claims =
+        jsonwebtoken::decode::<Value>(token, &DecodingKey::from_jwk(jwk).unwrap(), &validation)
+            .unwrap_or_else(|e| panic!("logout token refused: {e}"))
+            .claims;
+    assert!(
+        claims["events"]
+            .get("http://schemas.openid.net/event/backchannel-logout")
+            .is_some(),
+        "{claims}"
+    );
+    assert!(claims.get("nonce").is_none(), "{claims}");
+    assert!(claims["jti"].as_str().is_some_and(|jti| !jti.is_empty()));
+    claims
+}
+
+#[tokio::test]
+async fn relying_parties_are_told_by_back_channel_when_the_session_ends() {
+    let receiver = LogoutReceiver::start(1).await;
+    let url = receiver.url.clone();
+    let h = Harness::start_with(move |config| {
+        // The wiki asks to be told; the chat does not.
+        let mut settings = wiki_told_at(url);
+        settings.clients.push(ClientSettings {
+            client_id: CHAT.into(),
+            client_secret: Some(ClientSecretText::new(CHAT_SECRET)),
+            redirect_uris: vec![CHAT_CB.into()],
+            ..ClientSettings::default()
+        });
+        config.oidc = OidcConfig::from_settings(&settings).unwrap();
+        config.webhook_delivery.retry_base = std::time::Duration::from_secs(1);
+    })
+    .await;
+    let id = Identity::new();
+    let mut browser = h.browser();
+    let tokens = wiki_tokens(&h, &mut browser, &id).await;
+    let signed_in = verify_id_token(&h, tokens["id_token"].as_str().unwrap(), WIKI).await;
+    let sid = signed_in["sid"].as_str().unwrap().to_owned();
+    // A second sign-in of the wiki in the same session, and the chat's.
+    wiki_tokens(&h, &mut browser, &id).await;
+    let (code, verifier) = code_with_pkce(&h, &mut browser, &id, (CHAT, CHAT_CB), &[]).await;
+    assert_eq!(
+        exchange(&h, (CHAT, CHAT_SECRET), &code, CHAT_CB, &verifier)
+            .await
+            .0,
+        StatusCode::OK
+    );
+    assert!(receiver.tokens.lock().unwrap().is_empty());
+
+    // The owner disables the identity from their SQRL client: the session
+    // ends, and the wiki is told once (after one refused attempt), for
+    // the session it knows, with the subject it knows.
+    let mut c = SqrlConversation::new(&h.http, &h.minted_url().await);
+    c.query(&id, NONE).await;
+    assert_tif(&c.run(Request::new(Command::Disable, &id)).await, 0x0D);
+    let received = receiver.received(1).await;
+    let claims = verify_logout_token(&h, &received[0], WIKI).await;
+    assert_eq!(claims["sid"], sid.as_str());
+    assert_eq!(claims["sub"], signed_in["sub"]);
+    assert_eq!(
+        claims["exp"].as_u64().unwrap() - claims["iat"].as_u64().unwrap(),
+        120
+    );
+    assert_revoked(&h, (WIKI, WIKI_SECRET), &tokens).await;
+    // Retried once after the 503, then never again, and nothing for the
+    // chat, which registered no endpoint.
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    assert_eq!(
+        receiver.requests.load(std::sync::atomic::Ordering::SeqCst),
+        2
+    );
+    assert_eq!(receiver.tokens.lock().unwrap().len(), 1);
+    let pending: i64 = h.value("SELECT count(*) FROM webhook_outbox WHERE status <> 'delivered'");
+    assert_eq!(pending, 0);
+}
+
+#[tokio::test]
+async fn logout_here_tells_the_relying_party_of_that_session_only() {
+    logout_tells_the_relying_party_of_that_session(None).await;
+}
+
+#[tokio::test]
+#[cfg_attr(
+    no_postgres,
+    ignore = "needs SQRL_TEST_POSTGRES=postgres://user@host/db"
+)]
+async fn on_postgres_logout_tells_the_relying_party_of_that_session_only() {
+    let database = TestDatabase::create().await;
+    logout_tells_the_relying_party_of_that_session(Some(database.url())).await;
+    database.drop().await;
+}
+
+/// Two browsers of one person signed in to the wiki; one logs out. On
+/// SQLite, or on the PostgreSQL database `postgres`.
+async fn logout_tells_the_relying_party_of_that_session(postgres: Option<String>) {
+    let receiver = LogoutReceiver::start(0).await;
+    let url = receiver.url.clone();
+    let h = Harness::start_with(move |config| {
+        if let Some(postgres) = postgres {
+            config.db = Database::Postgres(postgres);
+        }
+        let settings = wiki_told_at(url);
+        config.oidc = OidcConfig::from_settings(&settings).unwrap();
+    })
+    .await;
+    let id = Identity::new();
+    let mut laptop = h.browser();
+    let mut phone = h.browser();
+    let on_laptop = wiki_tokens(&h, &mut laptop, &id).await;
+    let on_phone = wiki_tokens(&h, &mut phone, &id).await;
+    let laptop_sid =
+        verify_id_token(&h, on_laptop["id_token"].as_str().unwrap(), WIKI).await["sid"].clone();
+    let phone_sid =
+        verify_id_token(&h, on_phone["id_token"].as_str().unwrap(), WIKI).await["sid"].clone();
+    assert_ne!(laptop_sid, phone_sid);
+
+    assert_eq!(laptop.post("/logout").await.status(), StatusCode::SEE_OTHER);
+    let received = receiver.received(1).await;
+    let claims = verify_logout_token(&h, &received[0], WIKI).await;
+    assert_eq!(claims["sid"], laptop_sid);
+    assert_revoked(&h, (WIKI, WIKI_SECRET), &on_laptop).await;
+    // The phone's session, and its tokens, live on.
+    assert_eq!(
+        userinfo(&h, on_phone["access_token"].as_str().unwrap())
+            .await
+            .0,
+        StatusCode::OK
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert_eq!(receiver.tokens.lock().unwrap().len(), 1);
+}

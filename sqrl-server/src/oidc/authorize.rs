@@ -31,6 +31,7 @@ use super::clients::Client;
 use super::error::{ErrorCode, OAuthError};
 use super::pkce;
 use crate::app::AppState;
+use crate::cookies::SiteCookies;
 use crate::error::AppError;
 use crate::routes::account::{current_session, require_same_origin};
 use crate::store::oidc::{NewCode, NewGrant};
@@ -416,6 +417,13 @@ async fn decide(
         }
     }
 
+    let Some(session_token) = SiteCookies::of(state).session_token(cookies) else {
+        return Err(AppError::Internal("a session without its cookie".into()));
+    };
+    let subject = match super::token::subject(state, &request.client, session.account_id).await {
+        Ok(subject) => subject,
+        Err(error) => return Ok(to_client(state, request, Err(error))),
+    };
     let code = Token::generate(&mut OsRng);
     let amr = match session.method {
         Some(LoginMethod::SameDevice) => "sqrl cps",
@@ -432,6 +440,9 @@ async fn decide(
                 nonce: request.nonce.clone(),
                 auth_time: session.created_at,
                 amr: amr.to_owned(),
+                subject,
+                sid: super::session_id(&session_token),
+                logout_uri: request.client.backchannel_logout_uri.clone(),
             },
             NewCode {
                 code_hash: code.hash(),

@@ -63,6 +63,10 @@ pub struct ClientSettings {
     /// Where RP-initiated logout may return to, matched exactly.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub post_logout_redirect_uris: Vec<String>,
+    /// Where it is told, by a logout token, that a session it signed in
+    /// has ended (OpenID Connect Back-Channel Logout).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backchannel_logout_uri: Option<String>,
     /// The scopes it may receive besides `openid` [default: all offered].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scopes: Option<Vec<String>>,
@@ -161,6 +165,8 @@ pub struct Client {
     pub redirect_uris: Vec<String>,
     /// Exact post-logout redirect URIs.
     pub post_logout_redirect_uris: Vec<String>,
+    /// Its back-channel logout URI.
+    pub backchannel_logout_uri: Option<String>,
     /// Scopes it may get (always including `openid`).
     pub scopes: Vec<String>,
     /// Its subject identifiers.
@@ -323,6 +329,14 @@ fn client(table: &ClientSettings) -> Result<Client, (&'static str, String)> {
             )
         })?;
     }
+    if let Some(uri) = &table.backchannel_logout_uri {
+        check_redirect_uri(uri).map_err(|reason| {
+            (
+                "oidc.clients.backchannel_logout_uri",
+                why(&format!("{uri:?} {reason}")),
+            )
+        })?;
+    }
     let mut scopes = vec!["openid".to_owned()];
     match &table.scopes {
         None => scopes.extend(SCOPES.iter().skip(1).map(|s| (*s).to_owned())),
@@ -380,6 +394,7 @@ fn client(table: &ClientSettings) -> Result<Client, (&'static str, String)> {
         secret,
         redirect_uris: table.redirect_uris.clone(),
         post_logout_redirect_uris: table.post_logout_redirect_uris.clone(),
+        backchannel_logout_uri: table.backchannel_logout_uri.clone(),
         scopes,
         subject,
     })

@@ -225,10 +225,24 @@ impl KeyRing {
         claims: &T,
         now: u64,
     ) -> Result<String, KeyError> {
+        self.sign_typed(store, claims, None, now).await
+    }
+
+    /// Signs `claims` as a JWT of type `typ` (`logout+jwt`), or a plain JWT.
+    pub async fn sign_typed<T: serde::Serialize>(
+        &self,
+        store: &Arc<dyn Store>,
+        claims: &T,
+        typ: Option<&str>,
+        now: u64,
+    ) -> Result<String, KeyError> {
         let keys = self.keys(store, now).await?;
         let key = signer_at(&keys, now).ok_or_else(|| KeyError::Key("no key signs now".into()))?;
         let mut header = Header::new(Algorithm::ES256);
         header.kid = Some(key.kid.clone());
+        if let Some(typ) = typ {
+            header.typ = Some(typ.to_owned());
+        }
         jsonwebtoken::encode(&header, claims, &EncodingKey::from_ec_der(&key.private_der))
             .map_err(|error| KeyError::Key(error.to_string()))
     }

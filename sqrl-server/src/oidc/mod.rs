@@ -11,7 +11,8 @@
 //! reuse detection, token revocation (RFC 7009), token introspection
 //! (RFC 7662), the `iss` authorization response parameter (RFC 9207),
 //! pairwise subject identifiers, and `prompt` (`none`, `login`, `consent`)
-//! and `max_age` for a fresh SQRL sign-in.
+//! and `max_age` for a fresh SQRL sign-in, and Back-Channel Logout 1.0
+//! ([`logout`]).
 //!
 //! Tokens are bound to the browser session they came from ([`crate::store::oidc`]):
 //! logout, revoking the session on the account page, or disabling or
@@ -27,6 +28,7 @@ pub mod authorize;
 pub mod clients;
 pub mod error;
 pub mod keys;
+pub mod logout;
 pub mod pkce;
 pub mod resource;
 pub mod token;
@@ -54,6 +56,17 @@ pub const ACR_SQRL: &str = "urn:sqrl:xdev";
 /// `acr` of a sign-in by a SQRL client on the browser's own device (CPS):
 /// proof the person sits at the browser.
 pub const ACR_SAME_DEVICE: &str = "urn:sqrl:cps";
+
+/// The `sid` relying parties know a browser session by: derived from the
+/// session cookie's hash, so the same for every grant of the session, and
+/// telling nothing about the cookie or about other sessions.
+pub fn session_id(session_token: &crate::token::Token) -> String {
+    use sha2::{Digest as _, Sha256};
+    let mut hasher = Sha256::new();
+    hasher.update(b"sqrl-oidc-sid\0");
+    hasher.update(session_token.hash().as_bytes());
+    sqrl_core::base64url::encode(&hasher.finalize()[..16])
+}
 
 /// The provider: its clients and settings, and its signing keys.
 #[derive(Debug)]
@@ -116,10 +129,12 @@ async fn discovery(State(state): State<AppState>) -> Response {
         "revocation_endpoint_auth_methods_supported": auth_methods,
         "introspection_endpoint_auth_methods_supported": auth_methods,
         "code_challenge_methods_supported": ["S256"],
-        "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "amr", "acr", "azp", "sqrl_fingerprint"],
+        "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "amr", "acr", "azp", "sid", "sqrl_fingerprint"],
         "acr_values_supported": [ACR_SQRL, ACR_SAME_DEVICE],
         "prompt_values_supported": ["none", "login", "consent", "select_account"],
         "authorization_response_iss_parameter_supported": true,
+        "backchannel_logout_supported": true,
+        "backchannel_logout_session_supported": true,
         "request_parameter_supported": false,
         "request_uri_parameter_supported": false,
         "claims_parameter_supported": false,

@@ -156,6 +156,7 @@ pub struct IdTokenClaims<'a> {
     nonce: Option<&'a str>,
     amr: Vec<&'a str>,
     acr: &'a str,
+    sid: &'a str,
 }
 
 /// `POST /oidc/token`.
@@ -290,7 +291,7 @@ async fn redeem_code(
             grant,
             redirect_uri,
             code_challenge,
-        } => (grant, redirect_uri, code_challenge),
+        } => (*grant, redirect_uri, code_challenge),
         CodeTaken::Replayed => {
             tracing::warn!(
                 client = client.id,
@@ -367,7 +368,7 @@ async fn id_token(
     };
     let claims = IdTokenClaims {
         iss: state.issuer(),
-        sub: subject(state, client, grant.account_id).await?,
+        sub: grant.subject.clone(),
         aud: &client.id,
         azp: &client.id,
         exp: now + provider.config.id_token_lifetime.as_secs(),
@@ -376,6 +377,7 @@ async fn id_token(
         nonce: grant.nonce.as_deref(),
         amr,
         acr,
+        sid: &grant.sid,
     };
     Ok(provider.keys.sign(&state.store, &claims, now).await?)
 }

@@ -64,6 +64,12 @@ pub struct NewGrant {
     pub auth_time: u64,
     /// How (`amr` values, space-separated).
     pub amr: String,
+    /// The client's subject identifier for the person.
+    pub subject: String,
+    /// The client's identifier for the session (`sid`).
+    pub sid: String,
+    /// Where the client is told when the session ends (back-channel logout).
+    pub logout_uri: Option<String>,
 }
 
 /// An authorization code to be recorded.
@@ -98,6 +104,10 @@ pub struct Grant {
     pub auth_time: u64,
     /// `amr` values, space-separated.
     pub amr: String,
+    /// The client's subject identifier for the person.
+    pub subject: String,
+    /// The client's identifier for the session.
+    pub sid: String,
 }
 
 /// A code taken for redemption.
@@ -105,8 +115,8 @@ pub struct Grant {
 pub enum CodeTaken {
     /// First use: the code is now spent.
     Fresh {
-        /// Its grant.
-        grant: Grant,
+        /// Its grant (boxed: the other outcomes are small).
+        grant: Box<Grant>,
         /// Where it was sent.
         redirect_uri: String,
         /// Its PKCE challenge.
@@ -270,7 +280,8 @@ pub(super) mod sql {
     /// [`super::Grant`]'s order.
     macro_rules! grant_columns {
         () => {
-            "g.id, g.client_id, g.account_id, g.session_id, g.scope, g.nonce, g.auth_time, g.amr"
+            "g.id, g.client_id, g.account_id, g.session_id, g.scope, g.nonce, g.auth_time, g.amr, \
+             g.subject, g.sid"
         };
     }
 
@@ -284,8 +295,9 @@ pub(super) mod sql {
 
     /// A grant, only while its session lives (`?3` session, `?8` now).
     pub(in crate::store) const INSERT_GRANT: &str = "INSERT INTO oidc_grants
-        (client_id, account_id, session_id, scope, nonce, auth_time, amr, created_at)
-        SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8
+        (client_id, account_id, session_id, scope, nonce, auth_time, amr, created_at,
+         subject, sid, logout_uri)
+        SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11
          WHERE EXISTS (SELECT 1 FROM sessions WHERE id = ?3 AND expires_at > ?8)
         RETURNING id";
 

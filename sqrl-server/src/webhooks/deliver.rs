@@ -109,58 +109,89 @@ pub fn backoff(settings: &DeliverySettings, attempts: u32, random: u32) -> Durat
 
 /// Runs the worker until `stop` flips to `true` (returns at once when no
 /// endpoint is configured).
-pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
+pub async fn run(state: AppState, stop: watch::Receiver<bool>) {
     let endpoints: Arc<[Endpoint]> = state.config.webhooks.clone().into();
     if endpoints.is_empty() {
         return;
     }
     let settings = state.config.webhook_delivery.clone();
-    let client = match reqwest::Client::builder()
+    let Some(client) = http_client(&settings, "webhook delivery") else {
+        return;
+    };
+    let keys = endpoints.iter().map(|e| e.url.to_string()).collect();
+    let (client, endpoints) = (&client, &endpoints);
+    drain(&state, stop, keys, &settings, move |index, delivery| {
+        deliver(client, &endpoints[index], delivery)
+    })
+    .await;
+}
+
+/// The HTTP client of a delivery worker, which follows no redirect: an
+/// endpoint that moves must be reconfigured, or a redirect would resend the
+/// delivery somewhere nobody chose.
+pub fn http_client(settings: &DeliverySettings, what: &str) -> Option<reqwest::Client> {
+    match reqwest::Client::builder()
         .timeout(settings.timeout)
-        // An endpoint that moves must be reconfigured: a redirect would
-        // resend the event somewhere nobody chose.
         .redirect(reqwest::redirect::Policy::none())
         .build()
     {
-        Ok(client) => client,
+        Ok(client) => Some(client),
         Err(error) => {
-            tracing::error!(%error, "webhook delivery cannot start its HTTP client");
-            return;
+            tracing::error!(%error, "{what} cannot start its HTTP client");
+            None
         }
-    };
+    }
+}
+
+/// Delivers the outbox rows of the endpoints `keys` until `stop` flips to
+/// `true`: claims due rows under a lease, makes one attempt of each with
+/// `send` (the endpoint's index in `keys`, the row; `Some(reason)` when it
+/// failed), and records each outcome.
+pub async fn drain<F, Fut>(
+    state: &AppState,
+    mut stop: watch::Receiver<bool>,
+    keys: Vec<String>,
+    settings: &DeliverySettings,
+    send: F,
+) where
+    F: Fn(usize, Delivery) -> Fut,
+    Fut: std::future::Future<Output = Option<String>>,
+{
     let lease = settings.timeout + LEASE_MARGIN;
     loop {
         if *stop.borrow() {
             break;
         }
         let mut claimed_any = false;
-        for endpoint in endpoints.iter() {
+        for (index, key) in keys.iter().enumerate() {
             let now = state.clock.now();
             let lease_until = now + lease.as_secs();
             let claimed = match state
                 .store
-                .claim_deliveries(endpoint.url.as_str(), now, lease_until, BATCH)
+                .claim_deliveries(key, now, lease_until, BATCH)
                 .await
             {
                 Ok(claimed) => claimed,
                 Err(error) => {
-                    tracing::warn!(%error, "claiming webhook deliveries failed");
+                    tracing::warn!(%error, "claiming outbox deliveries failed");
                     continue;
                 }
             };
             claimed_any |= !claimed.is_empty();
             // Not raced against `stop`: POSTs in flight finish (each within
             // the timeout) and their outcome is recorded.
-            futures_util::future::join_all(
-                claimed
-                    .into_iter()
-                    .map(|delivery| deliver(&state, &client, &settings, endpoint, delivery)),
-            )
+            futures_util::future::join_all(claimed.into_iter().map(|delivery| {
+                let attempt = send(index, delivery.clone());
+                async move {
+                    let failure = attempt.await;
+                    record_outcome(state, settings, &delivery, failure).await;
+                }
+            }))
             .await;
         }
         match state.store.outbox_counts().await {
             Ok(counts) => state.metrics.webhook_outbox(counts.pending, counts.dead),
-            Err(error) => tracing::warn!(%error, "counting the webhook outbox failed"),
+            Err(error) => tracing::warn!(%error, "counting the outbox failed"),
         }
         if !claimed_any {
             tokio::select! {
@@ -171,14 +202,12 @@ pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
     }
 }
 
-/// One attempt of one delivery, and its outcome recorded.
+/// One attempt of one login event delivery: `Some(reason)` if it failed.
 async fn deliver(
-    state: &AppState,
     client: &reqwest::Client,
-    settings: &DeliverySettings,
     endpoint: &Endpoint,
     delivery: Delivery,
-) {
+) -> Option<String> {
     // The real time: the receiver compares it with its own clock.
     let timestamp = crate::clock::unix_now();
     let signature = endpoint
@@ -190,15 +219,30 @@ async fn deliver(
         .header("webhook-id", &delivery.event_id)
         .header("webhook-timestamp", timestamp.to_string())
         .header("webhook-signature", signature)
-        .body(delivery.body.clone())
+        .body(delivery.body)
         .send()
         .await;
-    let failure = match sent {
+    failure_of(sent)
+}
+
+/// Why an attempt failed, if it did: no answer, or not a 2xx.
+pub fn failure_of(sent: Result<reqwest::Response, reqwest::Error>) -> Option<String> {
+    match sent {
         Ok(response) if response.status().is_success() => None,
         Ok(response) => Some(format!("HTTP {}", response.status().as_u16())),
         // Without the URL: it may carry a credential of the receiver's.
         Err(error) => Some(error.without_url().to_string()),
-    };
+    }
+}
+
+/// Records how an attempt of `delivery` went (`failure`: why it failed):
+/// delivered, due again after a [`backoff`], or dead after the last attempt.
+async fn record_outcome(
+    state: &AppState,
+    settings: &DeliverySettings,
+    delivery: &Delivery,
+    failure: Option<String>,
+) {
     let now = state.clock.now();
     let recorded = match failure {
         None => {
@@ -221,14 +265,15 @@ async fn deliver(
                 attempts = delivery.attempts,
                 %error,
                 gave_up = retry_at.is_none(),
-                "webhook delivery failed"
+                endpoint = %delivery.endpoint,
+                "outbox delivery failed"
             );
             state.store.mark_failed(delivery.row, retry_at, error).await
         }
     };
     if let Err(error) = recorded {
         // The lease runs out and the row is claimed again: at least once.
-        tracing::warn!(%error, event = %delivery.event_id, "recording a webhook delivery failed");
+        tracing::warn!(%error, event = %delivery.event_id, "recording an outbox delivery failed");
     }
 }
 

@@ -43,10 +43,29 @@ CREATE TABLE oidc_grants (
     nonce       TEXT,
     auth_time   BIGINT NOT NULL,
     amr         TEXT NOT NULL,
-    created_at  BIGINT NOT NULL
+    created_at  BIGINT NOT NULL,
+    subject     TEXT NOT NULL,
+    sid         TEXT NOT NULL,
+    logout_uri  TEXT
 );
 CREATE INDEX oidc_grants_session ON oidc_grants(session_id);
 CREATE INDEX oidc_grants_account ON oidc_grants(account_id, client_id);
+
+CREATE FUNCTION oidc_backchannel_logout() RETURNS trigger LANGUAGE plpgsql AS $body$
+BEGIN
+    INSERT INTO webhook_outbox
+        (event_id, endpoint, event_type, account_id, body, created_at, next_attempt_at)
+    SELECT gen_random_uuid()::text, 'oidc-logout:' || g.client_id,
+           'oidc.backchannel-logout', g.account_id,
+           json_build_object('client_id', g.client_id, 'sub', g.subject, 'sid', g.sid)::text,
+           extract(epoch FROM now())::bigint, extract(epoch FROM now())::bigint
+      FROM (SELECT DISTINCT client_id, account_id, subject, sid FROM oidc_grants
+             WHERE session_id = OLD.id AND logout_uri IS NOT NULL) g;
+    RETURN OLD;
+END
+$body$;
+CREATE TRIGGER oidc_backchannel_logout BEFORE DELETE ON sessions
+    FOR EACH ROW EXECUTE FUNCTION oidc_backchannel_logout();
 
 CREATE TABLE oidc_codes (
     code_hash      BYTEA PRIMARY KEY CHECK (length(code_hash) = 32),

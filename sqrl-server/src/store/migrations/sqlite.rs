@@ -51,10 +51,32 @@ CREATE TABLE oidc_grants (
     nonce       TEXT,
     auth_time   INTEGER NOT NULL,
     amr         TEXT NOT NULL,
-    created_at  INTEGER NOT NULL
+    created_at  INTEGER NOT NULL,
+    -- The client's name for the person (`sub`) and for the session (`sid`).
+    subject     TEXT NOT NULL,
+    sid         TEXT NOT NULL,
+    -- The client's back-channel logout URI when the grant was given.
+    logout_uri  TEXT
 ) STRICT;
 CREATE INDEX oidc_grants_session ON oidc_grants(session_id);
 CREATE INDEX oidc_grants_account ON oidc_grants(account_id, client_id);
+
+-- Back-channel logout: when a session ends, for whatever reason, each
+-- relying party it signed in (and that asked to be told) gets a logout
+-- token. The deliveries are outbox rows written by the deletion itself, so
+-- no way of ending a session can forget them; they are sent, retried and
+-- given up like login events (endpoint `oidc-logout:<client>`).
+CREATE TRIGGER oidc_backchannel_logout BEFORE DELETE ON sessions
+BEGIN
+    INSERT INTO webhook_outbox
+        (event_id, endpoint, event_type, account_id, body, created_at, next_attempt_at)
+    SELECT lower(hex(randomblob(16))), 'oidc-logout:' || client_id,
+           'oidc.backchannel-logout', account_id,
+           json_object('client_id', client_id, 'sub', subject, 'sid', sid),
+           unixepoch(), unixepoch()
+      FROM (SELECT DISTINCT client_id, account_id, subject, sid FROM oidc_grants
+             WHERE session_id = OLD.id AND logout_uri IS NOT NULL);
+END;
 
 -- Authorization codes (SHA-256 of the code): single use; a used code
 -- presented again revokes its grant.

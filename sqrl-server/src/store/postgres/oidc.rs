@@ -29,6 +29,8 @@ fn grant_at(row: &Row, at: usize) -> Result<Grant, StoreError> {
         nonce: get(row, at + 5)?,
         auth_time: from_sql_time(get(row, at + 6)?),
         amr: get(row, at + 7)?,
+        subject: get(row, at + 8)?,
+        sid: get(row, at + 9)?,
     })
 }
 
@@ -121,6 +123,9 @@ impl OidcStore for PostgresStore {
                 &sql_time(grant.auth_time),
                 &grant.amr,
                 &sql_time(now),
+                &grant.subject,
+                &grant.sid,
+                &grant.logout_uri,
             ],
         )
         .await?
@@ -171,7 +176,7 @@ impl OidcStore for PostgresStore {
         Ok(CodeTaken::Fresh {
             redirect_uri: get(&row, 2)?,
             code_challenge: get(&row, 3)?,
-            grant,
+            grant: Box::new(grant),
         })
     }
 

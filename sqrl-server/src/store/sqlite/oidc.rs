@@ -26,6 +26,8 @@ fn grant_at(row: &Row<'_>, at: usize) -> rusqlite::Result<Grant> {
         nonce: row.get(at + 5)?,
         auth_time: from_sql_time(row.get(at + 6)?),
         amr: row.get(at + 7)?,
+        subject: row.get(at + 8)?,
+        sid: row.get(at + 9)?,
     })
 }
 
@@ -144,7 +146,10 @@ impl OidcStore for SqliteStore {
                     grant.nonce,
                     sql_time(grant.auth_time),
                     grant.amr,
-                    sql_time(now)
+                    sql_time(now),
+                    grant.subject,
+                    grant.sid,
+                    grant.logout_uri
                 ],
                 |row| row.get::<_, i64>(0),
             )?
@@ -195,7 +200,7 @@ impl OidcStore for SqliteStore {
             }
             exec(tx, sql::SPEND_CODE, [code_hash.as_bytes()])?;
             Ok(CodeTaken::Fresh {
-                grant,
+                grant: Box::new(grant),
                 redirect_uri,
                 code_challenge,
             })

@@ -28,6 +28,7 @@ use sqrl_server::store::Database;
 const WIKI: &str = "wiki";
 const WIKI_SECRET: &str = "wiki-secret-0123456789-0123456789-abc";
 const WIKI_CB: &str = "http://127.0.0.1:9/wiki/callback";
+const WIKI_BYE: &str = "http://127.0.0.1:9/wiki/signed-out";
 const CHAT: &str = "chat";
 const CHAT_SECRET: &str = "chat-secret-0123456789-0123456789-xyz";
 const CHAT_CB: &str = "http://127.0.0.1:9/chat/callback";
@@ -44,9 +45,11 @@ fn with_clients(config: &mut Config) {
         redirect_uris: vec![cb.into()],
         ..ClientSettings::default()
     };
+    let mut wiki = confidential(WIKI, WIKI_SECRET, WIKI_CB);
+    wiki.post_logout_redirect_uris = vec![WIKI_BYE.into()];
     let settings = OidcSettings {
         clients: vec![
-            confidential(WIKI, WIKI_SECRET, WIKI_CB),
+            wiki,
             confidential(CHAT, CHAT_SECRET, CHAT_CB),
             ClientSettings {
                 client_id: SPA.into(),
@@ -1514,4 +1517,162 @@ async fn logout_tells_the_relying_party_of_that_session(postgres: Option<String>
     );
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
     assert_eq!(receiver.tokens.lock().unwrap().len(), 1);
+}
+
+/// `/oidc/logout?...` with `pairs`.
+fn logout_path(pairs: &[(&str, &str)]) -> String {
+    let query = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish();
+    format!("/oidc/logout?{query}")
+}
+
+#[tokio::test]
+async fn a_relying_party_signs_the_person_out_with_the_hint_of_their_session() {
+    let h = start().await;
+    let id = Identity::new();
+    let mut browser = h.browser();
+    let tokens = wiki_tokens(&h, &mut browser, &id).await;
+    let hint = tokens["id_token"].as_str().unwrap();
+
+    let response = browser
+        .get(&logout_path(&[
+            ("id_token_hint", hint),
+            ("post_logout_redirect_uri", WIKI_BYE),
+            ("state", "bye-1"),
+        ]))
+        .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&response), format!("{WIKI_BYE}?state=bye-1"));
+    assert!(!browser.has_cookie("sqrl_session"), "the cookie is removed");
+    assert_revoked(&h, (WIKI, WIKI_SECRET), &tokens).await;
+    assert_eq!(h.count("SELECT count(*) FROM sessions"), 0);
+}
+
+#[tokio::test]
+async fn a_sign_out_without_the_sessions_hint_asks_first_and_only_this_site_can_answer() {
+    let h = start().await;
+    let id = Identity::new();
+    let mut laptop = h.browser();
+    let mut phone = h.browser();
+    let on_laptop = wiki_tokens(&h, &mut laptop, &id).await;
+    let on_phone = wiki_tokens(&h, &mut phone, &id).await;
+
+    // A link with only the client, or with the phone's ID token, opened
+    // in the laptop's browser: a question, not a sign-out.
+    let phone_hint = on_phone["id_token"].as_str().unwrap();
+    for pairs in [
+        vec![("client_id", WIKI), ("post_logout_redirect_uri", WIKI_BYE)],
+        vec![
+            ("id_token_hint", phone_hint),
+            ("post_logout_redirect_uri", WIKI_BYE),
+        ],
+    ] {
+        let response = laptop.get(&logout_path(&pairs)).await;
+        assert_eq!(response.status(), StatusCode::OK, "{pairs:?}");
+        let csp = response.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(
+            csp.contains("form-action 'self' http://127.0.0.1:9"),
+            "{csp}"
+        );
+        let html = response.text().await.unwrap();
+        assert!(html.contains("id=\"sign-out\""), "{html}");
+    }
+    assert_eq!(laptop.get("/account").await.status(), StatusCode::OK);
+
+    let request = logout_path(&[
+        ("client_id", WIKI),
+        ("post_logout_redirect_uri", WIKI_BYE),
+        ("state", "s2"),
+    ]);
+    let form = format!(
+        "request={}&confirm=yes",
+        encoded(request.strip_prefix("/oidc/logout?").unwrap())
+    );
+    // Another site's page posting the form signs nobody out.
+    let forged = laptop
+        .request(reqwest::Method::POST, "/oidc/logout")
+        .header("sec-fetch-site", "cross-site")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        userinfo(&h, on_laptop["access_token"].as_str().unwrap())
+            .await
+            .0,
+        StatusCode::OK
+    );
+    // The person clicks "Sign out" on our page.
+    let answered = laptop
+        .request(reqwest::Method::POST, "/oidc/logout")
+        .header("sec-fetch-site", "same-origin")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answered.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&answered), format!("{WIKI_BYE}?state=s2"));
+    assert_revoked(&h, (WIKI, WIKI_SECRET), &on_laptop).await;
+    // The phone's session was never the one signed out.
+    assert_eq!(
+        userinfo(&h, on_phone["access_token"].as_str().unwrap())
+            .await
+            .0,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn a_sign_out_request_is_refused_unless_its_return_is_registered_and_its_hint_ours() {
+    let h = start().await;
+    let id = Identity::new();
+    let mut browser = h.browser();
+    let tokens = wiki_tokens(&h, &mut browser, &id).await;
+    let hint = tokens["id_token"].as_str().unwrap();
+    // One claim changed, the signature kept.
+    let mut parts: Vec<String> = hint.split('.').map(str::to_owned).collect();
+    let mut claims: Value = serde_json::from_slice(&base64url::decode(&parts[1]).unwrap()).unwrap();
+    claims["sid"] = Value::String("another-session".into());
+    parts[1] = base64url::encode(serde_json::to_vec(&claims).unwrap());
+    let tampered = parts.join(".");
+    for pairs in [
+        vec![
+            ("client_id", WIKI),
+            ("post_logout_redirect_uri", "https://evil.example/"),
+        ],
+        vec![("client_id", WIKI), ("post_logout_redirect_uri", WIKI_CB)],
+        vec![("post_logout_redirect_uri", WIKI_BYE)],
+        vec![("client_id", CHAT), ("post_logout_redirect_uri", WIKI_BYE)],
+        vec![
+            ("id_token_hint", tampered.as_str()),
+            ("post_logout_redirect_uri", WIKI_BYE),
+        ],
+        vec![("id_token_hint", hint), ("client_id", CHAT)],
+    ] {
+        let response = browser.get(&logout_path(&pairs)).await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{pairs:?}");
+        assert!(response.headers().get(LOCATION).is_none());
+    }
+    assert_eq!(
+        userinfo(&h, tokens["access_token"].as_str().unwrap())
+            .await
+            .0,
+        StatusCode::OK
+    );
+    // Without a session, a valid request just returns.
+    let mut stranger = h.browser();
+    let response = stranger
+        .get(&logout_path(&[
+            ("id_token_hint", hint),
+            ("post_logout_redirect_uri", WIKI_BYE),
+        ]))
+        .await;
+    assert_eq!(location(&response), WIKI_BYE);
 }

@@ -30,6 +30,7 @@ use super::Provider;
 use super::clients::Client;
 use super::error::{ErrorCode, OAuthError};
 use super::pkce;
+use super::token::Fields;
 use crate::app::AppState;
 use crate::cookies::SiteCookies;
 use crate::error::AppError;
@@ -99,21 +100,8 @@ pub enum Refused {
 
 /// Checks an authorization request (`query`, a URL query string).
 pub fn parse(query: &str, provider: &Provider) -> Result<AuthRequest, Refused> {
-    let mut params: Vec<(String, String)> = Vec::new();
-    let mut repeated: Option<String> = None;
-    for (name, value) in url::form_urlencoded::parse(query.as_bytes()) {
-        if params.iter().any(|(known, _)| *known == name) {
-            repeated.get_or_insert_with(|| name.clone().into_owned());
-        }
-        params.push((name.into_owned(), value.into_owned()));
-    }
-    let get = |name: &str| {
-        params
-            .iter()
-            .find(|(known, _)| known == name)
-            .map(|(_, value)| value.as_str())
-            .filter(|value| !value.is_empty())
-    };
+    let (params, repeated) = Fields::read(query.as_bytes());
+    let get = |name: &str| params.get(name);
     // Until the client and its redirect URI are known to be real, nothing
     // may be sent to the redirect URI.
     if let Some(name) = repeated
@@ -584,17 +572,19 @@ fn consent_page(state: &AppState, request: &AuthRequest) -> Response {
         "default-src 'none'; style-src 'self'; img-src 'self' https:; form-action 'self' {}; frame-ancestors 'none'; base-uri 'none'",
         origin_of(&request.redirect_uri)
     );
-    let mut response = crate::html::page(&state.brand, "Allow sign-in", body)
-        .into_string()
-        .into_response();
+    page_with_csp(crate::html::page(&state.brand, "Allow sign-in", body), &csp)
+}
+
+/// A page served with its own content security policy.
+pub fn page_with_csp(page: maud::Markup, csp: &str) -> Response {
+    let mut response = page.into_string().into_response();
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/html; charset=utf-8"),
     );
-    if let Ok(csp) = HeaderValue::from_str(&csp) {
-        headers.insert(header::CONTENT_SECURITY_POLICY, csp);
-    }
+    let csp = HeaderValue::from_str(csp).unwrap_or(HeaderValue::from_static(super::PAGE_CSP));
+    headers.insert(header::CONTENT_SECURITY_POLICY, csp);
     response
 }
 

@@ -11,8 +11,8 @@
 //! reuse detection, token revocation (RFC 7009), token introspection
 //! (RFC 7662), the `iss` authorization response parameter (RFC 9207),
 //! pairwise subject identifiers, and `prompt` (`none`, `login`, `consent`)
-//! and `max_age` for a fresh SQRL sign-in, and Back-Channel Logout 1.0
-//! ([`logout`]).
+//! and `max_age` for a fresh SQRL sign-in, Back-Channel Logout 1.0
+//! ([`logout`]) and RP-Initiated Logout 1.0 ([`end_session`]).
 //!
 //! Tokens are bound to the browser session they came from ([`crate::store::oidc`]):
 //! logout, revoking the session on the account page, or disabling or
@@ -26,6 +26,7 @@
 
 pub mod authorize;
 pub mod clients;
+pub mod end_session;
 pub mod error;
 pub mod keys;
 pub mod logout;
@@ -105,6 +106,10 @@ pub fn routes(at: &dyn Fn(&str) -> String) -> Router<AppState> {
         )
         .route(&at("/oidc/introspect"), post(resource::introspect))
         .route(&at("/oidc/revoke"), post(resource::revoke))
+        .route(
+            &at("/oidc/logout"),
+            get(end_session::get).post(end_session::post),
+        )
 }
 
 /// `GET /.well-known/openid-configuration` (Discovery 1.0 §4).
@@ -119,6 +124,7 @@ async fn discovery(State(state): State<AppState>) -> Response {
         "jwks_uri": endpoint("/oidc/jwks"),
         "revocation_endpoint": endpoint("/oidc/revoke"),
         "introspection_endpoint": endpoint("/oidc/introspect"),
+        "end_session_endpoint": endpoint("/oidc/logout"),
         "scopes_supported": SCOPES,
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],

@@ -44,19 +44,29 @@ impl std::fmt::Debug for Fields {
 }
 
 impl Fields {
-    /// Reads a form body; a field given twice is `invalid_request`.
-    pub fn parse(body: &[u8]) -> Result<Self, OAuthError> {
+    /// Reads a form body or a query string, and the first name in it given
+    /// more than once (RFC 6749 §3.1: no parameter may be).
+    pub fn read(body: &[u8]) -> (Self, Option<String>) {
         let mut fields: Vec<(String, String)> = Vec::new();
+        let mut repeated = None;
         for (name, value) in url::form_urlencoded::parse(body) {
             if fields.iter().any(|(known, _)| *known == name) {
-                return Err(OAuthError::new(
-                    ErrorCode::InvalidRequest,
-                    format!("{name} is given more than once"),
-                ));
+                repeated.get_or_insert_with(|| name.clone().into_owned());
             }
             fields.push((name.into_owned(), value.into_owned()));
         }
-        Ok(Self(fields))
+        (Self(fields), repeated)
+    }
+
+    /// Reads a form body; a field given twice is `invalid_request`.
+    pub fn parse(body: &[u8]) -> Result<Self, OAuthError> {
+        match Self::read(body) {
+            (fields, None) => Ok(fields),
+            (_, Some(name)) => Err(OAuthError::new(
+                ErrorCode::InvalidRequest,
+                format!("{name} is given more than once"),
+            )),
+        }
     }
 
     /// A field, if given and not empty.

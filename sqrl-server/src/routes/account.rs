@@ -288,6 +288,25 @@ pub async fn revoke(
     Ok(Redirect::to(&state.path("/account")).into_response())
 }
 
+/// Ends the browser's own `session` (a logout), logged as `what`.
+pub async fn end_own_session(
+    state: &AppState,
+    session: &SessionInfo,
+    what: &'static str,
+) -> Result<(), AppError> {
+    state
+        .store
+        .revoke_session(
+            session.account_id,
+            session.id,
+            SessionEnd::Logout,
+            state.clock.now(),
+        )
+        .await?;
+    tracing::info!(account = session.account_id, session = session.id, "{what}");
+    Ok(())
+}
+
 /// `POST /logout`: ends this browser's session.
 pub async fn logout(
     State(state): State<AppState>,
@@ -296,20 +315,7 @@ pub async fn logout(
 ) -> Result<Response, AppError> {
     require_same_origin(&state, &headers)?;
     if let Some(session) = current_session(&state, &cookies).await? {
-        state
-            .store
-            .revoke_session(
-                session.account_id,
-                session.id,
-                SessionEnd::Logout,
-                state.clock.now(),
-            )
-            .await?;
-        tracing::info!(
-            account = session.account_id,
-            session = session.id,
-            "logged out"
-        );
+        end_own_session(&state, &session, "logged out").await?;
     }
     let cookies = CookieJar::new().add(SiteCookies::of(&state).session_removal());
     Ok((cookies, Redirect::to(&state.path("/"))).into_response())

@@ -342,6 +342,12 @@ async fn code_with_pkce(
 
 /// The claims of an ID token, verified as a relying party would.
 async fn verify_id_token(h: &Harness, id_token: &str, audience: &str) -> Value {
+    verify_signed_by(h, id_token, audience, Algorithm::ES256).await
+}
+
+/// The claims of an ID token that must be signed with `alg`, verified as
+/// a relying party would.
+async fn verify_signed_by(h: &Harness, id_token: &str, audience: &str, alg: Algorithm) -> Value {
     let discovery: Value = h
         .get("/.well-known/openid-configuration")
         .await
@@ -359,11 +365,11 @@ async fn verify_id_token(h: &Harness, id_token: &str, audience: &str) -> Value {
         .await
         .unwrap();
     let header = jsonwebtoken::decode_header(id_token).unwrap();
-    assert_eq!(header.alg, Algorithm::ES256);
+    assert_eq!(header.alg, alg);
     let jwk = jwks
         .find(header.kid.as_deref().unwrap())
         .expect("the key is published");
-    let mut validation = Validation::new(Algorithm::ES256);
+    let mut validation = Validation::new(alg);
     validation.set_audience(&[audience]);
     validation.set_issuer(&[h.base()]);
     validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
@@ -418,7 +424,7 @@ async fn a_relying_party_signs_a_person_in_and_keeps_them_with_refresh_tokens() 
     );
     assert_eq!(
         discovery["id_token_signing_alg_values_supported"],
-        serde_json::json!(["ES256"])
+        serde_json::json!(["ES256", "RS256", "EdDSA"])
     );
 
     // Not signed in: the login page, then consent naming the client and
@@ -1221,7 +1227,8 @@ async fn two_instances_on_one_postgres_database_share_keys_grants_and_tokens() {
     };
     let (jwks_a, jwks_b) = (jwks(&http_a).await, jwks(&http_b).await);
     assert_eq!(jwks_a, jwks_b);
-    assert_eq!(jwks_a["keys"].as_array().unwrap().len(), 1);
+    // One key per algorithm, made once for both.
+    assert_eq!(jwks_a["keys"].as_array().unwrap().len(), 3);
 
     // Sign-in and consent on A, the code redeemed on B, userinfo on A,
     // refresh on B.
@@ -1675,4 +1682,65 @@ async fn a_sign_out_request_is_refused_unless_its_return_is_registered_and_its_h
         ]))
         .await;
     assert_eq!(location(&response), WIKI_BYE);
+}
+
+#[tokio::test]
+async fn a_client_gets_its_id_tokens_signed_with_the_algorithm_it_registered() {
+    let h = Harness::start_with(|config| {
+        let client = |id: &str, alg: Option<&str>| ClientSettings {
+            client_id: id.into(),
+            client_secret: Some(ClientSecretText::new(WIKI_SECRET)),
+            redirect_uris: vec![format!("http://127.0.0.1:9/{id}/callback")],
+            id_token_signed_response_alg: alg.map(str::to_owned),
+            ..ClientSettings::default()
+        };
+        let settings = OidcSettings {
+            clients: vec![
+                client("default", None),
+                client("rsa", Some("RS256")),
+                client("edwards", Some("EdDSA")),
+            ],
+            ..OidcSettings::default()
+        };
+        config.oidc = OidcConfig::from_settings(&settings).unwrap();
+    })
+    .await;
+    let discovery: Value = h
+        .get("/.well-known/openid-configuration")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        discovery["id_token_signing_alg_values_supported"],
+        serde_json::json!(["ES256", "RS256", "EdDSA"])
+    );
+    let jwks: Value = h.get("/oidc/jwks").await.json().await.unwrap();
+    let kinds: Vec<&str> = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|key| key["kty"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds.len(), 3);
+    for kty in ["EC", "RSA", "OKP"] {
+        assert!(kinds.contains(&kty), "{jwks}");
+    }
+
+    let id = Identity::new();
+    let mut browser = h.browser();
+    let mut subjects = Vec::new();
+    for (client, alg) in [
+        ("default", Algorithm::ES256),
+        ("rsa", Algorithm::RS256),
+        ("edwards", Algorithm::EdDSA),
+    ] {
+        let cb = format!("http://127.0.0.1:9/{client}/callback");
+        let (code, verifier) = code_with_pkce(&h, &mut browser, &id, (client, &cb), &[]).await;
+        let (status, tokens) = exchange(&h, (client, WIKI_SECRET), &code, &cb, &verifier).await;
+        assert_eq!(status, StatusCode::OK, "{tokens}");
+        let claims = verify_signed_by(&h, tokens["id_token"].as_str().unwrap(), client, alg).await;
+        subjects.push(claims["sub"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(subjects.len(), 3);
 }

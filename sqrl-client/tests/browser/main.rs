@@ -796,6 +796,8 @@ fn a_relying_party_signs_the_person_in_with_openid_client() {
                 name: Some("Demo App".into()),
                 client_secret: Some(ClientSecretText::new(SECRET)),
                 redirect_uris: vec![format!("http://127.0.0.1:{rp_port}/callback")],
+                // What the library expects when told nothing.
+                id_token_signed_response_alg: Some("RS256".into()),
                 ..ClientSettings::default()
             }],
             ..OidcSettings::default()

@@ -15,6 +15,8 @@ use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq as _;
 use url::Url;
 
+use super::keys::SigningAlg;
+
 /// The shortest client secret accepted.
 pub const MIN_SECRET_LEN: usize = 32;
 
@@ -70,6 +72,9 @@ pub struct ClientSettings {
     /// The scopes it may receive besides `openid` [default: all offered].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scopes: Option<Vec<String>>,
+    /// How its ID tokens are signed: `ES256` (the default), `RS256` or `EdDSA`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id_token_signed_response_alg: Option<String>,
     /// `pairwise` (the default) or `public` subject identifiers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subject_type: Option<String>,
@@ -171,6 +176,8 @@ pub struct Client {
     pub scopes: Vec<String>,
     /// Its subject identifiers.
     pub subject: SubjectType,
+    /// How its ID tokens (and logout tokens) are signed.
+    pub id_token_alg: SigningAlg,
 }
 
 impl Client {
@@ -376,6 +383,15 @@ fn client(table: &ClientSettings) -> Result<Client, (&'static str, String)> {
             ));
         }
     };
+    let id_token_alg = match table.id_token_signed_response_alg.as_deref() {
+        None => SigningAlg::Es256,
+        Some(name) => SigningAlg::parse(name).ok_or_else(|| {
+            (
+                "oidc.clients.id_token_signed_response_alg",
+                why(&format!("{name:?}: ES256, RS256 or EdDSA")),
+            )
+        })?,
+    };
     let name = table
         .name
         .as_deref()
@@ -397,6 +413,7 @@ fn client(table: &ClientSettings) -> Result<Client, (&'static str, String)> {
         backchannel_logout_uri: table.backchannel_logout_uri.clone(),
         scopes,
         subject,
+        id_token_alg,
     })
 }
 

@@ -16,6 +16,7 @@ use rand_core::{OsRng, RngCore as _};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
+use super::keys::SigningAlg;
 use crate::app::AppState;
 use crate::store::Delivery;
 use crate::webhooks::deliver::{drain, failure_of, http_client};
@@ -118,9 +119,13 @@ async fn send(
         sid: &ended.sid,
         events: serde_json::json!({ LOGOUT_EVENT: {} }),
     };
+    let alg = provider
+        .config
+        .client(client_id)
+        .map_or(SigningAlg::Es256, |client| client.id_token_alg);
     let token = match provider
         .keys
-        .sign_typed(&state.store, &claims, Some("logout+jwt"), now)
+        .sign(&state.store, &claims, alg, Some("logout+jwt"), now)
         .await
     {
         Ok(token) => token,

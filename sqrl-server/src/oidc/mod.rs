@@ -130,7 +130,7 @@ async fn discovery(State(state): State<AppState>) -> Response {
         "response_modes_supported": ["query"],
         "grant_types_supported": ["authorization_code", "refresh_token"],
         "subject_types_supported": ["pairwise", "public"],
-        "id_token_signing_alg_values_supported": [keys::ALGORITHM],
+        "id_token_signing_alg_values_supported": keys::SigningAlg::ALL.map(keys::SigningAlg::as_str),
         "token_endpoint_auth_methods_supported": auth_methods,
         "revocation_endpoint_auth_methods_supported": auth_methods,
         "introspection_endpoint_auth_methods_supported": auth_methods,

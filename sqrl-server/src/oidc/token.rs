@@ -389,5 +389,8 @@ async fn id_token(
         acr,
         sid: &grant.sid,
     };
-    Ok(provider.keys.sign(&state.store, &claims, now).await?)
+    Ok(provider
+        .keys
+        .sign(&state.store, &claims, client.id_token_alg, None, now)
+        .await?)
 }

@@ -247,6 +247,10 @@ pub fn router(state: AppState) -> Router {
             &at("/account/sessions/{id}/revoke"),
             post(routes::account::revoke),
         )
+        .route(
+            &at("/account/apps/disconnect"),
+            post(routes::account::disconnect),
+        )
         .route(&at("/logout"), post(routes::account::logout))
         .route(&at("/forward-auth"), get(routes::forward_auth::check))
         .route(&at("/favicon.ico"), get(routes::ops::favicon))

@@ -1,20 +1,37 @@
-//! `sqrl-server`: parse configuration, set up logging, run until SIGINT/SIGTERM.
+//! `sqrl-server`: parse configuration, set up logging, run until SIGINT/SIGTERM;
+//! or, given a command (`sqrl-server client new ...`), run it and exit.
 
 use std::process::ExitCode;
 
-use sqrl_server::config::{Config, ConfigError};
+use sqrl_server::config::{Config, ConfigError, Settings};
+use sqrl_server::oidc::register;
 
 fn main() -> ExitCode {
     // The settings come first: they say how to log. Until then, a refusal
     // goes to stderr.
-    let config = match Config::load(std::env::args_os()) {
-        Ok(config) => config,
+    let settings = match Settings::from_args(std::env::args_os()) {
+        Ok(settings) => settings,
         // `--help`, `--version`, or a flag clap refused: clap prints it.
         Err(ConfigError::Args(error)) => error.exit(),
-        Err(error) => {
-            eprintln!("sqrl-server: {error}");
-            return ExitCode::from(2);
-        }
+        Err(error) => return refused(&error),
+    };
+    // An operator's task runs without logging, so nothing it handles (a
+    // client secret) can reach a log.
+    if let Some(command) = &settings.command {
+        let (stdin, stdout, stderr) = (std::io::stdin(), std::io::stdout(), std::io::stderr());
+        return match register::run(
+            command,
+            &mut stdin.lock(),
+            &mut stdout.lock(),
+            &mut stderr.lock(),
+        ) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => refused(&error),
+        };
+    }
+    let config = match Config::from_settings(settings) {
+        Ok(config) => config,
+        Err(error) => return refused(&error),
     };
     sqrl_server::logging::init(config.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -34,6 +51,12 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Says why the input was refused; exit status 2, as clap's refusals.
+fn refused(error: &dyn std::fmt::Display) -> ExitCode {
+    eprintln!("sqrl-server: {error}");
+    ExitCode::from(2)
 }
 
 /// Completes on SIGINT (Ctrl-C) or, on Unix, SIGTERM.

@@ -27,6 +27,7 @@ use sqrl_core::server::{
     AccountOptions, AccountRecord, Conversation, Issued, Lookups, Mutation, Nut, Records,
     SecretDigest, SecretWrite, ServerValueDigest, WaitingBrowser,
 };
+use sqrl_server::store::oidc::{ConnectedApp, NewCode, NewGrant, NewTokens, Rotation};
 use sqrl_server::store::postgres::PostgresStore;
 use sqrl_server::store::sqlite::SqliteStore;
 use sqrl_server::store::step::MAX_STEP_TRIES;
@@ -90,6 +91,8 @@ contract!(
     racing_collections_make_one_session,
     racing_redemptions_make_one_session,
     an_account_keeps_its_handle,
+    connected_apps_say_whether_they_hold_tokens,
+    disconnecting_an_app_revokes_every_grant_of_it_for_the_account_only,
 );
 
 /// The outbox contract: the same scenarios on stores that record login
@@ -1639,6 +1642,197 @@ mod scenarios {
         assert_eq!(redeemed, 1);
         let account = store.account_by_identity(&idk).await.unwrap().unwrap().id;
         assert_eq!(store.sessions(account, NOW, NOW).await.unwrap().len(), 1);
+    }
+
+    /// A new account signed in: its id and its session's.
+    async fn signed_in(store: &dyn Store) -> (i64, i64) {
+        let (attempt, idk) = confirmed_attempt(store).await;
+        let token = Token::generate(&mut OsRng);
+        store
+            .collect_attempt(&attempt, NOW, session(&token))
+            .await
+            .unwrap()
+            .unwrap();
+        let account = store.account_by_identity(&idk).await.unwrap().unwrap().id;
+        let sessions = store.sessions(account, NOW, NOW).await.unwrap();
+        (account, sessions[0].id)
+    }
+
+    /// A grant of `client` in `session` with an access token (live for 600
+    /// s) and a refresh token (3000 s): their hashes.
+    async fn granted(
+        store: &dyn Store,
+        account: i64,
+        session: i64,
+        client: &str,
+    ) -> (TokenHash, TokenHash) {
+        let grant = NewGrant {
+            client_id: client.to_owned(),
+            account_id: account,
+            session_id: session,
+            scope: "openid".to_owned(),
+            nonce: None,
+            auth_time: NOW,
+            amr: "sqrl".to_owned(),
+            subject: format!("subject-of-{account}"),
+            sid: format!("sid-of-{session}"),
+            logout_uri: None,
+        };
+        let code = NewCode {
+            code_hash: Token::generate(&mut OsRng).hash(),
+            redirect_uri: "https://app.example/cb".to_owned(),
+            code_challenge: None,
+            expires_at: NOW + 60,
+        };
+        let grant = store.issue_code(grant, code, NOW).await.unwrap().unwrap();
+        let access = Token::generate(&mut OsRng).hash();
+        let refresh = Token::generate(&mut OsRng).hash();
+        let tokens = NewTokens {
+            access,
+            access_expires_at: NOW + 600,
+            refresh,
+            refresh_expires_at: NOW + 3000,
+        };
+        assert!(store.issue_tokens(grant, tokens, NOW).await.unwrap());
+        (access, refresh)
+    }
+
+    /// Fresh tokens, both expiring at `expires_at`.
+    fn tokens_until(expires_at: u64) -> NewTokens {
+        NewTokens {
+            access: Token::generate(&mut OsRng).hash(),
+            access_expires_at: expires_at,
+            refresh: Token::generate(&mut OsRng).hash(),
+            refresh_expires_at: expires_at,
+        }
+    }
+
+    fn app(client: &str, scope: &str, allowed_at: u64, holds_tokens: bool) -> ConnectedApp {
+        ConnectedApp {
+            client_id: client.to_owned(),
+            scope: scope.to_owned(),
+            allowed_at,
+            holds_tokens,
+        }
+    }
+
+    pub async fn connected_apps_say_whether_they_hold_tokens(store: Arc<dyn Store>) {
+        let (account, session) = signed_in(&*store).await;
+        assert!(store.connected_apps(account, NOW).await.unwrap().is_empty());
+        store
+            .give_consent(account, "wiki", "openid sqrl", NOW)
+            .await
+            .unwrap();
+        store
+            .give_consent(account, "chat", "openid", NOW + 5)
+            .await
+            .unwrap();
+        let (_, refresh) = granted(&*store, account, session, "wiki").await;
+        // The latest allowed first; only the wiki holds tokens.
+        assert_eq!(
+            store.connected_apps(account, NOW + 10).await.unwrap(),
+            [
+                app("chat", "openid", NOW + 5, false),
+                app("wiki", "openid sqrl", NOW, true),
+            ]
+        );
+        // Its access token expired, its refresh token still live.
+        assert!(store.connected_apps(account, NOW + 700).await.unwrap()[1].holds_tokens);
+        // Both expired.
+        assert!(!store.connected_apps(account, NOW + 3000).await.unwrap()[1].holds_tokens);
+        // A spent refresh token is no token: once the ones it was spent
+        // for expire, nothing is left, though it has not expired itself.
+        let short = tokens_until(NOW + 800);
+        let rotated = store
+            .rotate_refresh(refresh, "wiki", short.clone(), NOW + 700)
+            .await
+            .unwrap();
+        assert!(matches!(rotated, Rotation::Rotated(_)));
+        assert!(store.connected_apps(account, NOW + 750).await.unwrap()[1].holds_tokens);
+        assert!(!store.connected_apps(account, NOW + 1200).await.unwrap()[1].holds_tokens);
+        // No token outlives its session (which expires at NOW + 3600).
+        let rotated = store
+            .rotate_refresh(short.refresh, "wiki", tokens_until(NOW + 9000), NOW + 750)
+            .await
+            .unwrap();
+        assert!(matches!(rotated, Rotation::Rotated(_)));
+        assert!(store.connected_apps(account, NOW + 3500).await.unwrap()[1].holds_tokens);
+        assert!(!store.connected_apps(account, NOW + 3700).await.unwrap()[1].holds_tokens);
+        // Allowed again: the new scope and time.
+        store
+            .give_consent(account, "wiki", "openid", NOW + 20)
+            .await
+            .unwrap();
+        assert_eq!(
+            store.connected_apps(account, NOW + 30).await.unwrap()[0],
+            app("wiki", "openid", NOW + 20, true)
+        );
+        // The session ended: its tokens with it.
+        store
+            .revoke_session(account, session, SessionEnd::Revoked, NOW + 40)
+            .await
+            .unwrap();
+        assert!(!store.connected_apps(account, NOW + 50).await.unwrap()[0].holds_tokens);
+        // Another account has none of them.
+        let (other, _) = signed_in(&*store).await;
+        assert!(store.connected_apps(other, NOW).await.unwrap().is_empty());
+    }
+
+    pub async fn disconnecting_an_app_revokes_every_grant_of_it_for_the_account_only(
+        store: Arc<dyn Store>,
+    ) {
+        let (account, session) = signed_in(&*store).await;
+        let (other, other_session) = signed_in(&*store).await;
+        for (who, client) in [(account, "wiki"), (account, "chat"), (other, "wiki")] {
+            store
+                .give_consent(who, client, "openid", NOW)
+                .await
+                .unwrap();
+        }
+        // Two authorizations of the wiki, each its own grant.
+        let wiki = [
+            granted(&*store, account, session, "wiki").await,
+            granted(&*store, account, session, "wiki").await,
+        ];
+        let chat = granted(&*store, account, session, "chat").await;
+        let others_wiki = granted(&*store, other, other_session, "wiki").await;
+
+        assert!(!store.disconnect(account, "nobody").await.unwrap());
+        assert!(store.disconnect(account, "wiki").await.unwrap());
+        for (access, refresh) in wiki {
+            assert!(store.token(access, NOW).await.unwrap().is_none());
+            assert!(store.token(refresh, NOW).await.unwrap().is_none());
+            let rotated = store
+                .rotate_refresh(refresh, "wiki", tokens_until(NOW + 600), NOW)
+                .await
+                .unwrap();
+            assert_eq!(rotated, Rotation::Unknown);
+        }
+        // Asked again next time.
+        assert_eq!(store.consent(account, "wiki").await.unwrap(), None);
+        // The account's other app, and the other account's wiki, untouched.
+        assert!(store.token(chat.0, NOW).await.unwrap().is_some());
+        assert!(store.consent(account, "chat").await.unwrap().is_some());
+        assert!(store.token(others_wiki.0, NOW).await.unwrap().is_some());
+        assert!(store.consent(other, "wiki").await.unwrap().is_some());
+        assert_eq!(
+            store.connected_apps(account, NOW).await.unwrap(),
+            [app("chat", "openid", NOW, true)]
+        );
+        // Nothing left to disconnect.
+        assert!(!store.disconnect(account, "wiki").await.unwrap());
+
+        // A grant whose consent is already gone is still found and revoked.
+        let (late, _) = granted(&*store, account, session, "wiki").await;
+        assert!(store.disconnect(account, "wiki").await.unwrap());
+        assert!(store.token(late, NOW).await.unwrap().is_none());
+        // So is a consent without a grant.
+        store
+            .give_consent(account, "wiki", "openid", NOW)
+            .await
+            .unwrap();
+        assert!(store.disconnect(account, "wiki").await.unwrap());
+        assert_eq!(store.consent(account, "wiki").await.unwrap(), None);
     }
 }
 

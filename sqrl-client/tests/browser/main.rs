@@ -884,4 +884,31 @@ fn a_relying_party_signs_the_person_in_with_openid_client() {
             && result["userinfoAfterRevocation"]["error"].is_string(),
         format!("introspection and revocation: {result}"),
     );
+
+    // The account page lists the app among the connected ones, and still
+    // fits a phone; its Disconnect button, clicked, takes the app off.
+    page(&mut browser, &format!("goto {}/account", site.base()));
+    browser.send("layout 390");
+    let layout = browser.expect("layout", Duration::from_secs(20));
+    browser.check(
+        layout["scrollWidth"].as_u64() <= Some(390)
+            && layout["overflowing"].as_array().is_some_and(Vec::is_empty),
+        format!(
+            "the page with a connected app is wider than the phone: scrollWidth {}, overflowing {}",
+            layout["scrollWidth"], layout["overflowing"]
+        ),
+    );
+    let text = layout["text"].as_str().unwrap_or_default();
+    browser.check(
+        text.contains("Connected apps") && text.contains("Demo App") && text.contains("Disconnect"),
+        format!("the app is not listed:\n{text}"),
+    );
+    let after = page(&mut browser, "click #connected-apps button");
+    let text = after["text"].as_str().unwrap_or_default();
+    browser.check(
+        after["pageUrl"] == format!("{}/account", site.base())
+            && !text.contains("Demo App")
+            && text.contains("You have not allowed any app"),
+        format!("Disconnect led to {}:\n{text}", after["pageUrl"]),
+    );
 }

@@ -27,8 +27,15 @@ use crate::store::Database;
 /// [`super::Config::from_settings`] validates them.
 #[derive(Debug, Clone, Parser, Serialize, Deserialize)]
 #[command(name = "sqrl-server", version, about = "The SQRL login service")]
+#[command(args_conflicts_with_subcommands = true)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
+    /// Instead of serving, a task for the operator. Its flags follow it;
+    /// the service's flags do not apply (and are refused before it).
+    #[command(subcommand)]
+    #[serde(skip)]
+    pub command: Option<crate::oidc::register::Command>,
+
     /// TOML configuration file (flags and environment variables override it).
     #[arg(long, env = "SQRL_CONFIG", value_hint = ValueHint::FilePath)]
     #[serde(skip)]
@@ -325,11 +332,13 @@ impl Settings {
             .map_err(ConfigError::Args)?;
         let settings = Self::from_arg_matches(&matches).map_err(ConfigError::Args)?;
         match settings.config.clone() {
-            Some(path) => {
+            // A command needs no file: one that would not load must not
+            // stop the operator registering a client to put in it.
+            Some(path) if settings.command.is_none() => {
                 let file = read_file(&path)?;
                 settings.under_file(file, |key| matches.value_source(key), &path)
             }
-            None => Ok(settings),
+            _ => Ok(settings),
         }
     }
 

@@ -539,7 +539,7 @@ fn refusal(state: &AppState, refused: Refused) -> Response {
 }
 
 /// What each scope gives the client, as the consent screen says it.
-fn describe_scope(scope: &str) -> &'static str {
+pub fn describe_scope(scope: &str) -> &'static str {
     match scope {
         "openid" => "that you are the same person each time you sign in",
         "sqrl" => "your SQRL identity's fingerprint, as your account page shows it",

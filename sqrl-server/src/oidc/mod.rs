@@ -22,7 +22,8 @@
 //! [`keys`] (ES256 signing keys in the store, rotated), [`authorize`] (the
 //! authorization endpoint and consent), [`token`] (the token endpoint and ID
 //! tokens), [`resource`] (userinfo, introspection, revocation), [`error`]
-//! (each refusal and its wire form), [`pkce`].
+//! (each refusal and its wire form), [`pkce`], [`register`] (`sqrl-server
+//! client ...`: a client's table and secret for the operator).
 
 pub mod authorize;
 pub mod clients;
@@ -31,6 +32,7 @@ pub mod error;
 pub mod keys;
 pub mod logout;
 pub mod pkce;
+pub mod register;
 pub mod resource;
 pub mod token;
 

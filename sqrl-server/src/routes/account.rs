@@ -1,6 +1,9 @@
 //! The logged-in side: the account page (identity fingerprint, sessions with
-//! revoke, login history) and logout.
+//! revoke, the OpenID Connect apps allowed, with disconnect, login history)
+//! and logout.
 
+use axum::Form;
+use axum::extract::rejection::FormRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -12,6 +15,8 @@ use crate::browser::describe_user_agent;
 use crate::cookies::SiteCookies;
 use crate::error::AppError;
 use crate::html;
+use crate::oidc::authorize::describe_scope;
+use crate::store::oidc::ConnectedApp;
 use crate::store::{AccountView, AskAnswer, LoginEvent, LoginMethod, SessionInfo};
 use crate::webhooks::SessionEnd;
 
@@ -122,11 +127,13 @@ pub async fn page(State(state): State<AppState>, cookies: CookieJar) -> Result<R
         .store
         .login_history(session.account_id, HISTORY_LIMIT)
         .await?;
+    let apps = state.store.connected_apps(session.account_id, now).await?;
     let body = html! {
         h1 { "Your account" }
         (new_sign_ins(&history, &session))
         (identity_section(account.as_ref()))
         (active_sessions(&state, &sessions, session.id))
+        (connected_apps(&state, &apps))
         (recent_logins(&history))
         form method="post" action=(state.path("/logout")) { button type="submit" { "Log out" } }
         script src=(state.path("/static/local-time.js")) {}
@@ -237,6 +244,74 @@ fn active_sessions(state: &AppState, sessions: &[SessionInfo], this_session: i64
     }
 }
 
+/// The relying parties the person allowed to sign them in (OpenID
+/// Connect), each with a disconnect button. Shown when the provider is on,
+/// or when apps allowed before it was turned off are still remembered.
+fn connected_apps(state: &AppState, apps: &[ConnectedApp]) -> Markup {
+    if state.oidc.is_none() && apps.is_empty() {
+        return html! {};
+    }
+    html! {
+        section id="connected-apps" {
+            h2 { "Connected apps" }
+            @if apps.is_empty() {
+                p { "You have not allowed any app to sign you in." }
+            } @else {
+                table class="stack" {
+                    thead { tr { th { "App" } th { "Receives" } th { "Allowed" } th { "Access" } th {} } }
+                    tbody {
+                        @for app in apps {
+                            tr data-client=(app.client_id) {
+                                td data-label="App" { (app_name(state, &app.client_id)) }
+                                td data-label="Receives" {
+                                    @for (i, scope) in app.scope.split_whitespace().enumerate() {
+                                        @if i > 0 { "; " }
+                                        span data-scope=(scope) {
+                                            @match describe_scope(scope) {
+                                                "" => (scope),
+                                                described => (described),
+                                            }
+                                        }
+                                    }
+                                }
+                                td data-label="Allowed" { (html::local_time(app.allowed_at)) }
+                                td data-label="Access" class="access" {
+                                    @if app.holds_tokens { "holds live tokens" } @else { "no live tokens" }
+                                }
+                                td {
+                                    form method="post" action=(state.path("/account/apps/disconnect")) {
+                                        input type="hidden" name="client_id" value=(app.client_id);
+                                        button type="submit" { "Disconnect" }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+                p {
+                    "Disconnecting signs the app out everywhere and withdraws your permission: "
+                    "it has to ask again the next time."
+                }
+            }
+        }
+    }
+}
+
+/// What the account page calls a client: its configured name, or its id
+/// (with a note) once it is no longer registered.
+fn app_name(state: &AppState, client_id: &str) -> Markup {
+    let registered = state
+        .oidc
+        .as_deref()
+        .and_then(|provider| provider.config.client(client_id));
+    html! {
+        @match registered {
+            Some(client) => { (client.name) }
+            None => { code { (client_id) } " " em { "(no longer registered)" } }
+        }
+    }
+}
+
 /// The account's latest logins.
 fn recent_logins(history: &[LoginEvent]) -> Markup {
     html! {
@@ -305,6 +380,51 @@ pub async fn end_own_session(
         .await?;
     tracing::info!(account = session.account_id, session = session.id, "{what}");
     Ok(())
+}
+
+/// The disconnect button's form.
+#[derive(Debug, serde::Deserialize)]
+pub struct DisconnectForm {
+    /// The relying party to disconnect.
+    client_id: String,
+}
+
+/// `POST /account/apps/disconnect`: withdraws the consent to a relying
+/// party and revokes all its tokens for this account.
+pub async fn disconnect(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    cookies: CookieJar,
+    form: Result<Form<DisconnectForm>, FormRejection>,
+) -> Result<Response, AppError> {
+    // The origin check comes before the body is even looked at.
+    require_same_origin(&state, &headers)?;
+    let Some(session) = current_session(&state, &cookies).await? else {
+        return Err(AppError::Client(StatusCode::UNAUTHORIZED, "not logged in"));
+    };
+    let Ok(Form(form)) = form else {
+        return Err(AppError::Client(
+            StatusCode::BAD_REQUEST,
+            "the form must name the app to disconnect",
+        ));
+    };
+    // Only the account's own apps: another account's consents and grants
+    // are invisible here, so they cannot be told from apps never allowed.
+    let disconnected = state
+        .store
+        .disconnect(session.account_id, &form.client_id)
+        .await?;
+    if !disconnected {
+        return Err(AppError::not_found("no such connected app"));
+    }
+    // Logged only once found: the id is then one the configuration held.
+    tracing::info!(
+        account = session.account_id,
+        client = %form.client_id,
+        by_session = session.id,
+        "app disconnected from the account page"
+    );
+    Ok(Redirect::to(&state.path("/account")).into_response())
 }
 
 /// `POST /logout`: ends this browser's session.

@@ -194,6 +194,20 @@ pub enum Rotation {
     Unknown,
 }
 
+/// A relying party a person allowed, as their account page lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectedApp {
+    /// The relying party (it may since have left the configuration).
+    pub client_id: String,
+    /// The scopes allowed, space-separated.
+    pub scope: String,
+    /// When the person last allowed it.
+    pub allowed_at: u64,
+    /// Whether it holds a live access or refresh token: one it could use
+    /// right now, from a session that has not ended.
+    pub holds_tokens: bool,
+}
+
 /// The provider's storage. Every method is one transaction.
 #[async_trait]
 pub trait OidcStore: Send + Sync + 'static {
@@ -265,6 +279,20 @@ pub trait OidcStore: Send + Sync + 'static {
         sector: &str,
         fresh: &str,
     ) -> Result<Option<String>, StoreError>;
+
+    /// The relying parties `account_id` allowed, the latest allowed first,
+    /// each with whether it holds a live token at `now`.
+    async fn connected_apps(
+        &self,
+        account_id: i64,
+        now: u64,
+    ) -> Result<Vec<ConnectedApp>, StoreError>;
+
+    /// Disconnects `client_id` from `account_id`: withdraws the consent
+    /// (its next authorization asks again) and revokes every grant, so
+    /// every code and token the client holds for the account, from every
+    /// session. `false` if the account had neither consent nor grant for it.
+    async fn disconnect(&self, account_id: i64, client_id: &str) -> Result<bool, StoreError>;
 }
 
 /// The statements, written once for both backends with `?N` placeholders
@@ -371,4 +399,23 @@ pub(super) mod sql {
         "DELETE FROM oidc_tokens WHERE expires_at <= ?1",
         "DELETE FROM oidc_signing_keys WHERE published_until <= ?1",
     ];
+
+    /// The consents of account `?1`, each with whether the client holds a
+    /// token that [`FIND_TOKEN`] would still give out at `?2`.
+    pub(in crate::store) const CONNECTED_APPS: &str = "SELECT c.client_id, c.scope, c.granted_at,
+            EXISTS (SELECT 1 FROM oidc_grants g
+                      JOIN oidc_tokens t ON t.grant_id = g.id
+                      JOIN sessions s ON s.id = g.session_id
+                     WHERE g.account_id = c.account_id AND g.client_id = c.client_id
+                       AND t.used = FALSE AND t.expires_at > ?2 AND s.expires_at > ?2)
+       FROM oidc_consents c WHERE c.account_id = ?1
+      ORDER BY c.granted_at DESC, c.client_id";
+
+    pub(in crate::store) const WITHDRAW_CONSENT: &str =
+        "DELETE FROM oidc_consents WHERE account_id = ?1 AND client_id = ?2";
+
+    /// Every grant of client `?2` for account `?1`; their codes and tokens
+    /// go with them (`ON DELETE CASCADE`).
+    pub(in crate::store) const DELETE_GRANTS_OF_CLIENT: &str =
+        "DELETE FROM oidc_grants WHERE account_id = ?1 AND client_id = ?2";
 }

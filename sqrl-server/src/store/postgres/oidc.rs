@@ -12,8 +12,8 @@ use super::{PostgresStore, exec, get, opt};
 use crate::store::StoreError;
 use crate::store::oidc::sql::{self, dollars};
 use crate::store::oidc::{
-    CodeTaken, Grant, NewCode, NewGrant, NewTokens, OidcStore, Rotation, StoredSigningKey,
-    TokenKind, TokenView,
+    CodeTaken, ConnectedApp, Grant, NewCode, NewGrant, NewTokens, OidcStore, Rotation,
+    StoredSigningKey, TokenKind, TokenView,
 };
 use crate::store::rows::{corrupt, from_sql_time, sql_time};
 use crate::token::TokenHash;
@@ -341,5 +341,46 @@ impl OidcStore for PostgresStore {
             .await?
             .map(subject)
             .transpose()
+    }
+
+    async fn connected_apps(
+        &self,
+        account_id: i64,
+        now: u64,
+    ) -> Result<Vec<ConnectedApp>, StoreError> {
+        let client = self.client().await?;
+        let statement = client.prepare_cached(&dollars(sql::CONNECTED_APPS)).await?;
+        client
+            .query(&statement, &[&account_id, &sql_time(now)])
+            .await?
+            .iter()
+            .map(|row| {
+                Ok(ConnectedApp {
+                    client_id: get(row, 0)?,
+                    scope: get(row, 1)?,
+                    allowed_at: from_sql_time(get(row, 2)?),
+                    holds_tokens: get(row, 3)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn disconnect(&self, account_id: i64, client_id: &str) -> Result<bool, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let consents = exec(
+            &tx,
+            &dollars(sql::WITHDRAW_CONSENT),
+            &[&account_id, &client_id],
+        )
+        .await?;
+        let grants = exec(
+            &tx,
+            &dollars(sql::DELETE_GRANTS_OF_CLIENT),
+            &[&account_id, &client_id],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(consents + grants > 0)
     }
 }

@@ -9,8 +9,8 @@ use super::{SqliteStore, exec, first};
 use crate::store::StoreError;
 use crate::store::oidc::sql;
 use crate::store::oidc::{
-    CodeTaken, Grant, NewCode, NewGrant, NewTokens, OidcStore, Rotation, StoredSigningKey,
-    TokenKind, TokenView,
+    CodeTaken, ConnectedApp, Grant, NewCode, NewGrant, NewTokens, OidcStore, Rotation,
+    StoredSigningKey, TokenKind, TokenView,
 };
 use crate::store::rows::{corrupt, from_sql_time, sql_time};
 use crate::token::TokenHash;
@@ -363,6 +363,42 @@ impl OidcStore for SqliteStore {
             first(tx, sql::SUBJECT, params![account_id, sector], |row| {
                 row.get::<_, String>(0)
             })
+        })
+        .await
+    }
+
+    async fn connected_apps(
+        &self,
+        account_id: i64,
+        now: u64,
+    ) -> Result<Vec<ConnectedApp>, StoreError> {
+        self.read(move |conn| {
+            let mut statement = conn.prepare_cached(sql::CONNECTED_APPS)?;
+            let apps = statement
+                .query_map(params![account_id, sql_time(now)], |row| {
+                    Ok(ConnectedApp {
+                        client_id: row.get(0)?,
+                        scope: row.get(1)?,
+                        allowed_at: from_sql_time(row.get(2)?),
+                        holds_tokens: row.get(3)?,
+                    })
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(apps)
+        })
+        .await
+    }
+
+    async fn disconnect(&self, account_id: i64, client_id: &str) -> Result<bool, StoreError> {
+        let client_id = client_id.to_owned();
+        self.write(move |tx| {
+            let consents = exec(tx, sql::WITHDRAW_CONSENT, params![account_id, client_id])?;
+            let grants = exec(
+                tx,
+                sql::DELETE_GRANTS_OF_CLIENT,
+                params![account_id, client_id],
+            )?;
+            Ok(consents + grants > 0)
         })
         .await
     }

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use reqwest::{Method, StatusCode};
-use sqrl_server::config::{Config, TlsFiles};
+use sqrl_server::config::Config;
 use sqrl_server::net::IpNet;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
@@ -355,14 +355,10 @@ async fn trusted_proxies_are_exempt_from_the_per_address_cap_only() {
 /// a client connector that trusts it and offers h2 as well as HTTP/1.1.
 async fn tls_server() -> (Harness, tempfile::TempDir, tokio_rustls::TlsConnector) {
     let dir = tempfile::tempdir().unwrap();
-    let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
-    let cert = dir.path().join("cert.pem");
-    let key = dir.path().join("key.pem");
-    std::fs::write(&cert, certified.cert.pem()).unwrap();
-    std::fs::write(&key, certified.key_pair.serialize_pem()).unwrap();
+    let (tls, certified) = self_signed_tls(dir.path());
     let h = Harness::start_with(|config| {
         short_timeouts(config);
-        config.tls = Some(TlsFiles { cert, key });
+        config.tls = Some(tls);
     })
     .await;
     assert!(h.base().starts_with("https://"), "{}", h.base());

@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 
 use common::{
     Browser, Harness, Identity, NONE, OPERATOR_TOKEN, Request, SqrlConversation, WaitingPage,
-    assert_tif, set_cookies,
+    assert_tif, scan_in, set_cookies,
 };
 use reqwest::header::{ACCEPT, LOCATION};
 use reqwest::{Method, StatusCode};
@@ -43,42 +43,6 @@ fn header(response: &reqwest::Response, name: &str) -> Option<String> {
         .headers()
         .get(name)
         .map(|value| value.to_str().unwrap().to_owned())
-}
-
-/// Logs `browser`, showing a login page opened with `rd`, in with `id`
-/// (cross-device); returns where the collect sends it.
-async fn log_in_returning(
-    h: &Harness,
-    browser: &mut Browser,
-    rd: &str,
-    id: &Identity,
-) -> Option<String> {
-    let response = browser.get(&format!("/?rd={}", encoded(rd))).await;
-    assert_eq!(response.status(), StatusCode::OK, "rd {rd}");
-    let html = response.text().await.unwrap();
-    let nut = html
-        .split("data-nut=\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap()
-        .to_owned();
-    let url = html
-        .split("<code id=\"url\">")
-        .nth(1)
-        .unwrap()
-        .split("</code>")
-        .next()
-        .unwrap()
-        .replace("&amp;", "&");
-    let mut c = SqrlConversation::new(&h.http, &url);
-    let known = c.query(id, NONE).await.tif().bits() & 1 == 1;
-    c.ident(id, NONE, !known).await;
-    let collect = browser.pag_url(&nut).await;
-    let (status, location) = browser.collect(&collect).await;
-    assert_eq!(status, StatusCode::SEE_OTHER);
-    location
 }
 
 #[tokio::test]
@@ -310,8 +274,9 @@ async fn a_login_returns_where_its_page_was_asked_to() {
 
     // Cross-device: the page's collect goes to rd, and its cookie goes.
     let mut browser = h.browser();
-    let location = log_in_returning(&h, &mut browser, &rd, &Identity::new()).await;
-    assert_eq!(location.as_deref(), Some(rd.as_str()));
+    let login = format!("/?rd={}", encoded(&rd));
+    let location = scan_in(&h, &mut browser, &login, &Identity::new()).await;
+    assert_eq!(location, rd);
     assert!(
         !browser
             .cookies

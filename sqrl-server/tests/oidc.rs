@@ -3,15 +3,17 @@
 //! refuse. ID tokens are checked as a relying party would: the signature
 //! against the published key set, then `iss`, `aud`, `exp` and `nonce`.
 //! `tests/browser` (sqrl-client) runs the same flow with Chromium, the `sqrl`
-//! CLI and the certified `openid-client` library.
+//! CLI and the certified `openid-client` library; `oidc_openidconnect.rs`
+//! with the Rust `openidconnect` crate and the example relying party.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
 use base64::Engine as _;
+use common::oidc::{Outcome, allow, answer, consent_request, encoded, location, param, run};
 use common::{
     Browser, Harness, Identity, NONE, OPERATOR_TOKEN, Request, SqrlConversation, TestDatabase,
-    assert_tif,
+    assert_tif, scan_in,
 };
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
@@ -68,10 +70,6 @@ async fn start() -> Harness {
     Harness::start_with(with_clients).await
 }
 
-fn encoded(text: &str) -> String {
-    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
-}
-
 /// A PKCE verifier and its S256 challenge.
 fn pkce() -> (String, String) {
     let verifier = base64url::encode(rand_bytes());
@@ -98,125 +96,6 @@ fn authorize_path(client: &str, cb: &str, extra: &[(&str, &str)]) -> String {
         query.append_pair(name, value);
     }
     format!("/oidc/authorize?{}", query.finish())
-}
-
-fn location(response: &reqwest::Response) -> String {
-    response
-        .headers()
-        .get(LOCATION)
-        .unwrap_or_else(|| panic!("no Location in a {} response", response.status()))
-        .to_str()
-        .unwrap()
-        .to_owned()
-}
-
-/// The query parameters of a URL.
-fn params(url: &str) -> Vec<(String, String)> {
-    url::Url::parse(url)
-        .unwrap()
-        .query_pairs()
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect()
-}
-
-fn param(url: &str, name: &str) -> Option<String> {
-    params(url)
-        .into_iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v)
-}
-
-/// Signs `id` in on the login page `login` (a path with `rd=`) with a
-/// cross-device scan; returns where the login sends the browser.
-async fn scan_in(h: &Harness, browser: &mut Browser, login: &str, id: &Identity) -> String {
-    let response = browser.get(login).await;
-    assert_eq!(response.status(), StatusCode::OK, "login page {login}");
-    let html = response.text().await.unwrap();
-    let between = |start: &str, end: &str| {
-        let from = html.find(start).unwrap() + start.len();
-        html[from..from + html[from..].find(end).unwrap()].replace("&amp;", "&")
-    };
-    let nut = between("data-nut=\"", "\"");
-    let url = between("<code id=\"url\">", "</code>");
-    let mut c = SqrlConversation::new(&h.http, &url);
-    let known = c.query(id, NONE).await.tif().bits() & 1 == 1;
-    c.ident(id, NONE, !known).await;
-    let collect = browser.pag_url(&nut).await;
-    let (status, to) = browser.collect(&collect).await;
-    assert_eq!(status, StatusCode::SEE_OTHER);
-    to.unwrap()
-}
-
-/// What an authorization request ends in once the person did what the
-/// provider asked of them.
-#[derive(Debug)]
-enum Outcome {
-    /// Back at the client with these parameters.
-    Client(String),
-    /// The provider refused on a page of its own.
-    Page(StatusCode, String),
-}
-
-/// Follows an authorization request as a person would: signs `id` in when
-/// sent to the login page, allows when shown the consent screen.
-async fn run(h: &Harness, browser: &mut Browser, path: &str, id: &Identity) -> Outcome {
-    let mut next = path.to_owned();
-    for _ in 0..6 {
-        let response = browser.get(&next).await;
-        match response.status() {
-            StatusCode::SEE_OTHER | StatusCode::FOUND | StatusCode::TEMPORARY_REDIRECT => {
-                let to = location(&response);
-                if to.starts_with("http://127.0.0.1:9/") || to.starts_with("http://localhost:9/") {
-                    return Outcome::Client(to);
-                }
-                next = if to.starts_with('/') && to.contains("rd=") {
-                    scan_in(h, browser, &to, id).await
-                } else {
-                    to
-                };
-            }
-            StatusCode::OK => {
-                let html = response.text().await.unwrap();
-                assert!(html.contains("id=\"allow\""), "not a consent page: {html}");
-                next = allow(browser, &html).await;
-                if next.starts_with("http://127.0.0.1:9/")
-                    || next.starts_with("http://localhost:9/")
-                {
-                    return Outcome::Client(next);
-                }
-            }
-            status => return Outcome::Page(status, response.text().await.unwrap()),
-        }
-    }
-    panic!("the authorization request went round in circles");
-}
-
-/// The hidden request of a consent page.
-fn consent_request(html: &str) -> String {
-    let start = "name=\"request\" value=\"";
-    let from = html.find(start).unwrap() + start.len();
-    html[from..from + html[from..].find('"').unwrap()].replace("&amp;", "&")
-}
-
-/// Answers a consent page with `decision`; returns where it sends the browser.
-async fn answer(browser: &mut Browser, html: &str, decision: &str) -> String {
-    let form = format!(
-        "request={}&decision={decision}",
-        encoded(&consent_request(html))
-    );
-    let response = browser
-        .request(reqwest::Method::POST, "/oidc/authorize")
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(form)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::SEE_OTHER, "consent answer");
-    location(&response)
-}
-
-async fn allow(browser: &mut Browser, html: &str) -> String {
-    answer(browser, html, "allow").await
 }
 
 /// The code a successful outcome carries, after checking `state` and `iss`.

@@ -10,7 +10,7 @@ use reqwest::{Method, StatusCode};
 use rusqlite::Connection;
 use rusqlite::types::FromSql;
 use sqrl_server::RunningServer;
-use sqrl_server::config::Config;
+use sqrl_server::config::{Config, TlsFiles};
 use sqrl_server::store::InFlight;
 use tempfile::TempDir;
 
@@ -213,12 +213,44 @@ impl Harness {
     }
 }
 
+/// Signs `id` in on the login page `login` (a path with `rd=`) with a
+/// cross-device scan; returns where the login sends the browser.
+pub async fn scan_in(h: &Harness, browser: &mut Browser, login: &str, id: &Identity) -> String {
+    let response = browser.get(login).await;
+    assert_eq!(response.status(), StatusCode::OK, "login page {login}");
+    let html = response.text().await.unwrap();
+    let between = |start: &str, end: &str| {
+        let from = html.find(start).unwrap() + start.len();
+        html[from..from + html[from..].find(end).unwrap()].replace("&amp;", "&")
+    };
+    let nut = between("data-nut=\"", "\"");
+    let url = between("<code id=\"url\">", "</code>");
+    let mut c = SqrlConversation::new(&h.http, &url);
+    let known = c.query(id, NONE).await.tif().bits() & 1 == 1;
+    c.ident(id, NONE, !known).await;
+    let collect = browser.pag_url(&nut).await;
+    let (status, to) = browser.collect(&collect).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    to.unwrap()
+}
+
 /// Mints a nut through the SSP API of the server at `base` (`http://...`)
 /// and returns its SQRL URL.
 pub async fn mint_url(http: &reqwest::Client, base: &str) -> String {
     let text = text(http.get(format!("{base}/nut.sqrl"))).await;
     let nut = form_field(&text, "nut");
     format!("{}/cli.sqrl?nut={nut}", base.replace("http://", "qrl://"))
+}
+
+/// A self-signed certificate for 127.0.0.1, written to `dir` as the
+/// server's TLS files; the certificate for clients to trust.
+pub fn self_signed_tls(dir: &Path) -> (TlsFiles, rcgen::CertifiedKey) {
+    let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
+    let cert = dir.join("cert.pem");
+    let key = dir.join("key.pem");
+    std::fs::write(&cert, certified.cert.pem()).unwrap();
+    std::fs::write(&key, certified.key_pair.serialize_pem()).unwrap();
+    (TlsFiles { cert, key }, certified)
 }
 
 /// Starts the `sqrl-server` binary at `binary` (a test passes

@@ -3,6 +3,7 @@
 //! a SQRL client built on `sqrl_core` keys and message types that can also
 //! misbehave on purpose ([`client`]), and load from raw sockets: floods of
 //! connections that never finish a request, and a whole login ([`load`]);
+//! a person going through the OpenID Connect provider's pages ([`oidc`]);
 //! and a PostgreSQL schema of a test's own ([`postgres`]).
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
 
@@ -11,6 +12,7 @@ mod client;
 mod harness;
 mod load;
 pub mod nginx;
+pub mod oidc;
 mod postgres;
 
 pub use browser::*;

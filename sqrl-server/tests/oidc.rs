@@ -1623,3 +1623,49 @@ async fn a_client_gets_its_id_tokens_signed_with_the_algorithm_it_registered() {
     }
     assert_eq!(subjects.len(), 3);
 }
+
+#[tokio::test]
+async fn acr_values_ask_a_phone_signed_session_for_a_same_device_sign_in() {
+    let h = start().await;
+    let id = Identity::new();
+    let mut browser = h.browser();
+    let first = wiki_tokens(&h, &mut browser, &id).await;
+    let first = verify_id_token(&h, first["id_token"].as_str().unwrap(), WIKI).await;
+    assert_eq!(first["acr"], "urn:sqrl:xdev");
+
+    let (verifier, challenge) = pkce();
+    let path = authorize_path(
+        WIKI,
+        WIKI_CB,
+        &[
+            ("acr_values", "urn:sqrl:cps"),
+            ("state", "c"),
+            ("code_challenge", &challenge),
+            ("code_challenge_method", "S256"),
+        ],
+    );
+    // Signed in from a phone: asked to sign in again, even with a session.
+    let login = location(&browser.get(&path).await);
+    assert!(login.ends_with("&fresh=1"), "{login}");
+    // This time with the SQRL app on this device (CPS): its link signs the
+    // browser in and returns it to the request.
+    let page = browser.get(&login).await.text().await.unwrap();
+    let from = page.find("<code id=\"url\">").unwrap() + "<code id=\"url\">".len();
+    let url = page[from..from + page[from..].find('<').unwrap()].replace("&amp;", "&");
+    let mut c = SqrlConversation::new(&h.http, &url);
+    c.query(&id, sqrl_core::msg::ClientOptions::CPS).await;
+    let reply = c
+        .ident(&id, sqrl_core::msg::ClientOptions::CPS, false)
+        .await;
+    let (status, back) = browser.collect(reply.url().unwrap()).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let response = browser.get(&back.unwrap()).await;
+    let code = param(&location(&response), "code").expect("a code, no more sign-in");
+    let (_, tokens) = exchange(&h, (WIKI, WIKI_SECRET), &code, WIKI_CB, &verifier).await;
+    let claims = verify_id_token(&h, tokens["id_token"].as_str().unwrap(), WIKI).await;
+    assert_eq!(claims["acr"], "urn:sqrl:cps");
+    assert_eq!(claims["amr"], serde_json::json!(["sqrl", "cps"]));
+    // The same-device session now satisfies the request at once.
+    let again = browser.get(&path).await;
+    assert!(param(&location(&again), "code").is_some());
+}

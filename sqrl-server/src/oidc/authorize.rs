@@ -77,6 +77,9 @@ pub struct AuthRequest {
     pub max_age: Option<u64>,
     /// A sign-in demanded by this request happened after this time.
     pub login_after: Option<u64>,
+    /// `acr_values` asks for proof that the person sits at this browser:
+    /// a same-device (CPS) sign-in.
+    pub wants_same_device: bool,
     /// The request as it came (a query string), to come back to.
     pub query: String,
 }
@@ -222,6 +225,13 @@ pub fn parse(query: &str, provider: &Provider) -> Result<AuthRequest, Refused> {
     };
     let max_age = number("max_age")?;
     let login_after = number("login_after")?;
+    // Voluntary, as OpenID Connect makes `acr_values`: a sign-in is asked
+    // for; the `acr` claim says what the person did.
+    let wants_same_device = get("acr_values").is_some_and(|values| {
+        values
+            .split(' ')
+            .any(|value| value == super::ACR_SAME_DEVICE)
+    });
     Ok(AuthRequest {
         client: client.clone(),
         redirect_uri: redirect_uri.to_owned(),
@@ -232,18 +242,23 @@ pub fn parse(query: &str, provider: &Provider) -> Result<AuthRequest, Refused> {
         prompt,
         max_age,
         login_after,
+        wants_same_device,
         query: query.to_owned(),
     })
 }
 
 impl AuthRequest {
-    /// Whether `session` is too old for this request at `now`: a sign-in
-    /// was demanded and the session does not come from it.
+    /// Whether `session` will not do for this request at `now`: a sign-in
+    /// was demanded (`prompt=login`, an exceeded `max_age`, or a same-device
+    /// sign-in asked by `acr_values` that this session is not) and the
+    /// session does not come from it. A fresh sign-in answers the demand
+    /// whichever way the person chose to sign in.
     fn needs_fresh_login(&self, session: &SessionInfo, now: u64, window: u64) -> bool {
         let demanded = self.prompt.login
             || self
                 .max_age
-                .is_some_and(|max_age| now.saturating_sub(session.created_at) > max_age);
+                .is_some_and(|max_age| now.saturating_sub(session.created_at) > max_age)
+            || (self.wants_same_device && session.method != Some(LoginMethod::SameDevice));
         let answered = self.login_after.is_some_and(|after| {
             after.saturating_add(window) >= now && session.created_at >= after
         });

@@ -10,8 +10,8 @@
 //! client authentication and public clients, refresh token rotation with
 //! reuse detection, token revocation (RFC 7009), token introspection
 //! (RFC 7662), the `iss` authorization response parameter (RFC 9207),
-//! pairwise subject identifiers, and `prompt` (`none`, `login`, `consent`)
-//! and `max_age` for a fresh SQRL sign-in, Back-Channel Logout 1.0
+//! pairwise subject identifiers, `prompt` (`none`, `login`, `consent`),
+//! `max_age` and `acr_values` (a same-device sign-in) for a fresh SQRL sign-in, Back-Channel Logout 1.0
 //! ([`logout`]) and RP-Initiated Logout 1.0 ([`end_session`]).
 //!
 //! Tokens are bound to the browser session they came from ([`crate::store::oidc`]):

@@ -1669,3 +1669,41 @@ async fn acr_values_ask_a_phone_signed_session_for_a_same_device_sign_in() {
     let again = browser.get(&path).await;
     assert!(param(&location(&again), "code").is_some());
 }
+
+#[tokio::test]
+async fn the_operator_api_lists_the_registered_clients_without_their_secrets() {
+    let h = Harness::start_with(|config| {
+        with_clients(config);
+        config.operator_token = Some(OperatorToken::new(OPERATOR_TOKEN));
+    })
+    .await;
+    let refused = h.http.get(h.url("/api/oidc/clients")).send().await.unwrap();
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    let listed = h
+        .http
+        .get(h.url("/api/oidc/clients"))
+        .bearer_auth(OPERATOR_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listed.status(), StatusCode::OK);
+    let text = listed.text().await.unwrap();
+    let body: Value = serde_json::from_str(&text).unwrap();
+    let ids: Vec<&str> = body["clients"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|client| client["client_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [WIKI, CHAT, SPA]);
+    assert_eq!(body["clients"][0]["name"], "The wiki");
+    assert_eq!(body["clients"][0]["post_logout_redirect_uris"][0], WIKI_BYE);
+    assert_eq!(body["clients"][2]["public"], true);
+    assert_eq!(body["clients"][2]["subject_type"], "public");
+    assert_eq!(body["clients"][0]["id_token_signed_response_alg"], "ES256");
+    let hash = sqrl_server::oidc::clients::SecretHash::of(WIKI_SECRET).to_hex();
+    assert!(
+        !text.contains(WIKI_SECRET) && !text.contains(&hash),
+        "{text}"
+    );
+}

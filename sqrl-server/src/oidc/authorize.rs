@@ -3,7 +3,7 @@
 //! answer).
 //!
 //! A request walks one way: [`parse`] checks it whole (client, exact
-//! redirect URI, response type, scopes, PKCE, prompt); then [`decide`] asks
+//! redirect URI, response type, scopes, PKCE, prompt); then `decide` asks
 //! for a SQRL sign-in if there is no session or it is not fresh enough
 //! (`prompt=login`, `max_age`), for consent if the person has not allowed
 //! this client these scopes, and otherwise issues a single-use code and

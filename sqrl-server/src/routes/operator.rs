@@ -10,6 +10,8 @@
 //!                                identity with an existing account, or a new one
 //! GET    /api/webhooks           login events not yet delivered, and given up
 //!                                ({"pending", "dead"})
+//! GET    /api/oidc/clients       the OpenID Connect clients the configuration
+//!                                registers (never a secret or its hash)
 //! ```
 
 use axum::extract::{FromRequestParts, Path, State};
@@ -34,6 +36,7 @@ pub fn router() -> Router<AppState> {
         .route("/accounts/{id}", get(account))
         .route("/associations", post(associate))
         .route("/webhooks", get(webhooks))
+        .route("/oidc/clients", get(oidc_clients))
 }
 
 /// Checks the bearer token in constant time (hashes first, so the length of
@@ -160,6 +163,37 @@ async fn account(
 async fn webhooks(_: Operator, State(state): State<AppState>) -> Result<Response, AppError> {
     let counts = state.store.outbox_counts().await?;
     Ok(Json(serde_json::json!({ "pending": counts.pending, "dead": counts.dead })).into_response())
+}
+
+/// The registered OpenID Connect clients, as the running configuration has
+/// them: what an operator checks after editing `[[oidc.clients]]`.
+async fn oidc_clients(_: Operator, State(state): State<AppState>) -> Response {
+    use crate::oidc::clients::SubjectType;
+    let clients: Vec<serde_json::Value> = state
+        .config
+        .oidc
+        .clients
+        .iter()
+        .map(|client| {
+            let (subject_type, sector) = match &client.subject {
+                SubjectType::Pairwise { sector } => ("pairwise", Some(sector.as_str())),
+                SubjectType::Public => ("public", None),
+            };
+            serde_json::json!({
+                "client_id": client.id,
+                "name": client.name,
+                "public": client.is_public(),
+                "redirect_uris": client.redirect_uris,
+                "post_logout_redirect_uris": client.post_logout_redirect_uris,
+                "backchannel_logout_uri": client.backchannel_logout_uri,
+                "scopes": client.scopes,
+                "subject_type": subject_type,
+                "sector": sector,
+                "id_token_signed_response_alg": client.id_token_alg.as_str(),
+            })
+        })
+        .collect();
+    Json(serde_json::json!({ "clients": clients })).into_response()
 }
 
 /// Body of `POST /api/associations`.

@@ -1707,3 +1707,61 @@ async fn the_operator_api_lists_the_registered_clients_without_their_secrets() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn signing_keys_sealed_at_rest_open_only_with_their_key_file() {
+    use sqrl_server::oidc::sealing::{KeyEncryptionKey, MAGIC};
+    const KEK: &str = "5f1e0c9a3b7d2e4f60718293a4b5c6d7e8f90112233445566778899aabbccdde";
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("sqrl.db");
+    let start_with_kek = |kek: Option<String>| {
+        let mut config = Config::for_tests(&db);
+        config.rate_limit = None;
+        with_clients(&mut config);
+        config.oidc.key_encryption_key = kek.map(|hex| KeyEncryptionKey::parse(&hex).unwrap());
+        sqrl_server::start(config)
+    };
+    let jwks = |server: &sqrl_server::RunningServer| {
+        let url = format!("{}/oidc/jwks", server.base_url());
+        async move {
+            let response = common::http_client().get(url).send().await.unwrap();
+            (response.status(), response.text().await.unwrap())
+        }
+    };
+
+    let sealed = start_with_kek(Some(KEK.into())).await.unwrap();
+    let (status, published) = jwks(&sealed).await;
+    assert_eq!(status, StatusCode::OK);
+    let stored: Vec<Vec<u8>> = common::rows(
+        &rusqlite::Connection::open(&db).unwrap(),
+        "SELECT private_der FROM oidc_signing_keys",
+        |row| row.get(0),
+    );
+    assert_eq!(stored.len(), 3);
+    for key in &stored {
+        assert!(key.starts_with(MAGIC), "a key is stored unsealed");
+    }
+    sealed.shutdown().await;
+
+    // Without the file, or with another, nothing is signed or published,
+    // and no new key is made in place of the sealed ones.
+    let other = KEK.replace('5', "6");
+    for kek in [None, Some(other)] {
+        let server = start_with_kek(kek.clone()).await.unwrap();
+        let (status, body) = jwks(&server).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{kek:?}: {body}");
+        server.shutdown().await;
+    }
+    let count: i64 = rusqlite::Connection::open(&db)
+        .unwrap()
+        .query_row("SELECT count(*) FROM oidc_signing_keys", [], |row| {
+            row.get(0)
+        })
+        .unwrap();
+    assert_eq!(count, 3);
+
+    // With it, the same keys are published again.
+    let again = start_with_kek(Some(KEK.into())).await.unwrap();
+    assert_eq!(jwks(&again).await, (StatusCode::OK, published));
+    again.shutdown().await;
+}

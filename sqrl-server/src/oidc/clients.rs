@@ -16,6 +16,7 @@ use subtle::ConstantTimeEq as _;
 use url::Url;
 
 use super::keys::SigningAlg;
+use super::sealing::KeyEncryptionKey;
 
 /// The shortest client secret accepted.
 pub const MIN_SECRET_LEN: usize = 32;
@@ -40,6 +41,10 @@ pub struct OidcSettings {
     /// Days a signing key signs before the next takes over [default: 30].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_rotation_days: Option<u64>,
+    /// A file holding the key (64 hexadecimal digits) that seals the
+    /// signing keys in the database [default: stored unsealed].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_encryption_key_file: Option<std::path::PathBuf>,
 }
 
 /// One `[[oidc.clients]]` table.
@@ -200,6 +205,8 @@ pub struct OidcConfig {
     pub refresh_token_lifetime: Duration,
     /// How long a signing key signs.
     pub key_rotation: Duration,
+    /// What seals the signing keys at rest, if configured.
+    pub key_encryption_key: Option<KeyEncryptionKey>,
 }
 
 impl Default for OidcConfig {
@@ -210,6 +217,7 @@ impl Default for OidcConfig {
             id_token_lifetime: Duration::from_secs(600),
             refresh_token_lifetime: Duration::from_secs(30 * 24 * 3600),
             key_rotation: Duration::from_secs(30 * 24 * 3600),
+            key_encryption_key: None,
         }
     }
 }
@@ -257,6 +265,17 @@ impl OidcConfig {
             Some(days) if (1..=365).contains(&days) => Duration::from_secs(days * 24 * 3600),
             Some(_) => return Err(("oidc.key_rotation_days", "must be 1 to 365".into())),
         };
+        let key_encryption_key = settings
+            .key_encryption_key_file
+            .as_ref()
+            .map(|path| {
+                let name = "oidc.key_encryption_key_file";
+                let text = std::fs::read_to_string(path)
+                    .map_err(|error| (name, format!("reading {}: {error}", path.display())))?;
+                KeyEncryptionKey::parse(&text)
+                    .map_err(|reason| (name, format!("{}: {reason}", path.display())))
+            })
+            .transpose()?;
         let mut clients: Vec<Client> = Vec::with_capacity(settings.clients.len());
         for table in &settings.clients {
             let client = client(table)?;
@@ -274,6 +293,7 @@ impl OidcConfig {
             id_token_lifetime,
             refresh_token_lifetime,
             key_rotation,
+            key_encryption_key,
         })
     }
 }
@@ -570,6 +590,27 @@ mod tests {
             let (name, reason) = OidcConfig::from_settings(&table(&body)).unwrap_err();
             assert_eq!(name, setting, "{body} -> {reason}");
         }
+    }
+
+    #[test]
+    fn the_key_encryption_key_is_read_from_its_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = dir.path().join("kek");
+        std::fs::write(&good, format!("{}\n", "ab".repeat(32))).unwrap();
+        let bad = dir.path().join("bad");
+        std::fs::write(&bad, "not a key").unwrap();
+        let with = |path: &std::path::Path| {
+            OidcConfig::from_settings(&OidcSettings {
+                key_encryption_key_file: Some(path.to_owned()),
+                ..OidcSettings::default()
+            })
+        };
+        assert!(with(&good).unwrap().key_encryption_key.is_some());
+        for path in [bad, dir.path().join("missing")] {
+            let (name, reason) = with(&path).unwrap_err();
+            assert_eq!(name, "oidc.key_encryption_key_file", "{reason}");
+        }
+        assert!(OidcConfig::default().key_encryption_key.is_none());
     }
 
     #[test]

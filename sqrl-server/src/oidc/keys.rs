@@ -32,6 +32,7 @@ use sqrl_core::base64url;
 use tokio::sync::Mutex;
 use zeroize::Zeroizing;
 
+use super::sealing::{self, KeyEncryptionKey};
 use crate::store::oidc::StoredSigningKey;
 use crate::store::{Store, StoreError};
 
@@ -303,6 +304,8 @@ struct Loaded {
 /// used here too.
 pub struct KeyRing {
     policy: RotationPolicy,
+    /// Seals new keys and opens sealed ones ([`super::sealing`]).
+    sealing: Option<KeyEncryptionKey>,
     loaded: Mutex<Loaded>,
 }
 
@@ -316,11 +319,44 @@ impl std::fmt::Debug for KeyRing {
 
 impl KeyRing {
     /// A key ring with nothing loaded yet.
-    pub fn new(policy: RotationPolicy) -> Self {
+    pub fn new(policy: RotationPolicy, sealing: Option<KeyEncryptionKey>) -> Self {
         Self {
             policy,
+            sealing,
             loaded: Mutex::new(Loaded::default()),
         }
+    }
+
+    /// The published keys in the store at `now`, opened.
+    async fn load(
+        &self,
+        store: &Arc<dyn Store>,
+        now: u64,
+    ) -> Result<Vec<StoredSigningKey>, KeyError> {
+        let mut keys = store.signing_keys(now).await?;
+        for key in &mut keys {
+            match (&self.sealing, sealing::is_sealed(&key.private_der)) {
+                (Some(kek), true) => {
+                    key.private_der = kek
+                        .open(&key.kid, &key.alg, &key.private_der)
+                        .map_err(|reason| KeyError::Key(format!("key {}: {reason}", key.kid)))?;
+                }
+                (None, true) => {
+                    return Err(KeyError::Key(format!(
+                        "key {} is sealed: configure [oidc] key_encryption_key_file",
+                        key.kid
+                    )));
+                }
+                (Some(_), false) => {
+                    tracing::warn!(
+                        kid = key.kid,
+                        "a signing key made before key_encryption_key_file is stored unsealed"
+                    );
+                }
+                (None, false) => {}
+            }
+        }
+        Ok(keys)
     }
 
     /// The published keys at `now`, after making one if due.
@@ -341,21 +377,28 @@ impl KeyRing {
         if fresh && !any_due(&loaded.keys) {
             return Ok(loaded.keys.clone());
         }
-        let mut keys = store.signing_keys(now).await?;
+        let mut keys = self.load(store, now).await?;
         if any_due(&keys) {
             for alg in SigningAlg::ALL {
                 if let Some(times) = due(&keys, alg, self.policy, now) {
-                    let key = generate(alg, now, times)?;
+                    let mut key = generate(alg, now, times)?;
                     tracing::info!(
                         kid = key.kid,
                         alg = key.alg,
                         signs_from = key.signs_from,
+                        sealed = self.sealing.is_some(),
                         "new token signing key"
                     );
+                    if let Some(kek) = &self.sealing {
+                        let sealed = kek
+                            .seal(&key.kid, &key.alg, &key.private_der)
+                            .map_err(|reason| KeyError::Key(reason.into()))?;
+                        key.private_der = Zeroizing::new(sealed);
+                    }
                     store.add_signing_key(key).await?;
                 }
             }
-            keys = store.signing_keys(now).await?;
+            keys = self.load(store, now).await?;
         }
         loaded.keys.clone_from(&keys);
         loaded.at = Some(now);

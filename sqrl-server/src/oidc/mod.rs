@@ -34,6 +34,7 @@ pub mod logout;
 pub mod pkce;
 pub mod register;
 pub mod resource;
+pub mod sealing;
 pub mod token;
 
 use axum::Json;
@@ -84,10 +85,13 @@ impl Provider {
     /// The provider for `config`.
     pub fn new(config: OidcConfig) -> Self {
         let keep_published = config.id_token_lifetime.max(config.access_token_lifetime);
-        let keys = KeyRing::new(RotationPolicy {
-            sign_for: config.key_rotation,
-            keep_published,
-        });
+        let keys = KeyRing::new(
+            RotationPolicy {
+                sign_for: config.key_rotation,
+                keep_published,
+            },
+            config.key_encryption_key.clone(),
+        );
         Self { config, keys }
     }
 }

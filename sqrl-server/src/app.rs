@@ -259,7 +259,7 @@ pub fn router(state: AppState) -> Router {
         .route(&at("/metrics"), get(routes::ops::metrics))
         .nest(&at("/api"), routes::operator::router());
     if state.oidc.is_some() {
-        timed = timed.merge(crate::oidc::routes(&at));
+        timed = timed.merge(crate::oidc::routes(&state, &at));
     }
     if !prefix.is_empty() {
         // `/auth` as well as `/auth/`: what a person types.

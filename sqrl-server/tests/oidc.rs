@@ -1765,3 +1765,92 @@ async fn signing_keys_sealed_at_rest_open_only_with_their_key_file() {
     assert_eq!(jwks(&again).await, (StatusCode::OK, published));
     again.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_browser_app_may_call_the_token_side_from_its_own_origin_only() {
+    let h = start().await;
+    let spa_origin = "http://localhost:9";
+    let preflight = |origin: &'static str| {
+        h.http
+            .request(reqwest::Method::OPTIONS, h.url("/oidc/token"))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", "content-type")
+            .send()
+    };
+    let allowed = preflight(spa_origin).await.unwrap();
+    assert_eq!(allowed.status(), StatusCode::NO_CONTENT);
+    assert_eq!(allowed.headers()["access-control-allow-origin"], spa_origin);
+    assert!(
+        allowed.headers()["access-control-allow-methods"]
+            .to_str()
+            .unwrap()
+            .contains("POST")
+    );
+    // The wiki is confidential (its server calls, not a page), and any
+    // other page is nobody's: no permission for either.
+    for origin in ["http://127.0.0.1:9", "https://evil.example"] {
+        let refused = preflight(origin).await.unwrap();
+        assert!(
+            refused
+                .headers()
+                .get("access-control-allow-origin")
+                .is_none(),
+            "{origin}"
+        );
+    }
+    // The answers themselves name the origin, and vary by it.
+    let (verifier, challenge) = pkce();
+    let id = Identity::new();
+    let mut browser = h.browser();
+    let path = authorize_path(
+        SPA,
+        SPA_CB,
+        &[
+            ("state", "s"),
+            ("code_challenge", &challenge),
+            ("code_challenge_method", "S256"),
+        ],
+    );
+    let code = code_of(&h, run(&h, &mut browser, &path, &id).await, "s");
+    let response = h
+        .http
+        .post(h.url("/oidc/token"))
+        .header("origin", spa_origin)
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("client_id", SPA),
+            ("code", code.as_str()),
+            ("redirect_uri", SPA_CB),
+            ("code_verifier", verifier.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.headers()["access-control-allow-origin"],
+        spa_origin
+    );
+    assert!(
+        response.headers()["vary"]
+            .to_str()
+            .unwrap()
+            .contains("origin")
+    );
+    // Discovery and the key set are for everyone.
+    for path in ["/.well-known/openid-configuration", "/oidc/jwks"] {
+        let response = h
+            .http
+            .get(h.url(path))
+            .header("origin", "https://evil.example")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            response.headers()["access-control-allow-origin"],
+            "*",
+            "{path}"
+        );
+    }
+}

@@ -27,6 +27,7 @@
 
 pub mod authorize;
 pub mod clients;
+pub mod cors;
 pub mod end_session;
 pub mod error;
 pub mod keys;
@@ -97,7 +98,19 @@ impl Provider {
 }
 
 /// The provider's routes, each at `at(path)` (under the path prefix).
-pub fn routes(at: &dyn Fn(&str) -> String) -> Router<AppState> {
+pub fn routes(state: &AppState, at: &dyn Fn(&str) -> String) -> Router<AppState> {
+    // What a browser app (a public client) calls from its own origin.
+    let token_side = Router::new()
+        .route(&at("/oidc/token"), post(token::token))
+        .route(
+            &at("/oidc/userinfo"),
+            get(resource::userinfo).post(resource::userinfo),
+        )
+        .route(&at("/oidc/revoke"), post(resource::revoke))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            cors::token_side,
+        ));
     Router::new()
         .route(&at("/.well-known/openid-configuration"), get(discovery))
         .route(&at("/oidc/jwks"), get(jwks))
@@ -105,13 +118,8 @@ pub fn routes(at: &dyn Fn(&str) -> String) -> Router<AppState> {
             &at("/oidc/authorize"),
             get(authorize::authorize).post(authorize::consent),
         )
-        .route(&at("/oidc/token"), post(token::token))
-        .route(
-            &at("/oidc/userinfo"),
-            get(resource::userinfo).post(resource::userinfo),
-        )
+        .merge(token_side)
         .route(&at("/oidc/introspect"), post(resource::introspect))
-        .route(&at("/oidc/revoke"), post(resource::revoke))
         .route(
             &at("/oidc/logout"),
             get(end_session::get).post(end_session::post),
@@ -151,7 +159,7 @@ async fn discovery(State(state): State<AppState>) -> Response {
         "request_uri_parameter_supported": false,
         "claims_parameter_supported": false,
     });
-    cacheable(Json(body).into_response(), 300)
+    cors::public(cacheable(Json(body).into_response(), 300))
 }
 
 /// `GET /oidc/jwks`: the published signing keys.
@@ -168,7 +176,7 @@ async fn jwks(State(state): State<AppState>) -> Response {
     .await;
     match answer {
         // Short enough that a key published a day ahead reaches every cache.
-        Ok(set) => cacheable(Json(set).into_response(), 300),
+        Ok(set) => cors::public(cacheable(Json(set).into_response(), 300)),
         Err(error) => error.into_response(),
     }
 }

@@ -796,6 +796,7 @@ fn a_relying_party_signs_the_person_in_with_openid_client() {
                 name: Some("Demo App".into()),
                 client_secret: Some(ClientSecretText::new(SECRET)),
                 redirect_uris: vec![format!("http://127.0.0.1:{rp_port}/callback")],
+                post_logout_redirect_uris: vec![format!("http://127.0.0.1:{rp_port}/signed-out")],
                 // What the library expects when told nothing.
                 id_token_signed_response_alg: Some("RS256".into()),
                 ..ClientSettings::default()
@@ -910,5 +911,36 @@ fn a_relying_party_signs_the_person_in_with_openid_client() {
             && !text.contains("Demo App")
             && text.contains("You have not allowed any app"),
         format!("Disconnect led to {}:\n{text}", after["pageUrl"]),
+    );
+
+    // The app asks to sign the person out without a hint of this session:
+    // the provider asks first, and the person's click on "Sign out" (a
+    // form post whose answer sends the browser to the app's origin, which
+    // the page's policy must allow) ends the session and returns to the app.
+    let signed_out = format!("{}/signed-out", rp.base);
+    let ask: String = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("client_id", "demo")
+        .append_pair("post_logout_redirect_uri", &signed_out)
+        .append_pair("state", "bye")
+        .finish();
+    let question = page(
+        &mut browser,
+        &format!("goto {}/oidc/logout?{ask}", site.base()),
+    );
+    let text = question["text"].as_str().unwrap_or_default();
+    browser.check(
+        text.contains("Sign out?"),
+        format!("the sign-out request showed: {text}"),
+    );
+    let out = page(&mut browser, "click #sign-out");
+    browser.check(
+        out["pageUrl"] == format!("{signed_out}?state=bye"),
+        format!("Sign out led to {}: {}", out["pageUrl"], out["text"]),
+    );
+    let account = page(&mut browser, &format!("goto {}/account", site.base()));
+    let at = account["pageUrl"].as_str().unwrap_or_default();
+    browser.check(
+        !at.ends_with("/account"),
+        format!("after signing out the account page still opened: {at}"),
     );
 }

@@ -6,6 +6,10 @@ use std::process::ExitCode;
 use sqrl_server::config::{Config, ConfigError, Settings};
 use sqrl_server::oidc::register;
 
+/// See the workspace manifest: the request path allocates many small buffers.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     // The settings come first: they say how to log. Until then, a refusal
     // goes to stderr.

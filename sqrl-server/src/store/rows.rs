@@ -91,6 +91,21 @@ impl AnswerColumns {
     }
 }
 
+/// `conversation` as it is kept: tied to its attempt only while the attempt
+/// exists (`attempt_expiry`: its expiry, `None` when it is gone), and never
+/// outliving it.
+pub(super) fn tied_to_attempt(
+    conversation: &Conversation,
+    attempt_expiry: Option<u64>,
+) -> Conversation {
+    let mut kept = conversation.clone();
+    match attempt_expiry {
+        Some(attempt) if kept.browser.is_some() => kept.expires_at = kept.expires_at.min(attempt),
+        _ => kept.browser = None,
+    }
+    kept
+}
+
 /// A `conversations` row.
 #[derive(Debug)]
 pub(super) struct ConversationRow {
@@ -108,14 +123,8 @@ impl ConversationRow {
     /// attempt exists (`attempt_expiry`: its expiry, `None` when it is gone);
     /// no step of a conversation outlives its attempt.
     pub fn of(conversation: &Conversation, attempt_expiry: Option<u64>) -> Self {
-        let browser = conversation
-            .browser
-            .as_ref()
-            .filter(|_| attempt_expiry.is_some());
-        let expires_at = match attempt_expiry {
-            Some(attempt) if browser.is_some() => conversation.expires_at.min(attempt),
-            _ => conversation.expires_at,
-        };
+        let conversation = tied_to_attempt(conversation, attempt_expiry);
+        let browser = conversation.browser.as_ref();
         Self {
             attempt_id: browser.map(|b| b.attempt.clone()),
             browser_ip: browser.map(|b| ip_text(b.ip)),
@@ -127,7 +136,7 @@ impl ConversationRow {
             idk: conversation.idk.map(|idk| idk.to_bytes().to_vec()),
             sin: conversation.sin.clone(),
             asked: conversation.asked,
-            expires_at: sql_time(expires_at),
+            expires_at: sql_time(conversation.expires_at),
         }
     }
 
@@ -240,27 +249,6 @@ impl IdentityViewRow {
             indexed_secrets,
         })
     }
-}
-
-/// What a single-use link is checked against before it is spent: its page
-/// (and that page's secret), where its confirmation came from, and the
-/// identity it signs in as.
-#[derive(Debug)]
-pub(super) struct LinkCheckRow {
-    pub attempt_id: Option<String>,
-    pub pag_hash: Option<Vec<u8>>,
-    pub device_on_browser_network: bool,
-    pub idk: Option<Vec<u8>>,
-}
-
-/// A spent `login_links` row.
-#[derive(Debug)]
-pub(super) struct SpentLinkRow {
-    pub account_id: i64,
-    pub attempt_id: Option<String>,
-    pub method: String,
-    pub expires_at: i64,
-    pub answer: AnswerColumns,
 }
 
 /// A `login_history` row.

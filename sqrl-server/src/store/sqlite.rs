@@ -4,22 +4,23 @@
 //! Durable state (accounts, identities, sessions, history) is in the database
 //! file, and a commit that changed it is synced before the reply that
 //! acknowledges it: neither `kill -9` nor power loss takes it back. Logins in
-//! flight (attempts, conversations, single-use links) are in the writer
-//! connection's in-memory `temp` schema (`migrations::sqlite::EPHEMERAL`):
-//! writing them costs no sync, and a restart forgets them, so a pending
-//! login is scanned again — never brought back in an older state.
+//! flight (attempts, conversations, single-use links) are in the process's
+//! memory (module `in_flight`): writing them costs no statement and no sync,
+//! and a restart forgets them, so a pending login is scanned again — never
+//! brought back in an older state.
 //!
 //! rusqlite is blocking: reads of durable state run on the blocking thread
 //! pool with a connection from a small pool (WAL readers never wait for the
-//! writer); writes, and reads of logins in flight, go to the one writer
-//! thread (module `writer`), which runs whatever is queued in one transaction
-//! with at most one fsync and acknowledges each job only after that commit.
-//! A `/cli.sqrl` step (module `step`) is one writer job, its reads included:
-//! one trip, no reader hand-off. Write transactions take SQLite's write lock
+//! writer); writes go to the one writer thread (module `writer`), which runs
+//! whatever is queued in one transaction with at most one fsync and
+//! acknowledges each job only after that commit. A `/cli.sqrl` step (module
+//! `step`) is one writer job, its reads included: one trip, no reader
+//! hand-off; a page load, `/nut.sqrl` and `/pag.sqrl` make no trip at all. Write transactions take SQLite's write lock
 //! at the start (`BEGIN IMMEDIATE`), so a read-then-write job can never fail
 //! half-way on a lock upgrade. Statements are prepared once per connection
 //! and cached.
 
+mod in_flight;
 mod oidc;
 mod step;
 mod writer;
@@ -36,16 +37,14 @@ use sqrl_core::keys::IdentityKey;
 use sqrl_core::server::{Conversation, Nut};
 use tokio::sync::Semaphore;
 
-use super::housekeeping::IN_FLIGHT_SQL;
-use super::migrations::sqlite::{EPHEMERAL, MIGRATIONS};
+use super::migrations::sqlite::MIGRATIONS;
 use super::outbox::{DELIVERED_KEPT, PRUNE_DELIVERED_SQL};
 use super::outbox::{
     Delivery, ENQUEUE_SQL_SQLITE, MARK_DELIVERED_SQL, MARK_FAILED_SQL, OUTBOX_COUNTS_SQL,
     OutboxCounts,
 };
 use super::rows::{
-    AnswerColumns, AttemptRow, ConversationRow, HistoryRow, IdentityViewRow, LinkCheckRow,
-    SpentLinkRow, corrupt, from_sql_time, identity_key, ip_text, sql_time,
+    AnswerColumns, HistoryRow, IdentityViewRow, from_sql_time, identity_key, ip_text, sql_time,
 };
 use super::{
     AccountView, AskAnswer, Attempt, Conflict, Decide, LinkOutcome, LoginEvent, LoginMethod,
@@ -55,6 +54,7 @@ use super::{
 use super::{Accounts, Attempts, Housekeeping, InFlight, Outbox, Sessions};
 use crate::token::TokenHash;
 use crate::webhooks::{Event, EventRoutes, RemovedBy, RevokeReason, SessionEnd};
+use in_flight::InFlightMemory;
 pub use writer::BatchStats;
 use writer::{Writer, Written};
 
@@ -83,6 +83,8 @@ struct Pool {
     readers: Mutex<Vec<Connection>>,
     read_permits: Semaphore,
     writer: Writer,
+    /// Logins in flight (module `in_flight`).
+    in_flight: Arc<InFlightMemory>,
 }
 
 impl SqliteStore {
@@ -93,17 +95,22 @@ impl SqliteStore {
         let readers_wanted = connections.max(2) - 1;
         let mut writer = open_connection(path)?;
         migrate(&mut writer)?;
-        writer.execute_batch(EPHEMERAL)?;
         let mut readers = Vec::with_capacity(readers_wanted);
         for _ in 0..readers_wanted {
             readers.push(open_connection(path)?);
         }
+        let in_flight = Arc::new(InFlightMemory::default());
+        // A batch that could not be committed is a crash as far as the
+        // logins in flight are concerned: none goes on from a state whose
+        // durable half was not kept.
+        let forget = Arc::clone(&in_flight);
         Ok(Self {
             pool: Arc::new(Pool {
                 path: path.to_owned(),
                 readers: Mutex::new(readers),
                 read_permits: Semaphore::new(readers_wanted),
-                writer: Writer::start(writer)?,
+                writer: Writer::start(writer, move || forget.forget_all())?,
+                in_flight,
             }),
             events: Arc::new(EventRoutes::none()),
         })
@@ -225,8 +232,8 @@ fn open_connection(path: &Path) -> Result<Connection, StoreError> {
     // too. (A process kill alone loses no committed write in either mode: a
     // commit's WAL frames are in the operating system's cache once it
     // returns. NORMAL syncs only at checkpoints, so power loss could take
-    // the last commits.) Logins in flight live in memory (`EPHEMERAL`) and
-    // cost no sync at all.
+    // the last commits.) Logins in flight live in memory (module
+    // `in_flight`) and cost no sync at all.
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
@@ -260,44 +267,6 @@ pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
         }
         tx.commit()?;
     }
-    Ok(())
-}
-
-fn insert_conversation(
-    conn: &Connection,
-    nut: &Nut,
-    conversation: &Conversation,
-) -> Result<(), StoreError> {
-    // A conversation outlives neither its attempt nor the attempt's deletion:
-    // if the attempt is gone, the conversation continues without a browser
-    // (no login for a page that is no longer waiting).
-    let attempt_expiry = match &conversation.browser {
-        Some(browser) => first(
-            conn,
-            "SELECT expires_at FROM login_attempts WHERE id = ?1",
-            [&browser.attempt],
-            |row| row.get::<_, i64>(0),
-        )?
-        .map(from_sql_time),
-        None => None,
-    };
-    let row = ConversationRow::of(conversation, attempt_expiry);
-    exec(
-        conn,
-        "INSERT INTO conversations
-            (nut, attempt_id, browser_ip, expected_server, idk, sin, asked, expires_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        params![
-            nut.as_str(),
-            row.attempt_id,
-            row.browser_ip,
-            row.expected_server,
-            row.idk,
-            row.sin,
-            row.asked,
-            row.expires_at,
-        ],
-    )?;
     Ok(())
 }
 
@@ -362,30 +331,6 @@ fn end_sessions_of(
         }
     }
     Ok(())
-}
-
-/// Reads a login attempt.
-fn read_attempt(conn: &Connection, id: &str) -> Result<Option<Attempt>, StoreError> {
-    let row = first(
-        conn,
-        "SELECT pag_hash, browser_ip, state, created_at, expires_at, user_agent,
-                confirmed_idk, device_on_browser_network
-           FROM login_attempts WHERE id = ?1",
-        [id],
-        |row| {
-            Ok(AttemptRow {
-                pag_hash: row.get(0)?,
-                browser_ip: row.get(1)?,
-                state: row.get(2)?,
-                created_at: row.get(3)?,
-                expires_at: row.get(4)?,
-                user_agent: row.get(5)?,
-                confirmed_idk: row.get(6)?,
-                device_on_browser_network: row.get(7)?,
-            })
-        },
-    )?;
-    row.map(|row| row.into_attempt(id.to_owned())).transpose()
 }
 
 fn load_account(conn: &Connection, account_id: i64) -> Result<Option<AccountView>, StoreError> {
@@ -521,30 +466,18 @@ fn session_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<SessionInfo> {
 
 #[async_trait]
 impl Attempts for SqliteStore {
+    // Logins in flight are in memory (module `in_flight`): no trip to the
+    // writer, no statement.
     async fn create_attempt(
         &self,
         attempt: NewAttempt,
         nut: Nut,
         conversation: Conversation,
     ) -> Result<(), StoreError> {
-        self.write(move |tx| {
-            exec(
-                tx,
-                "INSERT INTO login_attempts
-                    (id, pag_hash, browser_ip, user_agent, state, created_at, updated_at, expires_at)
-                 VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?5, ?6)",
-                params![
-                    attempt.id,
-                    attempt.pag_hash.as_bytes(),
-                    ip_text(attempt.browser_ip),
-                    attempt.user_agent,
-                    sql_time(attempt.created_at),
-                    sql_time(attempt.expires_at)
-                ],
-            )?;
-            insert_conversation(tx, &nut, &conversation)
-        })
-        .await
+        self.pool
+            .in_flight
+            .create_attempt(attempt, &nut, &conversation);
+        Ok(())
     }
 
     async fn rotate_nut(
@@ -554,32 +487,23 @@ impl Attempts for SqliteStore {
         nut: Nut,
         conversation: Conversation,
     ) -> Result<bool, StoreError> {
-        let attempt = attempt.to_owned();
-        self.write(move |tx| {
-            let pending = exists(
-                tx,
-                "SELECT 1 FROM login_attempts
-                  WHERE id = ?1 AND state = 'pending' AND expires_at > ?2",
-                params![attempt, sql_time(now)],
-            )?;
-            if pending {
-                insert_conversation(tx, &nut, &conversation)?;
-            }
-            Ok(pending)
-        })
-        .await
+        Ok(self
+            .pool
+            .in_flight
+            .rotate_nut(attempt, now, &nut, &conversation))
     }
 
     async fn attempt(&self, id: &str) -> Result<Option<Attempt>, StoreError> {
-        let id = id.to_owned();
-        // Attempts live in the writer's memory (`EPHEMERAL`).
-        self.write(move |conn| read_attempt(conn, &id)).await
+        Ok(self.pool.in_flight.attempt(id))
     }
 
     async fn step(&self, request: StepRequest, mut decide: Decide) -> Result<Stepped, StepError> {
         let routes = Arc::clone(&self.events);
+        let memory = Arc::clone(&self.pool.in_flight);
         let stepped = self
-            .write_or_roll_back(move |conn| step::run(conn, &routes, &request, &mut decide))
+            .write_or_roll_back(move |conn| {
+                step::run(conn, &memory, &routes, &request, &mut decide)
+            })
             .await?;
         Ok(stepped?)
     }
@@ -595,20 +519,13 @@ impl Sessions for SqliteStore {
     ) -> Result<Option<Redeemed>, StoreError> {
         let attempt = attempt.to_owned();
         let routes = Arc::clone(&self.events);
+        let memory = Arc::clone(&self.pool.in_flight);
+        // On the writer: jobs run one at a time, so two collections of one
+        // attempt cannot both find it confirmed.
         self.write(move |tx| {
-            let row = first(
-                tx,
-                "UPDATE login_attempts SET state = 'logged-in', updated_at = ?1
-                      WHERE id = ?2 AND state = 'confirmed' AND expires_at > ?1
-                      RETURNING account_id, ask_button, ask_label, ask_url",
-                params![sql_time(now), attempt],
-                |row| Ok((row.get::<_, Option<i64>>(0)?, answer_columns(row, 1)?)),
-            )?;
-            // No account: it was removed after the confirmation.
-            let Some((Some(account_id), answer)) = row else {
+            let Some((account_id, answer)) = memory.confirmed(&attempt, now) else {
                 return Ok(None);
             };
-            let answer = answer.into_answer("login_attempts")?;
             let method = LoginMethod::CrossDevice;
             start_session(
                 tx,
@@ -619,6 +536,9 @@ impl Sessions for SqliteStore {
                 &session,
                 now,
             )?;
+            // Only once the session's SQL is done: a failed write leaves the
+            // attempt confirmed.
+            memory.mark_collected(&attempt);
             Ok(Some(Redeemed {
                 account_id,
                 method,
@@ -638,45 +558,31 @@ impl Sessions for SqliteStore {
         confirmed: bool,
     ) -> Result<LinkOutcome, StoreError> {
         let routes = Arc::clone(&self.events);
+        let memory = Arc::clone(&self.pool.in_flight);
         self.write(move |tx| {
             // The link's page must be this browser's: it holds that
             // attempt's secret. Checked before the link is spent, so a link
             // opened in the wrong browser (login CSRF) burns nothing.
-            let link = first(
-                tx,
-                "SELECT l.attempt_id, a.pag_hash, l.device_on_browser_network, i.idk
-                   FROM login_links l LEFT JOIN login_attempts a ON a.id = l.attempt_id
-                        LEFT JOIN sqrl_identities i ON i.account_id = l.account_id
-                  WHERE l.token_hash = ?1",
-                [token_hash.as_bytes()],
-                |row| {
-                    Ok(LinkCheckRow {
-                        attempt_id: row.get(0)?,
-                        pag_hash: row.get(1)?,
-                        device_on_browser_network: row.get(2)?,
-                        idk: row.get(3)?,
-                    })
-                },
-            )?;
-            let Some(link) = link else {
+            let Some(link) = memory.check_link(&token_hash) else {
                 return Ok(LinkOutcome::Gone);
             };
-            let (on_network, idk) = (link.device_on_browser_network, link.idk);
-            let holds_secret = match (link.attempt_id, link.pag_hash) {
-                (Some(attempt), Some(pag_hash)) => {
-                    let stored = TokenHash::from_slice(&pag_hash)
-                        .ok_or(corrupt("login_attempts", "pag_hash"))?;
-                    presented
-                        .iter()
-                        .any(|(id, hash)| *id == attempt && *hash == stored)
-                }
+            let holds_secret = match &link.page {
+                Some((attempt, stored)) => presented
+                    .iter()
+                    .any(|(id, hash)| id == attempt && hash == stored),
                 // Its page is gone (expired and pruned): nobody can prove it.
-                _ => false,
+                None => false,
             };
             if !holds_secret {
                 return Ok(LinkOutcome::OtherBrowser);
             }
-            if !on_network && !confirmed {
+            if !link.device_on_browser_network && !confirmed {
+                let idk: Option<Vec<u8>> = first(
+                    tx,
+                    "SELECT idk FROM sqrl_identities WHERE account_id = ?1",
+                    [link.account_id],
+                    |row| row.get(0),
+                )?;
                 let Some(idk) = idk else {
                     // The association is gone: the link can sign no one in.
                     return Ok(LinkOutcome::Gone);
@@ -685,53 +591,35 @@ impl Sessions for SqliteStore {
                     idk: identity_key(&idk, "sqrl_identities")?,
                 });
             }
-            let row = first(
-                tx,
-                "DELETE FROM login_links WHERE token_hash = ?1
-                     RETURNING account_id, attempt_id, method, expires_at,
-                               ask_button, ask_label, ask_url",
-                [token_hash.as_bytes()],
-                |row| {
-                    Ok(SpentLinkRow {
-                        account_id: row.get(0)?,
-                        attempt_id: row.get(1)?,
-                        method: row.get(2)?,
-                        expires_at: row.get(3)?,
-                        answer: answer_columns(row, 4)?,
-                    })
-                },
-            )?;
-            let Some(spent) = row else {
+            let Some(spent) = memory.spend_link(&token_hash) else {
                 return Ok(LinkOutcome::Gone);
             };
-            if from_sql_time(spent.expires_at) <= now {
+            if spent.expires_at <= now {
                 return Ok(LinkOutcome::Gone);
             }
-            const T: &str = "login_links";
-            let (account_id, attempt) = (spent.account_id, spent.attempt_id);
-            let method = LoginMethod::parse(&spent.method).ok_or(corrupt(T, "method"))?;
-            let answer = spent.answer.into_answer(T)?;
-            start_session(
+            let (account_id, method) = (spent.account_id, spent.method);
+            let stored = start_session(
                 tx,
                 &routes,
                 account_id,
                 method,
-                answer.as_ref(),
+                spent.answer.as_ref(),
                 &session,
                 now,
-            )?;
-            if let Some(attempt) = &attempt {
-                exec(
-                    tx,
-                    "UPDATE login_attempts SET state = 'logged-in', updated_at = ?1 WHERE id = ?2",
-                    params![sql_time(now), attempt],
-                )?;
+            );
+            if let Err(error) = stored {
+                // The link is not spent by a session that was not stored.
+                memory.put_back_link(&token_hash, spent);
+                return Err(error);
+            }
+            if let Some(attempt) = &spent.attempt_id {
+                memory.mark_collected(attempt);
             }
             Ok(LinkOutcome::Redeemed(Redeemed {
                 account_id,
                 method,
-                attempt,
-                answer,
+                attempt: spent.attempt_id,
+                answer: spent.answer,
             }))
         })
         .await
@@ -996,28 +884,26 @@ impl Accounts for SqliteStore {
 #[async_trait]
 impl Housekeeping for SqliteStore {
     async fn prune(&self, now: u64) -> Result<u64, StoreError> {
-        self.write(move |tx| {
-            let now = sql_time(now);
-            let mut deleted = 0;
-            for sql in [
-                "DELETE FROM conversations WHERE expires_at <= ?1",
-                "DELETE FROM login_links WHERE expires_at <= ?1",
-                "DELETE FROM login_attempts WHERE expires_at <= ?1",
-                "DELETE FROM sessions WHERE expires_at <= ?1",
-            ]
-            .into_iter()
-            .chain(super::oidc::sql::PRUNE)
-            {
-                deleted += exec(tx, sql, [now])?;
-            }
-            deleted += exec(
-                tx,
-                PRUNE_DELIVERED_SQL,
-                [now.saturating_sub(sql_time(DELIVERED_KEPT))],
-            )?;
-            Ok(deleted as u64)
-        })
-        .await
+        let in_flight = self.pool.in_flight.prune(now);
+        let durable = self
+            .write(move |tx| {
+                let now = sql_time(now);
+                let mut deleted = 0;
+                for sql in ["DELETE FROM sessions WHERE expires_at <= ?1"]
+                    .into_iter()
+                    .chain(super::oidc::sql::PRUNE)
+                {
+                    deleted += exec(tx, sql, [now])?;
+                }
+                deleted += exec(
+                    tx,
+                    PRUNE_DELIVERED_SQL,
+                    [now.saturating_sub(sql_time(DELIVERED_KEPT))],
+                )?;
+                Ok(deleted as u64)
+            })
+            .await?;
+        Ok(in_flight + durable)
     }
 
     async fn active_sessions(&self, now: u64, idle_cutoff: u64) -> Result<u64, StoreError> {
@@ -1036,19 +922,7 @@ impl Housekeeping for SqliteStore {
     }
 
     async fn in_flight(&self) -> Result<InFlight, StoreError> {
-        // In the writer's memory: only the writer sees them.
-        self.write(|conn| {
-            let counts = conn
-                .prepare_cached(IN_FLIGHT_SQL)?
-                .query_row([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?;
-            let count = |n: i64| u64::try_from(n).unwrap_or(0);
-            Ok(InFlight {
-                attempts: count(counts.0),
-                conversations: count(counts.1),
-                links: count(counts.2),
-            })
-        })
-        .await
+        Ok(self.pool.in_flight.counts())
     }
 
     async fn health(&self) -> Result<(), StoreError> {

@@ -150,90 +150,11 @@ CREATE INDEX webhook_outbox_due ON webhook_outbox(endpoint, status, next_attempt
 const EPHEMERAL_MOVED_OUT: &str = r#"
 -- A pending login may be lost in a crash and is simply scanned again (the
 -- durability contract in the server's README), so it no longer pays for a
--- synced commit: these tables now live in the writer connection's memory
--- (`EPHEMERAL`). Whatever was pending at the upgrade is dropped with them.
+-- synced commit: these tables now live in the server's memory
+-- (`store::sqlite` module `in_flight`). Whatever was pending at the upgrade is dropped with them.
 DROP TABLE conversations;
 DROP TABLE login_links;
 DROP TABLE login_attempts;
-"#;
-
-/// The state of logins in flight: created by the writer connection in its
-/// `temp` schema (kept in memory) each time the store opens, so that writing
-/// it costs no fsync, and a restart forgets it. The same columns as the
-/// tables the migrations above created, in their final shape.
-///
-/// `temp` tables cannot reference `main` tables, so an account's removal
-/// reaches them through a `temp` trigger instead of `ON DELETE CASCADE`. A
-/// link or attempt must never outlive its account: SQLite may give a removed
-/// account's id to the next new one.
-pub const EPHEMERAL: &str = r#"
-PRAGMA temp_store = MEMORY;
-
--- SPEC 8.1: a waiting browser. `id` is the page's first nut; `pag_hash` the
--- SHA-256 of the secret only that browser holds.
-CREATE TEMP TABLE login_attempts (
-    id          TEXT PRIMARY KEY,
-    pag_hash    BLOB NOT NULL CHECK (length(pag_hash) = 32),
-    browser_ip  TEXT NOT NULL,
-    user_agent  TEXT NOT NULL,
-    state       TEXT NOT NULL
-        CHECK (state IN ('pending', 'scanned', 'confirmed', 'logged-in', 'client-session', 'rejected')),
-    account_id  INTEGER,
-    created_at  INTEGER NOT NULL,
-    updated_at  INTEGER NOT NULL,
-    expires_at  INTEGER NOT NULL,
-    -- The identity that confirmed the attempt, and whether its device was on
-    -- the browser's network (TIF 0x04); when it was not, the page shows the
-    -- identity's fingerprint and waits for a click before it signs in.
-    confirmed_idk BLOB CHECK (confirmed_idk IS NULL OR length(confirmed_idk) = 32),
-    device_on_browser_network INTEGER CHECK (device_on_browser_network IN (0, 1)),
-    -- SPEC 3 `ask`, 2.2 `btn`: the answer given on the device.
-    ask_button  INTEGER CHECK (ask_button IN (0, 1, 2)),
-    ask_label   TEXT,
-    ask_url     TEXT
-) STRICT;
-CREATE INDEX temp.login_attempts_expiry ON login_attempts(expires_at);
-CREATE INDEX temp.login_attempts_account ON login_attempts(account_id);
-
--- One conversation step per live nut (sqrl_core::server::Conversation).
--- `expected_server` is the concatenation of 32-byte SHA-256 digests.
-CREATE TEMP TABLE conversations (
-    nut             TEXT PRIMARY KEY,
-    attempt_id      TEXT REFERENCES login_attempts(id) ON DELETE CASCADE,
-    browser_ip      TEXT,
-    expected_server BLOB NOT NULL CHECK (length(expected_server) % 32 = 0),
-    idk             BLOB CHECK (idk IS NULL OR length(idk) = 32),
-    sin             TEXT,
-    asked           INTEGER NOT NULL CHECK (asked IN (0, 1)),
-    expires_at      INTEGER NOT NULL,
-    CHECK ((attempt_id IS NULL) = (browser_ip IS NULL))
-) STRICT;
-CREATE INDEX temp.conversations_expiry ON conversations(expires_at);
-CREATE INDEX temp.conversations_attempt ON conversations(attempt_id);
-
--- Single-use, short-lived links that turn into a session (CPS url=, and the
--- link a confirmed page navigates to).
-CREATE TEMP TABLE login_links (
-    token_hash  BLOB PRIMARY KEY CHECK (length(token_hash) = 32),
-    account_id  INTEGER NOT NULL,
-    attempt_id  TEXT REFERENCES login_attempts(id) ON DELETE SET NULL,
-    method      TEXT NOT NULL,
-    created_at  INTEGER NOT NULL,
-    expires_at  INTEGER NOT NULL,
-    device_on_browser_network INTEGER NOT NULL DEFAULT 1
-        CHECK (device_on_browser_network IN (0, 1)),
-    ask_button  INTEGER CHECK (ask_button IN (0, 1, 2)),
-    ask_label   TEXT,
-    ask_url     TEXT
-) STRICT;
-CREATE INDEX temp.login_links_attempt ON login_links(attempt_id);
-CREATE INDEX temp.login_links_account ON login_links(account_id);
-
-CREATE TEMP TRIGGER in_flight_follows_account AFTER DELETE ON main.accounts
-BEGIN
-    DELETE FROM login_links WHERE account_id = OLD.id;
-    DELETE FROM login_attempts WHERE account_id = OLD.id;
-END;
 "#;
 
 const ATTEMPT_STATES: &str = r#"

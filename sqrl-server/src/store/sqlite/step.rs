@@ -1,7 +1,10 @@
 //! [`Attempts::step`](super::super::Attempts::step) on SQLite: one job of
 //! the single writer, so the step's reads come from the writer's connection
 //! inside its transaction, nothing else writes between them and the commit,
-//! and no read is handed to another thread.
+//! and no read is handed to another thread. The login in flight (the
+//! conversation, the waiting page) is in memory ([`super::in_flight`]): the
+//! job takes the conversation from there, and changes the page and stores
+//! the next conversation once its SQL is done.
 
 use rusqlite::{Connection, ErrorCode, params};
 use sqrl_core::keys::IdentityKey;
@@ -9,42 +12,86 @@ use sqrl_core::server::{
     AccountRecord, Conversation, Lookups, Mutation, Nut, Records, SecretDigest, SecretWrite,
 };
 
-use super::super::rows::{AnswerColumns, ConversationRow, IdentityRow, corrupt, sql_time};
+use super::super::rows::{IdentityRow, corrupt, sql_time};
 use super::super::step::{
     ConversationSource, Decide, MAX_STEP_TRIES, NextConversation, PlanError, StepInput,
     StepRequest, Stepped, Tried, gave_up, keeps, stepped,
 };
-use super::super::{AttemptUpdate, LoginMethod, StoreError};
+use super::super::{AttemptUpdate, Confirmation, LoginMethod, StoreError};
+use super::in_flight::{InFlightMemory, LinkEntry, PageChange};
 use super::writer::Written;
-use super::{
-    account_of, end_sessions_of, exec, exists, first, insert_conversation, read_attempt, record,
-};
+use super::{account_of, end_sessions_of, exec, exists, first, record};
 use crate::webhooks::{EventRoutes, identity_event};
+
+/// The in-memory half of an applied try, made once its SQL is released.
+#[derive(Default)]
+struct Effects {
+    page: Option<PageChange>,
+    next: Option<(Nut, Conversation)>,
+}
 
 /// The writer job of one step: tries it up to [`MAX_STEP_TRIES`] times, each
 /// try in a savepoint of its own, so a try that does not apply leaves
 /// nothing behind. The writer commits the job's batch; the result is handed
-/// back once that commit is on disk.
+/// back once that commit is on disk. A step that applies nothing puts its
+/// conversation back: the nut is still unused.
 pub(super) fn run(
     conn: &Connection,
+    memory: &InFlightMemory,
     routes: &EventRoutes,
     request: &StepRequest,
+    decide: &mut Decide,
+) -> Result<Written<Result<Stepped, PlanError>>, StoreError> {
+    let (taken_from, conversation) = match &request.conversation {
+        ConversationSource::Stored(nut) => (Some(nut), memory.take_conversation(nut)),
+        ConversationSource::Taken(conversation) => (None, Some(Conversation::clone(conversation))),
+        ConversationSource::None => (None, None),
+    };
+    let put_back = || {
+        if let (Some(nut), Some(conversation)) = (taken_from, &conversation) {
+            memory.put_back_conversation(nut, conversation.clone());
+        }
+    };
+    let tried = try_all(conn, memory, routes, request, conversation.as_ref(), decide);
+    match tried {
+        Ok(Written::Commit(Ok(stepped))) => Ok(Written::Commit(Ok(stepped))),
+        other => {
+            put_back();
+            other
+        }
+    }
+}
+
+fn try_all(
+    conn: &Connection,
+    memory: &InFlightMemory,
+    routes: &EventRoutes,
+    request: &StepRequest,
+    conversation: Option<&Conversation>,
     decide: &mut Decide,
 ) -> Result<Written<Result<Stepped, PlanError>>, StoreError> {
     let mut last = None;
     for _ in 0..MAX_STEP_TRIES {
         exec(conn, "SAVEPOINT step", [])?;
-        let tried = try_step(conn, routes, request, decide);
-        if let Ok(Tried::Applied(_)) = &tried {
+        let tried = try_step(conn, memory, routes, request, conversation.cloned(), decide);
+        if let Ok((Tried::Applied(_), _)) = &tried {
             exec(conn, "RELEASE step", [])?;
         } else {
             exec(conn, "ROLLBACK TO step", [])?;
             exec(conn, "RELEASE step", [])?;
         }
         match tried {
-            Ok(Tried::Applied(stepped)) => return Ok(Written::Commit(Ok(*stepped))),
-            Ok(Tried::Unplanned(error)) => return Ok(Written::Rollback(Err(error))),
-            Ok(Tried::NotApplied) => last = None,
+            Ok((Tried::Applied(stepped), effects)) => {
+                if let Some(change) = effects.page {
+                    memory.change_page(change, request.now);
+                }
+                if let Some((nut, next)) = &effects.next {
+                    memory.insert_conversation(nut, next);
+                }
+                return Ok(Written::Commit(Ok(*stepped)));
+            }
+            Ok((Tried::Unplanned(error), _)) => return Ok(Written::Rollback(Err(error))),
+            Ok((Tried::NotApplied, _)) => last = None,
             Err(error) if lost_race(&error) => last = Some(error),
             Err(error) => return Err(error),
         }
@@ -52,34 +99,32 @@ pub(super) fn run(
     Err(gave_up(last))
 }
 
-/// One try: take, read, decide, apply.
+/// One try: read, decide, apply the SQL; the memory changes are returned.
 fn try_step(
     conn: &Connection,
+    memory: &InFlightMemory,
     routes: &EventRoutes,
     request: &StepRequest,
+    conversation: Option<Conversation>,
     decide: &mut Decide,
-) -> Result<Tried, StoreError> {
-    let conversation = match &request.conversation {
-        ConversationSource::Stored(nut) => take_conversation(conn, nut)?,
-        ConversationSource::Taken(conversation) => Some(Conversation::clone(conversation)),
-        ConversationSource::None => None,
-    };
+) -> Result<(Tried, Effects), StoreError> {
+    let not_applied = || Ok((Tried::NotApplied, Effects::default()));
     let sin = conversation.as_ref().and_then(|c| c.sin.as_deref());
     let records = match &request.lookups {
         Some(lookups) => read_records(conn, lookups, sin)?,
         None => Records::default(),
     };
-    let attempt = match conversation.as_ref().and_then(|c| c.browser.as_ref()) {
-        Some(browser) => read_attempt(conn, &browser.attempt)?,
-        None => None,
-    };
+    let attempt = conversation
+        .as_ref()
+        .and_then(|c| c.browser.as_ref())
+        .and_then(|browser| memory.attempt(&browser.attempt));
     let plan = match decide(StepInput {
         conversation,
         records,
         attempt,
     }) {
         Ok(plan) => plan,
-        Err(error) => return Ok(Tried::Unplanned(error)),
+        Err(error) => return Ok((Tried::Unplanned(error), Effects::default())),
     };
     let now = request.now;
     // The account is read before the change: a removed association no
@@ -89,10 +134,19 @@ fn try_step(
         None => None,
     };
     if !apply_mutation(conn, &plan.issued.mutation, now)?
-        || !apply_attempt_update(conn, &plan.attempt, now)?
         || !keep_secret(conn, plan.issued.secret_write.as_ref(), now)?
     {
-        return Ok(Tried::NotApplied);
+        return not_applied();
+    }
+    let Some(page) = page_change(conn, &plan.attempt)? else {
+        return not_applied();
+    };
+    // Links are written by steps alone, on this thread: checked here, the
+    // token is still new when the change is made.
+    if let Some(PageChange::ClientSession { token_hash, .. }) = &page
+        && memory.has_link(token_hash)
+    {
+        return not_applied();
     }
     if let Some((kind, account)) = event {
         record(conn, routes, now, || {
@@ -106,10 +160,12 @@ fn try_step(
         end_sessions_of(conn, idk, routes, reason, now)?;
     }
     let next = keeps(&plan);
-    if next == NextConversation::Stored {
-        insert_conversation(conn, &plan.issued.nut, &plan.issued.conversation)?;
-    }
-    Ok(stepped(plan, next))
+    let effects = Effects {
+        page,
+        next: (next == NextConversation::Stored)
+            .then(|| (plan.issued.nut.clone(), plan.issued.conversation.clone())),
+    };
+    Ok((stepped(plan, next), effects))
 }
 
 /// Whether the database refused a write because of the state another write
@@ -130,30 +186,6 @@ fn lost_race(error: &StoreError) -> bool {
         }
         _ => false,
     }
-}
-
-/// Reads and deletes the conversation under `nut`: a nut is used once, by
-/// the request whose step commits, whatever its reply says (a step that
-/// commits nothing leaves it).
-fn take_conversation(conn: &Connection, nut: &Nut) -> Result<Option<Conversation>, StoreError> {
-    let row = first(
-        conn,
-        "DELETE FROM conversations WHERE nut = ?1
-         RETURNING attempt_id, browser_ip, expected_server, idk, sin, asked, expires_at",
-        [nut.as_str()],
-        |row| {
-            Ok(ConversationRow {
-                attempt_id: row.get(0)?,
-                browser_ip: row.get(1)?,
-                expected_server: row.get(2)?,
-                idk: row.get(3)?,
-                sin: row.get(4)?,
-                asked: row.get(5)?,
-                expires_at: row.get(6)?,
-            })
-        },
-    )?;
-    row.map(ConversationRow::into_conversation).transpose()
 }
 
 /// The records a decision reads, indexed-secret digests under `sin`.
@@ -354,50 +386,36 @@ fn apply_mutation(tx: &Connection, mutation: &Mutation, now: u64) -> Result<bool
     Ok(changed == 1)
 }
 
-/// Applies the page update. `Ok(false)`: a login's account is not there.
-fn apply_attempt_update(
-    tx: &Connection,
+/// The page's change a plan asks for, with the account a login signs in
+/// read from the database. `Ok(None)`: the login's account is not there
+/// (the step is decided again); `Ok(Some(None))`: no change.
+fn page_change(
+    conn: &Connection,
     update: &AttemptUpdate,
-    now: u64,
-) -> Result<bool, StoreError> {
-    let now_sql = sql_time(now);
-    match update {
-        AttemptUpdate::None => {}
-        AttemptUpdate::Scanned { attempt } => {
-            exec(
-                tx,
-                "UPDATE login_attempts SET state = 'scanned', updated_at = ?1
-                  WHERE id = ?2 AND state = 'pending' AND expires_at > ?1",
-                params![now_sql, attempt],
-            )?;
-        }
+) -> Result<Option<Option<PageChange>>, StoreError> {
+    let change = match update {
+        AttemptUpdate::None => None,
+        AttemptUpdate::Scanned { attempt } => Some(PageChange::Scanned {
+            attempt: attempt.clone(),
+        }),
         AttemptUpdate::LogIn {
             attempt,
             idk,
             answer,
             device_on_browser_network,
         } => {
-            let Some(account) = account_of(tx, idk)? else {
-                return Ok(false);
+            let Some(account_id) = account_of(conn, idk)? else {
+                return Ok(None);
             };
-            let AnswerColumns { button, label, url } = AnswerColumns::of(answer.as_ref());
-            exec(
-                tx,
-                "UPDATE login_attempts SET state = 'confirmed', account_id = ?1, updated_at = ?2,
-                        ask_button = ?4, ask_label = ?5, ask_url = ?6,
-                        confirmed_idk = ?7, device_on_browser_network = ?8
-                  WHERE id = ?3 AND state IN ('pending', 'scanned') AND expires_at > ?2",
-                params![
-                    account,
-                    now_sql,
-                    attempt,
-                    button,
-                    label,
-                    url,
-                    idk.to_bytes(),
-                    device_on_browser_network
-                ],
-            )?;
+            Some(PageChange::Confirmed {
+                attempt: attempt.clone(),
+                account_id,
+                confirmation: Confirmation {
+                    idk: *idk,
+                    device_on_browser_network: *device_on_browser_network,
+                },
+                answer: answer.clone(),
+            })
         }
         AttemptUpdate::ClientSession {
             attempt,
@@ -407,49 +425,28 @@ fn apply_attempt_update(
             answer,
             device_on_browser_network,
         } => {
-            let Some(account) = account_of(tx, idk)? else {
-                return Ok(false);
+            let Some(account_id) = account_of(conn, idk)? else {
+                return Ok(None);
             };
             // The link stays bound to its page's browser even when the
             // page itself moved on (another device confirmed first): only
             // the holder of that page's secret may redeem it.
-            if let Some(id) = attempt {
-                exec(
-                    tx,
-                    "UPDATE login_attempts SET state = 'client-session', updated_at = ?1
-                      WHERE id = ?2 AND state IN ('pending', 'scanned') AND expires_at > ?1",
-                    params![now_sql, id],
-                )?;
-            }
-            let AnswerColumns { button, label, url } = AnswerColumns::of(answer.as_ref());
-            exec(
-                tx,
-                "INSERT INTO login_links (token_hash, account_id, attempt_id, method, created_at,
-                                          expires_at, ask_button, ask_label, ask_url,
-                                          device_on_browser_network)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-                params![
-                    token_hash.as_bytes(),
-                    account,
-                    attempt,
-                    LoginMethod::SameDevice.as_str(),
-                    now_sql,
-                    sql_time(*expires_at),
-                    button,
-                    label,
-                    url,
-                    device_on_browser_network
-                ],
-            )?;
+            Some(PageChange::ClientSession {
+                attempt: attempt.clone(),
+                token_hash: *token_hash,
+                link: LinkEntry {
+                    account_id,
+                    attempt_id: attempt.clone(),
+                    method: LoginMethod::SameDevice,
+                    expires_at: *expires_at,
+                    device_on_browser_network: *device_on_browser_network,
+                    answer: answer.clone(),
+                },
+            })
         }
-        AttemptUpdate::Rejected { attempt } => {
-            exec(
-                tx,
-                "UPDATE login_attempts SET state = 'rejected', updated_at = ?1
-                  WHERE id = ?2 AND state IN ('pending', 'scanned')",
-                params![now_sql, attempt],
-            )?;
-        }
-    }
-    Ok(true)
+        AttemptUpdate::Rejected { attempt } => Some(PageChange::Rejected {
+            attempt: attempt.clone(),
+        }),
+    };
+    Ok(Some(change))
 }

@@ -135,13 +135,18 @@ pub(super) struct Writer {
 
 impl Writer {
     /// Starts the writer thread with the connection it owns from now on.
-    pub(super) fn start(conn: Connection) -> Result<Self, StoreError> {
+    /// `lost` runs on the writer thread after a batch that could not be
+    /// committed, before the next batch starts.
+    pub(super) fn start(
+        conn: Connection,
+        lost: impl Fn() + Send + 'static,
+    ) -> Result<Self, StoreError> {
         let (jobs, queue) = mpsc::channel::<Box<dyn Job>>();
         let counters = Arc::new(Counters::default());
         let thread_counters = Arc::clone(&counters);
         std::thread::Builder::new()
             .name("sqrl-db-writer".to_owned())
-            .spawn(move || run(&conn, &queue, &thread_counters))
+            .spawn(move || run(&conn, &queue, &thread_counters, &lost))
             .map_err(|e| StoreError::Open(format!("starting the writer thread: {e}")))?;
         Ok(Self { jobs, counters })
     }
@@ -173,7 +178,12 @@ impl Writer {
 }
 
 /// The writer thread: batches until every handle is gone.
-fn run(conn: &Connection, queue: &mpsc::Receiver<Box<dyn Job>>, counters: &Counters) {
+fn run(
+    conn: &Connection,
+    queue: &mpsc::Receiver<Box<dyn Job>>,
+    counters: &Counters,
+    lost: &dyn Fn(),
+) {
     while let Ok(first) = queue.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -184,6 +194,9 @@ fn run(conn: &Connection, queue: &mpsc::Receiver<Box<dyn Job>>, counters: &Count
         }
         counters.record(batch.len());
         let committed = run_batch(conn, &mut batch);
+        if committed.is_err() {
+            lost();
+        }
         let committed = committed.as_ref().copied().map_err(String::as_str);
         for job in batch {
             job.finish(committed);
@@ -232,7 +245,7 @@ mod tests {
         let conn = Connection::open(dir.path().join("w.db")).unwrap();
         conn.execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t (v INTEGER PRIMARY KEY)")
             .unwrap();
-        (Writer::start(conn).unwrap(), dir)
+        (Writer::start(conn, || {}).unwrap(), dir)
     }
 
     fn insert(v: i64) -> impl FnOnce(&Connection) -> Result<(), StoreError> {
@@ -302,6 +315,46 @@ mod tests {
             .await
             .unwrap();
         assert!(stored(&dir).contains(&100));
+    }
+
+    #[tokio::test]
+    async fn a_batch_that_cannot_commit_is_reported_lost_before_the_next_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = Connection::open(dir.path().join("w.db")).unwrap();
+        conn.execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t (v INTEGER PRIMARY KEY)")
+            .unwrap();
+        let lost = Arc::new(AtomicU64::new(0));
+        let counted = Arc::clone(&lost);
+        let writer = Writer::start(conn, move || {
+            counted.fetch_add(1, Ordering::SeqCst);
+        })
+        .unwrap();
+        writer
+            .write(|c| insert(1)(c).map(Written::Commit))
+            .await
+            .unwrap();
+        assert_eq!(
+            lost.load(Ordering::SeqCst),
+            0,
+            "a committed batch is not lost"
+        );
+        // A job that ends the batch's transaction under the writer: nothing
+        // after it can be committed.
+        let failed = writer
+            .write(|c| {
+                insert(2)(c)?;
+                c.execute_batch("ROLLBACK")?;
+                Ok(Written::Commit(()))
+            })
+            .await;
+        assert!(failed.is_err(), "{failed:?}");
+        assert_eq!(lost.load(Ordering::SeqCst), 1);
+        writer
+            .write(|c| insert(3)(c).map(Written::Commit))
+            .await
+            .unwrap();
+        assert_eq!(lost.load(Ordering::SeqCst), 1);
+        assert_eq!(stored(&dir), vec![1, 3]);
     }
 
     #[tokio::test]

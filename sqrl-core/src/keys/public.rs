@@ -86,9 +86,67 @@ impl IdentityKey {
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
-ed25519_public_key! {
-    /// The Verify Unlock Key a server stores to check `urs` signatures.
-    VerifyUnlockKey, "vuk"
+/// The Verify Unlock Key a server stores to check `urs` signatures.
+///
+/// Kept as its 32 bytes: a server reads it with every account record but
+/// checks a `urs` signature only for the rare request that needs the unlock
+/// keys, so the curve point is decoded (about half of a signature check)
+/// only then.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct VerifyUnlockKey([u8; 32]);
+
+impl VerifyUnlockKey {
+    /// Reads 32 bytes, rejecting values that are not a curve point.
+    pub fn from_bytes(bytes: &[u8; 32]) -> Result<Self, KeyError> {
+        VerifyingKey::from_bytes(bytes)
+            .map(|_| Self(*bytes))
+            .map_err(|_| KeyError::InvalidPublicKey("vuk"))
+    }
+
+    /// Takes 32 bytes a store kept after [`Self::from_bytes`] accepted them,
+    /// without decoding them again; [`Self::verify`] still refuses bytes
+    /// that are not a curve point.
+    pub fn from_stored_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
+    /// Reads the base64url wire form.
+    pub fn from_base64url(text: &str) -> Result<Self, KeyError> {
+        let bytes = base64url::decode_array::<32>(text).map_err(|source| KeyError::Encoding {
+            field: "vuk",
+            source,
+        })?;
+        Self::from_bytes(&bytes)
+    }
+
+    pub(crate) fn from_verifying_key(key: VerifyingKey) -> Self {
+        Self(key.to_bytes())
+    }
+
+    /// The 32 raw bytes.
+    pub fn to_bytes(&self) -> [u8; 32] {
+        self.0
+    }
+
+    /// The base64url wire form.
+    pub fn to_base64url(&self) -> String {
+        base64url::encode(self.0)
+    }
+
+    /// Verifies a signature with RFC 8032's strict rules: rejects
+    /// small-order keys and non-canonical (malleable) signatures.
+    pub fn verify(&self, message: &[u8], signature: &Signature) -> Result<(), KeyError> {
+        VerifyingKey::from_bytes(&self.0)
+            .map_err(|_| KeyError::InvalidPublicKey("vuk"))?
+            .verify_strict(message, &signature.0)
+            .map_err(|_| KeyError::BadSignature)
+    }
+}
+
+impl core::fmt::Debug for VerifyUnlockKey {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "VerifyUnlockKey({})", self.to_base64url())
+    }
 }
 
 /// A 64-byte Ed25519 signature (`ids`, `pids`, `urs`).
@@ -143,5 +201,36 @@ mod tests {
         let key =
             IdentityKey::from_base64url("11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo").unwrap();
         assert_eq!(key.fingerprint(), "21fe 31df a154 a261 626b f854 046f d227");
+    }
+
+    #[test]
+    fn a_stored_vuk_that_is_no_curve_point_verifies_nothing() {
+        // The first small y whose encoding is not on the curve.
+        let not_a_point = (2u8..=255)
+            .map(|y| {
+                let mut bytes = [0; 32];
+                bytes[0] = y;
+                bytes
+            })
+            .find(|bytes| VerifyingKey::from_bytes(bytes).is_err())
+            .unwrap();
+        assert!(VerifyUnlockKey::from_bytes(&not_a_point).is_err());
+        let stored = VerifyUnlockKey::from_stored_bytes(not_a_point);
+        let signature = Signature::from_bytes(&[0; 64]);
+        assert!(matches!(
+            stored.verify(b"message", &signature),
+            Err(KeyError::InvalidPublicKey("vuk"))
+        ));
+    }
+
+    #[test]
+    fn a_stored_vuk_verifies_as_the_one_read_from_the_wire() {
+        let signing = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
+        let wire = VerifyUnlockKey::from_verifying_key(signing.verifying_key());
+        let stored = VerifyUnlockKey::from_stored_bytes(wire.to_bytes());
+        assert_eq!(stored, wire);
+        let signature = Signature::from_dalek(ed25519_dalek::Signer::sign(&signing, b"urs"));
+        stored.verify(b"urs", &signature).unwrap();
+        assert!(stored.verify(b"other", &signature).is_err());
     }
 }

@@ -181,8 +181,8 @@ impl IdentityRow {
         const T: &str = "sqrl_identities";
         Ok(AccountRecord {
             suk: ServerUnlockKey::from_bytes(key32(&self.suk, T)?),
-            vuk: VerifyUnlockKey::from_bytes(&key32(&self.vuk, T)?)
-                .map_err(|_| corrupt(T, "invalid vuk"))?,
+            // Checked when it was stored, decoded only for a `urs` check.
+            vuk: VerifyUnlockKey::from_stored_bytes(key32(&self.vuk, T)?),
             disabled: self.disabled,
             options: AccountOptions {
                 sqrl_only: self.sqrl_only,

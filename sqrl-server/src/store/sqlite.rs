@@ -15,10 +15,10 @@
 //! whatever is queued in one transaction with at most one fsync and
 //! acknowledges each job only after that commit. A `/cli.sqrl` step (module
 //! `step`) is one writer job, its reads included: one trip, no reader
-//! hand-off; a page load, `/nut.sqrl` and `/pag.sqrl` make no trip at all. Write transactions take SQLite's write lock
-//! at the start (`BEGIN IMMEDIATE`), so a read-then-write job can never fail
-//! half-way on a lock upgrade. Statements are prepared once per connection
-//! and cached.
+//! hand-off; a page load, `/nut.sqrl` and `/pag.sqrl` make no trip at all.
+//! Write transactions take SQLite's write lock at the start (`BEGIN
+//! IMMEDIATE`), so a read-then-write job can never fail half-way on a lock
+//! upgrade. Statements are prepared once per connection and cached.
 
 mod in_flight;
 mod oidc;
@@ -1011,5 +1011,50 @@ impl Outbox for SqliteStore {
             })
         })
         .await
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use std::net::{IpAddr, Ipv4Addr};
+
+    use rand_core::OsRng;
+
+    use super::*;
+    use crate::token::Token;
+
+    #[tokio::test]
+    async fn a_batch_that_cannot_commit_forgets_the_logins_in_flight() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("s.db"), 2).unwrap();
+        let nut = Nut::generate(&mut OsRng);
+        let attempt = NewAttempt {
+            id: nut.as_str().to_owned(),
+            pag_hash: Token::generate(&mut OsRng).hash(),
+            browser_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            user_agent: "Test/1.0".to_owned(),
+            created_at: 1_000,
+            expires_at: 1_600,
+        };
+        let conversation = Conversation {
+            expected_server: Vec::new(),
+            browser: None,
+            idk: None,
+            sin: None,
+            asked: false,
+            expires_at: 1_120,
+        };
+        store
+            .create_attempt(attempt, nut.clone(), conversation)
+            .await
+            .unwrap();
+        assert_eq!(store.in_flight().await.unwrap().attempts, 1);
+        // A job that ends the batch's transaction under the writer: the
+        // batch cannot be committed.
+        let failed = store.write(|tx| Ok(tx.execute_batch("ROLLBACK")?)).await;
+        assert!(failed.is_err(), "{failed:?}");
+        assert_eq!(store.in_flight().await.unwrap(), InFlight::default());
+        assert!(store.attempt(nut.as_str()).await.unwrap().is_none());
     }
 }

@@ -241,11 +241,15 @@ mod tests {
     use super::*;
 
     fn writer() -> (Writer, tempfile::TempDir) {
+        writer_reporting_lost(|| {})
+    }
+
+    fn writer_reporting_lost(lost: impl Fn() + Send + 'static) -> (Writer, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
         let conn = Connection::open(dir.path().join("w.db")).unwrap();
         conn.execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t (v INTEGER PRIMARY KEY)")
             .unwrap();
-        (Writer::start(conn, || {}).unwrap(), dir)
+        (Writer::start(conn, lost).unwrap(), dir)
     }
 
     fn insert(v: i64) -> impl FnOnce(&Connection) -> Result<(), StoreError> {
@@ -319,16 +323,11 @@ mod tests {
 
     #[tokio::test]
     async fn a_batch_that_cannot_commit_is_reported_lost_before_the_next_runs() {
-        let dir = tempfile::tempdir().unwrap();
-        let conn = Connection::open(dir.path().join("w.db")).unwrap();
-        conn.execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t (v INTEGER PRIMARY KEY)")
-            .unwrap();
         let lost = Arc::new(AtomicU64::new(0));
         let counted = Arc::clone(&lost);
-        let writer = Writer::start(conn, move || {
+        let (writer, dir) = writer_reporting_lost(move || {
             counted.fetch_add(1, Ordering::SeqCst);
-        })
-        .unwrap();
+        });
         writer
             .write(|c| insert(1)(c).map(Written::Commit))
             .await

@@ -394,6 +394,8 @@ pub struct Config {
     pub nut_lifetime: Duration,
     /// Lifetime of a whole login attempt (at most 10 minutes).
     pub attempt_lifetime: Duration,
+    /// Logins in flight kept at once (SQLite: in memory); more are refused.
+    pub max_logins_in_flight: usize,
     /// How often an open login page gets a fresh nut (at most every 60 s).
     pub nut_rotation: Duration,
     /// Absolute lifetime of a browser session.
@@ -542,6 +544,9 @@ impl Config {
         if attempt_lifetime > MAX_ATTEMPT_LIFETIME || attempt_lifetime < Duration::from_secs(30) {
             return Err(invalid("attempt-lifetime", "must be 30 to 600 seconds"));
         }
+        if settings.max_logins_in_flight == 0 {
+            return Err(invalid("max-logins-in-flight", "must be at least 1"));
+        }
         let nut_lifetime = Duration::from_secs(settings.nut_lifetime);
         if nut_lifetime < Duration::from_secs(1) || nut_lifetime > attempt_lifetime {
             return Err(invalid(
@@ -684,6 +689,7 @@ impl Config {
             limits,
             nut_lifetime,
             attempt_lifetime,
+            max_logins_in_flight: settings.max_logins_in_flight,
             // A page must show a fresh nut before the one it shows expires.
             nut_rotation: nut_rotation.min(nut_lifetime),
             session_lifetime,

@@ -53,6 +53,16 @@ impl IntoResponse for AppError {
         let mut retry_after = None;
         let (status, message) = match self {
             AppError::Client(status, message) => (status, message),
+            // A flood of page loads (or a limit set too low): not an outage,
+            // and not worth an error line per refused page.
+            AppError::Store(StoreError::TooManyInFlight) => {
+                tracing::warn!("login refused: --max-logins-in-flight reached");
+                retry_after = Some("10");
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "too many logins in progress here, try again shortly",
+                )
+            }
             AppError::Store(error) => {
                 // The source chain holds what the database said.
                 let source = std::error::Error::source(&error).map(ToString::to_string);

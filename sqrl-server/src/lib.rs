@@ -160,6 +160,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
             let store = tokio::task::spawn_blocking(move || SqliteStore::open(&path, connections))
                 .await
                 .map_err(|e| StartError::Store(store::StoreError::Task(e.to_string())))??
+                .with_max_logins_in_flight(config.max_logins_in_flight)
                 .with_events(events);
             (Arc::new(store), Arc::new(InProcessNotifier::new()))
         }

@@ -485,3 +485,24 @@ async fn collecting_with_the_cookie_refuses_a_cross_site_navigation() {
         .unwrap();
     assert_eq!(collected.status(), StatusCode::SEE_OTHER);
 }
+
+// --- Memory -------------------------------------------------------------------
+
+/// A flood of page loads from many addresses (each under the rate limit)
+/// would keep a login in flight per load until it expires: memory grows
+/// with the flood. Beyond the configured number the server refuses new
+/// logins, and says when to try again, while the ones it keeps go on.
+#[tokio::test]
+async fn logins_in_flight_are_capped() {
+    let h = Harness::start_with(|config| config.max_logins_in_flight = 2).await;
+    assert_eq!(h.get("/nut.sqrl").await.status(), StatusCode::OK);
+    assert_eq!(h.get("/").await.status(), StatusCode::OK);
+    for path in ["/nut.sqrl", "/", "/png.sqrl"] {
+        let refused = h.get(path).await;
+        assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE, "{path}");
+        assert_eq!(refused.headers()["retry-after"], "10");
+        let text = refused.text().await.unwrap();
+        assert!(text.contains("too many logins in progress"), "{text}");
+    }
+    assert_eq!(h.in_flight().await.attempts, 2);
+}

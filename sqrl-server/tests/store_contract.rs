@@ -76,6 +76,7 @@ contract!(
     a_failed_step_writes_nothing_and_leaves_the_nut,
     a_new_identity_logs_the_page_in,
     a_plan_that_does_not_apply_is_decided_again,
+    a_read_only_step_that_plans_a_write_still_writes,
     a_refused_write_is_decided_again,
     records_stay_as_decided_until_the_commit,
     a_replacement_supersedes_and_is_enabled,
@@ -267,6 +268,15 @@ fn request(nut: Option<&Nut>, lookups: Option<Lookups>) -> StepRequest {
             None => ConversationSource::None,
         },
         lookups,
+        likely_read_only: false,
+    }
+}
+
+/// A step the driver knows changes nothing durable (a `query`).
+fn read_only(nut: Option<&Nut>, lookups: Option<Lookups>) -> StepRequest {
+    StepRequest {
+        likely_read_only: true,
+        ..request(nut, lookups)
     }
 }
 
@@ -306,11 +316,35 @@ async fn commit(store: &dyn Store, lookups: Option<Lookups>, plan: StepPlan) -> 
 /// is taken: the nut is used up). Writes nothing.
 async fn inspect(store: &dyn Store, nut: Option<&Nut>, lookups: Option<Lookups>) -> StepInput {
     let (decide, shown) = deciding(|_| Ok(nothing()));
-    let stepped = store.step(request(nut, lookups), decide).await.unwrap();
+    let stepped = store.step(read_only(nut, lookups), decide).await.unwrap();
     assert_eq!(stepped.next, NextConversation::Unstored);
     let mut shown = taken(&shown);
     assert_eq!(shown.len(), 1, "decided once");
     shown.remove(0)
+}
+
+/// An `ident` of `idk` from `attempt`'s first nut, as the driver sends a
+/// returning login (likely read-only), setting `options`; what its
+/// decisions were shown.
+async fn returning_login(
+    store: &dyn Store,
+    idk: IdentityKey,
+    attempt: &str,
+    options: AccountOptions,
+) -> Vec<StepInput> {
+    let first = Nut::parse(attempt).unwrap();
+    let page = attempt.to_owned();
+    let (decide, shown) = deciding(move |_| {
+        Ok(plan(
+            Mutation::SetOptions { idk, options },
+            log_in(&page, idk),
+        ))
+    });
+    store
+        .step(read_only(Some(&first), lookup(idk)), decide)
+        .await
+        .unwrap();
+    taken(&shown)
 }
 
 async fn record(store: &dyn Store, idk: IdentityKey) -> Records {
@@ -575,6 +609,7 @@ mod scenarios {
             now: NOW,
             conversation: ConversationSource::Taken(Box::new(kept.clone())),
             lookups: None,
+            likely_read_only: true,
         };
         store.step(request, decide).await.unwrap();
         assert_eq!(taken(&shown)[0].conversation, Some(kept));
@@ -771,6 +806,25 @@ mod scenarios {
                 .unwrap(),
             LinkOutcome::Redeemed(_)
         ));
+    }
+
+    pub async fn a_read_only_step_that_plans_a_write_still_writes(store: Arc<dyn Store>) {
+        // A driver's promise that a step changes nothing is a shortcut,
+        // never a filter: a plan that writes is applied in full.
+        let (idk, _, _) = associated(&*store).await;
+        let (attempt, _) = start_attempt(&*store).await;
+        let options = AccountOptions {
+            sqrl_only: true,
+            hardlock: false,
+        };
+        for input in returning_login(&*store, idk, &attempt, options).await {
+            assert!(
+                input.conversation.is_some(),
+                "every decision saw the nut's conversation"
+            );
+        }
+        assert_eq!(record(&*store, idk).await.current.unwrap().options, options);
+        assert_eq!(state(&*store, &attempt).await, AttemptState::Confirmed);
     }
 
     pub async fn records_stay_as_decided_until_the_commit(store: Arc<dyn Store>) {
@@ -1003,6 +1057,7 @@ mod scenarios {
                 now: NOW,
                 conversation: ConversationSource::Taken(Box::new(asked)),
                 lookups,
+                likely_read_only: true,
             };
             store.step(request, decide).await.unwrap();
             taken(&shown).remove(0).records
@@ -1507,12 +1562,18 @@ mod scenarios {
         let (attempt, _) = start_attempt(&*store).await;
         let first = Nut::parse(&attempt).unwrap();
         let racers: Vec<_> = (0..16)
-            .map(|_| {
+            .map(|racer| {
                 let store = Arc::clone(&store);
                 let nut = first.clone();
                 let (decide, shown) = deciding(|_| Ok(nothing()));
+                // Read-only steps and writing ones race for the same nut.
+                let step = if racer % 2 == 0 {
+                    read_only(Some(&nut), None)
+                } else {
+                    request(Some(&nut), None)
+                };
                 tokio::spawn(async move {
-                    store.step(request(Some(&nut), None), decide).await.unwrap();
+                    store.step(step, decide).await.unwrap();
                     taken(&shown)
                 })
             })
@@ -2206,5 +2267,111 @@ mod outbox {
             store.outbox_counts().await.unwrap(),
             OutboxCounts::default()
         );
+    }
+}
+
+/// What the SQLite store does for speed, beneath the contract.
+mod sqlite_costs {
+    use sqrl_server::store::Attempts as _;
+
+    use super::*;
+
+    fn open() -> (tempfile::TempDir, SqliteStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("sqrl.db"), 4).unwrap();
+        (dir, store)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_read_only_step_makes_no_trip_to_the_writer() {
+        let (_dir, store) = open();
+        let (idk, _, _) = associated(&store).await;
+        let (attempt, _) = start_attempt(&store).await;
+        let first = Nut::parse(&attempt).unwrap();
+        let before = store.batch_stats().jobs;
+        let page = attempt.clone();
+        let (decide, shown) = deciding(move |_| {
+            Ok(plan(
+                Mutation::None,
+                AttemptUpdate::Scanned {
+                    attempt: page.clone(),
+                },
+            ))
+        });
+        store
+            .step(read_only(Some(&first), lookup(idk)), decide)
+            .await
+            .unwrap();
+        let shown = taken(&shown);
+        assert_eq!(shown.len(), 1);
+        assert!(shown[0].conversation.is_some());
+        assert!(shown[0].records.current.is_some(), "read on a reader");
+        assert_eq!(store.batch_stats().jobs, before, "no writer job");
+        assert_eq!(state(&store, &attempt).await, AttemptState::Scanned);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_returning_login_makes_no_trip_to_the_writer() {
+        let (_dir, store) = open();
+        let (idk, _, _) = associated(&store).await;
+        let (attempt, _) = start_attempt(&store).await;
+        let before = store.batch_stats().jobs;
+        // The options the identity already has: nothing durable changes.
+        let shown = returning_login(&store, idk, &attempt, AccountOptions::default()).await;
+        assert_eq!(shown.len(), 1);
+        assert_eq!(store.batch_stats().jobs, before, "no writer job");
+        let confirmed = store.attempt(&attempt).await.unwrap().unwrap();
+        assert_eq!(confirmed.state, AttemptState::Confirmed);
+        assert_eq!(confirmed.confirmed_by.unwrap().idk, idk);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn setting_the_options_already_stored_writes_nothing() {
+        let (dir, store) = open();
+        let (idk, _, _) = associated(&store).await;
+        // Changes to the file committed by any other connection move this
+        // connection's data_version.
+        let probe = rusqlite::Connection::open(dir.path().join("sqrl.db")).unwrap();
+        let version = || -> i64 {
+            probe
+                .query_row("PRAGMA data_version", [], |row| row.get(0))
+                .unwrap()
+        };
+        let before = version();
+        // A minute later: a row rewritten with a new `updated_at` would be a
+        // change (SQLite skips rewriting a row to identical bytes).
+        let later = StepRequest {
+            now: NOW + 60,
+            ..request(None, lookup(idk))
+        };
+        let stored = AccountOptions::default();
+        let set_stored = plan(
+            Mutation::SetOptions {
+                idk,
+                options: stored,
+            },
+            AttemptUpdate::None,
+        );
+        let (decide, _) = deciding(move |_| Ok(set_stored.clone()));
+        store.step(later, decide).await.unwrap();
+        assert_eq!(version(), before, "nothing committed");
+        let changed = AccountOptions {
+            sqrl_only: false,
+            hardlock: true,
+        };
+        commit(
+            &store,
+            lookup(idk),
+            plan(
+                Mutation::SetOptions {
+                    idk,
+                    options: changed,
+                },
+                AttemptUpdate::None,
+            ),
+        )
+        .await;
+        assert_ne!(version(), before, "a change is written");
+        assert_eq!(record(&store, idk).await.current.unwrap().options, changed);
     }
 }

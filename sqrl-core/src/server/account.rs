@@ -54,7 +54,10 @@ impl AccountRecord {
 /// The stored facts a decision needs about the request's keys. The driver reads
 /// them for the keys [`super::Incoming::lookups`] names, in the transaction
 /// that applies the decision, and keeps them locked until it commits: the
-/// decision is only as true as these records.
+/// decision is only as true as these records. (A decision that changes
+/// nothing durable, such as every one that
+/// [`super::Incoming::changes_nothing`] promises, holds on the snapshot it
+/// was read from and needs no lock.)
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Records {
     /// The account associated with `idk`, if any.

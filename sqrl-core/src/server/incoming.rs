@@ -100,6 +100,18 @@ impl Incoming {
             .map(|parsed| parsed.request.command())
     }
 
+    /// Whether deciding this request can change nothing the server keeps: a
+    /// `query` (PITFALLS 28), or a body that does not parse. Its decision has
+    /// [`Mutation::None`](super::Mutation::None) and no indexed secret to
+    /// keep, and it logs no browser in; it still uses up its nut, issues the
+    /// next conversation and may tell a waiting page it was scanned. A driver
+    /// may decide it without taking its write path.
+    pub fn changes_nothing(&self) -> bool {
+        self.parsed
+            .as_ref()
+            .map_or(true, |parsed| parsed.request.command() == Command::Query)
+    }
+
     /// Decides the request against the conversation taken for
     /// [`Incoming::nut`] (`None` if there was none) and the records for
     /// [`Incoming::lookups`], at `now` on the clock of

@@ -230,6 +230,14 @@ impl Phone {
     /// Posts a raw form body and keeps the reply for the next request.
     fn post(&mut self, server: &mut MemoryServer<OsRng>, form: &str) -> Handled {
         let handled = server.handle(&self.target(), form, self.ip);
+        // What a driver that skips its write path for such requests relies on.
+        if Incoming::parse("/cli.sqrl", form, self.ip).changes_nothing() {
+            assert_eq!(handled.mutation, Mutation::None);
+            assert!(matches!(
+                handled.browser,
+                BrowserOutcome::Unchanged | BrowserOutcome::Scanned | BrowserOutcome::Rejected
+            ));
+        }
         let reply = ServerReply::parse(&handled.body).unwrap();
         assert_eq!(reply.tif(), handled.tif);
         assert!(!reply.nut().is_empty());

@@ -130,6 +130,12 @@ pub struct Settings {
     #[arg(long, env = "SQRL_ATTEMPT_LIFETIME", default_value_t = 600)]
     pub attempt_lifetime: u64,
 
+    /// Logins in flight (login pages and `/nut.sqrl` nuts not yet expired)
+    /// the server keeps at once; beyond it a new one gets a 503 until some
+    /// expire. SQLite keeps them in memory, about 1.3 KB each.
+    #[arg(long, env = "SQRL_MAX_LOGINS_IN_FLIGHT", default_value_t = 500_000)]
+    pub max_logins_in_flight: usize,
+
     /// Seconds a single-use login link (CPS `url=`, the collect link) stays
     /// valid (1 to 600).
     #[arg(long, env = "SQRL_LOGIN_TOKEN_LIFETIME", default_value_t = 60)]

@@ -29,7 +29,7 @@ use axum::extract::{OriginalUri, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use rand_core::OsRng;
-use sqrl_core::msg::Tif;
+use sqrl_core::msg::{Command, Tif};
 use sqrl_core::server::{BrowserOutcome, Decision, Incoming, Nut};
 
 use crate::app::{AppState, ClientIp};
@@ -69,6 +69,9 @@ pub async fn client(
         now,
         conversation,
         lookups: incoming.lookups(),
+        // Most logins are returning ones: their `ident` sets the options
+        // already stored and confirms the page, which changes only memory.
+        likely_read_only: incoming.changes_nothing() || incoming.command() == Some(Command::Ident),
     };
     let Stepped {
         issued,

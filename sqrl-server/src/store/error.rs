@@ -20,6 +20,10 @@ pub enum StoreError {
     /// The disk or a configured limit is full. Nothing was written.
     #[error("database full")]
     Full(#[source] BackendError),
+    /// As many logins are in flight as the server keeps
+    /// (`--max-logins-in-flight`); a new one may start once some expire.
+    #[error("too many logins in flight")]
+    TooManyInFlight,
     /// Reading or writing the database's files failed.
     #[error("database I/O failure")]
     Io(#[source] BackendError),
@@ -50,7 +54,10 @@ impl StoreError {
     /// Whether the failure is likely to pass on its own (the caller may tell
     /// the client to retry rather than report an outage).
     pub fn is_transient(&self) -> bool {
-        matches!(self, StoreError::Busy(_) | StoreError::Unavailable(_))
+        matches!(
+            self,
+            StoreError::Busy(_) | StoreError::Unavailable(_) | StoreError::TooManyInFlight
+        )
     }
 
     /// A short, stable name for logs and metrics.
@@ -58,6 +65,7 @@ impl StoreError {
         match self {
             StoreError::Busy(_) => "busy",
             StoreError::Full(_) => "full",
+            StoreError::TooManyInFlight => "too_many_in_flight",
             StoreError::Io(_) => "io",
             StoreError::Unavailable(_) => "unavailable",
             StoreError::Database(_) => "database",

@@ -14,8 +14,11 @@
 //! writer); writes go to the one writer thread (module `writer`), which runs
 //! whatever is queued in one transaction with at most one fsync and
 //! acknowledges each job only after that commit. A `/cli.sqrl` step (module
-//! `step`) is one writer job, its reads included: one trip, no reader
-//! hand-off; a page load, `/nut.sqrl` and `/pag.sqrl` make no trip at all.
+//! `step`) that writes is one writer job, its reads included: one trip, no
+//! reader hand-off. A step that writes nothing durable (a `query`, a
+//! returning login) is decided and applied on the calling thread with a
+//! reader connection of its own pool; a page load, `/nut.sqrl` and
+//! `/pag.sqrl` make no trip at all.
 //! Write transactions take SQLite's write lock at the start (`BEGIN
 //! IMMEDIATE`), so a read-then-write job can never fail half-way on a lock
 //! upgrade. Statements are prepared once per connection and cached.
@@ -82,6 +85,10 @@ struct Pool {
     path: PathBuf,
     readers: Mutex<Vec<Connection>>,
     read_permits: Semaphore,
+    /// Reader connections for read-only steps, used on the calling thread
+    /// (module `step`): one per thread running such a step at once, opened
+    /// when first needed.
+    step_readers: Mutex<Vec<Connection>>,
     writer: Writer,
     /// Logins in flight (module `in_flight`).
     in_flight: Arc<InFlightMemory>,
@@ -109,11 +116,19 @@ impl SqliteStore {
                 path: path.to_owned(),
                 readers: Mutex::new(readers),
                 read_permits: Semaphore::new(readers_wanted),
+                step_readers: Mutex::new(Vec::new()),
                 writer: Writer::start(writer, move || forget.forget_all())?,
                 in_flight,
             }),
             events: Arc::new(EventRoutes::none()),
         })
+    }
+
+    /// Keeps at most `max` logins in flight (attempts) in memory; a new one
+    /// beyond it fails with [`StoreError::TooManyInFlight`].
+    pub fn with_max_logins_in_flight(self, max: usize) -> Self {
+        self.pool.in_flight.limit_attempts(max);
+        self
     }
 
     /// Records login events for `routes` in the outbox, each in the
@@ -474,10 +489,15 @@ impl Attempts for SqliteStore {
         nut: Nut,
         conversation: Conversation,
     ) -> Result<(), StoreError> {
-        self.pool
+        if self
+            .pool
             .in_flight
-            .create_attempt(attempt, &nut, &conversation);
-        Ok(())
+            .create_attempt(attempt, &nut, &conversation)
+        {
+            Ok(())
+        } else {
+            Err(StoreError::TooManyInFlight)
+        }
     }
 
     async fn rotate_nut(
@@ -498,6 +518,20 @@ impl Attempts for SqliteStore {
     }
 
     async fn step(&self, request: StepRequest, mut decide: Decide) -> Result<Stepped, StepError> {
+        if request.likely_read_only {
+            // Lent for the step and returned after; no await in between. (A
+            // step that panics drops its connection: the next one opens anew.)
+            let taken = lock(&self.pool.step_readers).pop();
+            let reader = match taken {
+                Some(reader) => reader,
+                None => open_connection(&self.pool.path)?,
+            };
+            let outcome = step::run_read_only(&reader, &self.pool.in_flight, &request, &mut decide);
+            lock(&self.pool.step_readers).push(reader);
+            if let step::ReadOnly::Done(stepped) = outcome? {
+                return Ok((*stepped)?);
+            }
+        }
         let routes = Arc::clone(&self.events);
         let memory = Arc::clone(&self.pool.in_flight);
         let stepped = self

@@ -3,10 +3,12 @@
 //! decision needs, has the driver's [`Decide`] callback decide (the protocol
 //! is `sqrl_core::server`'s), applies the plan and commits once.
 //!
-//! A step is decided on records the store holds locked until its commit
-//! (SQLite: its single writer runs one step at a time; PostgreSQL: row locks,
-//! and a lock per identity key so that an identity not yet stored cannot be
-//! created twice). When the database still refuses the commit (a
+//! A step that writes is decided on records the store holds locked until its
+//! commit (SQLite: its single writer runs one step at a time; PostgreSQL: row
+//! locks, and a lock per identity key so that an identity not yet stored
+//! cannot be created twice). A step whose plan writes nothing durable may be
+//! decided and applied on a snapshot ([`StepRequest::likely_read_only`]):
+//! with nothing to commit, it is ordered where it read. When the database still refuses the commit (a
 //! serialization failure, a key another transaction took first, a write that
 //! no longer applies), everything is rolled back and the step is decided
 //! again on fresh records, at most [`MAX_STEP_TRIES`] times; then the store
@@ -31,6 +33,14 @@ pub struct StepRequest {
     /// The keys whose records the decision needs (`Incoming::lookups`);
     /// `None` for a malformed request.
     pub lookups: Option<Lookups>,
+    /// The decision will likely change nothing the store keeps durably: a
+    /// `query` or a malformed request never does
+    /// (`Incoming::changes_nothing`), a returning identity's `ident` mostly
+    /// does not. A store may first decide it on what it reads without its
+    /// write path, and apply it there when the plan writes nothing durable.
+    /// A plan that writes is never dropped: it is decided again on the write
+    /// path (so such a step may be decided twice).
+    pub likely_read_only: bool,
 }
 
 /// Where the conversation a request continues is kept.
@@ -131,12 +141,17 @@ pub(super) enum Tried {
 
 /// What the backend tells the retry loop after a try.
 pub(super) fn stepped(plan: StepPlan, next: NextConversation) -> Tried {
+    Tried::Applied(Box::new(applied(plan, next)))
+}
+
+/// The step a plan makes once it is applied.
+pub(super) fn applied(plan: StepPlan, next: NextConversation) -> Stepped {
     let changed_attempt = plan.attempt.attempt().map(str::to_owned);
-    Tried::Applied(Box::new(Stepped {
+    Stepped {
         issued: plan.issued,
         next,
         changed_attempt,
-    }))
+    }
 }
 
 /// Where a plan's next conversation goes: the store only when a page waits

@@ -349,11 +349,17 @@ async fn apply_mutation<C: GenericClient>(
             .await?;
             updated
         }
+        // A returning login mostly sets the options already stored: then no
+        // row version (and no WAL record) is written, and only the
+        // association's existence is checked (one row when it exists).
         Mutation::SetOptions { idk, options } => {
             exec(
                 c,
-                "UPDATE sqrl_identities SET sqrl_only = $1, hardlock = $2, updated_at = $3
-                  WHERE idk = $4",
+                "WITH changed AS (
+                    UPDATE sqrl_identities SET sqrl_only = $1, hardlock = $2, updated_at = $3
+                     WHERE idk = $4 AND (sqrl_only <> $1 OR hardlock <> $2)
+                 )
+                 SELECT 1 FROM sqrl_identities WHERE idk = $4",
                 &[
                     &options.sqrl_only,
                     &options.hardlock,

@@ -20,6 +20,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use sqrl_core::server::{Conversation, Nut};
@@ -31,9 +32,20 @@ use super::super::{
 use crate::token::TokenHash;
 
 /// The in-flight state, behind one lock.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct InFlightMemory {
     tables: Mutex<Tables>,
+    /// Most attempts kept at once: memory is bounded whatever the load.
+    max_attempts: AtomicUsize,
+}
+
+impl Default for InFlightMemory {
+    fn default() -> Self {
+        Self {
+            tables: Mutex::default(),
+            max_attempts: AtomicUsize::new(usize::MAX),
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -122,9 +134,26 @@ impl InFlightMemory {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Stores a new attempt and the conversation of its first nut.
-    pub fn create_attempt(&self, attempt: NewAttempt, nut: &Nut, conversation: &Conversation) {
+    /// Keeps at most `max` attempts from now on (those already kept stay).
+    pub fn limit_attempts(&self, max: usize) {
+        self.max_attempts.store(max, Ordering::Relaxed);
+    }
+
+    /// Stores a new attempt and the conversation of its first nut; `false`
+    /// (nothing stored) when as many attempts are kept as allowed. Expired
+    /// ones count until the store's next prune: dropping them here would
+    /// cost a pass over every attempt on each refused page load.
+    #[must_use]
+    pub fn create_attempt(
+        &self,
+        attempt: NewAttempt,
+        nut: &Nut,
+        conversation: &Conversation,
+    ) -> bool {
         let mut tables = self.tables();
+        if tables.attempts.len() >= self.max_attempts.load(Ordering::Relaxed) {
+            return false;
+        }
         tables.attempts.insert(
             attempt.id,
             AttemptEntry {
@@ -140,6 +169,7 @@ impl InFlightMemory {
             },
         );
         tables.insert_conversation(nut, conversation);
+        true
     }
 
     /// Adds a nut to a still-pending, unexpired attempt; `false` otherwise.
@@ -412,12 +442,33 @@ mod tests {
     fn with_attempt(conversation_expiry: u64) -> (InFlightMemory, Nut) {
         let memory = InFlightMemory::default();
         let nut = Nut::generate(&mut OsRng);
-        memory.create_attempt(
+        assert!(memory.create_attempt(
             new_attempt("a", NOW + 60),
             &nut,
             &conversation(Some("a"), conversation_expiry),
-        );
+        ));
         (memory, nut)
+    }
+
+    #[test]
+    fn attempts_beyond_the_limit_are_refused_until_some_expire() {
+        let (memory, _) = with_attempt(NOW + 30);
+        memory.limit_attempts(2);
+        let start = |id: &str, expires_at: u64| {
+            memory.create_attempt(
+                new_attempt(id, expires_at),
+                &Nut::generate(&mut OsRng),
+                &conversation(Some(id), expires_at),
+            )
+        };
+        assert!(start("b", NOW + 600));
+        assert!(!start("c", NOW + 600), "two kept: the third is refused");
+        assert!(memory.attempt("c").is_none());
+        assert_eq!(memory.counts().attempts, 2);
+        // `a` expires a minute after NOW; once pruned, its place is free.
+        memory.prune(NOW + 61);
+        assert!(start("c", NOW + 600));
+        assert!(memory.attempt("c").is_some());
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! [`Attempts::step`](super::super::Attempts::step) on SQLite: one job of
 //! the single writer, so the step's reads come from the writer's connection
 //! inside its transaction, nothing else writes between them and the commit,
-//! and no read is handed to another thread. The login in flight (the
+//! and no read is handed to another thread. A step the driver expects to
+//! write nothing durable is first tried on a reader on the calling thread
+//! ([`run_read_only`]), and reaches the writer only if its plan writes. The login in flight (the
 //! conversation, the waiting page) is in memory ([`super::in_flight`]): the
 //! job takes the conversation from there, and changes the page and stores
 //! the next conversation once its SQL is done.
@@ -15,7 +17,7 @@ use sqrl_core::server::{
 use super::super::rows::{IdentityRow, corrupt, sql_time};
 use super::super::step::{
     ConversationSource, Decide, MAX_STEP_TRIES, NextConversation, PlanError, StepInput,
-    StepRequest, Stepped, Tried, gave_up, keeps, stepped,
+    StepRequest, Stepped, Tried, applied, gave_up, keeps, stepped,
 };
 use super::super::{AttemptUpdate, Confirmation, LoginMethod, StoreError};
 use super::in_flight::{InFlightMemory, LinkEntry, PageChange};
@@ -42,23 +44,112 @@ pub(super) fn run(
     request: &StepRequest,
     decide: &mut Decide,
 ) -> Result<Written<Result<Stepped, PlanError>>, StoreError> {
-    let (taken_from, conversation) = match &request.conversation {
-        ConversationSource::Stored(nut) => (Some(nut), memory.take_conversation(nut)),
-        ConversationSource::Taken(conversation) => (None, Some(Conversation::clone(conversation))),
-        ConversationSource::None => (None, None),
-    };
-    let put_back = || {
-        if let (Some(nut), Some(conversation)) = (taken_from, &conversation) {
-            memory.put_back_conversation(nut, conversation.clone());
-        }
-    };
+    let (taken_from, conversation) = take(memory, request);
     let tried = try_all(conn, memory, routes, request, conversation.as_ref(), decide);
     match tried {
         Ok(Written::Commit(Ok(stepped))) => Ok(Written::Commit(Ok(stepped))),
         other => {
-            put_back();
+            put_back(memory, taken_from, conversation);
             other
         }
+    }
+}
+
+/// What a read-only step came to on the calling thread.
+pub(super) enum ReadOnly {
+    /// Decided and applied (memory only), or refused by the plan's builder.
+    Done(Box<Result<Stepped, PlanError>>),
+    /// The plan writes after all: its conversation is back in memory and the
+    /// step must run on the writer, decided again there.
+    NeedsWriter,
+}
+
+/// A step that likely changes nothing durable ([`StepRequest::likely_read_only`]:
+/// a `query`, a returning identity's `ident`), on a reader connection on the
+/// calling thread. Its reads are a few indexed rows in one read transaction,
+/// cheaper than the hand-off to the writer thread and back. When its plan
+/// writes nothing durable, the step is applied here, in memory: with nothing
+/// to commit, it is ordered where it read (a login confirmed here is as if
+/// confirmed on the writer just before any later change to the identity).
+/// The conversation is taken from memory once, as on the writer.
+pub(super) fn run_read_only(
+    conn: &Connection,
+    memory: &InFlightMemory,
+    request: &StepRequest,
+    decide: &mut Decide,
+) -> Result<ReadOnly, StoreError> {
+    let (taken_from, conversation) = take(memory, request);
+    // One snapshot for every read; rolled back (it wrote nothing) when dropped.
+    let decided = conn
+        .unchecked_transaction()
+        .map_err(StoreError::from)
+        .and_then(|_snapshot| {
+            decide_read_only(conn, memory, request, conversation.clone(), decide)
+        });
+    if !matches!(&decided, Ok(ReadOnly::Done(done)) if done.is_ok()) {
+        put_back(memory, taken_from, conversation);
+    }
+    decided
+}
+
+fn decide_read_only(
+    conn: &Connection,
+    memory: &InFlightMemory,
+    request: &StepRequest,
+    conversation: Option<Conversation>,
+    decide: &mut Decide,
+) -> Result<ReadOnly, StoreError> {
+    let input = read_input(conn, memory, request, conversation)?;
+    let stored = input.records.current.as_ref().map(|record| record.options);
+    let plan = match decide(input) {
+        Ok(plan) => plan,
+        Err(error) => return Ok(ReadOnly::Done(Box::new(Err(error)))),
+    };
+    let unchanged = match &plan.issued.mutation {
+        Mutation::None => true,
+        // What `apply_mutation` would find already stored: no write.
+        Mutation::SetOptions { idk, options } => {
+            request.lookups.is_some_and(|lookups| lookups.idk == *idk) && stored == Some(*options)
+        }
+        _ => false,
+    };
+    // A link is written on the writer, where its token is checked new.
+    let links = matches!(plan.attempt, AttemptUpdate::ClientSession { .. });
+    if !unchanged || plan.issued.secret_write.is_some() || plan.revoke_sessions || links {
+        return Ok(ReadOnly::NeedsWriter);
+    }
+    let Some(page) = page_change(conn, &plan.attempt)? else {
+        // The login's account is gone: the writer decides again.
+        return Ok(ReadOnly::NeedsWriter);
+    };
+    if let Some(change) = page {
+        memory.change_page(change, request.now);
+    }
+    let next = keeps(&plan);
+    if next == NextConversation::Stored {
+        memory.insert_conversation(&plan.issued.nut, &plan.issued.conversation);
+    }
+    Ok(ReadOnly::Done(Box::new(Ok(applied(plan, next)))))
+}
+
+/// Takes the request's conversation: from memory under its nut (noted, to
+/// be put back if the step applies nothing), or as the driver handed it.
+fn take<'a>(
+    memory: &InFlightMemory,
+    request: &'a StepRequest,
+) -> (Option<&'a Nut>, Option<Conversation>) {
+    match &request.conversation {
+        ConversationSource::Stored(nut) => (Some(nut), memory.take_conversation(nut)),
+        ConversationSource::Taken(conversation) => (None, Some(Conversation::clone(conversation))),
+        ConversationSource::None => (None, None),
+    }
+}
+
+/// Puts a conversation taken from memory back: its step applied nothing,
+/// so its nut is still unused.
+fn put_back(memory: &InFlightMemory, taken_from: Option<&Nut>, conversation: Option<Conversation>) {
+    if let (Some(nut), Some(conversation)) = (taken_from, conversation) {
+        memory.put_back_conversation(nut, conversation);
     }
 }
 
@@ -109,20 +200,7 @@ fn try_step(
     decide: &mut Decide,
 ) -> Result<(Tried, Effects), StoreError> {
     let not_applied = || Ok((Tried::NotApplied, Effects::default()));
-    let sin = conversation.as_ref().and_then(|c| c.sin.as_deref());
-    let records = match &request.lookups {
-        Some(lookups) => read_records(conn, lookups, sin)?,
-        None => Records::default(),
-    };
-    let attempt = conversation
-        .as_ref()
-        .and_then(|c| c.browser.as_ref())
-        .and_then(|browser| memory.attempt(&browser.attempt));
-    let plan = match decide(StepInput {
-        conversation,
-        records,
-        attempt,
-    }) {
+    let plan = match decide(read_input(conn, memory, request, conversation)?) {
         Ok(plan) => plan,
         Err(error) => return Ok((Tried::Unplanned(error), Effects::default())),
     };
@@ -166,6 +244,31 @@ fn try_step(
             .then(|| (plan.issued.nut.clone(), plan.issued.conversation.clone())),
     };
     Ok((stepped(plan, next), effects))
+}
+
+/// What a decision is shown: the conversation, the records for the
+/// request's keys (indexed secrets under the conversation's `sin`) and the
+/// waiting page's attempt.
+fn read_input(
+    conn: &Connection,
+    memory: &InFlightMemory,
+    request: &StepRequest,
+    conversation: Option<Conversation>,
+) -> Result<StepInput, StoreError> {
+    let sin = conversation.as_ref().and_then(|c| c.sin.as_deref());
+    let records = match &request.lookups {
+        Some(lookups) => read_records(conn, lookups, sin)?,
+        None => Records::default(),
+    };
+    let attempt = conversation
+        .as_ref()
+        .and_then(|c| c.browser.as_ref())
+        .and_then(|browser| memory.attempt(&browser.attempt));
+    Ok(StepInput {
+        conversation,
+        records,
+        attempt,
+    })
 }
 
 /// Whether the database refused a write because of the state another write
@@ -358,11 +461,26 @@ fn apply_mutation(tx: &Connection, mutation: &Mutation, now: u64) -> Result<bool
             )?;
             updated
         }
-        Mutation::SetOptions { idk, options } => exec(
-            tx,
-            "UPDATE sqrl_identities SET sqrl_only = ?1, hardlock = ?2, updated_at = ?3 WHERE idk = ?4",
-            params![options.sqrl_only, options.hardlock, now, idk.to_bytes()],
-        )?,
+        // A returning login mostly sets the options already stored: then
+        // nothing is written (no WAL frame, no sync at the commit), and only
+        // the association's existence is checked.
+        Mutation::SetOptions { idk, options } => {
+            let updated = exec(
+                tx,
+                "UPDATE sqrl_identities SET sqrl_only = ?1, hardlock = ?2, updated_at = ?3
+                  WHERE idk = ?4 AND (sqrl_only IS NOT ?1 OR hardlock IS NOT ?2)",
+                params![options.sqrl_only, options.hardlock, now, idk.to_bytes()],
+            )?;
+            if updated == 0 {
+                usize::from(exists(
+                    tx,
+                    "SELECT 1 FROM sqrl_identities WHERE idk = ?1",
+                    [idk.to_bytes()],
+                )?)
+            } else {
+                updated
+            }
+        }
         Mutation::Disable { idk, options } => exec(
             tx,
             "UPDATE sqrl_identities SET disabled = 1, sqrl_only = ?1, hardlock = ?2, updated_at = ?3

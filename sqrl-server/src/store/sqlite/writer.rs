@@ -186,11 +186,22 @@ fn run(
 ) {
     while let Ok(first) = queue.recv() {
         let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match queue.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
+        let drain = |batch: &mut Vec<Box<dyn Job>>| {
+            while batch.len() < MAX_BATCH {
+                match queue.try_recv() {
+                    Ok(job) => batch.push(job),
+                    Err(_) => break,
+                }
             }
+        };
+        drain(&mut batch);
+        if batch.len() < MAX_BATCH {
+            // The thread that queued the first job may be waiting for this
+            // core (one core, or all busy) with more to queue: let it, so
+            // that they share this batch's sync. With a core free, this
+            // returns at once.
+            std::thread::yield_now();
+            drain(&mut batch);
         }
         counters.record(batch.len());
         let committed = run_batch(conn, &mut batch);

@@ -161,19 +161,9 @@ impl SqliteStore {
             .await
             .map_err(|e| StoreError::Task(e.to_string()))?;
         let pool = Arc::clone(&self.pool);
-        tokio::task::spawn_blocking(move || {
-            let taken = lock(&pool.readers).pop();
-            let conn = match taken {
-                Some(conn) => conn,
-                // A connection was lost to a panic; replace it.
-                None => open_connection(&pool.path)?,
-            };
-            let result = f(&conn);
-            lock(&pool.readers).push(conn);
-            result
-        })
-        .await
-        .map_err(|e| StoreError::Task(e.to_string()))?
+        tokio::task::spawn_blocking(move || lend(&pool.readers, &pool.path, f))
+            .await
+            .map_err(|e| StoreError::Task(e.to_string()))?
     }
 
     /// Runs `f` in a write transaction, committing its writes when it returns
@@ -198,6 +188,23 @@ impl SqliteStore {
     {
         self.pool.writer.write(f).await
     }
+}
+
+/// Runs `f` with a connection lent from `pool` and returned after, opening
+/// one when none is free (the first use, or one lost to a panic in `f`).
+fn lend<T>(
+    pool: &Mutex<Vec<Connection>>,
+    path: &Path,
+    f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    let taken = lock(pool).pop();
+    let conn = match taken {
+        Some(conn) => conn,
+        None => open_connection(path)?,
+    };
+    let result = f(&conn);
+    lock(pool).push(conn);
+    result
 }
 
 /// Runs a cached statement; returns the number of rows changed.
@@ -519,15 +526,10 @@ impl Attempts for SqliteStore {
 
     async fn step(&self, request: StepRequest, mut decide: Decide) -> Result<Stepped, StepError> {
         if request.likely_read_only {
-            // Lent for the step and returned after; no await in between. (A
-            // step that panics drops its connection: the next one opens anew.)
-            let taken = lock(&self.pool.step_readers).pop();
-            let reader = match taken {
-                Some(reader) => reader,
-                None => open_connection(&self.pool.path)?,
-            };
-            let outcome = step::run_read_only(&reader, &self.pool.in_flight, &request, &mut decide);
-            lock(&self.pool.step_readers).push(reader);
+            // On this thread, with no await while the connection is lent.
+            let outcome = lend(&self.pool.step_readers, &self.pool.path, |reader| {
+                step::run_read_only(reader, &self.pool.in_flight, &request, &mut decide)
+            });
             if let step::ReadOnly::Done(stepped) = outcome? {
                 return Ok((*stepped)?);
             }

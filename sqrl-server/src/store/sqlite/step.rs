@@ -3,10 +3,11 @@
 //! inside its transaction, nothing else writes between them and the commit,
 //! and no read is handed to another thread. A step the driver expects to
 //! write nothing durable is first tried on a reader on the calling thread
-//! ([`run_read_only`]), and reaches the writer only if its plan writes. The login in flight (the
-//! conversation, the waiting page) is in memory ([`super::in_flight`]): the
-//! job takes the conversation from there, and changes the page and stores
-//! the next conversation once its SQL is done.
+//! ([`run_read_only`]), and reaches the writer only if its plan writes.
+//!
+//! The login in flight (the conversation, the waiting page) is in memory
+//! ([`super::in_flight`]): the job takes the conversation from there, and
+//! changes the page and stores the next conversation once its SQL is done.
 
 use rusqlite::{Connection, ErrorCode, params};
 use sqrl_core::keys::IdentityKey;

@@ -1,30 +1,78 @@
 //! HTTP as the two devices of a login use it: a browser that keeps its
 //! cookies and reads an event stream, and a phone that POSTs SQRL requests.
-//! Each virtual browser and phone has its own keep-alive client, so every
-//! login loop holds its own connections, as separate devices would.
+//!
+//! Each virtual browser and phone holds its own keep-alive HTTP/1.1
+//! connection, as separate devices would. They are hyper's connection-level
+//! clients: no pool, no redirect logic, no URL parsing beyond the request
+//! target. The bench shares the machine with the server it measures, so
+//! every microsecond it spends per request is one the server's numbers do
+//! not get to keep, and it must outrun the fastest server it is pointed at.
 
 use std::time::{Duration, Instant};
 
-use reqwest::header::{ACCEPT, CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper::header::{
+    ACCEPT, CONTENT_TYPE, COOKIE, HOST, HeaderMap, HeaderValue, LOCATION, SET_COOKIE, USER_AGENT,
+};
+use hyper::{Method, Request, Response, Uri};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
 
 use crate::outcome::ErrorKind;
 
 /// The User-Agent of the bench's requests, so server logs can tell its
 /// traffic apart.
-const USER_AGENT: &str = concat!("sqrl-bench/", env!("CARGO_PKG_VERSION"));
+const AGENT: &str = concat!("sqrl-bench/", env!("CARGO_PKG_VERSION"));
 
-/// A keep-alive HTTP/1.1 client holding at most `connections` idle
-/// connections. Redirects are not followed: a login's redirect is a result
-/// to check, not a detour.
-pub fn client(connections: usize) -> Result<reqwest::Client, reqwest::Error> {
-    reqwest::Client::builder()
-        .user_agent(USER_AGENT)
-        .redirect(reqwest::redirect::Policy::none())
-        .pool_max_idle_per_host(connections)
-        .pool_idle_timeout(Duration::from_secs(90))
-        .tcp_nodelay(true)
-        .connect_timeout(Duration::from_secs(5))
-        .build()
+/// How long opening a TCP connection may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Where a request goes: the authority to connect to (and name in `Host`)
+/// and the origin-form target (path and query).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Target {
+    authority: String,
+    path: String,
+}
+
+impl Target {
+    /// Reads an absolute `http://` URL. `https://` and others are refused:
+    /// the bench speaks plain HTTP only.
+    fn parse(url: &str) -> Result<Self, ErrorKind> {
+        let uri: Uri = url
+            .parse()
+            .map_err(|_| ErrorKind::protocol(format!("not a URL: {url:?}")))?;
+        if uri.scheme_str() != Some("http") {
+            return Err(ErrorKind::protocol(format!(
+                "not a plain-HTTP URL (the bench speaks plain HTTP only): {url:?}"
+            )));
+        }
+        let authority = uri
+            .authority()
+            .ok_or_else(|| ErrorKind::protocol(format!("URL without a host: {url:?}")))?;
+        Ok(Self {
+            authority: authority.as_str().to_owned(),
+            path: uri
+                .path_and_query()
+                .map_or_else(|| "/".to_owned(), |target| target.as_str().to_owned()),
+        })
+    }
+
+    /// `host:port` for the socket: the authority, with port 80 when it names none.
+    fn address(&self) -> String {
+        let has_port =
+            self.authority.rsplit_once(':').is_some_and(|(_, port)| {
+                !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit())
+            }) && !self.authority.ends_with(']');
+        if has_port {
+            self.authority.clone()
+        } else {
+            format!("{}:80", self.authority)
+        }
+    }
 }
 
 /// A response, read whole.
@@ -38,33 +86,137 @@ pub struct Reply {
     pub location: Option<String>,
 }
 
-async fn read(response: reqwest::Response) -> Result<(Reply, Vec<(String, String)>), ErrorKind> {
-    let status = response.status().as_u16();
-    let location = response
-        .headers()
+/// A transport failure as the report counts it.
+fn transport(error: &hyper::Error) -> ErrorKind {
+    if error.is_timeout() {
+        ErrorKind::Timeout
+    } else {
+        ErrorKind::transport(error)
+    }
+}
+
+/// Opens a keep-alive HTTP/1.1 connection to `target`'s authority; its
+/// driver runs as a task of its own until either side closes it.
+async fn open(target: &Target) -> Result<SendRequest<Full<Bytes>>, ErrorKind> {
+    let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(target.address()))
+        .await
+        .map_err(|_| ErrorKind::Connect)?
+        .map_err(|_| ErrorKind::Connect)?;
+    // Requests are small and each waits for its answer: no Nagle delay.
+    stream.set_nodelay(true).map_err(|_| ErrorKind::Connect)?;
+    let (sender, connection) = http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|error| transport(&error))?;
+    tokio::spawn(async move {
+        // A broken connection shows as the next request's error.
+        let _ = connection.await;
+    });
+    Ok(sender)
+}
+
+/// A request to `target` with the bench's fixed headers and `headers`.
+fn request(
+    method: Method,
+    target: &Target,
+    headers: &[(&str, &str)],
+    body: Bytes,
+) -> Result<Request<Full<Bytes>>, ErrorKind> {
+    let mut builder = Request::builder()
+        .method(method)
+        .uri(target.path.as_str())
+        .header(HOST, target.authority.as_str())
+        .header(USER_AGENT, AGENT);
+    for (name, value) in headers {
+        builder = builder.header(*name, *value);
+    }
+    builder
+        .body(Full::new(body))
+        .map_err(|e| ErrorKind::protocol(format!("cannot build the request: {e}")))
+}
+
+/// One device's connection: opened on first use, kept alive between
+/// requests, and opened again when the server closed it, a request failed
+/// half-way, or a request names another authority.
+#[derive(Debug, Default)]
+pub struct Connection {
+    open: Option<(String, SendRequest<Full<Bytes>>)>,
+}
+
+impl Connection {
+    /// A connection that opens on its first request.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A sender ready for a request to `target`.
+    async fn ready(&mut self, target: &Target) -> Result<&mut SendRequest<Full<Bytes>>, ErrorKind> {
+        let reusable = match &mut self.open {
+            Some((authority, sender)) if *authority == target.authority => {
+                sender.ready().await.is_ok()
+            }
+            _ => false,
+        };
+        if !reusable {
+            self.open = None;
+            let sender = open(target).await?;
+            self.open = Some((target.authority.clone(), sender));
+        }
+        match &mut self.open {
+            Some((_, sender)) => Ok(sender),
+            None => Err(ErrorKind::Connect),
+        }
+    }
+
+    /// Sends `request` and reads its whole answer within `timeout`. After a
+    /// failure the connection is dropped: its state is unknown.
+    async fn exchange(
+        &mut self,
+        target: &Target,
+        request: Request<Full<Bytes>>,
+        timeout: Duration,
+    ) -> Result<(Reply, HeaderMap), ErrorKind> {
+        let exchange = async {
+            let sender = self.ready(target).await?;
+            let response = sender
+                .send_request(request)
+                .await
+                .map_err(|error| transport(&error))?;
+            read(response).await
+        };
+        let outcome = tokio::time::timeout(timeout, exchange)
+            .await
+            .unwrap_or(Err(ErrorKind::Timeout));
+        if outcome.is_err() {
+            self.open = None;
+        }
+        outcome
+    }
+}
+
+async fn read(response: Response<Incoming>) -> Result<(Reply, HeaderMap), ErrorKind> {
+    let (parts, body) = response.into_parts();
+    let bytes = body
+        .collect()
+        .await
+        .map_err(|error| transport(&error))?
+        .to_bytes();
+    let location = parts
+        .headers
         .get(LOCATION)
         .and_then(|value| value.to_str().ok())
         .map(str::to_owned);
-    let cookies = set_cookies(response.headers());
-    let bytes = response
-        .bytes()
-        .await
-        .map_err(|e| ErrorKind::from_http(&e))?;
-    let body = String::from_utf8_lossy(&bytes).into_owned();
-    Ok((
-        Reply {
-            status,
-            body,
-            location,
-        },
-        cookies,
-    ))
+    let reply = Reply {
+        status: parts.status.as_u16(),
+        body: String::from_utf8_lossy(&bytes).into_owned(),
+        location,
+    };
+    Ok((reply, parts.headers))
 }
 
 /// The `name=value` pairs of every `Set-Cookie` header; an empty value or
 /// `Max-Age=0` deletes (value `None` is not needed: deletion is an empty
 /// value here).
-fn set_cookies(headers: &reqwest::header::HeaderMap) -> Vec<(String, String)> {
+fn set_cookies(headers: &HeaderMap) -> Vec<(String, String)> {
     headers
         .get_all(SET_COOKIE)
         .iter()
@@ -81,26 +233,26 @@ fn set_cookies(headers: &reqwest::header::HeaderMap) -> Vec<(String, String)> {
         .collect()
 }
 
-/// The browser of one login loop: its own connections and a cookie jar that
+/// The browser of one login loop: its own connection and a cookie jar that
 /// is emptied before each login (each login is a new visitor; a browser
-/// holding a session would be sent past the login page).
+/// holding a session would be sent past the login page). The page flow's
+/// event stream holds a second connection of its own while the page
+/// collects its login on this one.
 #[derive(Debug)]
 pub struct Browser {
-    http: reqwest::Client,
+    connection: Connection,
     cookies: Vec<(String, String)>,
     timeout: Duration,
 }
 
 impl Browser {
-    /// A browser whose requests give up after `timeout`. It keeps two
-    /// connections: the page flow's event stream holds one while the page
-    /// collects its login on the other.
-    pub fn new(timeout: Duration) -> Result<Self, reqwest::Error> {
-        Ok(Self {
-            http: client(2)?,
+    /// A browser whose requests give up after `timeout`.
+    pub fn new(timeout: Duration) -> Self {
+        Self {
+            connection: Connection::new(),
             cookies: Vec::new(),
             timeout,
-        })
+        }
     }
 
     /// Forgets every cookie: the next login is a new visitor.
@@ -130,15 +282,18 @@ impl Browser {
         }
     }
 
-    fn request(&self, url: &str, headers: &[(&str, &str)]) -> reqwest::RequestBuilder {
-        let mut request = self.http.get(url);
+    fn get_request(
+        &self,
+        target: &Target,
+        headers: &[(&str, &str)],
+    ) -> Result<Request<Full<Bytes>>, ErrorKind> {
+        let mut request = request(Method::GET, target, headers, Bytes::new())?;
         if let Some(cookies) = self.cookie_header() {
-            request = request.header(COOKIE, cookies);
+            let value = HeaderValue::from_str(&cookies)
+                .map_err(|_| ErrorKind::protocol("a cookie the site set cannot be sent back"))?;
+            request.headers_mut().insert(COOKIE, value);
         }
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
-        request
+        Ok(request)
     }
 
     /// GETs `url` with this browser's cookies and `headers`, keeps the
@@ -148,66 +303,106 @@ impl Browser {
         url: &str,
         headers: &[(&str, &str)],
     ) -> Result<(Reply, Duration), ErrorKind> {
+        let target = Target::parse(url)?;
+        let request = self.get_request(&target, headers)?;
         let started = Instant::now();
-        let response = self
-            .request(url, headers)
-            .timeout(self.timeout)
-            .send()
-            .await
-            .map_err(|e| ErrorKind::from_http(&e))?;
-        let (reply, cookies) = read(response).await?;
+        let (reply, headers) = self
+            .connection
+            .exchange(&target, request, self.timeout)
+            .await?;
         let took = started.elapsed();
-        self.remember(cookies);
+        self.remember(set_cookies(&headers));
         Ok((reply, took))
     }
 
-    /// Opens a Server-Sent Events stream at `url`. The stream has no overall
-    /// timeout (it stays open for the whole login); each wait for an event
-    /// has its own deadline.
+    /// Opens a Server-Sent Events stream at `url` on a connection of its
+    /// own. The stream has no overall timeout (it stays open for the whole
+    /// login); each wait for an event has its own deadline.
     pub async fn events(&self, url: &str) -> Result<EventStream, (ErrorKind, Option<String>)> {
-        let request = self.request(url, &[("accept", "text/event-stream")]);
-        let response = tokio::time::timeout(self.timeout, request.send())
+        let target = Target::parse(url).map_err(|kind| (kind, None))?;
+        let request = self
+            .get_request(&target, &[("accept", "text/event-stream")])
+            .map_err(|kind| (kind, None))?;
+        let opening = async {
+            let mut sender = open(&target).await?;
+            let response = sender
+                .send_request(request)
+                .await
+                .map_err(|error| transport(&error))?;
+            Ok::<_, ErrorKind>((sender, response))
+        };
+        let (sender, response) = tokio::time::timeout(self.timeout, opening)
             .await
             .map_err(|_| (ErrorKind::Timeout, None))?
-            .map_err(|e| (ErrorKind::from_http(&e), None))?;
+            .map_err(|kind| (kind, None))?;
         let status = response.status().as_u16();
         if status != 200 {
-            let body = tokio::time::timeout(self.timeout, response.text())
+            let body = tokio::time::timeout(self.timeout, read(response))
                 .await
                 .ok()
-                .and_then(Result::ok);
+                .and_then(Result::ok)
+                .map(|(reply, _)| reply.body);
             return Err((ErrorKind::HttpStatus(status), body));
         }
         Ok(EventStream {
-            response,
+            _connection: sender,
+            body: response.into_body(),
             buffer: Vec::new(),
         })
     }
 }
 
-/// POSTs a SQRL request body as the phone does and returns the answer with
-/// how long it took (from sending to holding the whole body).
-pub async fn post_form(
-    http: &reqwest::Client,
-    url: &str,
-    body: String,
-    timeout: Duration,
-) -> Result<(Reply, Duration), ErrorKind> {
-    let started = Instant::now();
-    let response = http
-        .post(url)
-        .header(
+/// A phone's HTTP side: its connection and request timeout.
+#[derive(Debug)]
+pub struct PhoneLink {
+    connection: Connection,
+    /// How long one request may take.
+    pub timeout: Duration,
+}
+
+impl PhoneLink {
+    /// A phone whose requests give up after `timeout`.
+    pub fn new(timeout: Duration) -> Self {
+        Self {
+            connection: Connection::new(),
+            timeout,
+        }
+    }
+
+    /// POSTs a SQRL request body as the phone does and returns the answer
+    /// with how long it took (from sending to holding the whole body).
+    pub async fn post_form(
+        &mut self,
+        url: &str,
+        body: String,
+    ) -> Result<(Reply, Duration), ErrorKind> {
+        let target = Target::parse(url)?;
+        let mut request = request(Method::POST, &target, &[], Bytes::from(body))?;
+        let headers = request.headers_mut();
+        headers.insert(
             CONTENT_TYPE,
-            sqrl_core::client::OutgoingRequest::CONTENT_TYPE,
-        )
-        .header(ACCEPT, "*/*")
-        .body(body)
-        .timeout(timeout)
-        .send()
-        .await
-        .map_err(|e| ErrorKind::from_http(&e))?;
-    let (reply, _) = read(response).await?;
-    Ok((reply, started.elapsed()))
+            HeaderValue::from_static(sqrl_core::client::OutgoingRequest::CONTENT_TYPE),
+        );
+        headers.insert(ACCEPT, HeaderValue::from_static("*/*"));
+        let started = Instant::now();
+        let (reply, _) = self
+            .connection
+            .exchange(&target, request, self.timeout)
+            .await?;
+        Ok((reply, started.elapsed()))
+    }
+}
+
+/// Whether anything answers HTTP at `url` within `timeout`: `Err` only
+/// when the connection is refused or nothing answers in time. Any answer,
+/// even broken HTTP, is a server to measure.
+pub async fn reachable(url: &str, timeout: Duration) -> Result<(), ErrorKind> {
+    let target = Target::parse(url)?;
+    let request = request(Method::GET, &target, &[], Bytes::new())?;
+    match Connection::new().exchange(&target, request, timeout).await {
+        Err(kind @ (ErrorKind::Connect | ErrorKind::Timeout)) => Err(kind),
+        _ => Ok(()),
+    }
 }
 
 /// One Server-Sent Event of our login page: `{"state", "url", ...}`.
@@ -224,7 +419,9 @@ pub struct PageEvent {
 /// A Server-Sent Events reader over a response body.
 #[derive(Debug)]
 pub struct EventStream {
-    response: reqwest::Response,
+    /// Keeps the stream's connection open for as long as it is read.
+    _connection: SendRequest<Full<Bytes>>,
+    body: Incoming,
     /// Bytes read and not yet split into events (carriage returns dropped,
     /// so `\r\n` and `\n` line ends read alike).
     buffer: Vec<u8>,
@@ -238,14 +435,18 @@ impl EventStream {
                 return Ok(event);
             }
             let wait = deadline.saturating_duration_since(Instant::now());
-            let chunk = tokio::time::timeout(wait, self.response.chunk())
+            let frame = tokio::time::timeout(wait, self.body.frame())
                 .await
-                .map_err(|_| ErrorKind::Timeout)?
-                .map_err(|e| ErrorKind::from_http(&e))?;
-            match chunk {
-                Some(bytes) => self
-                    .buffer
-                    .extend(bytes.iter().copied().filter(|byte| *byte != b'\r')),
+                .map_err(|_| ErrorKind::Timeout)?;
+            match frame {
+                Some(Ok(frame)) => {
+                    // Trailers carry no events.
+                    if let Some(bytes) = frame.data_ref() {
+                        self.buffer
+                            .extend(bytes.iter().copied().filter(|byte| *byte != b'\r'));
+                    }
+                }
+                Some(Err(error)) => return Err(transport(&error)),
                 None => return Err(ErrorKind::protocol("event stream ended")),
             }
         }
@@ -296,7 +497,7 @@ mod tests {
 
     #[test]
     fn reads_cookies_and_their_deletion() {
-        let mut headers = reqwest::header::HeaderMap::new();
+        let mut headers = HeaderMap::new();
         headers.append(SET_COOKIE, "a=1; Path=/; HttpOnly".parse().unwrap());
         headers.append(SET_COOKIE, "b=; Path=/; Max-Age=0".parse().unwrap());
         headers.append(SET_COOKIE, "c=3; max-age=0".parse().unwrap());
@@ -308,6 +509,28 @@ mod tests {
                 ("c".to_owned(), String::new()),
             ]
         );
+    }
+
+    #[test]
+    fn reads_request_targets() {
+        let target = Target::parse("http://127.0.0.1:8080/auth/cli.sqrl?nut=x&can=y").unwrap();
+        assert_eq!(target.authority, "127.0.0.1:8080");
+        assert_eq!(target.path, "/auth/cli.sqrl?nut=x&can=y");
+        assert_eq!(target.address(), "127.0.0.1:8080");
+        let bare = Target::parse("http://example.com").unwrap();
+        assert_eq!(bare.path, "/");
+        assert_eq!(bare.address(), "example.com:80");
+        assert_eq!(
+            Target::parse("http://[::1]:9/").unwrap().address(),
+            "[::1]:9"
+        );
+        assert_eq!(
+            Target::parse("http://[::1]/").unwrap().address(),
+            "[::1]:80"
+        );
+        assert!(Target::parse("https://example.com/").is_err());
+        assert!(Target::parse("/relative").is_err());
+        assert!(Target::parse("not a url").is_err());
     }
 
     #[test]

@@ -51,7 +51,7 @@ pub use report::Report;
 
 use crate::cpu::{CpuError, ProcessCpu};
 use crate::flows::Devices;
-use crate::phone::PhoneLink;
+use crate::http::PhoneLink;
 use crate::runner::{PhonePool, run_phase};
 use crate::site::SiteError;
 
@@ -77,9 +77,6 @@ pub enum BenchError {
         /// Why it failed.
         reason: String,
     },
-    /// An HTTP client could not be set up.
-    #[error("setting up HTTP clients: {0}")]
-    Client(#[from] reqwest::Error),
     /// A login loop or the floor measurement stopped abnormally.
     #[error("{0}")]
     Task(String),
@@ -106,11 +103,8 @@ pub async fn run(config: &Config) -> Result<Report, BenchError> {
     let mut devices = Vec::with_capacity(config.concurrency);
     for _ in 0..config.concurrency {
         devices.push(Devices {
-            browser: http::Browser::new(config.settings.timeout)?,
-            phone: PhoneLink {
-                http: http::client(1)?,
-                timeout: config.settings.timeout,
-            },
+            browser: http::Browser::new(config.settings.timeout),
+            phone: PhoneLink::new(config.settings.timeout),
         });
     }
 
@@ -178,13 +172,11 @@ pub async fn run(config: &Config) -> Result<Report, BenchError> {
 /// anything, even broken HTTP, is measured, and its failures counted.
 async fn preflight(config: &Config) -> Result<(), BenchError> {
     let url = config.settings.site.endpoint("/pag.sqrl");
-    let client = http::client(1)?;
     let timeout = config.settings.timeout.min(Duration::from_secs(5));
-    match client.get(&url).timeout(timeout).send().await {
-        Err(error) if error.is_connect() || error.is_timeout() => Err(BenchError::Unreachable {
+    http::reachable(&url, timeout)
+        .await
+        .map_err(|kind| BenchError::Unreachable {
             url,
-            reason: outcome::root_cause(&error),
-        }),
-        _ => Ok(()),
-    }
+            reason: kind.to_string(),
+        })
 }

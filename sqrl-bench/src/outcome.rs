@@ -98,15 +98,9 @@ impl ErrorKind {
         }
     }
 
-    /// From a reqwest failure.
-    pub fn from_http(error: &reqwest::Error) -> Self {
-        if error.is_timeout() {
-            ErrorKind::Timeout
-        } else if error.is_connect() {
-            ErrorKind::Connect
-        } else {
-            ErrorKind::Transport(clip(&root_cause(error)))
-        }
+    /// A broken connection or unreadable answer, named by its innermost cause.
+    pub fn transport(error: &(dyn std::error::Error + 'static)) -> Self {
+        ErrorKind::Transport(clip(&root_cause(error)))
     }
 
     /// From the client state machine: failures that carry a TIF are grouped by
@@ -143,9 +137,9 @@ impl fmt::Display for ErrorKind {
     }
 }
 
-/// The innermost cause of an error: reqwest's own text is often only
-/// "error sending request".
-pub(crate) fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
+/// The innermost cause of an error: an HTTP library's own text is often
+/// only "error sending request".
+fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
     let mut cause = error;
     while let Some(source) = cause.source() {
         cause = source;

@@ -6,18 +6,22 @@
 //! server's previous reply (SPEC 2.3), so nothing can be signed ahead, but
 //! the signing is the phone's cost, not the server's latency.
 
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use sqrl_core::client::{
     ClientError, CommandStep, Device, OutgoingRequest, Queried, QueryStatus, QueryStep, Querying,
     TransactionOptions,
 };
-use sqrl_core::keys::{IdentityLockKey, IdentityMasterKey, IdentityUnlockKey};
+use sqrl_core::keys::{
+    IdentityKey, IdentityLockKey, IdentityMasterKey, IdentityUnlockKey, IndexedSecret,
+    RequestSigner, Signature, SignerError, SiteKey, SiteSigner,
+};
 use sqrl_core::msg::Button;
 use sqrl_core::rand_core::OsRng;
-use sqrl_core::url::SqrlUrl;
+use sqrl_core::url::{SiteKeyString, SqrlUrl};
 
-use crate::http::post_form;
+use crate::http::PhoneLink;
 use crate::outcome::{ErrorKind, IdentityUse, LoginError, Step, Trace};
 use crate::site::Site;
 
@@ -27,21 +31,37 @@ use crate::site::Site;
 pub struct Phone {
     imk: IdentityMasterKey,
     ilk: IdentityLockKey,
+    /// The key of the last site logged into. A real phone derives it per
+    /// login; the bench keeps it, because the derivation (a scalar
+    /// multiplication) is the phone's cost and would only slow down the
+    /// load it puts on the server.
+    site_key: Mutex<Option<(SiteKeyString, SharedSiteKey)>>,
+}
+
+/// A site key that several logins of one phone share.
+#[derive(Debug, Clone)]
+struct SharedSiteKey(Arc<SiteKey>);
+
+impl RequestSigner for SharedSiteKey {
+    fn sign(&self, message: &[u8]) -> Result<Signature, SignerError> {
+        RequestSigner::sign(&*self.0, message)
+    }
+}
+
+impl SiteSigner for SharedSiteKey {
+    fn public_key(&self) -> IdentityKey {
+        SiteSigner::public_key(&*self.0)
+    }
+
+    fn indexed_secret(&self, sin: &str) -> Result<IndexedSecret, SignerError> {
+        SiteSigner::indexed_secret(&*self.0, sin)
+    }
 }
 
 impl std::fmt::Debug for Phone {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Phone").finish_non_exhaustive()
     }
-}
-
-/// A phone's HTTP side: its connection and request timeout.
-#[derive(Debug, Clone)]
-pub struct PhoneLink {
-    /// The phone's own keep-alive client (one connection).
-    pub http: reqwest::Client,
-    /// How long one request may take.
-    pub timeout: Duration,
 }
 
 impl Phone {
@@ -52,6 +72,20 @@ impl Phone {
         Self {
             imk: iuk.master_key(),
             ilk: iuk.lock_key(),
+            site_key: Mutex::new(None),
+        }
+    }
+
+    /// This identity's key for `site`, derived once per site.
+    fn site_key(&self, site: &SiteKeyString) -> SharedSiteKey {
+        let mut cached = self.site_key.lock().unwrap_or_else(PoisonError::into_inner);
+        match &*cached {
+            Some((known, key)) if known == site => key.clone(),
+            _ => {
+                let key = SharedSiteKey(Arc::new(self.imk.site_key(site)));
+                *cached = Some((site.clone(), key.clone()));
+                key
+            }
         }
     }
 
@@ -61,13 +95,13 @@ impl Phone {
         &self,
         link: &str,
         site: &Site,
-        phone: &PhoneLink,
+        phone: &mut PhoneLink,
         trace: &mut Trace,
     ) -> Result<Queried, LoginError> {
         let fail = |kind| LoginError::new(Step::Query, kind);
         let started = trace.client(|| {
             let url = SqrlUrl::parse(link)?;
-            let key = self.imk.site_key(url.site_key_string());
+            let key = self.site_key(url.site_key_string());
             Querying::start(
                 url,
                 key,
@@ -108,7 +142,7 @@ impl Phone {
         &self,
         mut queried: Queried,
         site: &Site,
-        phone: &PhoneLink,
+        phone: &mut PhoneLink,
         trace: &mut Trace,
     ) -> Result<Instant, LoginError> {
         let fail = |kind| LoginError::new(Step::Query, kind);
@@ -173,7 +207,7 @@ fn client_error(step: Step, error: &ClientError, body: &str) -> LoginError {
 async fn send(
     request: &OutgoingRequest,
     site: &Site,
-    phone: &PhoneLink,
+    phone: &mut PhoneLink,
     took: &mut Duration,
     trace: &mut Trace,
     step: Step,
@@ -181,7 +215,8 @@ async fn send(
     trace.signed_bytes += signed_len(request.body());
     trace.signed_requests += 1;
     let url = site.transport_url(request.url());
-    let (reply, elapsed) = post_form(&phone.http, &url, request.body().to_owned(), phone.timeout)
+    let (reply, elapsed) = phone
+        .post_form(&url, request.body().to_owned())
         .await
         .map_err(|kind| LoginError::new(step, kind))?;
     *took += elapsed;
@@ -206,6 +241,22 @@ fn signed_len(form: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_kept_site_key_is_the_one_derived_for_that_site() {
+        let phone = Phone::generate();
+        let site = |link: &str| SqrlUrl::parse(link).unwrap().site_key_string().clone();
+        let (a, b) = (
+            site("sqrl://a.example/cli.sqrl?nut=1"),
+            site("sqrl://b.example/cli.sqrl?nut=2"),
+        );
+        let fresh = |site: &SiteKeyString| phone.imk.site_key(site).public_key();
+        assert_eq!(phone.site_key(&a).public_key(), fresh(&a));
+        assert_eq!(phone.site_key(&a).public_key(), fresh(&a));
+        // Another site gets its own key, not the one kept.
+        assert_eq!(phone.site_key(&b).public_key(), fresh(&b));
+        assert_ne!(fresh(&a), fresh(&b));
+    }
 
     #[test]
     fn signed_length_covers_client_and_server() {

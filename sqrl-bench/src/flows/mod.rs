@@ -10,9 +10,9 @@ pub mod ssp;
 
 use std::time::Duration;
 
-use crate::http::Browser;
+use crate::http::{Browser, PhoneLink};
 use crate::outcome::{ErrorKind, LoginError, Step, Trace};
-use crate::phone::{Phone, PhoneLink};
+use crate::phone::Phone;
 use crate::site::Site;
 
 /// Which login flow to drive.

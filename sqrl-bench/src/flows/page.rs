@@ -141,14 +141,16 @@ pub async fn login(
     }
     trace.step(Step::Stream, opened.elapsed());
 
-    let queried = phone.query(&page.link, site, &devices.phone, trace).await?;
+    let queried = phone
+        .query(&page.link, site, &mut devices.phone, trace)
+        .await?;
 
     // The phone's ident and the page's wait for `confirmed` run together,
     // so the event's arrival is seen when it happens, before or after the
     // phone reads its reply.
     let deadline = Instant::now() + settings.timeout;
     let (replied, event) = {
-        let ident = phone.ident(queried, site, &devices.phone, trace);
+        let ident = phone.ident(queried, site, &mut devices.phone, trace);
         let wait = confirmed(&mut events, deadline);
         tokio::pin!(ident, wait);
         let mut replied = None;

@@ -135,8 +135,10 @@ pub async fn login(
     trace.step(Step::Nut, took);
 
     let link = site.sqrl_url(&minted.nut);
-    let queried = phone.query(&link, site, &devices.phone, trace).await?;
-    phone.ident(queried, site, &devices.phone, trace).await?;
+    let queried = phone.query(&link, site, &mut devices.phone, trace).await?;
+    phone
+        .ident(queried, site, &mut devices.phone, trace)
+        .await?;
 
     // The browser polls with the secret in the query (and whatever cookie
     // `/nut.sqrl` set), as a page that fetched its own nut does.

@@ -105,6 +105,12 @@ pub async fn client(
         Some(failure) => {
             tracing::info!(%ip, command, tif, result, %failure, "client request failed");
         }
+        // A `query` changes nothing the site keeps and precedes every
+        // action: at `info` it would double the log of every login. Its
+        // count is in the metrics; `debug` shows each one.
+        None if issued.command == Some(Command::Query) => {
+            tracing::debug!(%ip, command, tif, "client request");
+        }
         None => {
             let button = issued.button.map(|b| b.as_str());
             tracing::info!(%ip, command, tif, button, "client request");

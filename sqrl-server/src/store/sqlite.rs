@@ -25,6 +25,7 @@
 
 mod in_flight;
 mod oidc;
+mod sharded;
 mod step;
 mod writer;
 

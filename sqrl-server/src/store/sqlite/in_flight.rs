@@ -18,7 +18,6 @@
 //! forgotten ([`InFlightMemory::forget_all`]), so no login can go on from a
 //! state whose durable half was not kept.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
@@ -29,6 +28,7 @@ use super::super::rows::tied_to_attempt;
 use super::super::{
     AskAnswer, Attempt, AttemptState, Confirmation, InFlight, LoginMethod, NewAttempt,
 };
+use super::sharded::ShardedMap;
 use crate::token::TokenHash;
 
 /// The in-flight state, behind one lock.
@@ -50,11 +50,11 @@ impl Default for InFlightMemory {
 
 #[derive(Debug, Default)]
 struct Tables {
-    attempts: HashMap<String, AttemptEntry>,
+    attempts: ShardedMap<String, AttemptEntry>,
     /// By nut.
-    conversations: HashMap<String, Conversation>,
+    conversations: ShardedMap<String, Conversation>,
     /// By the SHA-256 of the link's token.
-    links: HashMap<[u8; 32], LinkEntry>,
+    links: ShardedMap<[u8; 32], LinkEntry>,
 }
 
 /// A waiting browser (SPEC 8.1).

@@ -132,7 +132,7 @@ pub struct Settings {
 
     /// Logins in flight (login pages and `/nut.sqrl` nuts not yet expired)
     /// the server keeps at once; beyond it a new one gets a 503 until some
-    /// expire. SQLite keeps them in memory, about 1.3 KB each.
+    /// expire. SQLite keeps them in memory, about 1.1 KB each.
     #[arg(long, env = "SQRL_MAX_LOGINS_IN_FLIGHT", default_value_t = 500_000)]
     pub max_logins_in_flight: usize,
 

@@ -148,23 +148,20 @@ impl Connection {
         Self::default()
     }
 
-    /// A sender ready for a request to `target`.
+    /// A sender ready for a request to `target`: the open connection when
+    /// it goes there and is still usable, else a new one.
     async fn ready(&mut self, target: &Target) -> Result<&mut SendRequest<Full<Bytes>>, ErrorKind> {
-        let reusable = match &mut self.open {
-            Some((authority, sender)) if *authority == target.authority => {
-                sender.ready().await.is_ok()
+        let kept = match self.open.take() {
+            Some((authority, mut sender)) if authority == target.authority => {
+                sender.ready().await.ok().map(|()| (authority, sender))
             }
-            _ => false,
+            _ => None,
         };
-        if !reusable {
-            self.open = None;
-            let sender = open(target).await?;
-            self.open = Some((target.authority.clone(), sender));
-        }
-        match &mut self.open {
-            Some((_, sender)) => Ok(sender),
-            None => Err(ErrorKind::Connect),
-        }
+        let usable = match kept {
+            Some(kept) => kept,
+            None => (target.authority.clone(), open(target).await?),
+        };
+        Ok(&mut self.open.insert(usable).1)
     }
 
     /// Sends `request` and reads its whole answer within `timeout`. After a
@@ -357,7 +354,7 @@ impl Browser {
 pub struct PhoneLink {
     connection: Connection,
     /// How long one request may take.
-    pub timeout: Duration,
+    timeout: Duration,
 }
 
 impl PhoneLink {

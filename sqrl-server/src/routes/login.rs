@@ -257,13 +257,9 @@ fn html_response(state: &AppState, title: &str, body: Markup) -> Response {
     html::response(PAGE_CSP, html::page(&state.brand, title, body))
 }
 
-/// The inline SVG of a QR code (without the XML declaration).
+/// The QR code of `url` as an inline `<svg>` element.
 fn inline_svg(url: &str) -> Result<String, AppError> {
-    let svg = qr::svg(url).map_err(|e| AppError::Internal(format!("QR code: {e}")))?;
-    Ok(match svg.find("<svg") {
-        Some(start) => svg[start..].to_owned(),
-        None => svg,
-    })
+    qr::svg(url).map_err(|e| AppError::Internal(format!("QR code: {e}")))
 }
 
 /// The QR code of `url` as markup for the page. Inserted unescaped: it is

@@ -19,8 +19,13 @@
 //!   apply each one once; pruning takes another and is skipped by instances
 //!   that find it held.
 //!
-//! Durability is PostgreSQL's: a commit is acknowledged once its WAL is
-//! flushed (`synchronous_commit` as the operator configured the server).
+//! Durability is PostgreSQL's: a commit that changed a durable row is
+//! acknowledged once its WAL is flushed (`synchronous_commit` as the operator
+//! configured the server). The logins in flight live in `UNLOGGED` tables,
+//! which a crash empties; a transaction that touched only them writes no WAL
+//! and waits for no flush, and a `/cli.sqrl` step that changed nothing
+//! durable (a returning login: only row locks and its commit record are in
+//! the WAL) commits with `synchronous_commit` off (module `step`).
 
 pub mod listen;
 mod oidc;
@@ -242,43 +247,52 @@ fn answer_of(
 
 // --- shared steps ---------------------------------------------------------------
 
-/// Stores `conversation` under `nut`. The attempt row is share-locked while
-/// it is read, so a concurrent prune cannot delete it under the insert.
+/// Stores `conversation` under `nut`, in one statement: tied to its attempt
+/// only while the attempt exists, and ending no later than it
+/// ([`ConversationRow::of`]), as the statement finds the attempt row. The
+/// foreign key's check then holds that row (key share) until the transaction
+/// ends, so a concurrent prune cannot delete it under the insert; a prune
+/// that deleted it first fails the check, a lost race (a step is decided
+/// again).
 async fn insert_conversation<C: GenericClient>(
     c: &C,
     nut: &Nut,
     conversation: &Conversation,
 ) -> Result<(), StoreError> {
-    let attempt_expiry = match &conversation.browser {
-        Some(browser) => opt(
-            c,
-            "SELECT expires_at FROM login_attempts WHERE id = $1 FOR KEY SHARE",
-            &[&browser.attempt],
-        )
-        .await?
-        .map(|row| get::<i64>(&row, 0).map(from_sql_time))
-        .transpose()?,
-        None => None,
-    };
-    let row = ConversationRow::of(conversation, attempt_expiry);
+    // Tied as if the attempt lived for ever; the statement applies its
+    // expiry, or unties the row when the attempt is gone.
+    let row = ConversationRow::of(conversation, Some(u64::MAX));
     exec(
         c,
         "INSERT INTO conversations
             (nut, attempt_id, browser_ip, expected_server, idk, sin, asked, expires_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        &[
-            &nut.as_str(),
-            &row.attempt_id,
-            &row.browser_ip,
-            &row.expected_server,
-            &row.idk,
-            &row.sin,
-            &row.asked,
-            &row.expires_at,
-        ],
+         SELECT $1::text, a.id, CASE WHEN a.id IS NULL THEN NULL ELSE $3::text END,
+                $4::bytea, $5::bytea, $6::text, $7::boolean,
+                CASE WHEN a.id IS NULL THEN $8::bigint ELSE LEAST($8::bigint, a.expires_at) END
+           FROM (VALUES (1)) AS one (x) LEFT JOIN login_attempts a ON a.id = $2::text",
+        &conversation_params(&nut.as_str(), &row),
     )
     .await?;
     Ok(())
+}
+
+/// The parameters of a `conversations` row, in column order: `nut`,
+/// `attempt_id`, `browser_ip`, `expected_server`, `idk`, `sin`, `asked`,
+/// `expires_at`.
+fn conversation_params<'a>(
+    nut: &'a &'a str,
+    row: &'a ConversationRow,
+) -> [&'a (dyn ToSql + Sync); 8] {
+    [
+        nut,
+        &row.attempt_id,
+        &row.browser_ip,
+        &row.expected_server,
+        &row.idk,
+        &row.sin,
+        &row.asked,
+        &row.expires_at,
+    ]
 }
 
 async fn account_of<C: GenericClient>(c: &C, idk: &IdentityKey) -> Result<Option<i64>, StoreError> {
@@ -744,25 +758,41 @@ impl Attempts for PostgresStore {
         nut: Nut,
         conversation: Conversation,
     ) -> Result<(), StoreError> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await?;
+        // One statement, so one transaction with no BEGIN and COMMIT of its
+        // own; the conversation's foreign key is checked at its end, with
+        // the attempt in place.
+        let client = self.client().await?;
+        let row = ConversationRow::of(&conversation, Some(attempt.expires_at));
+        let (pag, ip) = (
+            attempt.pag_hash.as_bytes().as_slice(),
+            ip_text(attempt.browser_ip),
+        );
+        let (created, expires) = (sql_time(attempt.created_at), sql_time(attempt.expires_at));
+        let attempt_params: [&(dyn ToSql + Sync); 6] = [
+            &attempt.id,
+            &pag,
+            &ip,
+            &attempt.user_agent,
+            &created,
+            &expires,
+        ];
         exec(
-            &tx,
-            "INSERT INTO login_attempts
-                (id, pag_hash, browser_ip, user_agent, state, created_at, updated_at, expires_at)
-             VALUES ($1, $2, $3, $4, 'pending', $5, $5, $6)",
+            &client,
+            "WITH attempt AS (
+                INSERT INTO login_attempts
+                    (id, pag_hash, browser_ip, user_agent, state, created_at, updated_at, expires_at)
+                VALUES ($1, $2, $3, $4, 'pending', $5, $5, $6)
+             )
+             INSERT INTO conversations
+                (nut, attempt_id, browser_ip, expected_server, idk, sin, asked, expires_at)
+             VALUES ($7, $8, $9, $10, $11, $12, $13, $14)",
             &[
-                &attempt.id,
-                &attempt.pag_hash.as_bytes().as_slice(),
-                &ip_text(attempt.browser_ip),
-                &attempt.user_agent,
-                &sql_time(attempt.created_at),
-                &sql_time(attempt.expires_at),
-            ],
+                attempt_params.as_slice(),
+                &conversation_params(&nut.as_str(), &row),
+            ]
+            .concat(),
         )
         .await?;
-        insert_conversation(&tx, &nut, &conversation).await?;
-        tx.commit().await?;
         Ok(())
     }
 

@@ -111,8 +111,14 @@ impl Notifier for PostgresNotifier {
         let payload = format!("{} {attempt}", self.instance);
         let sent = async {
             let client = self.pool.get().await.map_err(|e| e.to_string())?;
+            // Prepared once per connection, as the store's statements are:
+            // a statement given as text is prepared anew, a round trip more.
+            let statement = client
+                .prepare_cached("SELECT pg_notify($1, $2)")
+                .await
+                .map_err(|e| e.to_string())?;
             client
-                .execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &payload])
+                .execute(&statement, &[&CHANNEL, &payload])
                 .await
                 .map_err(|e| e.to_string())
         }

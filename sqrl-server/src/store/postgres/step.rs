@@ -96,11 +96,13 @@ async fn try_step(
         Some((kind, idk)) => account_of(&tx, idk).await?.map(|account| (kind, account)),
         None => None,
     };
-    if !apply_mutation(&tx, &plan.issued.mutation, now).await?
-        || !apply_attempt_update(&tx, &plan.attempt, now).await?
-        || !keep_secret(&tx, plan.issued.secret_write.as_ref(), now).await?
-    {
+    let mut wrote = apply_mutation(&tx, &plan.issued.mutation, now).await?;
+    if wrote == Wrote::Refused || !apply_attempt_update(&tx, &plan.attempt, now).await? {
         return Ok(Tried::NotApplied);
+    }
+    match keep_secret(&tx, plan.issued.secret_write.as_ref(), now).await? {
+        Wrote::Refused => return Ok(Tried::NotApplied),
+        kept => wrote = wrote.and(kept),
     }
     let routes = &store.events;
     if let Some((kind, account)) = event {
@@ -108,19 +110,84 @@ async fn try_step(
             Event::identity_change(kind, account, request.now)
         })
         .await?;
+        wrote = Wrote::Durable;
     }
     if plan.revoke_sessions
         && let Some(idk) = plan.issued.mutation.idk()
     {
         let reason = revoke_reason(&plan.issued.mutation);
         end_sessions_of(&tx, idk, routes, reason, request.now).await?;
+        wrote = Wrote::Durable;
     }
     let next = keeps(&plan);
-    if next == NextConversation::Stored {
-        insert_conversation(&tx, &plan.issued.nut, &plan.issued.conversation).await?;
-    }
+    let stored =
+        (next == NextConversation::Stored).then_some((&plan.issued.nut, &plan.issued.conversation));
+    finish(&tx, wrote, stored).await?;
     tx.commit().await?;
     Ok(stepped(plan, next))
+}
+
+/// The last writes before the commit: the next conversation, if one is
+/// kept, and, when the step changed nothing durable, the commit's leave not
+/// to wait for a flush ([`relax_commit`]); sent together (tokio-postgres
+/// pipelines both on the connection).
+async fn finish<C: GenericClient>(
+    c: &C,
+    wrote: Wrote,
+    next: Option<(&Nut, &Conversation)>,
+) -> Result<(), StoreError> {
+    futures_util::future::try_join(
+        async {
+            if wrote == Wrote::NothingDurable {
+                relax_commit(c).await?;
+            }
+            Ok::<_, StoreError>(())
+        },
+        async {
+            if let Some((nut, conversation)) = next {
+                insert_conversation(c, nut, conversation).await?;
+            }
+            Ok(())
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+/// What a step's write did to the durable tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wrote {
+    /// The stored state does not allow it: the step is rolled back and
+    /// decided again (or a write this store does not know).
+    Refused,
+    /// No durable row changed (the logins in flight are `UNLOGGED`).
+    NothingDurable,
+    /// A durable row changed: the commit waits for its flush.
+    Durable,
+}
+
+impl Wrote {
+    fn and(self, other: Wrote) -> Wrote {
+        match (self, other) {
+            (Wrote::Refused, _) | (_, Wrote::Refused) => Wrote::Refused,
+            (Wrote::Durable, _) | (_, Wrote::Durable) => Wrote::Durable,
+            _ => Wrote::NothingDurable,
+        }
+    }
+}
+
+/// Lets the transaction commit without waiting for its WAL to be flushed.
+/// Only for a transaction that changed nothing durable: a returning login's
+/// step still writes WAL (the `FOR UPDATE` row locks on the associations,
+/// and its commit record), and without this its commit would wait for a
+/// flush (an fsync) that protects nothing: after a crash the locks are gone
+/// and the `UNLOGGED` logins in flight are emptied, whether or not the
+/// commit record reached the disk (the durability contract in the server's
+/// README).
+async fn relax_commit<C: GenericClient>(c: &C) -> Result<(), StoreError> {
+    c.batch_execute("SET LOCAL synchronous_commit TO OFF")
+        .await?;
+    Ok(())
 }
 
 /// Reads and deletes the conversation under `nut`, with the attempt of the
@@ -229,13 +296,12 @@ fn account_of_row(
 }
 
 /// Keeps an indexed secret as the decision says. A secret is kept only for
-/// an association that exists (it follows its identity). `Ok(false)`: a
-/// write this store does not know.
+/// an association that exists (it follows its identity).
 async fn keep_secret<C: GenericClient>(
     c: &C,
     write: Option<&SecretWrite>,
     now: i64,
-) -> Result<bool, StoreError> {
+) -> Result<Wrote, StoreError> {
     const INSERT: &str = "INSERT INTO indexed_secrets (idk, sin, ins_hash, created_at)
          SELECT $1, $2, $3, $4 WHERE EXISTS (SELECT 1 FROM sqrl_identities WHERE idk = $1)
          ON CONFLICT DO NOTHING";
@@ -249,7 +315,7 @@ async fn keep_secret<C: GenericClient>(
         .await
     };
     match write {
-        None => {}
+        None => return Ok(Wrote::NothingDurable),
         // The first secret stays: a second one for the same sin is not
         // written over it.
         Some(SecretWrite::Remember { idk, sin, digest }) => {
@@ -264,20 +330,19 @@ async fn keep_secret<C: GenericClient>(
             .await?;
             insert(idk, sin, digest).await?;
         }
-        Some(_) => return Ok(false),
+        Some(_) => return Ok(Wrote::Refused),
     }
-    Ok(true)
+    Ok(Wrote::Durable)
 }
 
-/// Applies a decision's mutation. `Ok(false)`: the stored state does not
-/// allow it (the step is rolled back and decided again).
+/// Applies a decision's mutation.
 async fn apply_mutation<C: GenericClient>(
     c: &C,
     mutation: &Mutation,
     now: i64,
-) -> Result<bool, StoreError> {
+) -> Result<Wrote, StoreError> {
     let changed = match mutation {
-        Mutation::None => return Ok(true),
+        Mutation::None => return Ok(Wrote::NothingDurable),
         Mutation::Create {
             idk,
             suk,
@@ -318,7 +383,7 @@ async fn apply_mutation<C: GenericClient>(
             options,
         } => {
             let Some(account) = account_of(c, previous).await? else {
-                return Ok(false);
+                return Ok(Wrote::Refused);
             };
             // A replacement is a fresh association: enabled. The core never
             // replaces a disabled identity, and the guard keeps a race from
@@ -351,15 +416,17 @@ async fn apply_mutation<C: GenericClient>(
         }
         // A returning login mostly sets the options already stored: then no
         // row version (and no WAL record) is written, and only the
-        // association's existence is checked (one row when it exists).
+        // association's existence is checked (one row when it exists, with
+        // the number of rows changed).
         Mutation::SetOptions { idk, options } => {
-            exec(
+            let row = opt(
                 c,
                 "WITH changed AS (
                     UPDATE sqrl_identities SET sqrl_only = $1, hardlock = $2, updated_at = $3
                      WHERE idk = $4 AND (sqrl_only <> $1 OR hardlock <> $2)
+                    RETURNING 1
                  )
-                 SELECT 1 FROM sqrl_identities WHERE idk = $4",
+                 SELECT (SELECT count(*) FROM changed) FROM sqrl_identities WHERE idk = $4",
                 &[
                     &options.sqrl_only,
                     &options.hardlock,
@@ -367,7 +434,12 @@ async fn apply_mutation<C: GenericClient>(
                     &idk.to_bytes().as_slice(),
                 ],
             )
-            .await?
+            .await?;
+            return Ok(match row {
+                None => Wrote::Refused,
+                Some(row) if get::<i64>(&row, 0)? == 0 => Wrote::NothingDurable,
+                Some(_) => Wrote::Durable,
+            });
         }
         Mutation::Disable { idk, options } => {
             exec(
@@ -408,9 +480,13 @@ async fn apply_mutation<C: GenericClient>(
             .await?
         }
         // A mutation this driver does not know must not be acknowledged.
-        _ => return Ok(false),
+        _ => return Ok(Wrote::Refused),
     };
-    Ok(changed == 1)
+    Ok(if changed == 1 {
+        Wrote::Durable
+    } else {
+        Wrote::Refused
+    })
 }
 
 /// Applies the page update. `Ok(false)`: a login's account is not there.
@@ -436,18 +512,23 @@ async fn apply_attempt_update<C: GenericClient>(
             answer,
             device_on_browser_network,
         } => {
-            let Some(account) = account_of(c, idk).await? else {
-                return Ok(false);
-            };
+            // One statement: the identity's account, and the page confirmed
+            // to it; no row when the identity has no account.
             let answer = AnswerColumns::of(answer.as_ref());
-            exec(
+            let found = opt(
                 c,
-                "UPDATE login_attempts SET state = 'confirmed', account_id = $1, updated_at = $2,
-                        ask_button = $4, ask_label = $5, ask_url = $6,
-                        confirmed_idk = $7, device_on_browser_network = $8
-                  WHERE id = $3 AND state IN ('pending', 'scanned') AND expires_at > $2",
+                "WITH identity AS (SELECT account_id FROM sqrl_identities WHERE idk = $6),
+                      confirmed AS (
+                        UPDATE login_attempts a
+                           SET state = 'confirmed', account_id = identity.account_id,
+                               updated_at = $1, ask_button = $3, ask_label = $4, ask_url = $5,
+                               confirmed_idk = $6, device_on_browser_network = $7
+                          FROM identity
+                         WHERE a.id = $2 AND a.state IN ('pending', 'scanned')
+                           AND a.expires_at > $1
+                      )
+                 SELECT account_id FROM identity",
                 &[
-                    &account,
                     &now,
                     attempt,
                     &answer.button,
@@ -458,6 +539,9 @@ async fn apply_attempt_update<C: GenericClient>(
                 ],
             )
             .await?;
+            if found.is_none() {
+                return Ok(false);
+            }
         }
         AttemptUpdate::ClientSession {
             attempt,
@@ -515,4 +599,172 @@ async fn apply_attempt_update<C: GenericClient>(
         }
     }
     Ok(true)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use sqrl_core::keys::{IdentityUnlockKey, RandomLockKey};
+    use sqrl_core::rand_core::{OsRng, RngCore as _};
+    use sqrl_core::server::AccountOptions;
+    use sqrl_core::url::SiteKeyString;
+    use tokio_postgres::NoTls;
+
+    use super::*;
+
+    /// A store on a schema of its own in the database `SQRL_TEST_POSTGRES`
+    /// names, and that schema's name.
+    async fn store() -> (PostgresStore, String) {
+        let url = std::env::var("SQRL_TEST_POSTGRES").expect("SQRL_TEST_POSTGRES");
+        let (admin, connection) = tokio_postgres::connect(&url, NoTls).await.unwrap();
+        tokio::spawn(connection);
+        let schema = format!("sqrl_unit_{:016x}", OsRng.next_u64());
+        admin
+            .batch_execute(&format!("CREATE SCHEMA {schema}"))
+            .await
+            .unwrap();
+        let mut config: tokio_postgres::Config = url.parse().unwrap();
+        config.options(format!("-c search_path={schema}"));
+        (
+            PostgresStore::connect_with(config, 2).await.unwrap(),
+            schema,
+        )
+    }
+
+    async fn drop_schema(schema: &str) {
+        let url = std::env::var("SQRL_TEST_POSTGRES").unwrap();
+        let (admin, connection) = tokio_postgres::connect(&url, NoTls).await.unwrap();
+        tokio::spawn(connection);
+        admin
+            .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+            .await
+            .unwrap();
+    }
+
+    fn create(options: AccountOptions) -> Mutation {
+        let iuk = IdentityUnlockKey::generate(&mut OsRng);
+        let idk = iuk
+            .master_key()
+            .site_key(&SiteKeyString::new("example.com"))
+            .public_key();
+        let (suk, vuk) = RandomLockKey::generate(&mut OsRng)
+            .lock(&iuk.lock_key())
+            .unwrap();
+        Mutation::Create {
+            idk,
+            suk,
+            vuk,
+            options,
+        }
+    }
+
+    /// Only a step whose writes are all `NothingDurable` commits without
+    /// waiting for its flush, so each write must say what it changed: a
+    /// returning login's options already stored change nothing, anything
+    /// else that changes an association (or keeps a secret) is durable.
+    #[tokio::test]
+    #[cfg_attr(
+        no_postgres,
+        ignore = "needs SQRL_TEST_POSTGRES=postgres://user@host/db"
+    )]
+    async fn only_writes_to_durable_rows_count_as_durable() {
+        let (store, schema) = store().await;
+        let mut client = store.client().await.unwrap();
+        let tx = client.transaction().await.unwrap();
+        let stored = AccountOptions {
+            sqrl_only: false,
+            hardlock: true,
+        };
+        let created = create(stored);
+        let idk = *created.idk().unwrap();
+        let wrote = async |mutation: &Mutation| apply_mutation(&tx, mutation, 1).await.unwrap();
+
+        assert_eq!(wrote(&Mutation::None).await, Wrote::NothingDurable);
+        assert_eq!(wrote(&created).await, Wrote::Durable);
+        let same = Mutation::SetOptions {
+            idk,
+            options: stored,
+        };
+        assert_eq!(wrote(&same).await, Wrote::NothingDurable);
+        let changed = Mutation::SetOptions {
+            idk,
+            options: AccountOptions {
+                sqrl_only: true,
+                hardlock: true,
+            },
+        };
+        assert_eq!(wrote(&changed).await, Wrote::Durable);
+        // Set again: now stored, so nothing changes.
+        assert_eq!(wrote(&changed).await, Wrote::NothingDurable);
+        let unknown = *create(stored).idk().unwrap();
+        let missing = Mutation::SetOptions {
+            idk: unknown,
+            options: stored,
+        };
+        assert_eq!(wrote(&missing).await, Wrote::Refused);
+
+        assert_eq!(
+            keep_secret(&tx, None, 1).await.unwrap(),
+            Wrote::NothingDurable
+        );
+        let remember = SecretWrite::Remember {
+            idk,
+            sin: "0".to_owned(),
+            digest: SecretDigest::from_slice(&[7; 32]).unwrap(),
+        };
+        assert_eq!(
+            keep_secret(&tx, Some(&remember), 1).await.unwrap(),
+            Wrote::Durable
+        );
+
+        drop(tx);
+        drop(client);
+        drop(store);
+        drop_schema(&schema).await;
+    }
+
+    /// The commit of a step that changed nothing durable does not wait for
+    /// its flush; any other still does, as the server is configured.
+    #[tokio::test]
+    #[cfg_attr(
+        no_postgres,
+        ignore = "needs SQRL_TEST_POSTGRES=postgres://user@host/db"
+    )]
+    async fn only_a_step_that_changed_nothing_durable_skips_the_flush() {
+        let (store, schema) = store().await;
+        let mut client = store.client().await.unwrap();
+        let configured: String = client
+            .query_one("SHOW synchronous_commit", &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_ne!(configured, "off", "the test server commits synchronously");
+        for (wrote, expected) in [
+            (Wrote::NothingDurable, "off"),
+            (Wrote::Durable, configured.as_str()),
+        ] {
+            let tx = client.transaction().await.unwrap();
+            finish(&tx, wrote, None).await.unwrap();
+            let setting: String = tx
+                .query_one("SHOW synchronous_commit", &[])
+                .await
+                .unwrap()
+                .get(0);
+            assert_eq!(setting, expected, "{wrote:?}");
+            tx.commit().await.unwrap();
+        }
+        drop(client);
+        drop(store);
+        drop_schema(&schema).await;
+    }
+
+    #[test]
+    fn a_step_is_durable_if_any_of_its_writes_is() {
+        use Wrote::{Durable, NothingDurable, Refused};
+        assert_eq!(NothingDurable.and(NothingDurable), NothingDurable);
+        assert_eq!(NothingDurable.and(Durable), Durable);
+        assert_eq!(Durable.and(NothingDurable), Durable);
+        assert_eq!(Durable.and(Refused), Refused);
+        assert_eq!(Refused.and(NothingDurable), Refused);
+    }
 }

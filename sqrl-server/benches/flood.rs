@@ -25,7 +25,7 @@
 //! at most about S + 40 seconds.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "../tests/common/mod.rs"]
+#[path = "../tests/server/common/mod.rs"]
 mod common;
 
 use std::net::{IpAddr, SocketAddr};

@@ -36,7 +36,7 @@
 //! load), and every request is signed before its clock starts.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "../tests/common/mod.rs"]
+#[path = "../tests/server/common/mod.rs"]
 mod common;
 
 use std::collections::HashMap;

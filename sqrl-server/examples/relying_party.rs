@@ -23,7 +23,7 @@
 //!     --issuer http://127.0.0.1:8080 --client-id demo --port 3000
 //! ```
 //!
-//! `tests/oidc_openidconnect.rs` runs it against a real server, through a
+//! `tests/server/oidc_openidconnect.rs` runs it against a real server, through a
 //! whole sign-in and the replies it must refuse.
 
 use std::collections::HashMap;

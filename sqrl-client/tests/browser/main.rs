@@ -669,10 +669,9 @@ fn a_same_device_link_answered_from_elsewhere_shows_the_identity_first() {
 /// who they are. Logging out on the account page ends their access.
 #[test]
 #[cfg_attr(
-    no_browser,
-    ignore = "needs Chromium, Node.js 20+ and playwright-core: run .ci/install-browser"
+    any(no_browser, no_nginx),
+    ignore = "needs Chromium, Node.js 20+, playwright-core (.ci/install-browser) and nginx (.ci/install-server-tools)"
 )]
-#[cfg_attr(no_nginx, ignore = "needs nginx: run .ci/install-server-tools")]
 fn an_app_behind_nginx_sends_the_person_to_sign_in_and_back() {
     let tools = Tools::find();
     let port = harness::free_port();

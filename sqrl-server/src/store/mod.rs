@@ -14,7 +14,7 @@
 //!
 //! A [`Store`] is all six. [`sqlite::SqliteStore`] is the embedded default;
 //! [`postgres::PostgresStore`] is shared by many instances. Both run the same
-//! contract tests (`tests/store_contract.rs`). Nothing about a login lives
+//! contract tests (`tests/server/store_contract.rs`). Nothing about a login lives
 //! only in one process's memory (except conversations with no login page
 //! behind them, see [`crate::retry`]), so requests of one login may land on
 //! different instances.

@@ -5,7 +5,7 @@
 //! server; `forward_auth_nginx.rs` runs the same behind nginx.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 

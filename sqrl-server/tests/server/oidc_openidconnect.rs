@@ -7,11 +7,11 @@
 //! whole sign-in and out, and through the replies it must refuse.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 // The example is documentation; compiling it into this test and driving its
 // router keeps it working.
-#[path = "../examples/relying_party.rs"]
+#[path = "../../examples/relying_party.rs"]
 #[allow(dead_code)]
 mod relying_party;
 

@@ -8,7 +8,7 @@
 //!   test cannot cut), and logins in flight are never synced.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use std::ffi::OsString;
 use std::path::Path;

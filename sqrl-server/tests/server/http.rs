@@ -3,7 +3,7 @@
 //! TIF and, where nothing may change, that the account tables did not.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -4,7 +4,7 @@
 //! session. Only the account's own apps, and only from the site's own pages.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use common::{Browser, Harness, Identity};
 use reqwest::header::LOCATION;

@@ -9,7 +9,7 @@
 //! as ignored (see `build.rs`), unless `SQRL_REQUIRE_NGINX=1` (CI).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -23,7 +23,7 @@ use sqrl_server::config::PublicOrigin;
 use sqrl_server::net::IpNet;
 
 /// The configuration operators install.
-const SITE: &str = include_str!("../../deploy/nginx/sqrl-forward-auth.conf");
+const SITE: &str = include_str!("../../../deploy/nginx/sqrl-forward-auth.conf");
 
 /// `text` with `from` (which must occur exactly once) replaced.
 fn replace_once(text: &str, from: &str, to: &str) -> String {

@@ -7,7 +7,7 @@
 //! addresses (Linux routes all of 127.0.0.0/8 to the loopback interface).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;

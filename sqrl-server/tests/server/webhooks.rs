@@ -13,7 +13,7 @@
 //!   again after the restart, with the same `Webhook-Id` (at least once).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;

@@ -2,7 +2,7 @@
 //! login moves the counters it should.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use common::*;
 use prometheus_parse::{Sample, Scrape, Value};

@@ -9,7 +9,7 @@
 //! `SQRL_REQUIRE_NGINX=1` (CI) they run, and fail if a service is missing.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -25,7 +25,7 @@ use sqrl_server::store::postgres::PostgresStore;
 use sqrl_server::store::postgres::listen::PostgresNotifier;
 
 /// The deployment example the test runs as it is.
-const NGINX_CONFIG: &str = include_str!("../deploy/nginx-cluster.conf");
+const NGINX_CONFIG: &str = include_str!("../../deploy/nginx-cluster.conf");
 
 /// Long enough for a notification, far shorter than the event stream's
 /// periodic re-read (15 s): an event within it was carried by a notification.
@@ -348,10 +348,9 @@ async fn login(http: &reqwest::Client, base: &str, mut before_ident: impl FnMut(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[cfg_attr(
-    no_postgres,
-    ignore = "needs SQRL_TEST_POSTGRES=postgres://user@host/db"
+    any(no_postgres, no_nginx),
+    ignore = "needs SQRL_TEST_POSTGRES=postgres://user@host/db and nginx (.ci/install-server-tools)"
 )]
-#[cfg_attr(no_nginx, ignore = "needs nginx: run .ci/install-server-tools")]
 async fn logins_span_three_instances_behind_nginx_and_survive_one_dying() {
     let nginx = nginx_binary().expect("nginx not found: run .ci/install-server-tools");
     let database = TestDatabase::create().await;

@@ -13,7 +13,7 @@
 //! store's own guards are tested too.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};

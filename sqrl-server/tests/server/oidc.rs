@@ -7,7 +7,7 @@
 //! with the Rust `openidconnect` crate and the example relying party.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use base64::Engine as _;
 use common::oidc::{Outcome, allow, answer, consent_request, encoded, location, param, run};

@@ -406,12 +406,15 @@ fn attempt_from_row(row: &Row, first: usize, id: &str) -> Result<Option<Attempt>
 async fn lock_identity<C: GenericClient>(c: &C, idk: &IdentityKey) -> Result<(), StoreError> {
     exec(
         c,
-        "SELECT pg_advisory_xact_lock($1, $2)",
+        LOCK_IDENTITY,
         &[&IDENTITY_LOCK_CLASS, &identity_lock_key(idk)],
     )
     .await?;
     Ok(())
 }
+
+/// Waits for an identity's lock (held to the end of the transaction).
+const LOCK_IDENTITY: &str = "SELECT pg_advisory_xact_lock($1, $2)";
 
 /// The advisory lock key of an identity: 32 bits of its SHA-256. Two keys
 /// sharing one only wait for each other.

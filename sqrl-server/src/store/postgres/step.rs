@@ -19,7 +19,7 @@ use super::super::step::{
 };
 use super::super::{Attempt, AttemptUpdate, LoginMethod, StepError, Stepped, StoreError};
 use super::{
-    PostgresStore, account_of, all, attempt_from_row, end_sessions_of, exec, get,
+    LOCK_IDENTITY, PostgresStore, account_of, all, attempt_from_row, end_sessions_of, exec, get,
     identity_lock_key, insert_conversation, lock_identity, lost_race, opt, read_attempt, record,
 };
 use crate::webhooks::{Event, identity_event, revoke_reason};
@@ -54,32 +54,54 @@ async fn try_step(
 ) -> Result<Tried, StoreError> {
     let mut client = store.client().await?;
     let tx = client.transaction().await?;
+    // The identity locks, the conversation's take and the association reads
+    // go out together, in that order (the lock order above): tokio-postgres
+    // pipelines them on the transaction's connection, and PostgreSQL runs
+    // them one after another, so each still waits for the one before. A
+    // statement's first use on a connection is a `Parse` round trip of its
+    // own, after which it would run behind statements sent later; preparing
+    // them all first (no round trip once cached) keeps the order.
+    prepare(&tx, &FIRST_ROUND_TRIP).await?;
+    let mut keys = Vec::new();
     if let Some(lookups) = &request.lookups {
-        let mut keys = vec![lookups.idk];
+        keys.push(lookups.idk);
         keys.extend(lookups.pidk);
         // One order for all, so two steps never wait for each other in a
         // circle.
         keys.sort_by_key(identity_lock_key);
         keys.dedup_by_key(|idk| identity_lock_key(idk));
-        for idk in &keys {
-            lock_identity(&tx, idk).await?;
-        }
     }
-    let (conversation, attempt) = match &request.conversation {
-        ConversationSource::Stored(nut) => take_conversation(&tx, nut).await?,
-        ConversationSource::Taken(conversation) => {
-            let attempt = match &conversation.browser {
-                Some(browser) => read_attempt(&tx, &browser.attempt).await?,
-                None => None,
-            };
-            (Some(Conversation::clone(conversation)), attempt)
-        }
-        ConversationSource::None => (None, None),
-    };
-    let sin = conversation.as_ref().and_then(|c| c.sin.as_deref());
-    let records = match &request.lookups {
-        Some(lookups) => read_records(&tx, lookups, sin).await?,
-        None => Records::default(),
+    let ((), (conversation, attempt), records) = futures_util::future::try_join3(
+        lock_identities(&tx, &keys),
+        async {
+            match &request.conversation {
+                ConversationSource::Stored(nut) => take_conversation(&tx, nut).await,
+                ConversationSource::Taken(conversation) => {
+                    let attempt = match &conversation.browser {
+                        Some(browser) => read_attempt(&tx, &browser.attempt).await?,
+                        None => None,
+                    };
+                    Ok((Some(Conversation::clone(conversation)), attempt))
+                }
+                ConversationSource::None => Ok((None, None)),
+            }
+        },
+        async {
+            match &request.lookups {
+                Some(lookups) => read_records(&tx, lookups).await,
+                None => Ok(Records::default()),
+            }
+        },
+    )
+    .await?;
+    // A conversation that asked for an indexed secret (`sin`) shows the
+    // digest kept under it: one more read, only for those.
+    let records = match (
+        &request.lookups,
+        conversation.as_ref().and_then(|c| c.sin.as_deref()),
+    ) {
+        (Some(lookups), Some(sin)) => read_secrets(&tx, lookups, sin, records).await?,
+        _ => records,
     };
     let plan = match decide(StepInput {
         conversation,
@@ -190,6 +212,40 @@ async fn relax_commit<C: GenericClient>(c: &C) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// The statements [`try_step`] sends together, prepared before it sends any.
+const FIRST_ROUND_TRIP: [&str; 4] = [LOCK_IDENTITY, TAKE_CONVERSATION, SUPERSEDED, RECORDS];
+
+const TAKE_CONVERSATION: &str = "WITH taken AS (
+         DELETE FROM conversations WHERE nut = $1
+         RETURNING attempt_id, browser_ip, expected_server, idk, sin, asked, expires_at)
+     SELECT t.attempt_id, t.browser_ip, t.expected_server, t.idk, t.sin, t.asked,
+            t.expires_at, a.id IS NOT NULL,
+            a.pag_hash, a.browser_ip, a.state, a.created_at, a.expires_at, a.user_agent,
+            a.confirmed_idk, a.device_on_browser_network
+       FROM taken t LEFT JOIN login_attempts a ON a.id = t.attempt_id";
+
+const SUPERSEDED: &str = "SELECT 1 FROM superseded_identities WHERE idk = $1";
+
+const RECORDS: &str = "SELECT i.idk, i.suk, i.vuk, i.disabled, i.sqrl_only, i.hardlock
+       FROM sqrl_identities i WHERE i.idk = ANY($1) FOR UPDATE";
+
+const SECRETS: &str = "SELECT idk, ins_hash FROM indexed_secrets WHERE idk = ANY($1) AND sin = $2";
+
+/// Prepares `statements` on the connection (together, and only those not
+/// prepared on it before).
+async fn prepare<C: GenericClient>(c: &C, statements: &[&str]) -> Result<(), StoreError> {
+    futures_util::future::try_join_all(statements.iter().map(|sql| c.prepare_cached(sql))).await?;
+    Ok(())
+}
+
+/// Takes the identity locks of `keys`, in that order, all sent at once.
+async fn lock_identities<C: GenericClient>(c: &C, keys: &[IdentityKey]) -> Result<(), StoreError> {
+    // `try_join_all` polls its futures in order, so the requests are
+    // written in the order of `keys`.
+    futures_util::future::try_join_all(keys.iter().map(|idk| lock_identity(c, idk))).await?;
+    Ok(())
+}
+
 /// Reads and deletes the conversation under `nut`, with the attempt of the
 /// page behind it, in one statement. A nut is used once: of two concurrent
 /// requests with the same nut, on any instances, one gets it (the other's
@@ -198,20 +254,7 @@ async fn take_conversation<C: GenericClient>(
     c: &C,
     nut: &Nut,
 ) -> Result<(Option<Conversation>, Option<Attempt>), StoreError> {
-    let Some(row) = opt(
-        c,
-        "WITH taken AS (
-             DELETE FROM conversations WHERE nut = $1
-             RETURNING attempt_id, browser_ip, expected_server, idk, sin, asked, expires_at)
-         SELECT t.attempt_id, t.browser_ip, t.expected_server, t.idk, t.sin, t.asked,
-                t.expires_at, a.id IS NOT NULL,
-                a.pag_hash, a.browser_ip, a.state, a.created_at, a.expires_at, a.user_agent,
-                a.confirmed_idk, a.device_on_browser_network
-           FROM taken t LEFT JOIN login_attempts a ON a.id = t.attempt_id",
-        &[&nut.as_str()],
-    )
-    .await?
-    else {
+    let Some(row) = opt(c, TAKE_CONVERSATION, &[&nut.as_str()]).await? else {
         return Ok((None, None));
     };
     let conversation = ConversationRow {
@@ -231,32 +274,24 @@ async fn take_conversation<C: GenericClient>(
     Ok((Some(conversation), attempt))
 }
 
-/// The records a decision reads, indexed-secret digests under `sin`
-/// included. The association rows stay locked until the transaction ends.
-async fn read_records<C: GenericClient>(
-    c: &C,
-    lookups: &Lookups,
-    sin: Option<&str>,
-) -> Result<Records, StoreError> {
-    let idk = lookups.idk.to_bytes();
-    let mut keys = vec![idk.to_vec()];
+/// The keys of `lookups` as the `bytea[]` the queries take.
+fn lookup_keys(lookups: &Lookups) -> Vec<Vec<u8>> {
+    let mut keys = vec![lookups.idk.to_bytes().to_vec()];
     keys.extend(lookups.pidk.map(|pidk| pidk.to_bytes().to_vec()));
+    keys
+}
+
+/// The records a decision reads, without indexed secrets
+/// ([`read_secrets`]). The association rows stay locked until the
+/// transaction ends.
+async fn read_records<C: GenericClient>(c: &C, lookups: &Lookups) -> Result<Records, StoreError> {
+    let idk = lookups.idk.to_bytes();
+    let keys = lookup_keys(lookups);
     // Both queries go out together: tokio-postgres pipelines them on the
     // transaction's connection.
     let (superseded, rows) = futures_util::future::try_join(
-        opt(
-            c,
-            "SELECT 1 FROM superseded_identities WHERE idk = $1",
-            &[&idk.as_slice()],
-        ),
-        all(
-            c,
-            "SELECT i.idk, i.suk, i.vuk, i.disabled, i.sqrl_only, i.hardlock,
-                    (SELECT s.ins_hash FROM indexed_secrets s
-                      WHERE s.idk = i.idk AND s.sin = $2)
-               FROM sqrl_identities i WHERE i.idk = ANY($1) FOR UPDATE",
-            &[&keys, &sin],
-        ),
+        opt(c, SUPERSEDED, &[&idk.as_slice()]),
+        all(c, RECORDS, &[&keys]),
     )
     .await?;
     let mut records = Records {
@@ -265,34 +300,55 @@ async fn read_records<C: GenericClient>(
     };
     for row in &rows {
         let key: Vec<u8> = get(row, 0)?;
-        let (account, secret) = account_of_row(row)?;
+        let account = account_of_row(row)?;
         if key == idk {
             records.current = Some(account);
-            records.current_secret = secret;
         } else {
             records.previous = Some(account);
-            records.previous_secret = secret;
         }
     }
     Ok(records)
 }
 
-/// The association and its kept secret in a row of `read_records`.
-fn account_of_row(
-    row: &tokio_postgres::Row,
-) -> Result<(AccountRecord, Option<SecretDigest>), StoreError> {
-    let account = IdentityRow {
+/// Adds to `records` the digests kept under `sin` for their associations
+/// (a secret follows its identity, so one without an association is not
+/// shown).
+async fn read_secrets<C: GenericClient>(
+    c: &C,
+    lookups: &Lookups,
+    sin: &str,
+    mut records: Records,
+) -> Result<Records, StoreError> {
+    if records.current.is_none() && records.previous.is_none() {
+        return Ok(records);
+    }
+    let idk = lookups.idk.to_bytes();
+    for row in all(c, SECRETS, &[&lookup_keys(lookups), &sin]).await? {
+        let key: Vec<u8> = get(&row, 0)?;
+        let bytes: Vec<u8> = get(&row, 1)?;
+        let digest =
+            SecretDigest::from_slice(&bytes).ok_or(corrupt("indexed_secrets", "ins_hash"))?;
+        if key == idk {
+            if records.current.is_some() {
+                records.current_secret = Some(digest);
+            }
+        } else if records.previous.is_some() {
+            records.previous_secret = Some(digest);
+        }
+    }
+    Ok(records)
+}
+
+/// The association in a row of `read_records`.
+fn account_of_row(row: &tokio_postgres::Row) -> Result<AccountRecord, StoreError> {
+    IdentityRow {
         suk: get(row, 1)?,
         vuk: get(row, 2)?,
         disabled: get(row, 3)?,
         sqrl_only: get(row, 4)?,
         hardlock: get(row, 5)?,
     }
-    .into_record()?;
-    let secret = get::<Option<Vec<u8>>>(row, 6)?
-        .map(|bytes| SecretDigest::from_slice(&bytes).ok_or(corrupt("indexed_secrets", "ins_hash")))
-        .transpose()?;
-    Ok((account, secret))
+    .into_record()
 }
 
 /// Keeps an indexed secret as the decision says. A secret is kept only for
@@ -610,11 +666,18 @@ mod tests {
     use sqrl_core::url::SiteKeyString;
     use tokio_postgres::NoTls;
 
+    use super::super::super::step::PlanError;
+    use super::super::IDENTITY_LOCK_CLASS;
     use super::*;
 
     /// A store on a schema of its own in the database `SQRL_TEST_POSTGRES`
     /// names, and that schema's name.
     async fn store() -> (PostgresStore, String) {
+        store_of(2).await
+    }
+
+    /// [`store`] with a pool of `connections`.
+    async fn store_of(connections: usize) -> (PostgresStore, String) {
         let url = std::env::var("SQRL_TEST_POSTGRES").expect("SQRL_TEST_POSTGRES");
         let (admin, connection) = tokio_postgres::connect(&url, NoTls).await.unwrap();
         tokio::spawn(connection);
@@ -626,7 +689,9 @@ mod tests {
         let mut config: tokio_postgres::Config = url.parse().unwrap();
         config.options(format!("-c search_path={schema}"));
         (
-            PostgresStore::connect_with(config, 2).await.unwrap(),
+            PostgresStore::connect_with(config, connections)
+                .await
+                .unwrap(),
             schema,
         )
     }
@@ -639,6 +704,118 @@ mod tests {
             .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
             .await
             .unwrap();
+    }
+
+    /// A session of its own on the schema of `store_of`, outside its pool.
+    async fn session(schema: &str) -> tokio_postgres::Client {
+        let url = std::env::var("SQRL_TEST_POSTGRES").unwrap();
+        let mut config: tokio_postgres::Config = url.parse().unwrap();
+        config.options(format!("-c search_path={schema}"));
+        let (client, connection) = config.connect(NoTls).await.unwrap();
+        tokio::spawn(connection);
+        client
+    }
+
+    /// A step's first statements go out together, so they must reach
+    /// PostgreSQL in lock order on any connection, including one that has
+    /// used some of them before and not others (an unprepared statement
+    /// runs behind a prepared one sent after it): while a step waits for its
+    /// identity's lock it has not yet touched the conversation it will take.
+    #[tokio::test]
+    #[cfg_attr(
+        no_postgres,
+        ignore = "needs SQRL_TEST_POSTGRES=postgres://user@host/db"
+    )]
+    async fn a_step_waiting_for_its_identity_has_not_touched_its_conversation() {
+        let (store, schema) = store_of(1).await;
+        let idk = *create(AccountOptions::default()).idk().unwrap();
+        let nut = Nut::generate(&mut OsRng);
+        {
+            let client = store.client().await.unwrap();
+            let conversation = Conversation {
+                expected_server: Vec::new(),
+                browser: None,
+                idk: None,
+                sin: None,
+                asked: false,
+                expires_at: u64::MAX / 4,
+            };
+            insert_conversation(&client, &nut, &conversation)
+                .await
+                .unwrap();
+            // The pool's one connection has used the take, never the lock.
+            client.prepare_cached(TAKE_CONVERSATION).await.unwrap();
+        }
+        let holder = session(&schema).await;
+        holder.batch_execute("BEGIN").await.unwrap();
+        let key = identity_lock_key(&idk);
+        holder
+            .execute(LOCK_IDENTITY, &[&IDENTITY_LOCK_CLASS, &key])
+            .await
+            .unwrap();
+
+        let request = StepRequest {
+            now: 1,
+            conversation: ConversationSource::Stored(nut.clone()),
+            lookups: Some(Lookups { idk, pidk: None }),
+            likely_read_only: false,
+        };
+        // The decision sees what the step read, then ends it (rolled back).
+        let (seen, saw) = tokio::sync::oneshot::channel();
+        let step = tokio::spawn(async move {
+            let mut seen = Some(seen);
+            let mut decide: Decide = Box::new(move |input| {
+                if let Some(seen) = seen.take() {
+                    let _ = seen.send(input.conversation.is_some());
+                }
+                Err(PlanError(sqrl_core::msg::MessageError::TooLong {
+                    field: "test",
+                    max: 0,
+                }))
+            });
+            run(&store, &request, &mut decide).await
+        });
+        let observer = session(&schema).await;
+        let waiting = async {
+            loop {
+                let row = observer
+                    .query_one(
+                        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'
+                           AND NOT granted AND objid = ($1::int4::int8 & 4294967295)::oid",
+                        &[&key],
+                    )
+                    .await
+                    .unwrap();
+                if row.get::<_, i64>(0) > 0 {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(10), waiting)
+            .await
+            .expect("the step waits for the identity's lock");
+        // Give statements sent behind the lock time to run, were they not
+        // behind it.
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let untouched = observer
+            .query_opt(
+                "SELECT nut FROM conversations WHERE nut = $1 FOR UPDATE NOWAIT",
+                &[&nut.as_str()],
+            )
+            .await;
+        assert!(
+            matches!(untouched, Ok(Some(_))),
+            "the conversation is neither taken nor locked: {untouched:?}"
+        );
+
+        holder.batch_execute("ROLLBACK").await.unwrap();
+        // Once the lock is free the step goes on and takes it.
+        let stepped = step.await.unwrap();
+        assert!(matches!(stepped, Err(StepError::Plan(_))), "{stepped:?}");
+        assert_eq!(saw.await, Ok(true), "the step took the conversation");
+        drop((holder, observer));
+        drop_schema(&schema).await;
     }
 
     fn create(options: AccountOptions) -> Mutation {

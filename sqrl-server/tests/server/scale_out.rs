@@ -12,10 +12,10 @@
 use crate::common;
 
 use std::ffi::OsString;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
+use common::nginx::{self, Nginx};
 use common::{
     Browser, Identity, NONE, SqrlConversation, TestDatabase, assert_tif, http_client, spawn_server,
 };
@@ -156,35 +156,13 @@ async fn the_store_recovers_when_the_database_drops_its_connections() {
 
 // --- three instances behind nginx ----------------------------------------------------
 
-fn nginx_binary() -> Option<PathBuf> {
-    let candidates: Vec<PathBuf> = std::env::var_os("PATH")
-        .map(|path| {
-            std::env::split_paths(&path)
-                .map(|dir| dir.join("nginx"))
-                .collect()
-        })
-        .unwrap_or_default();
-    candidates
-        .into_iter()
-        .chain([PathBuf::from("/usr/sbin/nginx")])
-        .find(|candidate| candidate.is_file())
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Three instances on one database, and nginx in front.
 struct Cluster {
     instances: Vec<Option<Child>>,
     addrs: Vec<String>,
-    nginx: Child,
+    /// Stopped when the cluster is dropped.
+    _nginx: Nginx,
     base: String,
-    _dir: tempfile::TempDir,
 }
 
 impl Drop for Cluster {
@@ -193,14 +171,12 @@ impl Drop for Cluster {
             let _ = child.kill();
             let _ = child.wait();
         }
-        let _ = self.nginx.kill();
-        let _ = self.nginx.wait();
     }
 }
 
 impl Cluster {
-    async fn start(database: &TestDatabase, nginx: PathBuf) -> Self {
-        let port = free_port();
+    async fn start(database: &TestDatabase) -> Self {
+        let port = nginx::free_port();
         let base = format!("http://127.0.0.1:{port}");
         let mut instances = Vec::new();
         let mut addrs = Vec::new();
@@ -227,32 +203,16 @@ impl Cluster {
             .iter()
             .map(|addr| format!("        server {addr} max_fails=1 fail_timeout=10s;\n"))
             .collect();
-        let root = dir.path().display();
-        // As root, nginx's workers would drop to `nobody`, who cannot use the
-        // test's private directory.
-        let user = if is_root() { "user root;" } else { "" };
         let config = NGINX_CONFIG
-            .replace("@USER@", user)
-            .replace("@ROOT@", &root.to_string())
+            .replace("@USER@", nginx::user_directive())
+            .replace("@ROOT@", &dir.path().display().to_string())
             .replace("@LISTEN@", &format!("127.0.0.1:{port}"))
             .replace("@UPSTREAMS@", servers.trim_end());
-        let path = dir.path().join("nginx.conf");
-        std::fs::write(&path, config).unwrap();
-        let nginx = Command::new(nginx)
-            .arg("-c")
-            .arg(&path)
-            .arg("-p")
-            .arg(dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
         let cluster = Self {
             instances,
             addrs,
-            nginx,
+            _nginx: Nginx::start_main(dir, &config, port),
             base,
-            _dir: dir,
         };
         let http = http_client();
         let deadline = Instant::now() + Duration::from_secs(15);
@@ -278,13 +238,6 @@ impl Cluster {
         child.kill().unwrap();
         child.wait().unwrap();
     }
-}
-
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).trim() == "0")
 }
 
 /// The instance that answered: the last of those nginx tried (after a dead
@@ -352,9 +305,8 @@ async fn login(http: &reqwest::Client, base: &str, mut before_ident: impl FnMut(
     ignore = "needs SQRL_TEST_POSTGRES=postgres://user@host/db and nginx (.ci/install-server-tools)"
 )]
 async fn logins_span_three_instances_behind_nginx_and_survive_one_dying() {
-    let nginx = nginx_binary().expect("nginx not found: run .ci/install-server-tools");
     let database = TestDatabase::create().await;
-    let mut cluster = Cluster::start(&database, nginx).await;
+    let mut cluster = Cluster::start(&database).await;
     let base = cluster.base.clone();
     let http = http_client();
 

@@ -32,6 +32,13 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// The line a main configuration needs to run as the test's user: as root,
+/// nginx's workers would drop to `nobody`, who cannot use the test's private
+/// directory.
+pub fn user_directive() -> &'static str {
+    if is_root() { "user root;" } else { "" }
+}
+
 fn is_root() -> bool {
     Command::new("id")
         .arg("-u")
@@ -52,9 +59,7 @@ impl Nginx {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().display().to_string();
         std::fs::write(dir.path().join("site.conf"), site).unwrap();
-        // As root, nginx's workers would drop to `nobody`, who cannot use the
-        // test's private directory.
-        let user = if is_root() { "user root;" } else { "" };
+        let user = user_directive();
         let main = format!(
             "{user}\nworker_processes 1;\ndaemon off;\npid {root}/nginx.pid;\n\
              error_log {root}/error.log warn;\nevents {{ worker_connections 256; }}\n\
@@ -63,6 +68,13 @@ impl Nginx {
              fastcgi_temp_path {root}/fastcgi;\n    uwsgi_temp_path {root}/uwsgi;\n\
              scgi_temp_path {root}/scgi;\n    include {root}/site.conf;\n}}\n"
         );
+        Self::start_main(dir, &main, port)
+    }
+
+    /// Starts nginx with a whole main configuration (`nginx.conf`, its
+    /// files under `dir`), checked first with `nginx -t`, and waits until
+    /// `127.0.0.1:port` accepts connections.
+    pub fn start_main(dir: TempDir, main: &str, port: u16) -> Self {
         let path = dir.path().join("nginx.conf");
         std::fs::write(&path, main).unwrap();
         let check = Command::new(binary())

@@ -487,6 +487,10 @@ struct EventLoop {
     last: Option<String>,
     /// Woken by a notification since the last event (for the latency metric).
     notified: bool,
+    /// The last event was just read: wait for a change (or this long) before
+    /// reading again. A notification sent since the wait before that read is
+    /// kept by the subscription, so waiting first misses nothing.
+    current: Option<Duration>,
     done: bool,
     /// This stream's place among the open ones, given back when the stream
     /// is dropped (ended, or the client went away).
@@ -500,6 +504,12 @@ impl EventLoop {
             return None;
         }
         loop {
+            if let Some(recheck) = self.current.take() {
+                if !self.wait(recheck).await {
+                    return None;
+                }
+                continue;
+            }
             let attempt = match self.state.store.attempt(&self.attempt).await {
                 Ok(attempt) => attempt,
                 Err(error) => {
@@ -534,20 +544,27 @@ impl EventLoop {
                     self.state.metrics.page_notified(at.elapsed());
                 }
                 let data = serde_json::json!({ "state": name, "url": url, "check": check });
+                self.current = Some(wait);
                 return Some(Event::default().data(data.to_string()));
             }
-            tokio::select! {
-                alive = self.subscription.changed() => {
-                    if !alive {
-                        return None;
-                    }
-                    self.notified = true;
-                }
-                _ = tokio::time::sleep(wait) => {}
-                _ = self.shutdown.changed() => return None,
-                // A newer stream of the same attempt took this one's place.
-                () = self.slot.replaced() => return None,
+            if !self.wait(wait).await {
+                return None;
             }
+        }
+    }
+
+    /// Waits for a notification or `recheck`; `false` when the stream must
+    /// end (notifications stopped, the server shuts down, or a newer stream
+    /// of the same attempt took this one's place).
+    async fn wait(&mut self, recheck: Duration) -> bool {
+        tokio::select! {
+            alive = self.subscription.changed() => {
+                self.notified = true;
+                alive
+            }
+            _ = tokio::time::sleep(recheck) => true,
+            _ = self.shutdown.changed() => false,
+            () = self.slot.replaced() => false,
         }
     }
 }
@@ -581,6 +598,7 @@ pub async fn events(
         subscription,
         last: None,
         notified: false,
+        current: None,
         done: false,
         slot,
     };

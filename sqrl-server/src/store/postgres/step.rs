@@ -213,7 +213,7 @@ async fn relax_commit<C: GenericClient>(c: &C) -> Result<(), StoreError> {
 }
 
 /// The statements [`try_step`] sends together, prepared before it sends any.
-const FIRST_ROUND_TRIP: [&str; 4] = [LOCK_IDENTITY, TAKE_CONVERSATION, SUPERSEDED, RECORDS];
+const FIRST_ROUND_TRIP: [&str; 3] = [LOCK_IDENTITY, TAKE_CONVERSATION, RECORDS];
 
 const TAKE_CONVERSATION: &str = "WITH taken AS (
          DELETE FROM conversations WHERE nut = $1
@@ -224,10 +224,17 @@ const TAKE_CONVERSATION: &str = "WITH taken AS (
             a.confirmed_idk, a.device_on_browser_network
        FROM taken t LEFT JOIN login_attempts a ON a.id = t.attempt_id";
 
-const SUPERSEDED: &str = "SELECT 1 FROM superseded_identities WHERE idk = $1";
-
-const RECORDS: &str = "SELECT i.idk, i.suk, i.vuk, i.disabled, i.sqrl_only, i.hardlock
-       FROM sqrl_identities i WHERE i.idk = ANY($1) FOR UPDATE";
+/// The associations of the keys in `$1`, locked, each row with whether
+/// `$2` (the request's `idk`) is superseded; one row of NULLs and that flag
+/// when neither key is associated. (`FOR UPDATE` may not lock the nullable
+/// side of an outer join, so the locking read is a CTE of its own, kept
+/// materialised so that it always runs.)
+const RECORDS: &str = "WITH locked AS MATERIALIZED (
+         SELECT idk, suk, vuk, disabled, sqrl_only, hardlock
+           FROM sqrl_identities WHERE idk = ANY($1) FOR UPDATE)
+     SELECT l.idk, l.suk, l.vuk, l.disabled, l.sqrl_only, l.hardlock,
+            EXISTS (SELECT 1 FROM superseded_identities WHERE idk = $2)
+       FROM (SELECT) AS one LEFT JOIN locked l ON true";
 
 const SECRETS: &str = "SELECT idk, ins_hash FROM indexed_secrets WHERE idk = ANY($1) AND sin = $2";
 
@@ -287,19 +294,13 @@ fn lookup_keys(lookups: &Lookups) -> Vec<Vec<u8>> {
 async fn read_records<C: GenericClient>(c: &C, lookups: &Lookups) -> Result<Records, StoreError> {
     let idk = lookups.idk.to_bytes();
     let keys = lookup_keys(lookups);
-    // Both queries go out together: tokio-postgres pipelines them on the
-    // transaction's connection.
-    let (superseded, rows) = futures_util::future::try_join(
-        opt(c, SUPERSEDED, &[&idk.as_slice()]),
-        all(c, RECORDS, &[&keys]),
-    )
-    .await?;
-    let mut records = Records {
-        current_superseded: superseded.is_some(),
-        ..Records::default()
-    };
+    let rows = all(c, RECORDS, &[&keys, &idk.as_slice()]).await?;
+    let mut records = Records::default();
     for row in &rows {
-        let key: Vec<u8> = get(row, 0)?;
+        records.current_superseded = get(row, 6)?;
+        let Some(key) = get::<Option<Vec<u8>>>(row, 0)? else {
+            continue;
+        };
         let account = account_of_row(row)?;
         if key == idk {
             records.current = Some(account);

@@ -80,13 +80,23 @@ pub(super) fn run_read_only(
     decide: &mut Decide,
 ) -> Result<ReadOnly, StoreError> {
     let (taken_from, conversation) = take(memory, request);
-    // One snapshot for every read; rolled back (it wrote nothing) when dropped.
-    let decided = conn
-        .unchecked_transaction()
-        .map_err(StoreError::from)
-        .and_then(|_snapshot| {
-            decide_read_only(conn, memory, request, conversation.clone(), decide)
-        });
+    let sin = conversation.as_ref().and_then(|c| c.sin.as_deref());
+    // Every read must see one snapshot. A login's usual reads (its identity
+    // alone, no previous identity, no indexed secret) are one statement,
+    // which is its own snapshot: no transaction to open and close.
+    let one_statement = request
+        .lookups
+        .is_none_or(|lookups| lookups.pidk.is_none() && sin.is_none());
+    let decided = if one_statement {
+        decide_read_only(conn, memory, request, conversation.clone(), decide)
+    } else {
+        // Rolled back (it wrote nothing) when dropped.
+        conn.unchecked_transaction()
+            .map_err(StoreError::from)
+            .and_then(|_snapshot| {
+                decide_read_only(conn, memory, request, conversation.clone(), decide)
+            })
+    };
     if !matches!(&decided, Ok(ReadOnly::Done(done)) if done.is_ok()) {
         put_back(memory, taken_from, conversation);
     }
@@ -100,7 +110,7 @@ fn decide_read_only(
     conversation: Option<Conversation>,
     decide: &mut Decide,
 ) -> Result<ReadOnly, StoreError> {
-    let input = read_input(conn, memory, request, conversation)?;
+    let (input, current_account) = read_input(conn, memory, request, conversation)?;
     let stored = input.records.current.as_ref().map(|record| record.options);
     let plan = match decide(input) {
         Ok(plan) => plan,
@@ -119,8 +129,16 @@ fn decide_read_only(
     if !unchanged || plan.issued.secret_write.is_some() || plan.revoke_sessions || links {
         return Ok(ReadOnly::NeedsWriter);
     }
-    let Some(page) = page_change(conn, &plan.attempt)? else {
-        // The login's account is gone: the writer decides again.
+    // Nothing was written: the account a login signs in is the one read
+    // with its identity, in the same snapshot.
+    let read = request
+        .lookups
+        .as_ref()
+        .zip(current_account)
+        .map(|(lookups, account)| (&lookups.idk, account));
+    let Some(page) = page_change(conn, &plan.attempt, AccountOf::ReadWith(read))? else {
+        // The login's account is gone (or is not the one read): the writer
+        // decides again.
         return Ok(ReadOnly::NeedsWriter);
     };
     if let Some(change) = page {
@@ -201,7 +219,7 @@ fn try_step(
     decide: &mut Decide,
 ) -> Result<(Tried, Effects), StoreError> {
     let not_applied = || Ok((Tried::NotApplied, Effects::default()));
-    let plan = match decide(read_input(conn, memory, request, conversation)?) {
+    let plan = match decide(read_input(conn, memory, request, conversation)?.0) {
         Ok(plan) => plan,
         Err(error) => return Ok((Tried::Unplanned(error), Effects::default())),
     };
@@ -217,7 +235,8 @@ fn try_step(
     {
         return not_applied();
     }
-    let Some(page) = page_change(conn, &plan.attempt)? else {
+    // Read after the change: the mutation may have made the account.
+    let Some(page) = page_change(conn, &plan.attempt, AccountOf::Database)? else {
         return not_applied();
     };
     // Links are written by steps alone, on this thread: checked here, the
@@ -249,27 +268,28 @@ fn try_step(
 
 /// What a decision is shown: the conversation, the records for the
 /// request's keys (indexed secrets under the conversation's `sin`) and the
-/// waiting page's attempt.
+/// waiting page's attempt; with them, the account of the request's `idk`.
 fn read_input(
     conn: &Connection,
     memory: &InFlightMemory,
     request: &StepRequest,
     conversation: Option<Conversation>,
-) -> Result<StepInput, StoreError> {
+) -> Result<(StepInput, Option<i64>), StoreError> {
     let sin = conversation.as_ref().and_then(|c| c.sin.as_deref());
-    let records = match &request.lookups {
+    let (records, current_account) = match &request.lookups {
         Some(lookups) => read_records(conn, lookups, sin)?,
-        None => Records::default(),
+        None => (Records::default(), None),
     };
     let attempt = conversation
         .as_ref()
         .and_then(|c| c.browser.as_ref())
         .and_then(|browser| memory.attempt(&browser.attempt));
-    Ok(StepInput {
+    let input = StepInput {
         conversation,
         records,
         attempt,
-    })
+    };
+    Ok((input, current_account))
 }
 
 /// Whether the database refused a write because of the state another write
@@ -292,54 +312,74 @@ fn lost_race(error: &StoreError) -> bool {
     }
 }
 
-/// The records a decision reads, indexed-secret digests under `sin`.
+/// The records a decision reads, indexed-secret digests under `sin`, and
+/// the account of `idk`.
 fn read_records(
     conn: &Connection,
     lookups: &Lookups,
     sin: Option<&str>,
-) -> Result<Records, StoreError> {
-    let current_superseded = exists(
-        conn,
-        "SELECT 1 FROM superseded_identities WHERE idk = ?1",
-        [lookups.idk.to_bytes()],
-    )?;
+) -> Result<(Records, Option<i64>), StoreError> {
+    let current = identity(conn, &lookups.idk)?;
     let secret = |idk: &IdentityKey| match sin {
         Some(sin) => kept_secret(conn, idk, sin),
         None => Ok(None),
     };
     let (previous, previous_secret) = match &lookups.pidk {
-        Some(pidk) => (account_record(conn, pidk)?, secret(pidk)?),
+        Some(pidk) => (identity(conn, pidk)?.record, secret(pidk)?),
         None => (None, None),
     };
-    Ok(Records {
-        current: account_record(conn, &lookups.idk)?,
-        current_superseded,
+    let records = Records {
+        current: current.record,
+        current_superseded: current.superseded,
         previous,
         current_secret: secret(&lookups.idk)?,
         previous_secret,
-    })
+    };
+    Ok((records, current.account))
 }
 
-fn account_record(
-    conn: &Connection,
-    idk: &IdentityKey,
-) -> Result<Option<AccountRecord>, StoreError> {
-    first(
+/// What is kept under one identity key.
+struct Identity {
+    record: Option<AccountRecord>,
+    account: Option<i64>,
+    superseded: bool,
+}
+
+/// An identity's association, its account and whether it is superseded, in
+/// one statement (one row whether or not the key is known).
+fn identity(conn: &Connection, idk: &IdentityKey) -> Result<Identity, StoreError> {
+    let row = first(
         conn,
-        "SELECT suk, vuk, disabled, sqrl_only, hardlock FROM sqrl_identities WHERE idk = ?1",
+        // The key as a one-row table joined on, not `?1` twice: written
+        // with the parameter in the join, SQLite plans the statement anew on
+        // every run (5x the time of this form).
+        "SELECT i.suk, i.vuk, i.disabled, i.sqrl_only, i.hardlock, i.account_id,
+                EXISTS (SELECT 1 FROM superseded_identities s WHERE s.idk = k.idk)
+         FROM (SELECT ?1 AS idk) k LEFT JOIN sqrl_identities i ON i.idk = k.idk",
         [idk.to_bytes()],
         |row| {
-            Ok(IdentityRow {
-                suk: row.get(0)?,
-                vuk: row.get(1)?,
-                disabled: row.get(2)?,
-                sqrl_only: row.get(3)?,
-                hardlock: row.get(4)?,
-            })
+            let account: Option<i64> = row.get(5)?;
+            let identity = match account {
+                Some(_) => Some(IdentityRow {
+                    suk: row.get(0)?,
+                    vuk: row.get(1)?,
+                    disabled: row.get(2)?,
+                    sqrl_only: row.get(3)?,
+                    hardlock: row.get(4)?,
+                }),
+                None => None,
+            };
+            Ok((identity, account, row.get::<_, bool>(6)?))
         },
-    )?
-    .map(IdentityRow::into_record)
-    .transpose()
+    )?;
+    let Some((identity, account, superseded)) = row else {
+        return Err(corrupt("sqrl_identities", "lookup returned no row"));
+    };
+    Ok(Identity {
+        record: identity.map(IdentityRow::into_record).transpose()?,
+        account,
+        superseded,
+    })
 }
 
 /// The indexed-secret digest kept for `idk` and `sin`, if any.
@@ -505,13 +545,31 @@ fn apply_mutation(tx: &Connection, mutation: &Mutation, now: u64) -> Result<bool
     Ok(changed == 1)
 }
 
+/// Where [`page_change`] finds the account a login signs in.
+#[derive(Clone, Copy)]
+enum AccountOf<'a> {
+    /// Read it now (after the step's writes).
+    Database,
+    /// The account read with the request's identity (`None`: not
+    /// associated), taken as the only one known: a login of another key is
+    /// treated as not there, so the step goes to the writer.
+    ReadWith(Option<(&'a IdentityKey, i64)>),
+}
+
 /// The page's change a plan asks for, with the account a login signs in
 /// read from the database. `Ok(None)`: the login's account is not there
 /// (the step is decided again); `Ok(Some(None))`: no change.
 fn page_change(
     conn: &Connection,
     update: &AttemptUpdate,
+    accounts: AccountOf<'_>,
 ) -> Result<Option<Option<PageChange>>, StoreError> {
+    let account_of = |conn: &Connection, idk: &IdentityKey| match accounts {
+        AccountOf::Database => account_of(conn, idk),
+        AccountOf::ReadWith(read) => {
+            Ok(read.and_then(|(read_idk, account)| (read_idk == idk).then_some(account)))
+        }
+    };
     let change = match update {
         AttemptUpdate::None => None,
         AttemptUpdate::Scanned { attempt } => Some(PageChange::Scanned {

@@ -20,6 +20,14 @@ pub trait Notifier: Send + Sync + 'static {
     /// committed, so a woken reader sees it.
     async fn notify(&self, attempt: &str);
 
+    /// Wakes this process's subscribers to `attempt` only: the change's own
+    /// commit already told the other instances (a PostgreSQL step publishes
+    /// in its transaction). Where there are no other instances, the same as
+    /// [`Notifier::notify`].
+    async fn notify_here(&self, attempt: &str) {
+        self.notify(attempt).await;
+    }
+
     /// Subscribes to `attempt`. Subscribe *before* reading the state: a change
     /// committed between the read and the wait is then still delivered.
     fn subscribe(&self, attempt: &str) -> Subscription;

@@ -77,6 +77,7 @@ pub async fn client(
         issued,
         next,
         changed_attempt,
+        published,
     } = state
         .store
         .step(request, decider(state.clone(), incoming, now))
@@ -87,8 +88,10 @@ pub async fn client(
             .retries
             .insert(&issued.nut, issued.conversation.clone());
     }
-    if let Some(attempt) = &changed_attempt {
-        state.notifier.notify(attempt).await;
+    match &changed_attempt {
+        Some(attempt) if published => state.notifier.notify_here(attempt).await,
+        Some(attempt) => state.notifier.notify(attempt).await,
+        None => {}
     }
 
     let command = issued.command.map_or("malformed", |c| c.as_str());

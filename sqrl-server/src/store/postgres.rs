@@ -84,6 +84,9 @@ pub struct PostgresStore {
     config: tokio_postgres::Config,
     /// Which webhook endpoints get which login events (none by default).
     events: std::sync::Arc<EventRoutes>,
+    /// This process's name in the notifications it publishes
+    /// ([`listen::PostgresNotifier`]), so its own listener skips them.
+    instance: String,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -608,6 +611,7 @@ impl PostgresStore {
             pool,
             config,
             events: std::sync::Arc::new(EventRoutes::none()),
+            instance: listen::instance_name(),
         };
         store.migrate().await?;
         Ok(store)
@@ -623,6 +627,11 @@ impl PostgresStore {
     /// The connection settings (the notifier's listening connection uses them).
     pub fn config(&self) -> &tokio_postgres::Config {
         &self.config
+    }
+
+    /// The name this process publishes its notifications under.
+    pub fn instance(&self) -> &str {
+        &self.instance
     }
 
     async fn client(&self) -> Result<Object, StoreError> {

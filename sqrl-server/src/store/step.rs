@@ -97,6 +97,9 @@ pub struct Stepped {
     pub next: NextConversation,
     /// The attempt whose page was updated: its page must be told.
     pub changed_attempt: Option<String>,
+    /// Whether the step's commit already told the other instances of that
+    /// change ([`crate::notify::Notifier::notify_here`] is then enough).
+    pub published: bool,
 }
 
 /// Where the next conversation of a committed step lives.
@@ -151,6 +154,7 @@ pub(super) fn applied(plan: StepPlan, next: NextConversation) -> Stepped {
         issued: plan.issued,
         next,
         changed_attempt,
+        published: false,
     }
 }
 

@@ -27,8 +27,10 @@ use sqrl_core::server::{
     AccountOptions, AccountRecord, Conversation, Issued, Lookups, Mutation, Nut, Records,
     SecretDigest, SecretWrite, ServerValueDigest, WaitingBrowser,
 };
+use sqrl_server::notify::Notifier as _;
 use sqrl_server::store::oidc::{ConnectedApp, NewCode, NewGrant, NewTokens, Rotation};
 use sqrl_server::store::postgres::PostgresStore;
+use sqrl_server::store::postgres::listen::PostgresNotifier;
 use sqrl_server::store::sqlite::SqliteStore;
 use sqrl_server::store::step::MAX_STEP_TRIES;
 use sqrl_server::store::{
@@ -468,6 +470,52 @@ async fn postgres_keeps_only_logins_in_flight_unlogged() {
         "the durable tables are there, logged"
     );
     drop(store);
+    database.drop().await;
+}
+
+/// A step on one instance tells the other instances' pages itself: its
+/// transaction publishes the page's change (delivered at its commit), and
+/// the driver has only its own pages left to wake.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    no_postgres,
+    ignore = "needs SQRL_TEST_POSTGRES=postgres://user@host/db"
+)]
+async fn postgres_steps_publish_page_changes_in_their_commit() {
+    let database = TestDatabase::create().await;
+    let here = PostgresStore::connect_with(database.config(), 2)
+        .await
+        .unwrap();
+    let there = PostgresStore::connect_with(database.config(), 2)
+        .await
+        .unwrap();
+    let listening = PostgresNotifier::start(&there);
+    let started = std::time::Instant::now();
+    while !listening.status().is_listening() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "never listened"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (attempt, _) = start_attempt(&here).await;
+    let mut page_there = listening.subscribe(&attempt);
+
+    let stepped = commit(&here, None, nothing()).await;
+    assert_eq!(stepped.changed_attempt, None);
+    assert!(!stepped.published, "no page changed, nothing published");
+
+    let scanned = AttemptUpdate::Scanned {
+        attempt: attempt.clone(),
+    };
+    let stepped = commit(&here, None, plan(Mutation::None, scanned)).await;
+    assert_eq!(stepped.changed_attempt.as_deref(), Some(attempt.as_str()));
+    assert!(stepped.published);
+    // Nobody called the notifier: the commit's own notification arrives.
+    let heard = tokio::time::timeout(Duration::from_secs(5), page_there.changed()).await;
+    assert_eq!(heard.ok(), Some(true), "the other instance's page is told");
+    drop(listening);
+    drop((here, there));
     database.drop().await;
 }
 

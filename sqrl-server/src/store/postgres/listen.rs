@@ -73,9 +73,7 @@ impl PostgresNotifier {
     /// the listener connects (and reconnects) in the background.
     pub fn start(store: &PostgresStore) -> Self {
         let local = Arc::new(InProcessNotifier::new());
-        let mut id = [0u8; 8];
-        OsRng.fill_bytes(&mut id);
-        let instance: String = id.iter().map(|b| format!("{b:02x}")).collect();
+        let instance = store.instance().to_owned();
         let status = Arc::new(ListenerStatus::default());
         let listener = tokio::spawn(listen(
             store.config().clone(),
@@ -98,6 +96,18 @@ impl PostgresNotifier {
     }
 }
 
+/// A new random name for this process's notifications.
+pub(super) fn instance_name() -> String {
+    let mut id = [0u8; 8];
+    OsRng.fill_bytes(&mut id);
+    id.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The payload of a notification that `instance` changed `attempt`.
+pub(super) fn payload(instance: &str, attempt: &str) -> String {
+    format!("{instance} {attempt}")
+}
+
 impl Drop for PostgresNotifier {
     fn drop(&mut self) {
         self.listener.abort();
@@ -108,7 +118,7 @@ impl Drop for PostgresNotifier {
 impl Notifier for PostgresNotifier {
     async fn notify(&self, attempt: &str) {
         self.local.notify(attempt).await;
-        let payload = format!("{} {attempt}", self.instance);
+        let payload = payload(&self.instance, attempt);
         let sent = async {
             let client = self.pool.get().await.map_err(|e| e.to_string())?;
             // Prepared once per connection, as the store's statements are:
@@ -127,6 +137,10 @@ impl Notifier for PostgresNotifier {
             // The other instances' pages still re-read on their own timer.
             tracing::warn!(%error, "could not publish a login update to other instances");
         }
+    }
+
+    async fn notify_here(&self, attempt: &str) {
+        self.local.notify(attempt).await;
     }
 
     fn subscribe(&self, attempt: &str) -> Subscription {

@@ -15,12 +15,13 @@ use sqrl_core::server::{SecretDigest, SecretWrite};
 use super::super::rows::{AnswerColumns, ConversationRow, IdentityRow, corrupt, sql_time};
 use super::super::step::{
     ConversationSource, Decide, MAX_STEP_TRIES, NextConversation, StepInput, StepRequest, Tried,
-    gave_up, keeps, stepped,
+    applied, gave_up, keeps,
 };
 use super::super::{Attempt, AttemptUpdate, LoginMethod, StepError, Stepped, StoreError};
 use super::{
     LOCK_IDENTITY, PostgresStore, account_of, all, attempt_from_row, end_sessions_of, exec, get,
-    identity_lock_key, insert_conversation, lock_identity, lost_race, opt, read_attempt, record,
+    identity_lock_key, insert_conversation, listen, lock_identity, lost_race, opt, read_attempt,
+    record,
 };
 use crate::webhooks::{Event, identity_event, revoke_reason};
 
@@ -144,21 +145,34 @@ async fn try_step(
     let next = keeps(&plan);
     let stored =
         (next == NextConversation::Stored).then_some((&plan.issued.nut, &plan.issued.conversation));
-    finish(&tx, wrote, stored).await?;
+    // The other instances' pages hear of the change from this commit: a
+    // `NOTIFY` is delivered when, and only if, its transaction commits.
+    let notice = plan
+        .attempt
+        .attempt()
+        .map(|attempt| listen::payload(store.instance(), attempt));
+    finish(&tx, wrote, stored, notice.as_deref()).await?;
     tx.commit().await?;
-    Ok(stepped(plan, next))
+    let mut stepped = applied(plan, next);
+    stepped.published = notice.is_some();
+    Ok(Tried::Applied(Box::new(stepped)))
 }
 
 /// The last writes before the commit: the next conversation, if one is
-/// kept, and, when the step changed nothing durable, the commit's leave not
-/// to wait for a flush ([`relax_commit`]); sent together (tokio-postgres
-/// pipelines both on the connection).
+/// kept; when the step changed nothing durable, the commit's leave not to
+/// wait for a flush ([`relax_commit`]); and the notification of a changed
+/// attempt (`notice`, the payload). Sent together (tokio-postgres pipelines
+/// them on the connection).
 async fn finish<C: GenericClient>(
     c: &C,
     wrote: Wrote,
     next: Option<(&Nut, &Conversation)>,
+    notice: Option<&str>,
 ) -> Result<(), StoreError> {
-    futures_util::future::try_join(
+    if notice.is_some() {
+        prepare(c, &[NOTIFY]).await?;
+    }
+    futures_util::future::try_join3(
         async {
             if wrote == Wrote::NothingDurable {
                 relax_commit(c).await?;
@@ -171,10 +185,18 @@ async fn finish<C: GenericClient>(
             }
             Ok(())
         },
+        async {
+            if let Some(payload) = notice {
+                opt(c, NOTIFY, &[&listen::CHANNEL, &payload]).await?;
+            }
+            Ok(())
+        },
     )
     .await?;
     Ok(())
 }
+
+const NOTIFY: &str = "SELECT pg_notify($1, $2)";
 
 /// What a step's write did to the durable tables.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -922,7 +944,7 @@ mod tests {
             (Wrote::Durable, configured.as_str()),
         ] {
             let tx = client.transaction().await.unwrap();
-            finish(&tx, wrote, None).await.unwrap();
+            finish(&tx, wrote, None, None).await.unwrap();
             let setting: String = tx
                 .query_one("SHOW synchronous_commit", &[])
                 .await

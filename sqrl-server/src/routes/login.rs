@@ -729,7 +729,11 @@ async fn logged_in(
         if request_cookies.get(&return_name).is_some() {
             cookies = cookies.add(site.removal(return_name));
         }
-        state.notifier.notify(attempt).await;
+        if redeemed.published {
+            state.notifier.notify_here(attempt).await;
+        } else {
+            state.notifier.notify(attempt).await;
+        }
     }
     (cookies, Redirect::to(&destination)).into_response()
 }

@@ -870,14 +870,19 @@ impl Sessions for PostgresStore {
         };
         let answer = answer_of(&row, 1, "login_attempts")?;
         let method = LoginMethod::CrossDevice;
-        start_session(
-            &tx,
-            &self.events,
-            account_id,
-            method,
-            answer.as_ref(),
-            &session,
-            now,
+        // The notification goes out with the session's writes (pipelined)
+        // and is delivered with the commit.
+        futures_util::future::try_join(
+            start_session(
+                &tx,
+                &self.events,
+                account_id,
+                method,
+                answer.as_ref(),
+                &session,
+                now,
+            ),
+            listen::publish(&tx, &self.instance, attempt),
         )
         .await?;
         tx.commit().await?;
@@ -886,6 +891,7 @@ impl Sessions for PostgresStore {
             method,
             attempt: Some(attempt.to_owned()),
             answer,
+            published: true,
         }))
     }
 
@@ -974,10 +980,13 @@ impl Sessions for PostgresStore {
         )
         .await?;
         if let Some(attempt) = &attempt {
-            exec(
-                &tx,
-                "UPDATE login_attempts SET state = 'logged-in', updated_at = $1 WHERE id = $2",
-                &[&sql_time(now), attempt],
+            futures_util::future::try_join(
+                exec(
+                    &tx,
+                    "UPDATE login_attempts SET state = 'logged-in', updated_at = $1 WHERE id = $2",
+                    &[&sql_time(now), attempt],
+                ),
+                listen::publish(&tx, &self.instance, attempt),
             )
             .await?;
         }
@@ -985,6 +994,7 @@ impl Sessions for PostgresStore {
         Ok(LinkOutcome::Redeemed(Redeemed {
             account_id,
             method,
+            published: attempt.is_some(),
             attempt,
             answer,
         }))

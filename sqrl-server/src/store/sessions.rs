@@ -66,6 +66,10 @@ pub struct Redeemed {
     pub attempt: Option<String>,
     /// The answer to the `ask`, if one was asked.
     pub answer: Option<AskAnswer>,
+    /// Whether the commit already told the other instances that the
+    /// attempt changed ([`crate::notify::Notifier::notify_here`] is then
+    /// enough).
+    pub published: bool,
 }
 
 /// What became of a single-use login link.

@@ -581,6 +581,7 @@ impl Sessions for SqliteStore {
                 method,
                 attempt: Some(attempt),
                 answer,
+                published: false,
             }))
         })
         .await
@@ -657,6 +658,7 @@ impl Sessions for SqliteStore {
                 method,
                 attempt: spent.attempt_id,
                 answer: spent.answer,
+                published: false,
             }))
         })
         .await

@@ -28,6 +28,7 @@ use sqrl_core::server::{
     SecretDigest, SecretWrite, ServerValueDigest, WaitingBrowser,
 };
 use sqrl_server::notify::Notifier as _;
+use sqrl_server::store::Sessions as _;
 use sqrl_server::store::oidc::{ConnectedApp, NewCode, NewGrant, NewTokens, Rotation};
 use sqrl_server::store::postgres::PostgresStore;
 use sqrl_server::store::postgres::listen::PostgresNotifier;
@@ -473,9 +474,9 @@ async fn postgres_keeps_only_logins_in_flight_unlogged() {
     database.drop().await;
 }
 
-/// A step on one instance tells the other instances' pages itself: its
-/// transaction publishes the page's change (delivered at its commit), and
-/// the driver has only its own pages left to wake.
+/// A step or a collection on one instance tells the other instances' pages
+/// itself: its transaction publishes the page's change (delivered at its
+/// commit), and the driver has only its own pages left to wake.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[cfg_attr(
     no_postgres,
@@ -514,6 +515,29 @@ async fn postgres_steps_publish_page_changes_in_their_commit() {
     // Nobody called the notifier: the commit's own notification arrives.
     let heard = tokio::time::timeout(Duration::from_secs(5), page_there.changed()).await;
     assert_eq!(heard.ok(), Some(true), "the other instance's page is told");
+
+    // The confirmation, then the collection of the session: each commit
+    // tells the other instance itself (notifications arrive in commit
+    // order, each wait below is for the next one).
+    let (idk, suk, vuk) = identity();
+    let stepped = commit(
+        &here,
+        lookup(idk),
+        plan(create(idk, suk, vuk), log_in(&attempt, idk)),
+    )
+    .await;
+    assert!(stepped.published);
+    let heard = tokio::time::timeout(Duration::from_secs(5), page_there.changed()).await;
+    assert_eq!(heard.ok(), Some(true), "told of the confirmation");
+    let token = Token::generate(&mut OsRng);
+    let redeemed = here
+        .collect_attempt(&attempt, NOW, session(&token))
+        .await
+        .unwrap()
+        .expect("collected");
+    assert!(redeemed.published);
+    let heard = tokio::time::timeout(Duration::from_secs(5), page_there.changed()).await;
+    assert_eq!(heard.ok(), Some(true), "told of the collection");
     drop(listening);
     drop((here, there));
     database.drop().await;

@@ -104,8 +104,25 @@ pub(super) fn instance_name() -> String {
 }
 
 /// The payload of a notification that `instance` changed `attempt`.
-pub(super) fn payload(instance: &str, attempt: &str) -> String {
+fn payload(instance: &str, attempt: &str) -> String {
     format!("{instance} {attempt}")
+}
+
+/// The notification statement, prepared once per connection.
+pub(super) const NOTIFY: &str = "SELECT pg_notify($1, $2)";
+
+/// Tells the other instances, from inside the transaction that changed
+/// `attempt`, that it changed: PostgreSQL delivers the notification when,
+/// and only if, that transaction commits.
+pub(super) async fn publish<C: deadpool_postgres::GenericClient>(
+    c: &C,
+    instance: &str,
+    attempt: &str,
+) -> Result<(), super::StoreError> {
+    let statement = c.prepare_cached(NOTIFY).await?;
+    c.query(&statement, &[&CHANNEL, &payload(instance, attempt)])
+        .await?;
+    Ok(())
 }
 
 impl Drop for PostgresNotifier {
@@ -124,7 +141,7 @@ impl Notifier for PostgresNotifier {
             // Prepared once per connection, as the store's statements are:
             // a statement given as text is prepared anew, a round trip more.
             let statement = client
-                .prepare_cached("SELECT pg_notify($1, $2)")
+                .prepare_cached(NOTIFY)
                 .await
                 .map_err(|e| e.to_string())?;
             client

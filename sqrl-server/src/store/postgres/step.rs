@@ -150,27 +150,28 @@ async fn try_step(
     let notice = plan
         .attempt
         .attempt()
-        .map(|attempt| listen::payload(store.instance(), attempt));
-    finish(&tx, wrote, stored, notice.as_deref()).await?;
+        .map(|attempt| (store.instance(), attempt));
+    finish(&tx, wrote, stored, notice).await?;
     tx.commit().await?;
+    let published = notice.is_some();
     let mut stepped = applied(plan, next);
-    stepped.published = notice.is_some();
+    stepped.published = published;
     Ok(Tried::Applied(Box::new(stepped)))
 }
 
 /// The last writes before the commit: the next conversation, if one is
 /// kept; when the step changed nothing durable, the commit's leave not to
 /// wait for a flush ([`relax_commit`]); and the notification of a changed
-/// attempt (`notice`, the payload). Sent together (tokio-postgres pipelines
-/// them on the connection).
+/// attempt (`notice`: this instance's name and the attempt). Sent together
+/// (tokio-postgres pipelines them on the connection).
 async fn finish<C: GenericClient>(
     c: &C,
     wrote: Wrote,
     next: Option<(&Nut, &Conversation)>,
-    notice: Option<&str>,
+    notice: Option<(&str, &str)>,
 ) -> Result<(), StoreError> {
     if notice.is_some() {
-        prepare(c, &[NOTIFY]).await?;
+        prepare(c, &[listen::NOTIFY]).await?;
     }
     futures_util::future::try_join3(
         async {
@@ -186,8 +187,8 @@ async fn finish<C: GenericClient>(
             Ok(())
         },
         async {
-            if let Some(payload) = notice {
-                opt(c, NOTIFY, &[&listen::CHANNEL, &payload]).await?;
+            if let Some((instance, attempt)) = notice {
+                listen::publish(c, instance, attempt).await?;
             }
             Ok(())
         },
@@ -195,8 +196,6 @@ async fn finish<C: GenericClient>(
     .await?;
     Ok(())
 }
-
-const NOTIFY: &str = "SELECT pg_notify($1, $2)";
 
 /// What a step's write did to the durable tables.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -28,6 +28,16 @@ pub trait Notifier: Send + Sync + 'static {
         self.notify(attempt).await;
     }
 
+    /// After a commit that changed `attempt`: wakes everyone, or only this
+    /// process's subscribers when the commit `published` the change itself.
+    async fn notify_committed(&self, attempt: &str, published: bool) {
+        if published {
+            self.notify_here(attempt).await;
+        } else {
+            self.notify(attempt).await;
+        }
+    }
+
     /// Subscribes to `attempt`. Subscribe *before* reading the state: a change
     /// committed between the read and the wait is then still delivered.
     fn subscribe(&self, attempt: &str) -> Subscription;

@@ -88,10 +88,8 @@ pub async fn client(
             .retries
             .insert(&issued.nut, issued.conversation.clone());
     }
-    match &changed_attempt {
-        Some(attempt) if published => state.notifier.notify_here(attempt).await,
-        Some(attempt) => state.notifier.notify(attempt).await,
-        None => {}
+    if let Some(attempt) = &changed_attempt {
+        state.notifier.notify_committed(attempt, published).await;
     }
 
     let command = issued.command.map_or("malformed", |c| c.as_str());

@@ -729,11 +729,10 @@ async fn logged_in(
         if request_cookies.get(&return_name).is_some() {
             cookies = cookies.add(site.removal(return_name));
         }
-        if redeemed.published {
-            state.notifier.notify_here(attempt).await;
-        } else {
-            state.notifier.notify(attempt).await;
-        }
+        state
+            .notifier
+            .notify_committed(attempt, redeemed.published)
+            .await;
     }
     (cookies, Redirect::to(&destination)).into_response()
 }

@@ -122,15 +122,6 @@ fn metric(h: &Harness, name: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
-/// Waits (bounded) until `done` holds.
-async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + PATIENCE;
-    while !done() {
-        assert!(Instant::now() < deadline, "{what}: not within {PATIENCE:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 // --- sockets that never finish a request --------------------------------
 
 #[tokio::test]
@@ -141,7 +132,7 @@ async fn a_silent_connection_is_closed_after_the_header_timeout() {
         .await
         .unwrap();
     assert_closed_by_timeout(&mut stream, since, "silent connection").await;
-    eventually("the slot is given back", || {
+    eventually("the slot is given back", PATIENCE, || {
         metric(&h, "sqrl_open_connections") == 0.0
     })
     .await;
@@ -314,7 +305,7 @@ async fn the_total_cap_refuses_every_address_until_a_connection_closes() {
     );
     // One closes: room again.
     held.pop();
-    eventually("a closed connection gives its slot back", || {
+    eventually("a closed connection gives its slot back", PATIENCE, || {
         metric(&h, "sqrl_open_connections") == 3.0
     })
     .await;
@@ -538,7 +529,7 @@ async fn a_stream_whose_client_goes_away_gives_its_slot_back() {
     assert!(text.contains("from this address"), "{text}");
     // The client hangs up without the stream having ended.
     drop(events);
-    eventually("the slot is given back", || {
+    eventually("the slot is given back", PATIENCE, || {
         h.server.state().event_streams.open_count() == 0
     })
     .await;
@@ -567,7 +558,10 @@ async fn another_address_logs_in_while_one_floods_with_idle_and_slow_connections
             reconnect_after: Duration::from_millis(200),
         },
     );
-    eventually("the flood is up", || flood.snapshot().opened >= 300).await;
+    eventually("the flood is up", PATIENCE, || {
+        flood.snapshot().opened >= 300
+    })
+    .await;
 
     // Meanwhile, from 127.0.0.1: health checks and a whole login, each in time.
     let timed = Instant::now();

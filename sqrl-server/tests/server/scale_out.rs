@@ -17,7 +17,8 @@ use std::time::{Duration, Instant};
 
 use common::nginx::{self, Nginx};
 use common::{
-    Browser, Identity, NONE, SqrlConversation, TestDatabase, assert_tif, http_client, spawn_server,
+    Browser, Identity, NONE, SqrlConversation, TestDatabase, assert_tif, eventually, http_client,
+    spawn_server,
 };
 use reqwest::StatusCode;
 use sqrl_server::notify::Notifier;
@@ -31,13 +32,8 @@ const NGINX_CONFIG: &str = include_str!("../../deploy/nginx-cluster.conf");
 /// periodic re-read (15 s): an event within it was carried by a notification.
 const DELIVERY: Duration = Duration::from_secs(3);
 
-async fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while !condition() {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
+/// How long a listening connection may take to come up.
+const LISTENING: Duration = Duration::from_secs(15);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[cfg_attr(
@@ -56,7 +52,7 @@ async fn notifications_reach_other_instances_and_survive_a_lost_connection() {
     let b_store = PostgresStore::connect_with(config, 2).await.unwrap();
     let a = PostgresNotifier::start(&a_store);
     let b = PostgresNotifier::start(&b_store);
-    wait_until("both listen", || {
+    eventually("both listen", LISTENING, || {
         a.status().is_listening() && b.status().is_listening()
     })
     .await;
@@ -97,7 +93,10 @@ async fn notifications_reach_other_instances_and_survive_a_lost_connection() {
         .await
         .unwrap();
     assert!(!terminated.is_empty(), "a listening connection was found");
-    wait_until("A listens again", || a.status().connections() >= 2).await;
+    eventually("A listens again", LISTENING, || {
+        a.status().connections() >= 2
+    })
+    .await;
     tokio::time::timeout(DELIVERY, other_on_a.changed())
         .await
         .expect("subscribers are woken after a reconnection");

@@ -109,7 +109,7 @@ fn payload(instance: &str, attempt: &str) -> String {
 }
 
 /// The notification statement, prepared once per connection.
-pub(super) const NOTIFY: &str = "SELECT pg_notify($1, $2)";
+const NOTIFY: &str = "SELECT pg_notify($1, $2)";
 
 /// Tells the other instances, from inside the transaction that changed
 /// `attempt`, that it changed: PostgreSQL delivers the notification when,

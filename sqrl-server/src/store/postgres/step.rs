@@ -153,10 +153,10 @@ async fn try_step(
         .map(|attempt| (store.instance(), attempt));
     finish(&tx, wrote, stored, notice).await?;
     tx.commit().await?;
-    let published = notice.is_some();
-    let mut stepped = applied(plan, next);
-    stepped.published = published;
-    Ok(Tried::Applied(Box::new(stepped)))
+    Ok(Tried::Applied(Box::new(Stepped {
+        published: notice.is_some(),
+        ..applied(plan, next)
+    })))
 }
 
 /// The last writes before the commit: the next conversation, if one is
@@ -170,9 +170,6 @@ async fn finish<C: GenericClient>(
     next: Option<(&Nut, &Conversation)>,
     notice: Option<(&str, &str)>,
 ) -> Result<(), StoreError> {
-    if notice.is_some() {
-        prepare(c, &[listen::NOTIFY]).await?;
-    }
     futures_util::future::try_join3(
         async {
             if wrote == Wrote::NothingDurable {

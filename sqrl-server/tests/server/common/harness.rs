@@ -370,3 +370,16 @@ pub fn rows<T>(
         .collect::<Result<_, _>>()
         .unwrap()
 }
+
+/// Waits until `done` holds, checking every 20 ms; fails the test, naming
+/// `what`, if it does not hold `within`.
+pub async fn eventually(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + within;
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: not within {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

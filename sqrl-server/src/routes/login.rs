@@ -491,6 +491,9 @@ struct EventLoop {
     /// reading again. A notification sent since the wait before that read is
     /// kept by the subscription, so waiting first misses nothing.
     current: Option<Duration>,
+    /// The attempt as the request's own check read it, after subscribing:
+    /// the first event reports it instead of reading it again.
+    opened_with: Option<Attempt>,
     done: bool,
     /// This stream's place among the open ones, given back when the stream
     /// is dropped (ended, or the client went away).
@@ -510,12 +513,15 @@ impl EventLoop {
                 }
                 continue;
             }
-            let attempt = match self.state.store.attempt(&self.attempt).await {
-                Ok(attempt) => attempt,
-                Err(error) => {
-                    tracing::warn!(%error, "event stream: storage failure, closing");
-                    return None;
-                }
+            let attempt = match self.opened_with.take() {
+                Some(attempt) => Some(attempt),
+                None => match self.state.store.attempt(&self.attempt).await {
+                    Ok(attempt) => attempt,
+                    Err(error) => {
+                        tracing::warn!(%error, "event stream: storage failure, closing");
+                        return None;
+                    }
+                },
             };
             let now = self.state.clock.now();
             let (name, wait) = match &attempt {
@@ -584,21 +590,25 @@ pub async fn events(
     Query(query): Query<AttemptQuery>,
     cookies: CookieJar,
 ) -> Result<Response, AppError> {
+    // Subscribe before the read the first event reports, so that a change
+    // committed after that read is still delivered. A nut that turns out
+    // not to be a waiting attempt of this browser drops its subscription
+    // with the refusal; it never takes a stream slot.
+    let subscription = state.notifier.subscribe(&query.nut);
     let attempt = waiting_attempt(&state, &query.nut, query.pag.as_deref(), &cookies).await?;
     let slot = match StreamSlot::acquire(&state, &attempt.id, ip) {
         Ok(slot) => slot,
         Err(refusal) => return Ok(refusal.into_response()),
     };
-    // Subscribe before the first read: no change can fall in between.
-    let subscription = state.notifier.subscribe(&attempt.id);
     let event_loop = EventLoop {
         shutdown: state.shutdown.clone(),
         state,
-        attempt: attempt.id,
+        attempt: attempt.id.clone(),
         subscription,
         last: None,
         notified: false,
         current: None,
+        opened_with: Some(attempt),
         done: false,
         slot,
     };

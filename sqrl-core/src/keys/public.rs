@@ -203,6 +203,61 @@ mod tests {
         assert_eq!(key.fingerprint(), "21fe 31df a154 a261 626b f854 046f d227");
     }
 
+    /// The group order L, little-endian: adding it to a signature's `s`
+    /// gives another encoding of the same scalar.
+    const GROUP_ORDER: [u8; 32] = [
+        0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde,
+        0x14, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
+    ];
+
+    #[test]
+    fn a_small_order_key_verifies_nothing() {
+        // The neutral point as the key, R = the neutral point and s = 0:
+        // [s]B - [k]A = R for every message, so the plain (cofactorless)
+        // equation holds for any message at all.
+        let mut neutral = [0u8; 32];
+        neutral[0] = 1;
+        let mut trivial = [0u8; 64];
+        trivial[0] = 1;
+        let plain = ed25519_dalek::VerifyingKey::from_bytes(&neutral).unwrap();
+        assert!(
+            ed25519_dalek::Verifier::verify(
+                &plain,
+                b"any message",
+                &ed25519_dalek::Signature::from_bytes(&trivial)
+            )
+            .is_ok(),
+            "the plain check accepts it (else this test shows nothing)"
+        );
+        let key = IdentityKey::from_bytes(&neutral).unwrap();
+        assert!(matches!(
+            key.verify(b"any message", &Signature::from_bytes(&trivial)),
+            Err(KeyError::BadSignature)
+        ));
+    }
+
+    #[test]
+    fn a_signature_whose_s_is_not_reduced_verifies_nothing() {
+        let signing = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
+        let key = IdentityKey::from_verifying_key(signing.verifying_key());
+        let good = ed25519_dalek::Signer::sign(&signing, b"query").to_bytes();
+        key.verify(b"query", &Signature::from_bytes(&good)).unwrap();
+        // s + L: the same scalar, a second valid-looking signature for the
+        // same message (malleability), which a strict check refuses.
+        let mut malleated = good;
+        let mut carry = 0u16;
+        for (byte, order) in malleated[32..].iter_mut().zip(GROUP_ORDER) {
+            let sum = u16::from(*byte) + u16::from(order) + carry;
+            *byte = sum.to_le_bytes()[0];
+            carry = sum >> 8;
+        }
+        assert_eq!(carry, 0, "s + L fits in 32 bytes");
+        assert!(matches!(
+            key.verify(b"query", &Signature::from_bytes(&malleated)),
+            Err(KeyError::BadSignature)
+        ));
+    }
+
     #[test]
     fn a_stored_vuk_that_is_no_curve_point_verifies_nothing() {
         // The first small y whose encoding is not on the curve.

@@ -142,11 +142,25 @@ pub async fn waiting_attempt(
     pag: Option<&str>,
     cookies: &CookieJar,
 ) -> Result<Attempt, AppError> {
+    waiting_attempt_of(state, &attempt_nut(nut)?, pag, cookies).await
+}
+
+/// The `nut=` of a request about a login attempt, checked.
+fn attempt_nut(nut: &str) -> Result<Nut, AppError> {
+    Nut::parse(nut).map_err(|_| AppError::bad_request("nut= is not a valid nut"))
+}
+
+/// [`waiting_attempt`] of a nut already checked.
+async fn waiting_attempt_of(
+    state: &AppState,
+    nut: &Nut,
+    pag: Option<&str>,
+    cookies: &CookieJar,
+) -> Result<Attempt, AppError> {
     const NOT_FOUND: AppError = AppError::Client(
         StatusCode::NOT_FOUND,
         "no such login attempt (expired, or not yours)",
     );
-    let nut = Nut::parse(nut).map_err(|_| AppError::bad_request("nut= is not a valid nut"))?;
     let secret = match pag {
         Some(pag) if !pag.is_empty() => Token::parse(pag),
         _ => SiteCookies::of(state).attempt_secret(cookies, nut.as_str()),
@@ -591,11 +605,13 @@ pub async fn events(
     cookies: CookieJar,
 ) -> Result<Response, AppError> {
     // Subscribe before the read the first event reports, so that a change
-    // committed after that read is still delivered. A nut that turns out
-    // not to be a waiting attempt of this browser drops its subscription
-    // with the refusal; it never takes a stream slot.
-    let subscription = state.notifier.subscribe(&query.nut);
-    let attempt = waiting_attempt(&state, &query.nut, query.pag.as_deref(), &cookies).await?;
+    // committed after that read is still delivered. Only a well-formed nut
+    // reaches the notifier; one that turns out not to be a waiting attempt
+    // of this browser drops its subscription with the refusal, and never
+    // takes a stream slot.
+    let nut = attempt_nut(&query.nut)?;
+    let subscription = state.notifier.subscribe(nut.as_str());
+    let attempt = waiting_attempt_of(&state, &nut, query.pag.as_deref(), &cookies).await?;
     let slot = match StreamSlot::acquire(&state, &attempt.id, ip) {
         Ok(slot) => slot,
         Err(refusal) => return Ok(refusal.into_response()),

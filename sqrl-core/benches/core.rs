@@ -112,6 +112,30 @@ fn main() {
         "21 samples x 2000",
     );
 
+    let idk_bytes = idk.to_bytes();
+    let decode = median_per_call(21, 2000, || {
+        black_box(ed25519_dalek::VerifyingKey::from_bytes(black_box(&idk_bytes)).unwrap());
+    });
+    show(
+        "identity key decode (point decompression)",
+        decode,
+        &format!(
+            "21 samples x 2000; {:.2}x one verify",
+            decode.as_secs_f64() / verify.as_secs_f64()
+        ),
+    );
+    let remembered = median_per_call(21, 2000, || {
+        black_box(sqrl_core::keys::IdentityKey::from_bytes(black_box(&idk_bytes)).unwrap());
+    });
+    show(
+        "identity key read again (remembered point)",
+        remembered,
+        &format!(
+            "21 samples x 2000; {:.3}x the decode",
+            remembered.as_secs_f64() / decode.as_secs_f64()
+        ),
+    );
+
     // A complete server-side step for a signed `query`: parse the form body,
     // check the server= echo, nut, signature and IP, decide, and build the
     // signed-for reply with a fresh nut. Storage is the driver's, not timed here.

@@ -10,6 +10,7 @@
 //! Every secret here zeroizes on drop, compares in constant time and prints as
 //! `<redacted>`.
 
+mod decoded;
 mod identity;
 mod lock;
 mod public;

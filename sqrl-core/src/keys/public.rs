@@ -4,6 +4,7 @@ use ed25519_dalek::VerifyingKey;
 use sha2::{Digest as _, Sha256};
 
 use super::KeyError;
+use super::decoded;
 use crate::base64url;
 
 macro_rules! ed25519_public_key {
@@ -15,9 +16,9 @@ macro_rules! ed25519_public_key {
         impl $name {
             /// Reads 32 bytes, rejecting values that are not a curve point.
             pub fn from_bytes(bytes: &[u8; 32]) -> Result<Self, KeyError> {
-                VerifyingKey::from_bytes(bytes)
+                decoded::decode(bytes)
                     .map(Self)
-                    .map_err(|_| KeyError::InvalidPublicKey($field))
+                    .ok_or(KeyError::InvalidPublicKey($field))
             }
 
             /// Reads the base64url wire form.
@@ -90,7 +91,7 @@ const HEX: &[u8; 16] = b"0123456789abcdef";
 ///
 /// Kept as its 32 bytes: a server reads it with every account record but
 /// checks a `urs` signature only for the rare request that needs the unlock
-/// keys, so the curve point is decoded (about half of a signature check)
+/// keys, so the curve point is decoded (about a tenth of a signature check)
 /// only then.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct VerifyUnlockKey([u8; 32]);

@@ -1,7 +1,7 @@
 //! Identity keys already decoded, remembered by their 32-byte encoding.
 //!
 //! Decoding an identity key from its bytes to a curve point takes a square
-//! root in the field: about a ninth of a signature check (`cargo bench -p
+//! root in the field: about a tenth of a signature check (`cargo bench -p
 //! sqrl-core`, "identity key decode"). A login brings the same `idk` twice
 //! (its `query` and its `ident`) and a returning user brings it at every
 //! login, so a server would decode the same few keys over and over. A fixed
@@ -23,15 +23,15 @@ use ed25519_dalek::VerifyingKey;
 /// Slots in the table (a power of two). At 200 bytes each, 200 KiB: room
 /// for the identities of all the logins a busy server has in flight.
 const SLOTS: usize = 1024;
+const _: () = assert!(SLOTS.is_power_of_two());
 
 type Slot = Mutex<Option<VerifyingKey>>;
 
 static TABLE: [Slot; SLOTS] = [const { Mutex::new(None) }; SLOTS];
 
 fn slot_of(bytes: &[u8; 32]) -> &'static Slot {
-    let index = usize::from(u16::from_le_bytes([bytes[0], bytes[1]])) % SLOTS;
-    // `index < SLOTS` by construction; the fallback keeps this panic-free.
-    TABLE.get(index).unwrap_or(&TABLE[0])
+    // Masked to the table's size, so the index is always in range.
+    &TABLE[usize::from(u16::from_le_bytes([bytes[0], bytes[1]])) & (SLOTS - 1)]
 }
 
 fn lock(slot: &Slot) -> MutexGuard<'_, Option<VerifyingKey>> {

@@ -233,8 +233,9 @@ pub struct Settings {
     #[arg(long, env = "SQRL_REQUEST_TIMEOUT", default_value_t = 15)]
     pub request_timeout: u64,
 
-    /// Number of database connections (SQLite: readers plus the writer;
-    /// PostgreSQL: the pool's size), 1 to 64.
+    /// Number of database connections (SQLite: readers plus the writer,
+    /// and one more for WAL checkpoints; PostgreSQL: the pool's size), 1 to
+    /// 64.
     #[arg(long, env = "SQRL_DB_CONNECTIONS", default_value_t = 4)]
     pub db_connections: usize,
 

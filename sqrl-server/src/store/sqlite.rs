@@ -59,7 +59,6 @@ use super::{
 use super::{Accounts, Attempts, Housekeeping, InFlight, Outbox, Sessions};
 use crate::token::TokenHash;
 use crate::webhooks::{Event, EventRoutes, RemovedBy, RevokeReason, SessionEnd};
-pub use checkpoint::CheckpointStats;
 use checkpoint::Checkpoints;
 use in_flight::InFlightMemory;
 pub use writer::BatchStats;
@@ -94,9 +93,6 @@ struct Pool {
     /// when first needed.
     step_readers: Mutex<Vec<Connection>>,
     writer: Writer,
-    /// The WAL checkpoints the writer's commits ask for (module
-    /// `checkpoint`).
-    checkpoints: Checkpoints,
     /// Logins in flight (module `in_flight`).
     in_flight: Arc<InFlightMemory>,
 }
@@ -110,7 +106,7 @@ impl SqliteStore {
         let readers_wanted = connections.max(2) - 1;
         let mut writer = open_connection(path)?;
         migrate(&mut writer)?;
-        let checkpoints = Checkpoints::start(&mut writer, open_connection(path)?)?;
+        Checkpoints::start(&mut writer, open_connection(path)?)?;
         let mut readers = Vec::with_capacity(readers_wanted);
         for _ in 0..readers_wanted {
             readers.push(open_connection(path)?);
@@ -127,7 +123,6 @@ impl SqliteStore {
                 read_permits: Semaphore::new(readers_wanted),
                 step_readers: Mutex::new(Vec::new()),
                 writer: Writer::start(writer, move || forget.forget_all())?,
-                checkpoints,
                 in_flight,
             }),
             events: Arc::new(EventRoutes::none()),
@@ -156,11 +151,6 @@ impl SqliteStore {
     /// How the writer has grouped writes into commits since the store opened.
     pub fn batch_stats(&self) -> BatchStats {
         self.pool.writer.stats()
-    }
-
-    /// How many WAL checkpoints have run since the store opened, and where.
-    pub fn checkpoint_stats(&self) -> CheckpointStats {
-        self.pool.checkpoints.stats()
     }
 
     /// Runs `f` with a reader connection on the blocking thread pool.

@@ -38,14 +38,15 @@ pub(super) const CHECKPOINT_AFTER_PAGES: i32 = 1_000;
 /// WAL size (pages) past which the writer checkpoints in its commit itself.
 pub(super) const WRITER_CHECKPOINT_PAGES: i32 = 10 * CHECKPOINT_AFTER_PAGES;
 
-/// How many checkpoints ran, and where.
+/// How many checkpoints ran, and where (what the tests look at).
+#[cfg(test)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct CheckpointStats {
+struct CheckpointStats {
     /// Checkpoints the checkpoint thread ran.
-    pub background: u64,
-    /// Checkpoints the writer ran in a commit (the WAL outgrew 10,000
-    /// pages).
-    pub in_commit: u64,
+    background: u64,
+    /// Checkpoints the writer ran in a commit (the WAL outgrew
+    /// [`WRITER_CHECKPOINT_PAGES`]).
+    in_commit: u64,
 }
 
 #[derive(Debug, Default)]
@@ -54,17 +55,23 @@ struct Counters {
     in_commit: AtomicU64,
 }
 
-/// The counts of the checkpoints started by [`Checkpoints::start`]. The
-/// thread ends when the writer's connection, whose hook holds the thread's
-/// signal, is closed.
+/// The checkpoint thread started by [`Checkpoints::start`], by the counts
+/// of what it and the writer's hook did. The thread ends when the writer's
+/// connection, whose hook holds the thread's signal, is closed.
 #[derive(Debug, Clone)]
 pub(super) struct Checkpoints {
+    #[cfg_attr(
+        not(test),
+        expect(dead_code, reason = "only the tests read the counts")
+    )]
     counters: Arc<Counters>,
 }
 
 impl Checkpoints {
     /// Starts the checkpoint thread on `own` (a connection to the same
     /// database, used for nothing else) and hooks `writer`'s commits to it.
+    /// The handle only counts (for the tests): dropping it leaves the
+    /// thread running.
     pub(super) fn start(writer: &mut Connection, own: Connection) -> Result<Self, StoreError> {
         // One pending signal is enough: a checkpoint copies every frame
         // committed before it starts.
@@ -98,7 +105,8 @@ impl Checkpoints {
         Ok(Self { counters })
     }
 
-    pub(super) fn stats(&self) -> CheckpointStats {
+    #[cfg(test)]
+    fn stats(&self) -> CheckpointStats {
         CheckpointStats {
             background: self.counters.background.load(Ordering::Relaxed),
             in_commit: self.counters.in_commit.load(Ordering::Relaxed),

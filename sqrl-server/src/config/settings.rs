@@ -229,7 +229,8 @@ pub struct Settings {
     #[arg(long, env = "SQRL_MAX_BODY_BYTES", default_value_t = 16 * 1024)]
     pub max_body_bytes: usize,
 
-    /// Seconds before a request (other than the live event stream) times out.
+    /// Seconds a request may take until its reply starts (the live event
+    /// stream's starts at once, then lasts).
     #[arg(long, env = "SQRL_REQUEST_TIMEOUT", default_value_t = 15)]
     pub request_timeout: u64,
 

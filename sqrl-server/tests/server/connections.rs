@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use reqwest::{Method, StatusCode};
-use sqrl_server::config::Config;
+use sqrl_server::config::{Config, OperatorToken};
 use sqrl_server::net::IpNet;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
@@ -199,6 +199,50 @@ async fn an_idle_keep_alive_connection_is_closed() {
     // ... but not idle for longer than the timeout.
     let since = Instant::now();
     assert_closed_by_timeout(&mut stream, since, "idle keep-alive connection").await;
+}
+
+/// Slow-body exhaustion: a client sends a request's head and then withholds
+/// its body, holding a handler (and a connection slot) for as long as it
+/// likes. Past the request timeout it gets a 408. The live event stream,
+/// whose reply is meant to last, is not cut by that deadline.
+#[tokio::test]
+async fn a_body_that_never_comes_times_out_but_the_event_stream_lives_on() {
+    let h = Harness::start_with(|config| {
+        config.request_timeout = TIMEOUT;
+        config.operator_token = Some(OperatorToken::new(OPERATOR_TOKEN));
+    })
+    .await;
+    let WaitingPage {
+        page, mut events, ..
+    } = h.waiting_page().await;
+
+    let server = h.server.addr();
+    let mut stalled = connect_from(ip("127.0.0.1"), server).await.unwrap();
+    let head = format!(
+        "POST /cli.sqrl?nut={} HTTP/1.1\r\nHost: {server}\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\n\
+         Content-Length: 400\r\n\r\nclient=",
+        page.nut
+    );
+    stalled.write_all(head.as_bytes()).await.unwrap();
+    let since = Instant::now();
+    // Fails with "a response in time" when nothing bounds the wait.
+    let response = read_response(&mut stalled).await;
+    assert!(response.starts_with("HTTP/1.1 408"), "{response:?}");
+    let after = since.elapsed();
+    assert!(after >= TIMEOUT.mul_f64(0.8), "answered after {after:?}");
+
+    // The page's stream, opened before the stalled request and now older
+    // than the deadline, still carries the next state.
+    tokio::time::sleep(TIMEOUT).await;
+    let mut conversation = SqrlConversation::new(&h.http, &page.url);
+    assert_tif(&conversation.query(&Identity::new(), NONE).await, 0x04);
+    events.expect("scanned").await;
+    let metrics = text(h.http.get(h.url("/metrics")).bearer_auth(OPERATOR_TOKEN)).await;
+    assert!(
+        metrics.contains("sqrl_requests_refused_total{reason=\"timeout\"} 1"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]

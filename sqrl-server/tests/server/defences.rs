@@ -51,64 +51,6 @@ async fn a_foreign_host_is_misdirected() {
     assert_eq!(h.get("/nut.sqrl").await.status(), StatusCode::OK);
 }
 
-// --- Request deadline ------------------------------------------------------------
-
-/// Slow-body exhaustion: a client sends a request's head and then withholds
-/// its body, holding a handler (and a connection slot) for as long as it
-/// likes. Past the request timeout it gets a 408. The live event stream,
-/// whose reply is meant to last, is not cut by that deadline.
-#[tokio::test]
-async fn a_body_that_never_comes_times_out_but_the_event_stream_lives_on() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-    let timeout = std::time::Duration::from_secs(1);
-    let h = Harness::start_with(|config| {
-        config.request_timeout = timeout;
-        with_operator(config);
-    })
-    .await;
-    let WaitingPage {
-        page, mut events, ..
-    } = h.waiting_page().await;
-
-    let addr = h.server.addr();
-    let mut stalled = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let head = format!(
-        "POST /cli.sqrl?nut={} HTTP/1.1\r\nHost: {addr}\r\n\
-         Content-Type: application/x-www-form-urlencoded\r\n\
-         Content-Length: 400\r\n\r\nclient=",
-        page.nut
-    );
-    stalled.write_all(head.as_bytes()).await.unwrap();
-    let started = std::time::Instant::now();
-    let mut reply = Vec::new();
-    let mut chunk = [0u8; 1024];
-    let read = tokio::time::timeout(std::time::Duration::from_secs(10), async {
-        while !reply.windows(4).any(|w| w == b"\r\n\r\n") {
-            let n = stalled.read(&mut chunk).await.unwrap();
-            assert!(n > 0, "closed without a reply");
-            reply.extend_from_slice(&chunk[..n]);
-        }
-    })
-    .await;
-    assert!(read.is_ok(), "no reply 10 s after the head: no deadline");
-    let reply = String::from_utf8_lossy(&reply);
-    assert!(reply.starts_with("HTTP/1.1 408"), "{reply}");
-    assert!(started.elapsed() >= timeout - std::time::Duration::from_millis(100));
-
-    // The page's stream, opened before the stalled request and now older
-    // than the deadline, still carries the next state.
-    tokio::time::sleep(timeout).await;
-    let mut conversation = SqrlConversation::new(&h.http, &page.url);
-    assert_tif(&conversation.query(&Identity::new(), NONE).await, 0x04);
-    events.expect("scanned").await;
-    let metrics = text(h.http.get(h.url("/metrics")).bearer_auth(OPERATOR_TOKEN)).await;
-    assert!(
-        metrics.contains("sqrl_requests_refused_total{reason=\"timeout\"} 1"),
-        "{metrics}"
-    );
-}
-
 // --- Same-device links ----------------------------------------------------------
 
 /// Login CSRF: an attacker mints a same-device link for their own identity
